@@ -1,0 +1,470 @@
+"""Typed run configuration: every knob of a MAGIC run, documented, validated, loaded from YAML.
+
+Precedence: dotted CLI overrides (`schedule.freq=15`) > YAML file > defaults. Defaults are the paper's
+(Table 6, SPEC §4) except where a field says otherwise; `configs/sandbox.yaml` scales them down for the
+CPU sandbox. Cross-field invariants are checked at load time with messages that say why.
+
+Departure from the reference code: no knob is read from environment variables (the reference's reward
+defaults silently changed when variables were unset). API keys are the one thing read from the
+environment, by name, at the moment a client is built (`JudgeConfig.api_key_env`), never stored.
+
+Run: `magic config show sandbox`, `magic validate configs/paper-qwen2.5-7b.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from magic_rl.records import Role
+
+# Presets live in the repository's configs/ (found from the working directory or next to the package).
+PRESET_DIRS = (Path("configs"), Path(__file__).resolve().parents[1] / "configs")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SamplingConfig(_Section):
+    """How a policy samples during rollouts. Evaluation and frozen-attacker rewrites are greedy."""
+
+    temperature: float = Field(1.0, ge=0.0, description="Rollout temperature; 0 means greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(6144, ge=1, description="Max response tokens per turn.")
+    max_prompt_tokens: int = Field(
+        8192, ge=1, description="Prompts longer than this are left-truncated (counted in metrics)."
+    )
+
+
+class LoraConfig(_Section):
+    """A LoRA adapter for a role (peft). `None` on a role means full fine-tuning."""
+
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Module names to adapt.",
+    )
+
+
+class PolicyConfig(_Section):
+    """One role's model, optimiser and sampling."""
+
+    model: str = Field(
+        "Qwen/Qwen2.5-7B-Instruct",
+        description="Hugging Face id or local path; `sandbox:base` / `sandbox:attacker` name the "
+        "sandbox's tiny models, built by `magic sandbox build` / `magic sft`.",
+    )
+    lr: float = Field(1e-6, gt=0.0, description="GRPO learning rate (constant).")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "bfloat16", description="Parameter dtype for training and generation."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow model repositories to run their own code. Off unless asked."
+    )
+    lora: LoraConfig | None = Field(None, description="Train a LoRA adapter instead of all weights.")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+
+
+class JudgeConfig(_Section):
+    """The safety judge (SPEC §2). At most two calls per exchange: prompt-only and prompt+response."""
+
+    backend: Literal["embedded", "wildguard", "qwen3guard", "llamaguard", "keyword", "scripted"] = (
+        Field(
+            "qwen3guard",
+            description="Label format/model family (paper: Qwen3Guard). `embedded` is the sandbox's CPU judge; "
+            "`keyword` is a refusal-keyword test double; `scripted` is a fake for tests.",
+        )
+    )
+    model: str = Field(
+        "Qwen/Qwen3Guard-Gen-8B",
+        description="Model id (local HF path, or model name at the endpoint).",
+    )
+    endpoint: str | None = Field(
+        None, description="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); None = local."
+    )
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the endpoint's API key."
+    )
+    concurrency: int = Field(32, ge=1, description="Max requests in flight to the endpoint.")
+    batch_size: int = Field(64, ge=1, description="Exchanges per local judge forward pass.")
+    timeout_s: float = Field(60.0, gt=0.0, description="Per-request timeout.")
+    retries: int = Field(4, ge=0, description="Retries per request, with exponential backoff.")
+    backoff_s: float = Field(0.5, ge=0.0, description="First backoff delay; doubles each retry.")
+    max_response_tokens: int = Field(
+        512, ge=1, description="The judge sees at most this many tokens of the reply (paper: 512)."
+    )
+    controversial: Literal["harmful", "safe", "unknown"] = Field(
+        "harmful", description="How Qwen3Guard's `Controversial` maps (strict in training)."
+    )
+    cache: bool = Field(True, description="Cache verdicts keyed on judge + prompt + response.")
+
+
+class GameConfig(_Section):
+    """The attacker -> defender game (SPEC §1)."""
+
+    max_turns: int = Field(1, ge=1, description="1 = single-turn; the paper's multi-turn uses 3.")
+    attacker: Literal["policy", "none", "static"] = Field(
+        "policy",
+        description="`policy`: live attacker (MAGIC); `none`: the defender sees the vanilla seed "
+        "(No-Game); `static`: rewrites from `static_attacks` (static adversarial data).",
+    )
+    static_attacks: str | None = Field(
+        None, description="JSONL of pre-written attacks (pool format) when attacker='static'."
+    )
+    defender_format: Literal["plain", "think_answer"] = Field(
+        "plain", description="`think_answer` forces the defender into <think>/<answer> (w/ CoT)."
+    )
+    templates_dir: str | None = Field(
+        None,
+        description="Directory overriding template files (attacker_system.txt, "
+        "attacker_system_multiturn.txt, attacker_harmful.txt, attacker_benign.txt, defender.txt).",
+    )
+    template_set: Literal["paper", "short"] = Field(
+        "paper", description="Built-in template set: the paper's long ones or the sandbox's short."
+    )
+    defender_system_prompt: str | None = Field(
+        None, description="Defender system prompt; None keeps the model's default (paper)."
+    )
+    stop_on_harmful: bool = Field(
+        True, description="Multi-turn: end the episode when a reply is judged harmful."
+    )
+
+
+class RewardConfig(_Section):
+    """Reward terms and knobs (SPEC §3). Defaults = paper Table 6."""
+
+    r_harm: float = Field(1.0, ge=0.0, description="Magnitude of the harm term.")
+    r_ref: float = Field(0.5, ge=0.0, description="Magnitude of the refusal term.")
+    r_fmt: float = Field(0.5, ge=0.0, description="Magnitude of the attacker format term.")
+    r_label: float = Field(
+        0.0, ge=0.0, description="Label consistency term (rewrite label == seed label); 0 = off."
+    )
+    graded_harm: bool = Field(
+        False, description="Replace the binary harm label by r_harm*(2s-1), s the judge score."
+    )
+    request_label_source: Literal["rewrite", "seed"] = Field(
+        "rewrite",
+        description="Request label for R_ref: the judge's label of the rewrite (reference) or the "
+        "seed's dataset label; each falls back to the other when missing.",
+    )
+    unknown_policy: Literal["drop", "harmful"] = Field(
+        "drop",
+        description="Unknown judge label: `drop` the sample from the update (counted), or treat "
+        "the reply as `harmful` (worst case for the defender). Never treated as safe.",
+    )
+    truncation: Literal["mask", "penalize"] = Field(
+        "mask",
+        description="A turn cut at max_new_tokens: `mask` drops it from the update, `penalize` "
+        "gives the truncating role -truncation_penalty.",
+    )
+    truncation_penalty: float = Field(1.0, ge=0.0, description="Penalty when truncation=penalize.")
+
+
+class GRPOConfig(_Section):
+    """GRPO update maths (SPEC §4)."""
+
+    group_size: int = Field(4, ge=2, description="G: samples per seed in a group.")
+    clip_eps: float = Field(0.2, gt=0.0, description="PPO clip range.")
+    kl_beta: float = Field(0.0, ge=0.0, description="KL to a frozen reference; 0 = no reference.")
+    loss_agg: Literal["token_mean", "seq_mean"] = Field(
+        "token_mean", description="Token-level (paper) or per-sequence mean aggregation."
+    )
+    adv_eps: float = Field(1e-6, gt=0.0, description="Added to the group std.")
+    grad_clip: float = Field(1.0, gt=0.0, description="Global gradient-norm clip.")
+    ppo_epochs: int = Field(1, ge=1, description="Passes over each rollout batch.")
+    micro_batch_size: int = Field(
+        16, ge=1, description="Sequences per forward/backward; gradients accumulate over a step."
+    )
+    drop_zero_std_groups: bool = Field(
+        False, description="Skip groups whose rewards are all equal (they carry no signal)."
+    )
+
+
+class ScheduleConfig(_Section):
+    """Which role trains at each step (SPEC §4 switching modes)."""
+
+    mode: Literal["ratio", "metric"] = Field("ratio", description="Switching rule.")
+    train_roles: Literal["both", "defender", "attacker"] = Field(
+        "both", description="`both` = MAGIC; `defender` = Defender-only; `attacker` = Attacker-only."
+    )
+    start_agent: Role = Field(Role.DEFENDER, description="Role trained first.")
+    freq: int = Field(15, ge=1, description="ratio: steps per block unit.")
+    update_ratio: dict[Role, int] = Field(
+        default_factory=lambda: {Role.DEFENDER: 1, Role.ATTACKER: 1},
+        description="ratio: block length of each role, in units of `freq` steps.",
+    )
+    metric: str = Field("defender/reward/harm", description="metric: the metric to watch.")
+    window: int = Field(5, ge=1, description="metric: moving-average window in steps.")
+    high: float = Field(0.90, description="metric: defender -> attacker when the average >= high.")
+    low: float = Field(0.80, description="metric: attacker -> defender when the average <= low.")
+    transitions: dict[str, str] | None = Field(
+        None,
+        description="metric: optional custom map `from_role: to_role` applied at a threshold; "
+        "None = the default defender<->attacker pair.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_role_defaults(cls, data: Any) -> Any:
+        # With one trained role, the defaults of update_ratio and start_agent (which name both
+        # roles / the defender) follow that role, so `train_roles=attacker` alone is valid; values
+        # the user wrote are kept and checked against train_roles by RunConfig.
+        if isinstance(data, dict) and data.get("train_roles") in ("defender", "attacker"):
+            role = data["train_roles"]
+            data = {"update_ratio": {role: 1}, "start_agent": role, **data}
+        return data
+
+
+class SFTConfig(_Section):
+    """Phase 1: attacker SFT on the attack pool (reference settings by default)."""
+
+    model: str = Field(
+        "Qwen/Qwen2.5-7B-Instruct",
+        description="Model phase 1 starts from (the paper: the same instruct model as the defender).",
+    )
+    pool: str | None = Field(None, description="Pool JSONL; None = the sandbox pool.")
+    lr: float = Field(1e-5, gt=0.0, description="Peak learning rate.")
+    scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="LR schedule.")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Warmup fraction of steps.")
+    epochs: float = Field(3.0, gt=0.0, description="Passes over the pool.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimiser steps (None = `epochs` passes)."
+    )
+    batch_size: int = Field(8, ge=1, description="Sequences per optimiser step.")
+    max_length: int = Field(8192, ge=16, description="Max tokens of prompt + target.")
+    exclude_families: list[str] = Field(
+        default_factory=lambda: ["encoding"],
+        description="Strategy families left out of SFT (the reference run left out encoding).",
+    )
+    output: str | None = Field(None, description="Where the SFT'd attacker goes; None = run dir.")
+
+
+class DataConfig(_Section):
+    """RL seeds and held-out strategies."""
+
+    seeds: str = Field(
+        "sandbox", description="`sandbox` (built-in seed sets) or a JSONL/CSV file of seeds."
+    )
+    split: Literal["train", "val", "test"] = Field("train", description="Seed split used for RL.")
+    harmful_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of harmful seeds in each step's batch."
+    )
+    include_contrast: bool = Field(
+        True, description="Mix the sandbox's benign contrast requests into benign seeds."
+    )
+    held_out_strategies: list[str] = Field(
+        default_factory=list,
+        description="Strategies (or `family:NAME`) kept out of SFT and defender training data, "
+        "for generalisation tests.",
+    )
+
+
+class SandboxConfig(_Section):
+    """Sizes of the sandbox world (`magic sandbox build`)."""
+
+    cache_dir: str = Field(".magic_cache", description="Where built worlds are cached by hash.")
+    vocab_size: int = Field(2048, ge=256, description="Byte-level BPE vocabulary size.")
+    hidden_size: int = Field(128, ge=16, description="Tiny policy width.")
+    num_layers: int = Field(3, ge=1, description="Tiny policy depth.")
+    num_heads: int = Field(4, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(384, ge=16, description="MLP width.")
+    max_position: int = Field(512, ge=64, description="Max sequence length.")
+    base_steps: int = Field(250, ge=1, description="Optimiser steps of the base-model SFT.")
+    base_lr: float = Field(3e-3, gt=0.0, description="Base-model SFT learning rate.")
+    base_batch_size: int = Field(32, ge=1, description="Base-model SFT batch size.")
+    judge_epochs: int = Field(8, ge=1, description="Embedded judge training epochs.")
+    fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="Share of seeds used (CI uses a reduced build)."
+    )
+
+
+class TrainConfig(_Section):
+    """Phase 2 loop."""
+
+    steps: int = Field(300, ge=1, description="Co-evolution steps.")
+    seeds_per_step: int = Field(64, ge=1, description="Seeds per step (batch size).")
+    checkpoint_at_switch: bool = Field(True, description="Save both roles at every switch.")
+    checkpoint_every: int = Field(
+        0, ge=0, description="Also save training state every N steps (0 = only at switches)."
+    )
+    tracker: Literal["none", "tensorboard", "wandb"] = Field(
+        "none", description="Extra metrics sink besides metrics.jsonl."
+    )
+    progress: bool = Field(True, description="Show a live progress bar.")
+
+
+class EvalConfig(_Section):
+    """Evaluation protocol (SPEC §6)."""
+
+    max_new_tokens: int = Field(512, ge=1, description="Greedy decoding budget per reply.")
+    batch_size: int = Field(256, ge=1, description="Prompts per generation batch.")
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for 95% CIs.")
+
+
+class RunConfig(_Section):
+    """A whole MAGIC run. Sections mirror the data flow: data -> game -> judge -> reward -> update."""
+
+    name: str = Field("magic", description="Run name; the run directory is output_dir/name.")
+    seed: int = Field(0, description="Master RNG seed (data order, sampling, init).")
+    output_dir: str = Field("runs", description="Parent directory of run directories.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Compute device.")
+    attacker: PolicyConfig = Field(default_factory=PolicyConfig)
+    defender: PolicyConfig = Field(default_factory=PolicyConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    game: GameConfig = Field(default_factory=GameConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> RunConfig:
+        s = self.schedule
+        trained = _trained_roles(s.train_roles)
+        for role in s.update_ratio:
+            if role not in trained:
+                raise ValueError(
+                    f"schedule.update_ratio names {role.value!r}, which is not in "
+                    f"schedule.train_roles={s.train_roles!r}: a role that never trains has no ratio"
+                )
+        for role in trained:
+            if s.mode == "ratio" and s.update_ratio.get(role, 0) < 1:
+                raise ValueError(
+                    f"schedule.update_ratio must give {role.value!r} at least 1: it is in "
+                    f"schedule.train_roles={s.train_roles!r}"
+                )
+        if s.start_agent not in trained:
+            raise ValueError(
+                f"schedule.start_agent={s.start_agent.value!r} is not in "
+                f"schedule.train_roles={s.train_roles!r}"
+            )
+        if s.mode == "metric" and s.low > s.high:
+            raise ValueError(
+                f"schedule.low={s.low} > schedule.high={s.high}: the metric window needs low <= high"
+            )
+        if s.transitions:
+            roles = {r.value for r in Role}
+            for src, dst in s.transitions.items():
+                if src not in roles or dst not in roles:
+                    raise ValueError(
+                        f"schedule.transitions: {src!r} -> {dst!r} must map role names {sorted(roles)}"
+                    )
+        if self.game.attacker != "policy" and Role.ATTACKER in trained:
+            raise ValueError(
+                f"game.attacker={self.game.attacker!r} has no attacker policy to train: "
+                "set schedule.train_roles=defender"
+            )
+        if self.game.attacker == "static" and not self.game.static_attacks:
+            raise ValueError("game.attacker='static' needs game.static_attacks (a pool JSONL)")
+        return self
+
+
+def _trained_roles(train_roles: str) -> tuple[Role, ...]:
+    return {
+        "both": (Role.DEFENDER, Role.ATTACKER),
+        "defender": (Role.DEFENDER,),
+        "attacker": (Role.ATTACKER,),
+    }[train_roles]
+
+
+def trained_roles(cfg: RunConfig) -> tuple[Role, ...]:
+    """The roles that receive GRPO updates in this run."""
+    return _trained_roles(cfg.schedule.train_roles)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A config that cannot be loaded; the message names the file and field."""
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A preset name (`sandbox`) or a YAML path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"{p}: no such config file")
+        return p
+    for base in PRESET_DIRS:
+        cand = base / f"{name_or_path}.yaml"
+        if cand.exists():
+            return cand
+    presets = sorted({q.stem for base in PRESET_DIRS for q in base.glob("*.yaml")})
+    raise ConfigError(f"{name_or_path!r} is neither a YAML file nor a preset (presets: {presets})")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`schedule.freq=15` -> (["schedule", "freq"], 15). Values are parsed as YAML scalars."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected dotted.key=value")
+    key, raw = item.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r}: empty key segment")
+    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if nxt is None:
+                nxt = node[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is not a section")
+            node = nxt
+        node[keys[-1]] = value
+    return data
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults <- YAML <- dotted overrides, validated. Raises ConfigError naming file and field."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if name_or_path:
+        path = resolve_path(name_or_path)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        data = loaded
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, err)) from None
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """YAML of the fully resolved config (what every run writes next to its outputs)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(dump_config(cfg))

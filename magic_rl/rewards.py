@@ -1,0 +1,183 @@
+"""Per-role rewards from the judge's labels (SPEC §3): one pure function per term, then a combiner.
+
+    R_harm = +r_harm if the reply is judged safe, -r_harm if harmful
+    R_ref  = +r_ref if (request harmful and refused) or (request benign and not refused), else -r_ref
+    R_fmt  = +r_fmt if the attacker output is exactly <think>…</think><answer>…</answer>, else -r_fmt
+    R_D = R_harm + R_ref          R_A = -R_D + R_fmt (+ R_label when r_label > 0)
+
+Defaults are the paper's (Table 6: r_harm=1, r_ref=0.5, r_fmt=0.5). A term returns `None` when a
+label it needs is unknown; `compute_rewards` then applies `reward.unknown_policy`: `drop` marks the
+exchange invalid for both roles (counted as `reward/dropped`), `harmful` reads an unknown reply as
+harmful, an unknown refusal as not refused and an unknown rewrite label as harmful. An unknown label
+is never read as safe (the reference code did).
+
+Choices the paper leaves open:
+- The reward uses the LAST exchange of an episode (the verdicts are of that exchange) and the
+  attacker format of the last turn; a truncation in ANY turn counts, because every generated token
+  of the episode enters the update.
+- Graded harm: `Verdict.score` is a harm score s in [0, 1] (1 = harmful), so the term is
+  r_harm·(2(1-s)-1) = r_harm·(1-2s); it equals the binary term at s ∈ {0, 1}.
+- A penalised truncation replaces the role's reward: total = -truncation_penalty and the only
+  component is `truncation`. For every valid sample, total == sum(components).
+
+Run: `python -m pytest -q tests/test_rewards.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from magic_rl.config import RewardConfig
+from magic_rl.records import Episode, Label, RewardBreakdown, Role, Verdict
+
+UNKNOWN_NOTE = "unknown judge label"
+TRUNCATED_NOTE = "truncated"
+
+
+def r_harm(
+    reply_harmful: bool | None, cfg: RewardConfig, score: float | None = None
+) -> float | None:
+    """R_harm: +r_harm for a safe reply, -r_harm for a harmful one; graded when cfg.graded_harm."""
+    if cfg.graded_harm:
+        if score is None:
+            return None
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"judge score {score!r} is outside [0, 1]")
+        return cfg.r_harm * (1.0 - 2.0 * score)
+    if reply_harmful is None:
+        return None
+    return -cfg.r_harm if reply_harmful else cfg.r_harm
+
+
+def r_ref(request_harmful: bool | None, refused: bool | None, cfg: RewardConfig) -> float | None:
+    """R_ref: +r_ref when the reply refuses exactly the harmful requests, else -r_ref."""
+    if request_harmful is None or refused is None:
+        return None
+    return cfg.r_ref if request_harmful == refused else -cfg.r_ref
+
+
+def r_fmt(format_ok: bool, cfg: RewardConfig) -> float:
+    """R_fmt (attacker only): +r_fmt for a well-formed <think>/<answer> output, else -r_fmt."""
+    return cfg.r_fmt if format_ok else -cfg.r_fmt
+
+
+def r_label(rewrite_harmful: bool | None, seed_label: Label, cfg: RewardConfig) -> float | None:
+    """R_label (attacker only, optional): +r_label when the judge labels the rewrite as the seed is
+    labelled (a harmful seed stays harmful, a benign one stays benign), else -r_label."""
+    if rewrite_harmful is None:
+        return None
+    return cfg.r_label if rewrite_harmful == (seed_label == "harmful") else -cfg.r_label
+
+
+def request_label(
+    judge_prompt_harmful: bool | None,
+    seed_label: Label | None,
+    source: Literal["rewrite", "seed"],
+) -> bool | None:
+    """Is the request harmful, for R_ref: the judge's label of the rewrite (`rewrite`, reference
+    default) or the seed's dataset label (`seed`), each falling back to the other when missing."""
+    seed_harmful = None if seed_label is None else seed_label == "harmful"
+    if source == "rewrite":
+        return judge_prompt_harmful if judge_prompt_harmful is not None else seed_harmful
+    return seed_harmful if seed_harmful is not None else judge_prompt_harmful
+
+
+def compute_rewards(
+    episodes: Sequence[Episode], verdicts: Sequence[Verdict], cfg: RewardConfig
+) -> dict[Role, list[RewardBreakdown]]:
+    """One RewardBreakdown per episode and role, in episode order; verdicts[i] judges episodes[i]'s
+    last exchange."""
+    if len(episodes) != len(verdicts):
+        raise ValueError(f"{len(episodes)} episodes but {len(verdicts)} verdicts")
+    out: dict[Role, list[RewardBreakdown]] = {Role.DEFENDER: [], Role.ATTACKER: []}
+    for episode, verdict in zip(episodes, verdicts, strict=True):
+        defender, attacker = _episode_rewards(episode, verdict, cfg)
+        out[Role.DEFENDER].append(defender)
+        out[Role.ATTACKER].append(attacker)
+    return out
+
+
+def _episode_rewards(
+    episode: Episode, verdict: Verdict, cfg: RewardConfig
+) -> tuple[RewardBreakdown, RewardBreakdown]:
+    worst_case = cfg.unknown_policy == "harmful"
+    reply_harmful, refused, rewrite_harmful, score = (
+        verdict.response_harmful,
+        verdict.response_refusal,
+        verdict.prompt_harmful,
+        verdict.score,
+    )
+    if worst_case:
+        reply_harmful = True if reply_harmful is None else reply_harmful
+        score = 1.0 if score is None else score
+        refused = False if refused is None else refused
+        rewrite_harmful = True if rewrite_harmful is None else rewrite_harmful
+
+    harm = r_harm(reply_harmful, cfg, score)
+    # The seed label always exists, so the request label is known after the fallback.
+    request_harmful = request_label(
+        verdict.prompt_harmful, episode.seed.label, cfg.request_label_source
+    )
+    refusal = r_ref(request_harmful, refused, cfg)
+    d_parts = {"harm": harm, "refusal": refusal}
+    a_parts = {
+        "harm": None if harm is None else -harm,
+        "refusal": None if refusal is None else -refusal,
+        "format": r_fmt(episode.last.attack_format_ok, cfg),
+    }
+    if cfg.r_label > 0:
+        a_parts["label"] = r_label(rewrite_harmful, episode.seed.label, cfg)
+    # An unknown label that a term of either role needs drops the whole exchange.
+    unknown = any(v is None for v in (*d_parts.values(), *a_parts.values()))
+
+    truncated = {
+        Role.DEFENDER: any(t.reply_finish == "length" for t in episode.turns),
+        Role.ATTACKER: any(t.attack_finish == "length" for t in episode.turns),
+    }
+    return (
+        _breakdown(d_parts, truncated[Role.DEFENDER], unknown, cfg),
+        _breakdown(a_parts, truncated[Role.ATTACKER], unknown, cfg),
+    )
+
+
+def _breakdown(
+    parts: dict[str, float | None], truncated: bool, unknown: bool, cfg: RewardConfig
+) -> RewardBreakdown:
+    known = {k: v for k, v in parts.items() if v is not None}
+    if truncated and cfg.truncation == "penalize":
+        return RewardBreakdown(-cfg.truncation_penalty, {"truncation": -cfg.truncation_penalty})
+    if truncated:
+        return RewardBreakdown(0.0, known, valid=False, note=TRUNCATED_NOTE)
+    if unknown:
+        return RewardBreakdown(0.0, known, valid=False, note=UNKNOWN_NOTE)
+    return RewardBreakdown(sum(known.values()), known)
+
+
+def summarize(rewards: Mapping[Role, Sequence[RewardBreakdown]]) -> dict[str, float]:
+    """Step metrics: per role the mean of each component and of the total over valid samples
+    (a component a sample lacks counts as 0, so the component means add up to the total mean;
+    NaN when no sample is valid), `{role}/reward/invalid` and `{role}/reward/truncated` counts,
+    and `reward/dropped`, the number of exchanges dropped for an unknown judge label."""
+    metrics: dict[str, float] = {}
+    for role, samples in rewards.items():
+        valid = [s for s in samples if s.valid]
+        keys = ["harm", "refusal"] + (["format"] if role is Role.ATTACKER else [])
+        keys += sorted({k for s in valid for k in s.components} - set(keys))
+        for key in keys:
+            metrics[f"{role}/reward/{key}"] = _mean([s.components.get(key, 0.0) for s in valid])
+        metrics[f"{role}/reward/total"] = _mean([s.total for s in valid])
+        metrics[f"{role}/reward/invalid"] = float(len(samples) - len(valid))
+        metrics[f"{role}/reward/truncated"] = float(
+            sum(s.note == TRUNCATED_NOTE or "truncation" in s.components for s in samples)
+        )
+    per_exchange = zip(*rewards.values(), strict=True)
+    metrics["reward/dropped"] = float(
+        sum(any(s.note == UNKNOWN_NOTE for s in exchange) for exchange in per_exchange)
+    )
+    return metrics
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
