@@ -1,0 +1,121 @@
+"""A local Hugging Face guard model (WildGuard, Qwen3Guard-Gen, Llama Guard 3): `HFGuardJudge`.
+
+Same formats, parsers, cache and counters as `EndpointJudge`; the model runs in-process with batched
+greedy generation (left padding, `cfg.batch_size` calls per forward). Chat formats go through the
+tokenizer's chat template; a tokenizer without one falls back to the format's `raw_prompt` when it
+has one (Llama Guard 3), else it is an error. Raw prompts (WildGuard) are tokenised without special
+tokens because they spell out their own `<s>`. Replies are truncated to `cfg.max_response_tokens`
+tokens of the guard's own tokenizer (exact, unlike the endpoint's whitespace approximation).
+
+Weights load from safetensors only; `trust_remote_code` stays off unless the caller turns it on.
+transformers and torch are imported when the judge is built.
+
+Run: `python -m pytest -q tests/test_judge_endpoint.py -k hf`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from magic_rl.config import JudgeConfig
+from magic_rl.judge.formats import Call, GuardFormat, get_format
+from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls
+from magic_rl.records import Verdict
+
+
+def render_prompt(fmt: GuardFormat, tokenizer: Any, call: Call) -> str:
+    """The exact text the guard model reads for one call."""
+    request = fmt.request(*call)
+    if isinstance(request, str):
+        return request
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(request, tokenize=False, add_generation_prompt=True)
+    raw = getattr(fmt, "raw_prompt", None)
+    if raw is None:
+        raise ValueError(
+            f"{fmt.name}: the tokenizer has no chat template and the format has no raw prompt; "
+            "load the guard model's own tokenizer"
+        )
+    return raw(request)
+
+
+class HFGuardJudge:
+    """A guard model loaded with transformers (or passed in), judged with its format."""
+
+    def __init__(
+        self,
+        cfg: JudgeConfig,
+        *,
+        model: Any = None,
+        tokenizer: Any = None,
+        device: str = "cpu",
+        trust_remote_code: bool = False,
+        cache_path: str | Path | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.fmt = get_format(cfg.backend, cfg.controversial)
+        self.name = cfg.backend
+        self.device = device
+        self.stats = JudgeStats()
+        self.cache = CallCache(cache_path) if cfg.cache else None
+        if model is None or tokenizer is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(
+                cfg.model, trust_remote_code=trust_remote_code
+            )
+            model = model or AutoModelForCausalLM.from_pretrained(
+                cfg.model, dtype="auto", use_safetensors=True, trust_remote_code=trust_remote_code
+            )
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"  # generation continues from the right edge
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def __repr__(self) -> str:
+        return f"HFGuardJudge(backend={self.cfg.backend!r}, model={self.cfg.model!r})"
+
+    def judge(self, prompts: Sequence[str], responses: Sequence[str | None]) -> list[Verdict]:
+        exchanges, calls = plan_calls(
+            self.fmt, prompts, responses, self.cfg.max_response_tokens, self.tokenizer
+        )
+        answers: dict[Call, str] = {}
+        todo = []
+        for call in calls:
+            cached = self.cache.get(self._key(call)) if self.cache is not None else None
+            if cached is None:
+                todo.append(call)
+            else:
+                answers[call] = cached
+                self.stats.cache_hits += 1
+        for start in range(0, len(todo), self.cfg.batch_size):
+            batch = todo[start : start + self.cfg.batch_size]
+            answers |= dict(zip(batch, self._generate(batch), strict=True))
+        verdicts, clean = assemble(self.fmt, exchanges, answers, {}, self.stats)
+        if self.cache is not None:
+            self.cache.put_many({self._key(c): answers[c] for c in clean})
+        return verdicts
+
+    def _key(self, call: Call) -> tuple[str, str, str, str | None]:
+        return (self.name, self.cfg.model, call[0], call[1])
+
+    def _generate(self, calls: list[Call]) -> list[str]:
+        import torch
+
+        texts = [render_prompt(self.fmt, self.tokenizer, c) for c in calls]
+        # Chat templates and WildGuard's raw prompt already hold the special tokens they need.
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        self.stats.requests += len(calls)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.fmt.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
