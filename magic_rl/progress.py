@@ -1,0 +1,59 @@
+"""A rich progress bar for training that shows the role being trained and the key metrics live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+KEY_METRICS = (
+    ("schedule/role", "role", "{}"),
+    ("game/asr", "asr", "{:.2f}"),
+    ("defender/refusal_rate/harmful", "refuse(harm)", "{:.2f}"),
+    ("defender/refusal_rate/benign", "refuse(benign)", "{:.2f}"),
+    ("attacker/format_rate", "fmt", "{:.2f}"),
+    ("time/step", "s/step", "{:.1f}"),
+)
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, label, fmt in KEY_METRICS:
+        if key in metrics and metrics[key] is not None:
+            parts.append(f"{label} {fmt.format(metrics[key])}")
+    return "  ".join(parts)
+
+
+class TrainProgress:
+    """`with TrainProgress(total, start) as bar: bar.update(metrics)`; a no-op when disabled."""
+
+    def __init__(self, total: int, start: int = 0, *, enabled: bool = True, title: str = "train"):
+        self.total, self.start, self.enabled, self.title = total, start, enabled, title
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> TrainProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.title, total=self.total,
+                                                 completed=self.start, info="")
+        return self
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, info=describe(metrics))
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
