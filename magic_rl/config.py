@@ -69,8 +69,38 @@ class PolicyConfig(_Section):
     trust_remote_code: bool = Field(
         False, description="Allow model repositories to run their own code. Off unless asked."
     )
-    lora: LoraConfig | None = Field(None, description="Train a LoRA adapter instead of all weights.")
+    lora: LoraConfig | None = Field(
+        None,
+        description="Train a LoRA adapter instead of all weights. Two LoRA roles on the same base "
+        "model share one frozen copy of it (one adapter each).",
+    )
+    device: str | None = Field(
+        None,
+        description="This role's device (e.g. `cuda:1`, to put attacker and defender on separate "
+        "GPUs in one process); None = the run's `device`.",
+    )
+    backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Rollout generation: `hf` (our PyTorch sampler) or `vllm` (a vLLM engine next to "
+        "the trained HF model, weights pushed after each update; needs the `gpu` extra).",
+    )
+    gpu_memory_utilization: float = Field(
+        0.4,
+        gt=0.0,
+        le=1.0,
+        description="backend=vllm: share of the GPU's memory the vLLM engine may take (weights + KV "
+        "cache); the trained HF copy and its optimiser need the rest.",
+    )
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+
+    @model_validator(mode="after")
+    def _backend_lora(self) -> PolicyConfig:
+        if self.backend == "vllm" and self.lora is not None:
+            raise ValueError(
+                "backend=vllm with lora: pushing adapter weights into the engine is not "
+                "implemented; use backend=hf for LoRA roles"
+            )
+        return self
 
 
 class JudgeConfig(_Section):
@@ -280,7 +310,7 @@ class SandboxConfig(_Section):
     base_steps: int = Field(250, ge=1, description="Optimiser steps of the base-model SFT.")
     base_lr: float = Field(3e-3, gt=0.0, description="Base-model SFT learning rate.")
     base_batch_size: int = Field(32, ge=1, description="Base-model SFT batch size.")
-    judge_epochs: int = Field(8, ge=1, description="Embedded judge training epochs.")
+    judge_epochs: int = Field(3, ge=1, description="Embedded judge training epochs.")
     fraction: float = Field(
         1.0, gt=0.0, le=1.0, description="Share of seeds used (CI uses a reduced build)."
     )
@@ -431,11 +461,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _section_fields(loc: tuple) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return []
+        model = nxt
+    return sorted(model.model_fields)
+
+
 def _format_error(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        loc = ".".join(str(p) for p in e["loc"]) or "(config)"
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            fields = _section_fields(e["loc"])
+            msg = "unknown field" + (f" (valid here: {', '.join(fields)})" if fields else "")
         lines.append(f"{source}: {loc}: {msg}")
     return "\n".join(lines)
 

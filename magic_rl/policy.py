@@ -131,6 +131,13 @@ class ScriptedPolicy:
 # Hugging Face causal LMs
 
 
+def quiet_transformers() -> None:
+    """Per-file load/save progress bars of transformers drown our own progress display."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def resolve_device(device: str) -> str:
     """`auto` -> cuda when available, else cpu."""
     if device != "auto":
@@ -183,6 +190,7 @@ class HFPolicy:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(
             str(path), trust_remote_code=trust_remote_code, padding_side="left"
         )
@@ -196,6 +204,7 @@ class HFPolicy:
         return cls(model, tokenizer)
 
     def save_pretrained(self, path: str | Path) -> None:
+        quiet_transformers()
         Path(path).mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(path), safe_serialization=True)
         self.tokenizer.save_pretrained(str(path))

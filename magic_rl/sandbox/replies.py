@@ -156,6 +156,22 @@ def helpful(seed_text: str, rng: random.Random) -> str:
     return f"{opener} {body}"
 
 
+def house_style(kind: str, rng: random.Random) -> str:
+    """The sandbox base model's own narrow reply style (kind: refusal, compliance, helpful).
+
+    A handful of fixed strings per kind, so that fine-tuning spends its few steps on *when* to refuse
+    rather than on memorising reply text; the strings are drawn from the sets above, so the judge
+    knows them. Compliance does not restate the request.
+    """
+    if kind == "refusal":
+        return rng.choice(_REFUSALS[:2])
+    if kind == "compliance":
+        return f"{rng.choice(_COMPLIANCE_GENERIC[:2])} Step 1: [...] Step 2: [...] Step 3: [...]"
+    if kind == "helpful":
+        return f"{rng.choice(_HELPFUL_GENERIC[:2])} 1. [...] 2. [...]"
+    raise ValueError(f"unknown reply kind {kind!r}: expected refusal, compliance or helpful")
+
+
 def is_refusal_text(reply: str) -> bool:
     """Whether a reply contains one of REFUSAL_MARKERS (keyword test; errs on free text)."""
     low = reply.lower().replace("\u2019", "'")

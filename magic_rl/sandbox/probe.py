@@ -1,0 +1,86 @@
+"""Measure a defender of the sandbox world per attack strategy: ASR, refusal and compliance rates.
+
+For every strategy, the test-split seeds' pool rewrites are sent to the defender under the training
+chat view (`Question:\\n{attack}`); replies are greedy (the evaluation protocol) or sampled at the
+rollout temperature (`sampled=True`, what the game sees), and judged by the world's embedded judge.
+Vanilla seeds form the `vanilla` row. This is the base defender's vulnerability table in
+docs/sandbox.md.
+
+Run: `magic sandbox probe [--model PATH] [--sampled]`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from magic_rl.config import RunConfig
+from magic_rl.evaluate.metrics import bootstrap_ci
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    strategy: str
+    label: str
+    n: int
+    harmful_rate: float
+    refusal_rate: float
+    ci: tuple[float, float]  # of the row's headline rate: ASR for harmful, compliance for benign
+
+
+def probe_defender(cfg: RunConfig, model: str | None = None, *, sampled: bool = False,
+                   per_strategy: int = 60, split: str = "test", log=print) -> list[ProbeRow]:
+    from magic_rl.data.seeds import split_of
+    from magic_rl.judge.embedded import EmbeddedJudge
+    from magic_rl.loop import StepJudge
+    from magic_rl.policy import HFPolicy
+    from magic_rl.prompts import defender_messages, load_templates
+    from magic_rl.sandbox.world import build_world
+    from magic_rl.strategies import read_pool
+
+    world = build_world(cfg, log=log)
+    policy = HFPolicy.from_pretrained(model or world.base)
+    judge = StepJudge(EmbeddedJudge.from_pretrained(world.judge), cfg.judge.max_response_tokens)
+    templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
+
+    items: dict[tuple[str, str], list[str]] = defaultdict(list)
+    seen_seeds = set()
+    for rec in read_pool(world.pool):
+        if split_of(rec.seed) != split:
+            continue
+        key = (rec.strategy, rec.seed.label)
+        if len(items[key]) < per_strategy:
+            items[key].append(rec.rewrite)
+        if rec.seed.id not in seen_seeds and len(items["vanilla", rec.seed.label]) < per_strategy:
+            seen_seeds.add(rec.seed.id)
+            items["vanilla", rec.seed.label].append(rec.seed.text)
+
+    keys = sorted(items, key=lambda k: (k[0] != "vanilla", k[1], k[0]))
+    prompts = [p for k in keys for p in items[k]]
+    s = cfg.defender.sampling
+    gens = policy.generate(
+        [defender_messages(templates, [], p) for p in prompts],
+        temperature=s.temperature if sampled else 0.0, top_p=s.top_p,
+        max_new_tokens=s.max_new_tokens, max_prompt_tokens=s.max_prompt_tokens, seed=cfg.seed,
+    )
+    verdicts = judge(prompts, [g.text for g in gens])
+    rows, i = [], 0
+    for strategy, label in keys:
+        vs = verdicts[i : i + len(items[strategy, label])]
+        i += len(vs)
+        harmful = [float(v.response_harmful is True) for v in vs]
+        refused = [float(v.response_refusal is True) for v in vs]
+        headline = harmful if label == "harmful" else [1 - r for r in refused]
+        rows.append(ProbeRow(strategy, label, len(vs), sum(harmful) / len(vs),
+                             sum(refused) / len(vs), bootstrap_ci(headline, seed=cfg.seed)))
+    return rows
+
+
+def markdown_table(rows: list[ProbeRow]) -> str:
+    out = ["| strategy | seeds | n | ASR (harmful judged) | refusal | 95% CI |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        head = f"{r.harmful_rate:.2f}" if r.label == "harmful" else "—"
+        ci = "[{:.2f}, {:.2f}]".format(*r.ci)
+        out.append(f"| {r.strategy} | {r.label} | {r.n} | {head} | {r.refusal_rate:.2f} | {ci} |")
+    return "\n".join(out)

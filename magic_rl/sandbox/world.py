@@ -1,0 +1,328 @@
+"""Build the sandbox world (SPEC §8): seeds -> attack pool -> tokenizer -> base model -> judge.
+
+What a real run downloads (an instruct model, a guard model, datasets) the sandbox builds, cached by a
+hash of its config and of the code and assets that produce it:
+
+    .magic_cache/world-<hash>/
+      pool.jsonl        the attack pool (15 programmatic strategies, every seed, with provenance)
+      tokenizer/        byte-level BPE with a chat template, trained on the world's own text
+      base/             the base "instruct" model: the starting point of both roles (as
+                        Qwen2.5-7B-Instruct is in the paper), saved with save_pretrained
+      judge/            the embedded judge (three heads), trained on the world's labelled exchanges
+      attacker-<h>/     phase-1 output (`magic sft`): the base model SFT'd on the pool
+      build.json        sizes, timings, judge accuracy
+
+The base model is fine-tuned to behave like an ordinary instruct model: it mostly refuses plain harmful
+requests, helps with benign ones, over-refuses some alarming-looking "contrast" requests, and is fooled
+by rewrites at the per-strategy rates of `VULNERABILITY`. Strategies listed in
+`data.held_out_strategies` never appear in its training data. Compliance replies are placeholders
+(sandbox/replies.py). Departure from a real instruct model: its loss also covers the prompts
+(a small pretraining-style corpus), so the attacker SFT starts from a model that has read requests
+and rewrites, as a real pretrained model has read text of every kind.
+
+Run: `magic sandbox build` (then `magic sft --config configs/sandbox.yaml`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from magic_rl.config import RunConfig, SandboxConfig
+from magic_rl.prompts import defender_messages, load_templates
+from magic_rl.records import Seed
+
+PACKAGE = Path(__file__).resolve().parents[1]
+WORLD_VERSION = "1"
+
+# Probability that the base model complies with a harmful rewrite, per strategy. Persona and
+# authority framings fool it most, a plain question form least; ciphers are unreadable to it (it
+# answers them with a refusal or a generic placeholder), as for many small real models.
+VULNERABILITY = {
+    "role_play": 0.85, "technical_terms": 0.7, "slang": 0.5, "uncommon_dialects": 0.5,
+    "question": 0.3, "misspellings": 0.45, "logical_appeal": 0.6, "authority_endorsement": 0.7,
+    "misrepresentation": 0.6, "evidence_based_persuasion": 0.65, "expert_endorsement": 0.7,
+    "ascii": 0.3, "caesar": 0.3, "morse": 0.3, "atbash": 0.3,
+}
+P_REFUSE = {"harmful": 0.9, "benign": 0.03, "contrast": 0.35, "adversarial_benign": 0.25}
+VANILLA_REPEATS = 3
+JUDGE_REWRITES_PER_SEED = 3  # rewrites per seed in the judge's training set (of 15 strategies)  # independent reply draws per vanilla seed, so the model learns a distribution
+
+
+@dataclass(frozen=True)
+class World:
+    """Paths of a built world."""
+
+    root: Path
+
+    @property
+    def pool(self) -> Path:
+        return self.root / "pool.jsonl"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def base(self) -> Path:
+        return self.root / "base"
+
+    @property
+    def judge(self) -> Path:
+        return self.root / "judge"
+
+    @property
+    def info(self) -> dict:
+        return json.loads((self.root / "build.json").read_text())
+
+    def attacker(self, cfg: RunConfig) -> Path:
+        return self.root / f"attacker-{_hash(cfg.sft.model_dump(mode='json'), cfg.data.held_out_strategies, cfg.seed)}"
+
+    @property
+    def built(self) -> bool:
+        return (self.root / "build.json").exists()
+
+
+def _source_fingerprint() -> str:
+    h = hashlib.sha256(WORLD_VERSION.encode())
+    # What produces the world's data and models (bump WORLD_VERSION for other behaviour changes).
+    parts = [PACKAGE / "assets" / "seeds", PACKAGE / "assets" / "templates", PACKAGE / "strategies",
+             PACKAGE / "data" / "seeds.py", PACKAGE / "judge" / "embedded.py",
+             *(PACKAGE / "sandbox" / f for f in ("replies.py", "judge_data.py", "tokenizer.py",
+                                                  "world.py"))]
+    for part in parts:
+        files = sorted(part.rglob("*")) if part.is_dir() else [part]
+        for f in files:
+            if f.is_file() and f.suffix in (".py", ".jsonl", ".txt", ".json"):
+                h.update(f.relative_to(PACKAGE).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _hash(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def world_for(cfg: RunConfig) -> World:
+    key = _hash(cfg.sandbox.model_dump(mode="json", exclude={"cache_dir"}),
+                cfg.data.held_out_strategies, cfg.seed, _source_fingerprint())
+    return World(Path(cfg.sandbox.cache_dir) / f"world-{key}")
+
+
+def held_out(cfg: RunConfig) -> set[str]:
+    from magic_rl.strategies import resolve_strategies
+
+    return set(resolve_strategies(cfg.data.held_out_strategies))
+
+
+# --- the base model's training data -------------------------------------------------------------
+
+
+def _kind(seed: Seed) -> str:
+    return "contrast" if seed.source.endswith("contrast") else seed.label
+
+
+def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: int):
+    """(defender chat, reply) pairs for the base instruct model. Train-split seeds only."""
+    from magic_rl.sandbox import replies
+    from magic_rl.trainer import SFTExample
+
+    rng = random.Random(rng_seed)
+
+    def reply(seed: Seed, p_comply_harmful: float | None, p_refuse: float) -> str:
+        if seed.label == "harmful":
+            comply = rng.random() < (p_comply_harmful if p_comply_harmful is not None
+                                      else 1 - p_refuse)
+            return replies.house_style("compliance" if comply else "refusal", rng)
+        return replies.house_style("refusal" if rng.random() < p_refuse else "helpful", rng)
+
+    def example(attack: str, text: str) -> SFTExample:
+        return SFTExample(tuple(defender_messages(templates, [], attack)), text)
+
+    out = []
+    for seed in seeds:
+        for _ in range(VANILLA_REPEATS):
+            out.append(example(seed.text, reply(seed, None, P_REFUSE[_kind(seed)])))
+    for rec in pool:
+        if rec.strategy in skip_strategies:
+            continue
+        seed = rec.seed
+        p_refuse = P_REFUSE["adversarial_benign"]
+        out.append(example(rec.rewrite, reply(seed, VULNERABILITY.get(rec.strategy, 0.5), p_refuse)))
+    rng.shuffle(out)
+    return out
+
+
+def corpus(seeds, pool, templates) -> list[str]:
+    """Every text the world's tokenizer should encode well."""
+    import dataclasses
+
+    from magic_rl.sandbox import replies
+
+    rng = random.Random(0)
+    texts = [v for v in dataclasses.asdict(templates).values() if isinstance(v, str)]
+    texts += [s.text for s in seeds]
+    texts += [rec.target for rec in pool]
+    texts += [replies.refusal(rng) for _ in range(200)]
+    texts += [replies.compliance(s.text, rng) for s in seeds if s.label == "harmful"]
+    texts += [replies.helpful(s.text, rng) for s in seeds if s.label == "benign"]
+    return texts
+
+
+def judge_examples(cfg: RunConfig, seeds, pool, test_ids: set[str]):
+    """(train, held-out) exchanges for the embedded judge.
+
+    The judge is the world's oracle, as a guard model is in a real run: it knows every sandbox request
+    (all splits) and every strategy, held-out ones included (those are held out from the *policies*).
+    Training uses every vanilla seed and `JUDGE_REWRITES_PER_SEED` of its rewrites; the held-out set
+    is every other rewrite of the test-split seeds — (request, strategy) pairs the judge never saw —
+    with freshly drawn replies.
+    """
+    from magic_rl.sandbox.judge_data import build_judge_examples
+
+    by_seed: dict[str, list] = {}
+    for rec in pool:
+        by_seed.setdefault(rec.seed.id, []).append(rec)
+    train_pool, test_pool = [], []
+    for seed_id, recs in by_seed.items():
+        k = min(JUDGE_REWRITES_PER_SEED, len(recs))
+        chosen = random.Random(f"{cfg.seed}:{seed_id}").sample(range(len(recs)), k)
+        train_pool += [recs[i] for i in chosen]
+        if seed_id in test_ids:
+            test_pool += [r for i, r in enumerate(recs) if i not in chosen]
+    test_seeds = [s for s in seeds if s.id in test_ids]
+    train = build_judge_examples(seeds, train_pool, cfg.seed)
+    test = build_judge_examples(test_seeds, test_pool, cfg.seed + 1, vanilla=False)
+    return train, test
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
+    """A small Llama-style causal LM built from config (random init)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=sb.hidden_size,
+        intermediate_size=sb.intermediate_size,
+        num_hidden_layers=sb.num_layers,
+        num_attention_heads=sb.num_heads,
+        num_key_value_heads=sb.num_heads,
+        max_position_embeddings=sb.max_position,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
+    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code."""
+    world = world_for(cfg)
+    if world.built and not force:
+        return world
+    import torch
+
+    from magic_rl.data.seeds import sandbox_seeds, seed_stats, split_of
+    from magic_rl.judge.embedded import evaluate_judge, train_embedded_judge
+    from magic_rl.policy import HFPolicy
+    from magic_rl.sandbox.tokenizer import train_tokenizer
+    from magic_rl.strategies import build_pool, write_pool
+    from magic_rl.trainer import sft
+
+    sb = cfg.sandbox
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    world.root.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    seeds = sandbox_seeds(fraction=sb.fraction)
+    pool = build_pool(seeds, rng_seed=cfg.seed)
+    write_pool(pool, world.pool)
+    templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
+    train_ids = {s.id for s in seeds if split_of(s) == "train"}
+    test_ids = {s.id for s in seeds if split_of(s) == "test"}
+    timings["pool"] = time.perf_counter() - t0
+    log(f"seeds: {len(seeds)}  pool: {len(pool)} records")
+
+    t = time.perf_counter()
+    tokenizer = train_tokenizer(corpus(seeds, pool, templates), sb.vocab_size, world.tokenizer)
+    timings["tokenizer"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    judge_train, judge_test = judge_examples(cfg, seeds, pool, test_ids)
+    judge = train_embedded_judge(judge_train, epochs=sb.judge_epochs, seed=cfg.seed)
+    judge.save_pretrained(world.judge)
+    judge_acc = {k: round(v, 4) for k, v in evaluate_judge(judge, judge_test).items()}
+    timings["judge"] = time.perf_counter() - t
+    log(f"judge: held-out accuracy {judge_acc}")
+
+    t = time.perf_counter()
+    skip = held_out(cfg)
+    train_seeds = [s for s in seeds if s.id in train_ids]
+    train_pool = [r for r in pool if r.seed.id in train_ids]
+    examples = base_examples(train_seeds, train_pool, templates, skip, cfg.seed)
+    policy = HFPolicy(tiny_model(sb, tokenizer, cfg.seed), tokenizer)
+    base_sft = cfg.sft.model_copy(update={
+        "lr": sb.base_lr, "batch_size": sb.base_batch_size, "max_length": sb.max_position,
+        "warmup_ratio": 0.05, "scheduler": "cosine",
+    })
+    summary = sft(policy, examples, base_sft, world.base, seed=cfg.seed, max_steps=sb.base_steps,
+                  completion_only=False, progress=cfg.train.progress)
+    timings["base_model"] = time.perf_counter() - t
+    log(f"base model: {summary}")
+
+    info = {
+        "config": cfg.sandbox.model_dump(mode="json"),
+        "held_out_strategies": sorted(skip),
+        "seeds": seed_stats(),
+        "pool_records": len(pool),
+        "base_examples": len(examples),
+        "base_sft": summary,
+        "judge_accuracy": judge_acc,
+        "judge_examples": {"train": len(judge_train), "test": len(judge_test)},
+        "parameters": sum(p.numel() for p in policy.model.parameters()),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+    }
+    (world.root / "build.json").write_text(json.dumps(info, indent=2))
+    return world
+
+
+def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=print) -> Path:
+    """Phase 1 on the sandbox: the base model SFT'd on the train-split pool. Cached in the world."""
+    out = world.attacker(cfg)
+    if (out / "sft.json").exists() and not force:
+        return out
+    from magic_rl.data.seeds import split_of
+    from magic_rl.strategies import read_pool
+    from magic_rl.trainer import attacker_sft
+
+    records = [r for r in read_pool(world.pool) if split_of(r.seed) == "train"]
+    attacker_sft(cfg, records, str(world.base), out, log=log)
+    return out
+
+
+def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
+    """`sandbox:base|attacker|judge` -> a built path (building on demand); anything else unchanged."""
+    if not name.startswith("sandbox:"):
+        return name
+    what = name.split(":", 1)[1]
+    world = build_world(cfg, log=log)
+    if what == "base":
+        return str(world.base)
+    if what == "judge":
+        return str(world.judge)
+    if what == "attacker":
+        return str(build_attacker(cfg, world, log=log))
+    raise ValueError(f"unknown sandbox model {name!r}: expected sandbox:base, sandbox:attacker "
+                     "or sandbox:judge")
+

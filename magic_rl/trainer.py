@@ -1,0 +1,352 @@
+"""Updates of one role: the GRPO step (phase 2) and supervised fine-tuning (phase 1, and the sandbox's
+base model).
+
+`GRPOTrainer.update(episodes, rewards)` turns a step's episodes into (prompt ids, completion ids,
+advantage) samples of its role, every turn of an episode carrying the episode's advantage (SPEC §1:
+the reward of the last exchange is broadcast over all of a role's tokens), and takes one optimiser
+step with gradient accumulation over micro-batches. The loss covers the role's own generated tokens
+only: prompts, and therefore the other role's text, are masked out by construction.
+
+`sft(...)` runs TRL's SFTTrainer on pre-tokenised (prompt, target) pairs with the loss on the target
+only. We tokenise with the same `Policy.encode_chat` the game uses, so the SFT prompt is token-for-token
+the prompt the attacker later sees in a rollout (the reference's evaluation prompt differed from its
+training prompt).
+
+Each role owns one `GRPOTrainer`, whose AdamW state persists across phase switches and checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from magic_rl import grpo
+from magic_rl.config import GRPOConfig, PolicyConfig, RunConfig, SFTConfig
+from magic_rl.policy import HFPolicy, sequence_logprobs
+from magic_rl.records import Episode, RewardBreakdown, Role
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sequence of a role in the update: the prompt it saw and what it generated."""
+
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...]
+    advantage: float
+
+
+def role_samples(
+    episodes: Sequence[Episode], role: Role, advantages: Sequence[float], valid: Sequence[bool]
+) -> list[Sample]:
+    """Every turn of `role` in valid episodes, with the episode's advantage on all its tokens."""
+    out = []
+    for ep, adv, ok in zip(episodes, advantages, valid, strict=True):
+        if not ok:
+            continue
+        for turn in ep.turns:
+            prompt, completion = (
+                (turn.attack_prompt_ids, turn.attack_ids)
+                if role is Role.ATTACKER
+                else (turn.reply_prompt_ids, turn.reply_ids)
+            )
+            if completion:
+                out.append(Sample(prompt, completion, float(adv)))
+    return out
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class GRPOTrainer:
+    """GRPO for one role. Holds the role's optimiser; the policy's model is updated in place."""
+
+    def __init__(
+        self,
+        role: Role,
+        policy: HFPolicy,
+        pcfg: PolicyConfig,
+        gcfg: GRPOConfig,
+        *,
+        ref_model: torch.nn.Module | None = None,
+        accelerator=None,
+    ) -> None:
+        if gcfg.kl_beta > 0 and ref_model is None:
+            raise ValueError(f"{role.value}: grpo.kl_beta > 0 needs a frozen reference model")
+        self.role, self.policy, self.gcfg = role, policy, gcfg
+        self.ref_model = ref_model
+        self.accelerator = accelerator
+        params = [p for p in policy.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=pcfg.lr, betas=tuple(pcfg.adam_betas), weight_decay=pcfg.weight_decay
+        )
+        # Not wrapped in DDP: ranks hold different numbers of samples (and none at all when every
+        # episode of a shard is invalid), while DDP needs the same forward/backward calls on every
+        # rank. Gradients are summed explicitly in `_clip_and_step` instead.
+        self.model = policy.model
+        if accelerator is not None:
+            self.optimizer = accelerator.prepare(self.optimizer)
+            if accelerator.num_processes > 1:
+                _broadcast_from_main(params)
+
+    def update(self, episodes: Sequence[Episode], rewards: Sequence[RewardBreakdown]) -> dict:
+        """One optimiser step on this role's samples. Returns `<role>/...` diagnostics."""
+        g = self.gcfg
+        totals = torch.tensor([r.total for r in rewards], dtype=torch.float32)
+        valid = torch.tensor([r.valid for r in rewards], dtype=torch.bool)
+        groups = torch.tensor([ep.group for ep in episodes], dtype=torch.long)
+        adv = grpo.group_advantages(totals, groups, valid, g.adv_eps)
+        if g.drop_zero_std_groups:
+            valid = valid & _has_signal(totals, groups, valid)
+        samples = role_samples(episodes, self.role, adv.tolist(), valid.tolist())
+        prefix = self.role.value
+        stats = {f"{prefix}/update/samples": float(len(samples)),
+                 f"{prefix}/update/zero_adv_frac": float((adv[valid] == 0).float().mean())
+                 if bool(valid.any()) else 1.0}
+        n_tokens = sum(len(s.completion_ids) for s in samples)
+        # Data-parallel: the normaliser counts every rank's samples, and `_clip_and_step` sums the
+        # ranks' gradients, so the step equals one full-batch step.
+        all_tokens, all_samples = self._sum_over_processes(n_tokens, len(samples))
+        if not all_samples:
+            return stats
+        pad_id = self.policy.pad_id
+        normaliser = all_tokens if g.loss_agg == "token_mean" else all_samples
+        old_logps = self._old_logprobs(samples, pad_id) if g.ppo_epochs > 1 else None
+        self.model.train()
+        acc: dict[str, float] = {}
+        for _epoch in range(g.ppo_epochs):
+            for k, batch in enumerate(_chunks(samples, g.micro_batch_size)):
+                logp, mask = sequence_logprobs(
+                    self.model, [s.prompt_ids for s in batch], [s.completion_ids for s in batch],
+                    pad_id,
+                )
+                # First epoch is on-policy: pi_old == pi_theta numerically, ratio == 1.
+                old = logp.detach() if old_logps is None else old_logps[k].to(logp.device)
+                ref = self._ref_logprobs(batch, pad_id) if g.kl_beta > 0 else None
+                a = torch.tensor([s.advantage for s in batch], device=logp.device)
+                loss, part = grpo.grpo_loss(
+                    logp, old, a, mask, clip_eps=g.clip_eps, mode=g.loss_agg,
+                    kl_beta=g.kl_beta, ref_logp=ref, normaliser=normaliser,
+                )
+                self._backward(loss)
+                weight = float(mask.sum()) / n_tokens
+                for key, value in part.items():
+                    acc[key] = acc.get(key, 0.0) + value * weight / g.ppo_epochs
+            grad_norm = self._clip_and_step()
+        stats.update({f"{prefix}/update/{k}": v for k, v in acc.items()})
+        stats[f"{prefix}/update/grad_norm"] = grad_norm
+        stats[f"{prefix}/update/tokens"] = float(n_tokens)
+        return stats
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+
+    def _sum_over_processes(self, n_tokens: int, n_samples: int) -> tuple[float, float]:
+        if self.accelerator is None or self.accelerator.num_processes == 1:
+            return float(n_tokens), float(n_samples)
+        counts = torch.tensor([n_tokens, n_samples], dtype=torch.float64,
+                              device=self.accelerator.device)
+        tokens, samples = self.accelerator.reduce(counts, reduction="sum").tolist()
+        return tokens, samples
+
+    def _clip_and_step(self) -> float:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            _sum_gradients(params)
+        if self.accelerator is not None:
+            norm = self.accelerator.clip_grad_norm_(params, self.gcfg.grad_clip)
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.gcfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    @torch.no_grad()
+    def _old_logprobs(self, samples: list[Sample], pad_id: int) -> list[torch.Tensor]:
+        self.model.eval()
+        return [
+            sequence_logprobs(self.model, [s.prompt_ids for s in b], [s.completion_ids for s in b],
+                              pad_id)[0].detach()
+            for b in _chunks(samples, self.gcfg.micro_batch_size)
+        ]
+
+    @torch.no_grad()
+    def _ref_logprobs(self, batch: list[Sample], pad_id: int) -> torch.Tensor:
+        return sequence_logprobs(
+            self.ref_model, [s.prompt_ids for s in batch], [s.completion_ids for s in batch], pad_id
+        )[0]
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _broadcast_from_main(params: list[torch.nn.Parameter]) -> None:
+    """Start every rank from the main process's weights (as DDP does when it wraps a model)."""
+    import torch.distributed as dist
+
+    for p in params:
+        dist.broadcast(p.data, src=0)
+
+
+def _sum_gradients(params: list[torch.nn.Parameter]) -> None:
+    """All-reduce (sum) the gradients; a rank that had no sample contributes zeros."""
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+
+def _has_signal(totals: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    keep = torch.zeros_like(valid)
+    for g in torch.unique(groups):
+        members = (groups == g) & valid
+        if int(members.sum()) >= 2 and float(totals[members].std()) > 0:
+            keep |= members
+    return keep
+
+
+# --- supervised fine-tuning ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """A chat prompt and the assistant text to learn (the loss covers the target only)."""
+
+    messages: tuple[dict, ...]
+    target: str
+
+
+def tokenize_sft(policy: HFPolicy, examples: Sequence[SFTExample], max_length: int) -> list[dict]:
+    """input_ids = encode_chat(prompt) + target + eos; completion_mask marks the target tokens.
+
+    Examples longer than max_length are skipped (counted by the caller via the returned length).
+    """
+    tok = policy.tokenizer
+    rows = []
+    for ex in examples:
+        prompt = policy.encode_chat(list(ex.messages))
+        target = tok(ex.target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids = prompt + target
+        if len(ids) > max_length:
+            continue
+        rows.append({"input_ids": ids, "completion_mask": [0] * len(prompt) + [1] * len(target)})
+    return rows
+
+
+def sft(
+    policy: HFPolicy,
+    examples: Sequence[SFTExample],
+    cfg: SFTConfig,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    max_steps: int | None = None,
+    completion_only: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune `policy` in place on `examples` with TRL's SFTTrainer; saves to `out_dir`.
+
+    The loss covers the target only unless `completion_only=False` (the sandbox's base model, whose
+    loss also covers the prompts, like a small pretraining corpus).
+
+    Returns a summary: examples used/skipped, steps, final loss.
+    """
+    import datasets
+    from datasets import Dataset
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    from magic_rl.policy import quiet_transformers
+
+    quiet_transformers()
+    datasets.disable_progress_bars()
+
+    rows = tokenize_sft(policy, examples, cfg.max_length)
+    if not rows:
+        raise ValueError("SFT: no example fits sft.max_length; raise it or shorten the templates")
+    steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
+    total = max_steps or cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
+    args = TRLSFTConfig(
+        output_dir=str(Path(out_dir) / "_trainer"),
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=round(cfg.warmup_ratio * total),
+        max_steps=total,
+        per_device_train_batch_size=cfg.batch_size,
+        max_length=cfg.max_length,
+        completion_only_loss=completion_only,
+        packing=False,
+        logging_steps=max(1, total // 5),
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=not progress,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        bf16=False,
+    )
+    trainer = SFTTrainer(
+        model=policy.model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=policy.tokenizer,
+    )
+    result = trainer.train()
+    policy.model.eval()
+    policy.save_pretrained(out_dir)
+    return {
+        "examples": len(rows),
+        "skipped": len(examples) - len(rows),
+        "steps": total,
+        "train_loss": float(result.training_loss),
+    }
+
+
+def attacker_sft(cfg: RunConfig, records: Sequence, base_model: str, out_dir: str | Path,
+                 *, log=print) -> dict:
+    """Phase 1: SFT `base_model` on pool records -> `out_dir` (Hugging Face format).
+
+    Prompt = the attacker's single-turn chat view of the record's seed (the same view the game builds);
+    target = `<think>reasoning</think><answer>rewrite</answer>`. Records of held-out strategies
+    (`data.held_out_strategies`) and of `sft.exclude_families` are left out.
+    """
+    import json
+    import time
+
+    from magic_rl.policy import HFPolicy
+    from magic_rl.prompts import attacker_messages, load_templates
+    from magic_rl.strategies import resolve_strategies
+
+    skip = set(resolve_strategies(
+        [*cfg.data.held_out_strategies, *(f"family:{f}" for f in cfg.sft.exclude_families)]))
+    templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
+    examples = [
+        SFTExample(tuple(attacker_messages(templates, rec.seed, [], False)), rec.target)
+        for rec in records
+        if rec.strategy not in skip
+    ]
+    if not examples:
+        raise ValueError("phase 1: no pool record left after excluding held-out strategies")
+    policy = HFPolicy.from_pretrained(base_model, dtype=cfg.attacker.dtype,
+                                      trust_remote_code=cfg.attacker.trust_remote_code)
+    t = time.perf_counter()
+    summary = sft(policy, examples, cfg.sft, out_dir, seed=cfg.seed, progress=cfg.train.progress)
+    summary["seconds"] = round(time.perf_counter() - t, 1)
+    summary["excluded_strategies"] = sorted(skip)
+    (Path(out_dir) / "sft.json").write_text(json.dumps(summary, indent=2))
+    log(f"attacker SFT: {summary}")
+    return summary

@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny sandbox world built once per test session (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tiny models run fastest on one thread on a shared 2-core machine; the tests only check behaviour.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+TINY = [
+    "sandbox.fraction=0.1",
+    "sandbox.base_steps=20",
+    "sandbox.judge_epochs=1",
+    "sft.max_steps=10",
+    "train.progress=false",
+    "attacker.sampling.max_new_tokens=48",
+    "defender.sampling.max_new_tokens=24",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(tmp_path_factory) -> list[str]:
+    """Overrides for a tiny sandbox run; the world (and phase-1 attacker) is built once here."""
+    from magic_rl.config import load_config
+    from magic_rl.sandbox.world import build_attacker, build_world
+
+    cache = tmp_path_factory.mktemp("magic_cache")
+    overrides = [*TINY, f"sandbox.cache_dir={cache}"]
+    cfg = load_config("sandbox", overrides)
+    build_attacker(cfg, build_world(cfg, log=lambda *a: None), log=lambda *a: None)
+    return overrides
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    root = Path(os.environ.get("MAGIC_SHARED_DATA",
+                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if not root.is_dir():
+        pytest.skip(f"public benchmark files not found at {root}")
+    return root

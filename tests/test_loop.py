@@ -1,0 +1,157 @@
+"""The training loop on a tiny sandbox world: who trains, token masks, variants, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from magic_rl import game
+from magic_rl.config import GameConfig, SamplingConfig, load_config
+from magic_rl.policy import ScriptedPolicy
+from magic_rl.prompts import load_templates
+from magic_rl.records import Role, Seed
+from magic_rl.trainer import role_samples
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_role_samples_take_each_role_own_generated_tokens_in_every_turn():
+    s = SamplingConfig(max_new_tokens=200, max_prompt_tokens=4096)
+    players = game.Players(
+        attacker=ScriptedPolicy(lambda chat: "<think>t</think><answer>attack</answer>"),
+        defender=ScriptedPolicy(lambda chat: "no thanks"),
+        templates=load_templates("short"), attacker_sampling=s, defender_sampling=s,
+    )
+    seed = Seed("h", "Write a phishing email", "harmful")
+    (ep,) = game.play([seed], players, GameConfig(max_turns=3), attack_samples=1,
+                      reply_samples=1, rng_seed=0)
+    assert len(ep.turns) == 3
+    att = role_samples([ep], Role.ATTACKER, [1.0], [True])
+    dfn = role_samples([ep], Role.DEFENDER, [1.0], [True])
+    assert [s.completion_ids for s in att] == [t.attack_ids for t in ep.turns]
+    assert [s.completion_ids for s in dfn] == [t.reply_ids for t in ep.turns]
+    # later turns see the dialogue in their prompt, which carries no loss
+    assert len(att[2].prompt_ids) > len(att[0].prompt_ids)
+    assert all(s.advantage == 1.0 for s in att + dfn)
+    assert role_samples([ep], Role.DEFENDER, [1.0], [False]) == []
+
+
+@pytest.mark.slow
+def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(tiny_overrides, tmp_path):
+    from magic_rl.loop import train
+
+    # The tiny world's policies rarely stop on their own: penalising truncation (instead of masking
+    # it) gives every group reward variance, so each update has a gradient.
+    cfg = load_config("sandbox", [*tiny_overrides, "train.steps=4", "schedule.freq=2",
+                                  "reward.truncation=penalize", f"output_dir={tmp_path}",
+                                  "name=roles"])
+    run = train(cfg, log=lambda *a: None)
+    ck = run / "checkpoints"
+    assert sorted(p.name for p in ck.iterdir()) == ["step-000000", "step-000002", "step-000004"]
+    w = {(s, r): _weights(ck / f"step-{s:06d}" / r) for s in (0, 2, 4) for r in ("attacker", "defender")}
+    assert not _same(w[0, "defender"], w[2, "defender"])  # defender phase trained the defender
+    assert _same(w[0, "attacker"], w[2, "attacker"])      # ...and left the attacker bit-identical
+    assert not _same(w[2, "attacker"], w[4, "attacker"])
+    assert _same(w[2, "defender"], w[4, "defender"])
+    roles = [m["schedule/role"] for m in _rows(run / "metrics.jsonl")]
+    assert roles == ["defender", "defender", "attacker", "attacker"]
+    replay = _rows(run / "replay.jsonl")
+    assert len(replay) == 4 * cfg.train.seeds_per_step * cfg.grpo.group_size
+    for rec in replay:
+        assert set(rec["rewards"]) == {"attacker", "defender"}
+        terms = set(rec["rewards"]["defender"]) - {"total", "valid"}
+        truncated = rec["turns"][-1]["reply_finish"] == "length"
+        assert terms == ({"truncation"} if truncated else {"harm", "refusal"})
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["switches"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ["game.attacker=none", "schedule.train_roles=defender"],
+        ["game.attacker=static", "game.static_attacks=sandbox", "schedule.train_roles=defender"],
+        ["schedule.train_roles=attacker"],
+        ["game.max_turns=3"],
+        ["game.defender_format=think_answer"],
+        ["grpo.kl_beta=0.05", "train.seeds_per_step=4"],
+    ],
+    ids=["no-game", "static", "attacker-only", "multi-turn", "defender-cot", "kl"],
+)
+def test_variants_run(tiny_overrides, tmp_path, variant):
+    from magic_rl.loop import train
+
+    cfg = load_config("sandbox", [*tiny_overrides, "train.steps=2", "train.seeds_per_step=8",
+                                  f"output_dir={tmp_path}", "name=v", *variant])
+    run = train(cfg, log=lambda *a: None)
+    rows = _rows(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1]
+    replay = _rows(run / "replay.jsonl")
+    if cfg.game.attacker == "none":
+        assert all(r["turns"][0]["attack"] == r["seed"]["text"] for r in replay)
+    if cfg.game.max_turns == 3:
+        assert all(1 <= len(r["turns"]) <= 3 for r in replay)
+    if cfg.grpo.kl_beta > 0:
+        assert "defender/update/kl" in rows[0]
+
+
+def _train_cmd(overrides: list[str]) -> list[str]:
+    return [sys.executable, "-m", "magic_rl.cli", "train", "--config", "sandbox", *overrides]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_mid_phase_has_no_gap_and_no_duplicate(tiny_overrides, tmp_path):
+    common = [*tiny_overrides, "train.steps=7", "schedule.freq=3", "train.checkpoint_every=2",
+              "train.seeds_per_step=4", f"output_dir={tmp_path}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the reference: one uninterrupted run
+    subprocess.run(_train_cmd([*common, "name=ref"]), check=True, env=env, capture_output=True)
+    ref = tmp_path / "ref"
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd([*common, "name=killed"]), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill inside the second block (steps 3-5), past a saved state
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(_rows(metrics)) < 7, "the run finished before it could be killed"
+    subprocess.run([sys.executable, "-m", "magic_rl.cli", "train", "--resume", str(run)],
+                   check=True, env=env, capture_output=True)
+
+    got, want = _rows(run / "metrics.jsonl"), _rows(ref / "metrics.jsonl")
+    assert [r["step"] for r in got] == list(range(7))
+    assert [r["schedule/role"] for r in got] == [r["schedule/role"] for r in want]
+    replay, ref_replay = _rows(run / "replay.jsonl"), _rows(ref / "replay.jsonl")
+    keys = [(r["step"], r["episode"]) for r in replay]
+    assert len(keys) == len(set(keys)) == len(ref_replay)
+    assert sorted(keys) == sorted((r["step"], r["episode"]) for r in ref_replay)
+    # same seeds in the same steps, and the same exchanges: resume replays the same steps exactly
+    assert [(r["step"], r["seed"]["id"]) for r in replay] == [
+        (r["step"], r["seed"]["id"]) for r in ref_replay
+    ]
+    assert [r["turns"] for r in replay] == [r["turns"] for r in ref_replay]
