@@ -204,7 +204,10 @@ def train(
         run_dir = run_training(cfg, resume=resume, log=console.print)
     except FileExistsError as err:
         _fail(str(err))
-    print_summary(summarize_run(run_dir), run_dir)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # once, not once per data-parallel rank
+        print_summary(summarize_run(run_dir), run_dir)
 
 
 def _fmt(value: float | None) -> str:

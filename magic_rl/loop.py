@@ -183,7 +183,7 @@ class Run:
         from magic_rl.trainer import GRPOTrainer
 
         self.cfg, self.run_dir, self.log = cfg, run_dir, log
-        cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+        cpu = use_cpu(cfg)
         log_with = None if cfg.train.tracker == "none" else cfg.train.tracker
         self.accelerator = Accelerator(cpu=cpu, log_with=log_with, project_dir=str(run_dir))
         self.main = self.accelerator.is_main_process
@@ -360,12 +360,8 @@ class Run:
 
         state = self.run_dir / "state"
         if not (state / "meta.json").exists():
-            old = self.run_dir / "state.old"
-            if (old / "meta.json").exists():
-                old.rename(state)  # killed between the two renames of save_state
-            else:
-                self.log("no saved state: starting from step 0")
-                return
+            self.log("no saved state: starting from step 0")
+            return
         meta = json.loads((state / "meta.json").read_text())
         # on CPU first: a GPU rank must not load the main process's tensors onto cuda:0
         optim = torch.load(state / "optim.pt", map_location="cpu", weights_only=True)
@@ -373,6 +369,12 @@ class Run:
             trainer.load_state_dict(optim[role.value])
         self.scheduler.load_state_dict(meta["scheduler"])
         self.start_step = meta["next_step"]
+
+
+def use_cpu(cfg: RunConfig) -> bool:
+    import torch
+
+    return cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
 
 
 def resolve(model: str, cfg: RunConfig, log) -> str:
@@ -486,6 +488,15 @@ def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def _repair_state(run_dir: Path) -> None:
+    """A kill between the two renames of `save_state` leaves only state.old: put it back. Runs on the
+    main process before any rank loads weights from state/."""
+    state, old = run_dir / "state", run_dir / "state.old"
+    if not (state / "meta.json").exists() and (old / "meta.json").exists():
+        shutil.rmtree(state, ignore_errors=True)
+        old.rename(state)
+
+
 def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
     """Run phase 2 to `train.steps`. Returns the run directory."""
     run_dir = resume or Path(cfg.output_dir) / cfg.name
@@ -493,6 +504,13 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
                               "it, or choose another name (name=...)")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is not None:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=use_cpu(cfg))
+        if state.is_main_process:
+            _repair_state(run_dir)
+        state.wait_for_everyone()
     run = Run(cfg, run_dir, log=log)
     if run.main:
         (run_dir / "config.yaml").write_text(dump_config(cfg))

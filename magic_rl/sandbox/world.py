@@ -15,10 +15,9 @@ hash of its config and of the code and assets that produce it:
 The base model is fine-tuned to behave like an ordinary instruct model: it mostly refuses plain harmful
 requests, helps with benign ones, over-refuses some alarming-looking "contrast" requests, and is fooled
 by rewrites at the per-strategy rates of `VULNERABILITY`. Strategies listed in
-`data.held_out_strategies` never appear in its training data. Compliance replies are placeholders
-(sandbox/replies.py). Departure from a real instruct model: its loss also covers the prompts
-(a small pretraining-style corpus), so the attacker SFT starts from a model that has read requests
-and rewrites, as a real pretrained model has read text of every kind.
+`data.held_out_strategies` never appear in its training data. Compliance replies are placeholders in
+a narrow house style (`replies.house_style`), and the loss covers the replies only, so its short
+fine-tuning goes into *when* to refuse (docs/LOG.md has the comparison with a loss on prompts too).
 
 Run: `magic sandbox build` (then `magic sft --config configs/sandbox.yaml`).
 """
@@ -127,7 +126,8 @@ def _kind(seed: Seed) -> str:
 
 
 def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: int):
-    """(defender chat, reply) pairs for the base instruct model. Train-split seeds only."""
+    """(defender chat, reply) pairs for the base instruct model: `VANILLA_REPEATS` reply draws per
+    vanilla seed and one per pool rewrite, except rewrites by `skip_strategies`."""
     from magic_rl.sandbox import replies
     from magic_rl.trainer import SFTExample
 
@@ -268,16 +268,17 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
 
     t = time.perf_counter()
     skip = held_out(cfg)
-    train_seeds = [s for s in seeds if s.id in train_ids]
+    # What is harmful is world knowledge (every split's vanilla request); how attacks look is not:
+    # only train-split rewrites, never a held-out strategy.
     train_pool = [r for r in pool if r.seed.id in train_ids]
-    examples = base_examples(train_seeds, train_pool, templates, skip, cfg.seed)
+    examples = base_examples(seeds, train_pool, templates, skip, cfg.seed)
     policy = HFPolicy(tiny_model(sb, tokenizer, cfg.seed), tokenizer)
     base_sft = cfg.sft.model_copy(update={
         "lr": sb.base_lr, "batch_size": sb.base_batch_size, "max_length": sb.max_position,
         "warmup_ratio": 0.05, "scheduler": "cosine",
     })
     summary = sft(policy, examples, base_sft, world.base, seed=cfg.seed, max_steps=sb.base_steps,
-                  completion_only=False, progress=cfg.train.progress)
+                  completion_only=True, progress=cfg.train.progress)
     timings["base_model"] = time.perf_counter() - t
     log(f"base model: {summary}")
 
