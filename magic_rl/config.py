@@ -301,6 +301,10 @@ class SandboxConfig(_Section):
     """Sizes of the sandbox world (`magic sandbox build`)."""
 
     cache_dir: str = Field(".magic_cache", description="Where built worlds are cached by hash.")
+    seed: int = Field(
+        0, description="Seed of the world (pool, judge, base model, phase-1 attacker); runs with "
+        "different `seed`s share one world."
+    )
     vocab_size: int = Field(2048, ge=256, description="Byte-level BPE vocabulary size.")
     hidden_size: int = Field(128, ge=16, description="Tiny policy width.")
     num_layers: int = Field(3, ge=1, description="Tiny policy depth.")

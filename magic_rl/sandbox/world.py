@@ -16,8 +16,10 @@ The base model is fine-tuned to behave like an ordinary instruct model: it mostl
 requests, helps with benign ones, over-refuses some alarming-looking "contrast" requests, and is fooled
 by rewrites at the per-strategy rates of `VULNERABILITY`. Strategies listed in
 `data.held_out_strategies` never appear in its training data. Compliance replies are placeholders in
-a narrow house style (`replies.house_style`), and the loss covers the replies only, so its short
-fine-tuning goes into *when* to refuse (docs/LOG.md has the comparison with a loss on prompts too).
+a narrow house style (`replies.house_style`), so its short fine-tuning goes into *when* to refuse.
+Departure from a real instruct model: its loss also covers the prompts (a small pretraining-style
+corpus), so phase-1 SFT starts from a model that has learned to write requests (docs/LOG.md compares
+the two choices).
 
 Run: `magic sandbox build` (then `magic sft --config configs/sandbox.yaml`).
 """
@@ -48,8 +50,8 @@ VULNERABILITY = {
     "ascii": 0.3, "caesar": 0.3, "morse": 0.3, "atbash": 0.3,
 }
 P_REFUSE = {"harmful": 0.9, "benign": 0.03, "contrast": 0.35, "adversarial_benign": 0.25}
-VANILLA_REPEATS = 3
-JUDGE_REWRITES_PER_SEED = 3  # rewrites per seed in the judge's training set (of 15 strategies)  # independent reply draws per vanilla seed, so the model learns a distribution
+VANILLA_REPEATS = 3  # independent reply draws per vanilla seed, so the model learns a distribution
+JUDGE_REWRITES_PER_SEED = 3  # rewrites per seed in the judge's training set (of 15 strategies)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class World:
         return json.loads((self.root / "build.json").read_text())
 
     def attacker(self, cfg: RunConfig) -> Path:
-        return self.root / f"attacker-{_hash(cfg.sft.model_dump(mode='json'), cfg.data.held_out_strategies, cfg.seed)}"
+        key = _hash(cfg.sft.model_dump(mode="json"), cfg.data.held_out_strategies, cfg.sandbox.seed)
+        return self.root / f"attacker-{key}"
 
     @property
     def built(self) -> bool:
@@ -108,7 +111,7 @@ def _hash(*parts) -> str:
 
 def world_for(cfg: RunConfig) -> World:
     key = _hash(cfg.sandbox.model_dump(mode="json", exclude={"cache_dir"}),
-                cfg.data.held_out_strategies, cfg.seed, _source_fingerprint())
+                cfg.data.held_out_strategies, cfg.sandbox.seed, _source_fingerprint())
     return World(Path(cfg.sandbox.cache_dir) / f"world-{key}")
 
 
@@ -190,13 +193,13 @@ def judge_examples(cfg: RunConfig, seeds, pool, test_ids: set[str]):
     train_pool, test_pool = [], []
     for seed_id, recs in by_seed.items():
         k = min(JUDGE_REWRITES_PER_SEED, len(recs))
-        chosen = random.Random(f"{cfg.seed}:{seed_id}").sample(range(len(recs)), k)
+        chosen = random.Random(f"{cfg.sandbox.seed}:{seed_id}").sample(range(len(recs)), k)
         train_pool += [recs[i] for i in chosen]
         if seed_id in test_ids:
             test_pool += [r for i, r in enumerate(recs) if i not in chosen]
     test_seeds = [s for s in seeds if s.id in test_ids]
-    train = build_judge_examples(seeds, train_pool, cfg.seed)
-    test = build_judge_examples(test_seeds, test_pool, cfg.seed + 1, vanilla=False)
+    train = build_judge_examples(seeds, train_pool, cfg.sandbox.seed)
+    test = build_judge_examples(test_seeds, test_pool, cfg.sandbox.seed + 1, vanilla=False)
     return train, test
 
 
@@ -246,7 +249,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     t0 = time.perf_counter()
 
     seeds = sandbox_seeds(fraction=sb.fraction)
-    pool = build_pool(seeds, rng_seed=cfg.seed)
+    pool = build_pool(seeds, rng_seed=cfg.sandbox.seed)
     write_pool(pool, world.pool)
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     train_ids = {s.id for s in seeds if split_of(s) == "train"}
@@ -260,7 +263,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
 
     t = time.perf_counter()
     judge_train, judge_test = judge_examples(cfg, seeds, pool, test_ids)
-    judge = train_embedded_judge(judge_train, epochs=sb.judge_epochs, seed=cfg.seed)
+    judge = train_embedded_judge(judge_train, epochs=sb.judge_epochs, seed=cfg.sandbox.seed)
     judge.save_pretrained(world.judge)
     judge_acc = {k: round(v, 4) for k, v in evaluate_judge(judge, judge_test).items()}
     timings["judge"] = time.perf_counter() - t
@@ -271,14 +274,14 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     # What is harmful is world knowledge (every split's vanilla request); how attacks look is not:
     # only train-split rewrites, never a held-out strategy.
     train_pool = [r for r in pool if r.seed.id in train_ids]
-    examples = base_examples(seeds, train_pool, templates, skip, cfg.seed)
-    policy = HFPolicy(tiny_model(sb, tokenizer, cfg.seed), tokenizer)
+    examples = base_examples(seeds, train_pool, templates, skip, cfg.sandbox.seed)
+    policy = HFPolicy(tiny_model(sb, tokenizer, cfg.sandbox.seed), tokenizer)
     base_sft = cfg.sft.model_copy(update={
         "lr": sb.base_lr, "batch_size": sb.base_batch_size, "max_length": sb.max_position,
         "warmup_ratio": 0.05, "scheduler": "cosine",
     })
-    summary = sft(policy, examples, base_sft, world.base, seed=cfg.seed, max_steps=sb.base_steps,
-                  completion_only=True, progress=cfg.train.progress)
+    summary = sft(policy, examples, base_sft, world.base, seed=cfg.sandbox.seed, max_steps=sb.base_steps,
+                  completion_only=False, progress=cfg.train.progress)
     timings["base_model"] = time.perf_counter() - t
     log(f"base model: {summary}")
 
@@ -308,7 +311,8 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     from magic_rl.trainer import attacker_sft
 
     records = [r for r in read_pool(world.pool) if split_of(r.seed) == "train"]
-    attacker_sft(cfg, records, str(world.base), out, log=log)
+    attacker_sft(cfg.model_copy(update={"seed": cfg.sandbox.seed}), records, str(world.base), out,
+                 log=log)
     return out
 
 
