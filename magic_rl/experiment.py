@@ -1,0 +1,459 @@
+"""`magic experiment ablation`: the sandbox counterpart of the paper's ablation (Tables 5 and 12).
+
+Each variant is one config away from the preset (README "Variants"); every trained variant runs once
+per training seed (top-level `seed`; the sandbox world, keyed on `sandbox.seed`, is shared), for the
+same number of steps, into OUT/<variant>-s<seed>/. The LAST defender checkpoint of each run is
+evaluated on the six sandbox sets (`evaluate.run`, greedy, the training chat view) into
+RUN_DIR/eval/; the judge and the sets are built once for the whole experiment. Per variant and
+metric the seeds give a mean and a Student-t 95% interval (`evaluate.metrics.mean_ci`).
+
+    base            no training: the preset's defender (`sandbox:base`), evaluated once (decoding is
+                    greedy, so every seed would give the same numbers; n=1, no interval)
+    no_game         game.attacker=none schedule.train_roles=defender
+    defender_only   schedule.train_roles=defender (frozen SFT attacker)
+    static          game.attacker=static game.static_attacks=sandbox schedule.train_roles=defender
+    magic           the preset (both roles, alternating)
+
+Outputs in OUT: ablation.json in the report's format (`{"title", "variants": {variant: {metric:
+{mean, lo, hi, n, sd, values}}}}`, intervals clipped to [0, 1], null where a number is undefined;
+`magic report RUN --ablation OUT/ablation.json`), provenance.json (command, config, per-variant
+overrides, git commit, seeds, steps, timings, run directories; kept out of ablation.json because
+the report reads every other top-level key as a variant), ablation.md (the table, cells
+"0.12 [0.05, 0.19]").
+
+Resumable: a run whose last checkpoint is at the requested step and that wrote summary.json is
+skipped, a half-finished one continues from its saved state (`loop.train(resume=...)`), an eval
+whose results.json holds every metric for that checkpoint is reused. A run directory whose
+config.yaml differs from the experiment's (other steps, overrides) is an error, never mixed in.
+
+Departures: the paper reports single runs of 7B models on public benchmarks; this is several seeds
+of tiny models on the sandbox's test split, with intervals over seeds (the paper has none).
+
+Run:
+    magic experiment ablation                                    # 5 variants x seeds 0,1,2
+    magic experiment ablation --seeds 0,1 --steps 30 --variants base,no_game,magic --out runs/abl
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from magic_rl.config import RunConfig, load_config
+
+Log = Callable[..., None]
+
+UNTRAINED = "base"
+VARIANTS: dict[str, tuple[str, ...]] = {
+    UNTRAINED: (),
+    "no_game": ("game.attacker=none", "schedule.train_roles=defender"),
+    "defender_only": ("schedule.train_roles=defender",),
+    "static": (
+        "game.attacker=static",
+        "game.static_attacks=sandbox",
+        "schedule.train_roles=defender",
+    ),
+    "magic": (),
+}
+DEFAULT_SEEDS = (0, 1, 2)
+# Keys the experiment sets itself; an override of one would break the seed/variant layout.
+RESERVED = ("seed", "name", "output_dir", "train.steps")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One column: its key in ablation.json, the eval metric it reads, its table header."""
+
+    key: str
+    eval_key: str
+    header: str
+    short: str  # for the terminal table
+
+
+# All are rates in [0, 1]: intervals are clipped to that range.
+METRICS: tuple[Metric, ...] = (
+    Metric("held_out_asr", "sandbox/held_out_strategies/asr", "held-out strategy ASR ↓",
+           "held-out ASR↓"),
+    Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
+    Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓",
+           "vanilla ASR↓"),
+    Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
+    Metric("benign_compliance", "sandbox/benign/compliance", "benign compliance ↑", "benign↑"),
+    Metric("adversarial_benign_compliance", "sandbox/adversarial_benign/compliance",
+           "adversarial-benign compliance ↑", "adv. benign↑"),
+    Metric("contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑",
+           "contrast↑"),
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the design: a variant at a training seed (None: the untrained base, once)."""
+
+    variant: str
+    seed: int | None
+
+    @property
+    def name(self) -> str:
+        return UNTRAINED if self.seed is None else f"{self.variant}-s{self.seed}"
+
+    @property
+    def trained(self) -> bool:
+        return self.seed is not None
+
+
+# --- the design -----------------------------------------------------------------------------------
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """"0,1,2" -> (0, 1, 2); duplicates and non-integers are errors."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: expected distinct integers, at least one")
+    return seeds
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    """"base,magic" -> ("base", "magic"), checked against VARIANTS."""
+    names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise ValueError(f"--variants {text!r}: unknown {unknown}; choose from {list(VARIANTS)}")
+    return names
+
+
+def run_specs(variants: Sequence[str], seeds: Sequence[int]) -> list[RunSpec]:
+    """Seed-major order, so a cut-short experiment has every variant at its first seeds."""
+    specs = [RunSpec(UNTRAINED, None)] if UNTRAINED in variants else []
+    return specs + [RunSpec(v, s) for s in seeds for v in variants if v != UNTRAINED]
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if key in RESERVED:
+            raise ValueError(f"override {item!r}: the experiment sets {key} itself (use --seeds, "
+                             "--steps, --out)")
+
+
+def run_config(
+    preset: str, overrides: Sequence[str], spec: RunSpec, steps: int, out: Path
+) -> RunConfig:
+    """The preset <- the user's overrides <- the variant's <- seed, name, output dir, steps."""
+    extra = [f"name={spec.name}", f"output_dir={out}", f"train.steps={steps}"]
+    if spec.seed is not None:
+        extra.append(f"seed={spec.seed}")
+    return load_config(preset, [*overrides, *VARIANTS[spec.variant], *extra])
+
+
+# --- resumability ---------------------------------------------------------------------------------
+
+
+def _comparable(cfg: RunConfig) -> dict[str, Any]:
+    d = cfg.model_dump(mode="json")
+    d["train"].pop("progress", None)  # display only
+    return d
+
+
+def config_mismatch(run_dir: Path, cfg: RunConfig) -> list[str]:
+    """Dotted keys where RUN_DIR/config.yaml differs from `cfg` ([] when equal or absent)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return []
+    saved = _comparable(load_config(str(path)))
+    return _diff(saved, _comparable(cfg))
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b))
+                for k in _diff(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def training_done(run_dir: Path, steps: int) -> bool:
+    """summary.json is written after the final checkpoint, so both mean the run finished."""
+    last = run_dir / "checkpoints" / f"step-{steps:06d}" / "defender"
+    return (run_dir / "summary.json").is_file() and last.is_dir()
+
+
+def read_eval(run_dir: Path, model_path: str, limit: int | None) -> dict[str, float] | None:
+    """{eval metric key: value} from RUN_DIR/eval/results.json when it evaluated `model_path` on
+    every metric with this `limit`; None otherwise (evaluate again)."""
+    path = run_dir / "eval" / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        models = list(doc["models"].values())
+        same_limit = doc["provenance"].get("limit") == limit
+    except (json.JSONDecodeError, KeyError, AttributeError):
+        return None
+    if len(models) != 1 or models[0].get("path") != model_path or not same_limit:
+        return None
+    metrics = models[0].get("metrics", {})
+    if any(m.eval_key not in metrics for m in METRICS):
+        return None
+    return {m.eval_key: float(metrics[m.eval_key]["value"]) for m in METRICS}
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    """Training time from metrics.jsonl (sum of time/step), so resumed runs count every step."""
+    from magic_rl.loop import read_metrics
+
+    try:
+        return round(sum(r.get("time/step", 0.0) for r in read_metrics(run_dir)), 2)
+    except FileNotFoundError:
+        return None
+
+
+# --- aggregation ----------------------------------------------------------------------------------
+
+
+def _number(x: float | None, lo: float = -math.inf, hi: float = math.inf) -> float | None:
+    return None if x is None or math.isnan(x) else min(max(x, lo), hi)
+
+
+def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict]]:
+    """{variant: [one {eval metric key: value} per run]} -> {variant: {metric key: {mean, lo, hi,
+    n, sd, values}}}: mean and Student-t 95% interval over runs, clipped to [0, 1] (every metric
+    is a rate); null when undefined (lo/hi when n < 2)."""
+    from magic_rl.evaluate.metrics import mean_ci
+
+    table: dict[str, dict[str, dict]] = {}
+    for variant, runs in values.items():
+        row = {}
+        for m in METRICS:
+            xs = [r[m.eval_key] for r in runs]
+            ci = mean_ci(xs)
+            row[m.key] = {
+                "mean": _number(ci.mean),
+                "lo": _number(ci.lo, 0.0, 1.0),
+                "hi": _number(ci.hi, 0.0, 1.0),
+                "n": ci.n,
+                "sd": _number(ci.sd),
+                "values": [_number(x) for x in xs],
+            }
+        table[variant] = row
+    return table
+
+
+def cell_text(cell: dict, digits: int = 2) -> str:
+    """"0.12 [0.05, 0.19]"; the mean alone when there is no interval; "–" when undefined."""
+    if cell.get("mean") is None:
+        return "–"
+    text = f"{cell['mean']:.{digits}f}"
+    if cell.get("lo") is not None and cell.get("hi") is not None:
+        text += f" [{cell['lo']:.{digits}f}, {cell['hi']:.{digits}f}]"
+    return text
+
+
+def table_rows(table: dict[str, dict[str, dict]]) -> list[list[str]]:
+    """[variant, n runs, one cell per metric] per variant."""
+    rows = []
+    for variant, row in table.items():
+        n = max((c["n"] for c in row.values()), default=0)
+        rows.append([variant, str(n), *(cell_text(row[m.key]) for m in METRICS)])
+    return rows
+
+
+def markdown(table: dict[str, dict[str, dict]], prov: dict[str, Any]) -> str:
+    header = ["variant", "n", *(m.header for m in METRICS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
+    variants = "\n".join(
+        f"- `{v}`: {' '.join(VARIANTS[v]) or ('no training' if v == UNTRAINED else '(preset)')}"
+        for v in table
+    )
+    return (
+        "# Ablation (sandbox)\n\n"
+        f"Mean [95% Student-t interval over training seeds, clipped to [0, 1]] of each metric on "
+        f"the sandbox test sets; n = runs. Seeds {list(prov['seeds'])}, {prov['steps']} steps "
+        f"per run, greedy evaluation of the last defender checkpoint; `base` is the untrained "
+        f"defender, evaluated once (greedy decoding: every seed would give the same numbers). "
+        f"Preset `{prov['preset']}`, overrides `{' '.join(prov['overrides']) or '-'}`, commit "
+        f"{prov['git_commit']}.\n\n" + "\n".join(lines) + f"\n\nVariants:\n{variants}\n"
+    )
+
+
+def rich_table(table: dict[str, dict[str, dict]], title: str = "Ablation"):
+    from rich.table import Table
+
+    out = Table(title=title)
+    out.add_column("variant")
+    out.add_column("n", justify="right")
+    for m in METRICS:
+        out.add_column(m.short, justify="right")
+    for row in table_rows(table):
+        out.add_row(*row)
+    return out
+
+
+# --- the experiment -------------------------------------------------------------------------------
+
+
+class _Shared:
+    """The judge and the sandbox sets, built on first use (a rerun that only reads finished
+    evaluations never loads them)."""
+
+    def __init__(self, cfg: RunConfig, limit: int | None, log: Log):
+        self.cfg, self.limit, self.log = cfg, limit, log
+        self._sets = self._judge = None
+
+    @property
+    def sets(self):
+        from magic_rl.evaluate.run import SANDBOX, load_sets
+
+        if self._sets is None:
+            self._sets = load_sets([SANDBOX], self.cfg, limit=self.limit, log=self.log)
+        return self._sets
+
+    @property
+    def judge(self):
+        from magic_rl.evaluate.run import make_eval_judge
+
+        if self._judge is None:
+            self._judge = make_eval_judge(self.cfg, log=self.log)
+        return self._judge
+
+
+def defender_path(spec: RunSpec, cfg: RunConfig, run_dir: Path, log: Log) -> str:
+    """The defender a run is judged by: the LAST checkpoint, or the preset's model for `base`."""
+    from magic_rl.evaluate.run import resolve_role_model, run_checkpoints
+    from magic_rl.records import Role
+
+    if not spec.trained:
+        return resolve_role_model(cfg.defender.model, Role.DEFENDER, cfg, log=log)
+    return str(run_checkpoints(run_dir)[-1] / Role.DEFENDER.value)
+
+
+def train_run(cfg: RunConfig, run_dir: Path, log: Log) -> bool:
+    """Train (or finish) one run; False when it was already complete."""
+    from magic_rl.loop import train
+
+    if training_done(run_dir, cfg.train.steps):
+        return False
+    resume = run_dir if (run_dir / "metrics.jsonl").is_file() else None
+    train(cfg, resume=resume, log=log)
+    return True
+
+
+def evaluate_run(
+    spec: RunSpec, cfg: RunConfig, run_dir: Path, shared: _Shared, log: Log
+) -> tuple[dict[str, float], bool]:
+    """({eval metric key: value}, evaluated now?) of the run's defender; a finished eval is
+    reused."""
+    from magic_rl.evaluate.run import evaluate_models, provenance, write_results
+
+    path = defender_path(spec, cfg, run_dir, log)
+    done = read_eval(run_dir, path, shared.limit)
+    if done is not None:
+        return done, False
+    models = evaluate_models([(spec.name, path)], shared.sets, cfg, shared.judge, log=log)
+    files = {k: v for s in shared.sets for k, v in s.files.items()}
+    prov = provenance(cfg, shared.judge, files, model=path, run_dir=str(run_dir),
+                      benchmarks=[s.name for s in shared.sets], limit=shared.limit)
+    write_results(run_dir / "eval", models, prov)
+    return read_eval(run_dir, path, shared.limit) or {}, True
+
+
+def run_ablation(
+    preset: str = "sandbox",
+    overrides: Sequence[str] = (),
+    *,
+    variants: Sequence[str] = tuple(VARIANTS),
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    steps: int | None = None,
+    out: str | Path = "runs/ablation",
+    limit: int | None = None,
+    command: str | None = None,
+    log: Log = print,
+) -> Path:
+    """Train and evaluate every (variant, seed), aggregate, write OUT/ablation.{json,md} and
+    OUT/provenance.json. `steps` defaults to the preset's train.steps; `limit` keeps N prompts per
+    eval set (smoke runs). Returns the path of ablation.json."""
+    from magic_rl.evaluate.run import git_commit, show
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    check_overrides(overrides)
+    out = Path(out)
+    base_cfg = load_config(preset, list(overrides))
+    steps = steps or base_cfg.train.steps
+    specs = run_specs(variants, seeds)
+    cfgs = {s: run_config(preset, overrides, s, steps, out) for s in specs}  # fail before any run
+    for spec, cfg in cfgs.items():
+        diff = config_mismatch(out / spec.name, cfg)
+        if diff:
+            raise ValueError(f"{out / spec.name}/config.yaml differs from this experiment at "
+                             f"{', '.join(diff[:6])}: use another --out or remove the run")
+    shared = _Shared(base_cfg, limit, log)
+    t0 = time.perf_counter()
+    values: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    runs: dict[str, dict[str, Any]] = {}
+    for i, spec in enumerate(specs, 1):
+        cfg, run_dir = cfgs[spec], out / spec.name
+        t = time.perf_counter()
+        trained = spec.trained and train_run(cfg, run_dir, log)
+        t_train = time.perf_counter() - t
+        t = time.perf_counter()
+        result, evaluated = evaluate_run(spec, cfg, run_dir, shared, log)
+        t_eval = time.perf_counter() - t
+        values[spec.variant].append(result)
+        runs[spec.name] = {
+            "variant": spec.variant, "seed": spec.seed, "dir": str(run_dir),
+            "steps_s": train_seconds(run_dir) if spec.trained else None,  # sum of time/step
+            "eval_s": _eval_seconds(run_dir),
+            # wall time in this invocation, with loading and checkpoints (None: reused)
+            "train_wall_s": round(t_train, 2) if trained else None,
+            "eval_wall_s": round(t_eval, 2) if evaluated else None,
+        }
+        done = "complete" if spec.trained else "no training"
+        what = (f"trained in {t_train:.0f}s" if trained else done) + ", " + (
+            f"evaluated in {t_eval:.0f}s" if evaluated else "eval reused")
+        held = result.get(METRICS[0].eval_key, math.nan)
+        log(f"[{i}/{len(specs)}] {spec.name}: {what}; held-out ASR {held:.3f} "
+            f"({time.perf_counter() - t0:.0f}s elapsed)")
+
+    table = aggregate(values)
+    prov = {
+        "command": command or shlex.join(sys.argv),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": git_commit(),
+        "preset": preset,
+        "overrides": list(overrides),
+        "variants": {v: list(VARIANTS[v]) for v in variants},
+        "seeds": list(seeds),
+        "steps": steps,
+        "eval_limit": limit,
+        "config": base_cfg.model_dump(mode="json"),
+        "runs": runs,
+        "timings": {"wall_s": round(time.perf_counter() - t0, 2)},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"title": f"Ablation: {len(seeds)} seeds x {steps} steps", "variants": table}
+    path = out / "ablation.json"
+    path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2, allow_nan=True) + "\n")
+    (out / "ablation.md").write_text(markdown(table, prov))
+    show(rich_table(table, title=f"Ablation ({out})"), log)
+    return path
+
+
+def _eval_seconds(run_dir: Path) -> float | None:
+    try:
+        doc = json.loads((run_dir / "eval" / "results.json").read_text())
+        return next(iter(doc["models"].values())).get("seconds")
+    except (OSError, json.JSONDecodeError, KeyError, StopIteration):
+        return None

@@ -1,0 +1,157 @@
+"""The ablation experiment: design, aggregation over seeds, resumability, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+
+from magic_rl.experiment import (
+    METRICS,
+    RunSpec,
+    aggregate,
+    cell_text,
+    check_overrides,
+    config_mismatch,
+    parse_seeds,
+    parse_variants,
+    run_config,
+    run_specs,
+)
+
+
+@pytest.mark.parametrize(
+    "text, seeds",
+    [("0,1,2", (0, 1, 2)), ("5", (5,)), (" 3, 4 ", (3, 4))],
+)
+def test_parse_seeds(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "0,0", "a,1"])
+def test_parse_seeds_rejects(text):
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds(text)
+
+
+def test_parse_variants_checks_names():
+    assert parse_variants("magic,base,magic") == ("magic", "base")
+    with pytest.raises(ValueError, match="nope"):
+        parse_variants("base,nope")
+
+
+def test_design_evaluates_base_once_and_every_trained_variant_per_seed():
+    specs = run_specs(["base", "no_game", "magic"], [0, 1])
+    assert [s.name for s in specs] == ["base", "no_game-s0", "magic-s0", "no_game-s1", "magic-s1"]
+    assert [s.trained for s in specs] == [False, True, True, True, True]
+
+
+@pytest.mark.parametrize("item", ["seed=3", "name=x", "output_dir=y", "train.steps=5"])
+def test_overrides_the_experiment_owns_are_refused(item):
+    with pytest.raises(ValueError, match=item.split("=")[0]):
+        check_overrides([item])
+    check_overrides(["schedule.freq=5", "grpo.group_size=2"])
+
+
+@pytest.mark.parametrize(
+    "variant, attacker, roles",
+    [("no_game", "none", "defender"), ("defender_only", "policy", "defender"),
+     ("static", "static", "defender"), ("magic", "policy", "both")],
+)
+def test_each_variant_is_its_overrides_on_the_preset(tmp_path, variant, attacker, roles):
+    cfg = run_config("sandbox", ["schedule.freq=5"], RunSpec(variant, 7), 11, tmp_path)
+    assert (cfg.game.attacker, cfg.schedule.train_roles) == (attacker, roles)
+    assert (cfg.seed, cfg.name, cfg.train.steps, cfg.schedule.freq) == (7, f"{variant}-s7", 11, 5)
+    assert cfg.output_dir == str(tmp_path)
+
+
+def test_a_run_dir_with_another_config_is_reported_by_field(tmp_path):
+    from magic_rl.config import dump_config
+
+    cfg = run_config("sandbox", [], RunSpec("magic", 0), 10, tmp_path)
+    run_dir = tmp_path / "magic-s0"
+    assert config_mismatch(run_dir, cfg) == []  # no run yet
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(dump_config(cfg.model_copy(update={"seed": 1})))
+    assert config_mismatch(run_dir, cfg) == ["seed"]
+    progress_off = cfg.model_copy(deep=True)
+    progress_off.train.progress = not cfg.train.progress
+    (run_dir / "config.yaml").write_text(dump_config(progress_off))
+    assert config_mismatch(run_dir, cfg) == []  # display-only field
+
+
+def _run(**values: float) -> dict[str, float]:
+    return {m.eval_key: values.get(m.key, 0.5) for m in METRICS}
+
+
+def test_aggregate_gives_the_t_interval_over_seeds_and_null_where_undefined():
+    table = aggregate({
+        "magic": [_run(held_out_asr=0.1), _run(held_out_asr=0.2), _run(held_out_asr=0.3)],
+        "base": [_run(held_out_asr=0.6, rta=math.nan)],
+    })
+    cell = table["magic"]["held_out_asr"]
+    # mean 0.2, sd 0.1, t(0.975, 2) = 4.3027 -> half-width 0.2484; a rate's interval stops at 0
+    assert cell["n"] == 3 and cell["mean"] == pytest.approx(0.2)
+    assert (cell["lo"], cell["hi"]) == pytest.approx((0.0, 0.2 + 0.24841), abs=1e-4)
+    assert cell["sd"] == pytest.approx(0.1)
+    assert table["base"]["held_out_asr"] == {"mean": 0.6, "lo": None, "hi": None, "n": 1,
+                                             "sd": None, "values": [0.6]}
+    assert table["base"]["rta"]["mean"] is None and table["base"]["rta"]["n"] == 0
+    json.dumps(table, allow_nan=False)  # strict JSON: no NaN anywhere
+    assert cell_text(cell) == "0.20 [0.00, 0.45]"
+    assert cell_text(table["base"]["held_out_asr"]) == "0.60"
+    assert cell_text(table["base"]["rta"]) == "–"
+
+
+@pytest.mark.slow
+def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
+    from magic_rl.experiment import run_ablation
+    from magic_rl.report import render_report
+
+    out = tmp_path / "abl"
+    kw = dict(variants=["base", "no_game", "magic"], seeds=[0, 1], steps=2, out=out, limit=8,
+              log=lambda *a: None)
+    overrides = [*tiny_overrides, "train.seeds_per_step=4", "grpo.group_size=2"]
+    path = run_ablation("sandbox", overrides, **kw)
+
+    doc = json.loads(path.read_text())
+    variants = doc["variants"]
+    assert list(variants) == ["base", "no_game", "magic"]
+    for variant, row in variants.items():
+        assert set(row) == {m.key for m in METRICS}
+        for cell in row.values():
+            assert {"mean", "lo", "hi", "n"} <= set(cell)
+            assert cell["n"] == (1 if variant == "base" else 2)
+            assert 0.0 <= cell["mean"] <= 1.0
+            if variant != "base":
+                assert 0.0 <= cell["lo"] <= cell["mean"] <= cell["hi"] <= 1.0
+    for name in ("no_game-s0", "no_game-s1", "magic-s0", "magic-s1"):
+        assert (out / name / "checkpoints" / "step-000002" / "defender").is_dir()
+        assert (out / name / "eval" / "results.json").is_file()
+    md = (out / "ablation.md").read_text()
+    assert "held-out strategy ASR" in md and "| magic | 2 |" in md and "| base | 1 |" in md
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seeds"] == [0, 1] and prov["steps"] == 2 and set(prov["runs"]) == {
+        "base", "no_game-s0", "magic-s0", "no_game-s1", "magic-s1"}
+
+    # a rerun finds every run and eval complete: no training, no model loaded
+    mtimes = {p: p.stat().st_mtime for p in out.glob("*/eval/results.json")}
+    t = time.perf_counter()
+    assert json.loads(run_ablation("sandbox", overrides, **kw).read_text()) == doc
+    assert time.perf_counter() - t < 5
+    assert {p: p.stat().st_mtime for p in out.glob("*/eval/results.json")} == mtimes
+
+    # a run killed before its summary resumes from its saved state (nothing left to train)
+    (out / "magic-s1" / "summary.json").unlink()
+    run_ablation("sandbox", overrides, **kw)
+    assert (out / "magic-s1" / "summary.json").is_file()
+    assert len((out / "magic-s1" / "metrics.jsonl").read_text().splitlines()) == 2
+
+    # the same --out with other steps is refused, naming the field
+    with pytest.raises(ValueError, match="train.steps"):
+        run_ablation("sandbox", overrides, **{**kw, "steps": 3})
+
+    html, _ = render_report([out / "magic-s0"], out=tmp_path / "report.html", ablation=path)
+    assert "Ablation" in html.read_text()
