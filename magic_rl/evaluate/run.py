@@ -296,7 +296,7 @@ def sandbox_sets(
     # Seeds a reduced world (sandbox.fraction < 1) left out are rewritten here; the records are the
     # world's own, as each rewrite's rng depends only on (run seed, strategy, seed id).
     pooled = {r.seed.id for r in pool}
-    pool += build_pool([s for s in seeds if s.id not in pooled], rng_seed=cfg.seed)
+    pool += build_pool([s for s in seeds if s.id not in pooled], rng_seed=cfg.sandbox.seed)  # as the world built its pool
     held_out = set(resolve_strategies(cfg.data.held_out_strategies))
     by_set = sandbox_items(seeds, pool, held_out)
     out = []
