@@ -294,9 +294,9 @@ def sandbox_sets(
         pool = [r for r in read_pool(world.pool) if r.seed.id in test_ids]
         files[str(world.pool)] = file_sha256(world.pool)
     # Seeds a reduced world (sandbox.fraction < 1) left out are rewritten here; the records are the
-    # world's own, as each rewrite's rng depends only on (run seed, strategy, seed id).
+    # world's own, as each rewrite's rng depends only on (world seed, strategy, seed id).
     pooled = {r.seed.id for r in pool}
-    pool += build_pool([s for s in seeds if s.id not in pooled], rng_seed=cfg.sandbox.seed)  # as the world built its pool
+    pool += build_pool([s for s in seeds if s.id not in pooled], rng_seed=cfg.sandbox.seed)
     held_out = set(resolve_strategies(cfg.data.held_out_strategies))
     by_set = sandbox_items(seeds, pool, held_out)
     out = []
