@@ -19,8 +19,11 @@ Resume (`magic train --resume RUN_DIR`) restarts from the last saved state (ever
 any point continues without lost or duplicated records; per-step randomness derives from (seed, step),
 so the replayed steps are the same steps.
 
-Data-parallel (`accelerate launch --num_processes N`): each process plays a shard of the step's seeds,
-gradients are averaged by DDP, metrics are reduced, and only the main process writes files.
+Data-parallel (`accelerate launch --multi_gpu --num_processes N`; on CPU with no GPU visible, gloo —
+note that `accelerate launch --cpu` ignores --num_processes): each process plays a shard of the step's
+seeds, the trained role's gradients are summed across ranks with a whole-step loss denominator (the
+step equals the single-process step), metrics are reduced, and only the main process writes files.
+Build the sandbox world before launching.
 """
 
 from __future__ import annotations
