@@ -51,14 +51,24 @@ def build_base(out: Path, vocab: int, hidden: int, layers: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=3 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                      max_position_embeddings=512, eos_token_id=1, bos_token_id=2, pad_token_id=0)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=3 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        eos_token_id=1,
+        bos_token_id=2,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(cfg).save_pretrained(out)
     tk = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t3"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="t1", pad_token="t0",
-                                  bos_token="t2", unk_token="t3")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="t1", pad_token="t0", bos_token="t2", unk_token="t3"
+    )
     tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
     tok.save_pretrained(out)
 
@@ -80,19 +90,25 @@ def child(args: argparse.Namespace) -> dict:
     else:
         policies = {r: HFPolicy.from_pretrained(args.base) for r in roles}
     optims = {
-        r: torch.optim.AdamW([q for q in pol.model.parameters() if q.requires_grad], lr=1e-4,
-                             weight_decay=0.0)
+        r: torch.optim.AdamW(
+            [q for q in pol.model.parameters() if q.requires_grad], lr=1e-4, weight_decay=0.0
+        )
         for r, pol in policies.items()
     }
-    trainable = sum(q.numel() for q in policies[Role.ATTACKER].model.parameters()
-                    if q.requires_grad)
+    trainable = sum(
+        q.numel() for q in policies[Role.ATTACKER].model.parameters() if q.requires_grad
+    )
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(4, 200, (8 + i % 9,), generator=g).tolist() for i in range(args.batch)]
     times = []
     for step in range(args.steps):
         t0 = time.perf_counter()
-        outs = {r: pol.generate_ids(prompts, temperature=1.0, top_p=1.0, max_new_tokens=args.new,
-                                    seed=step)[0] for r, pol in policies.items()}
+        outs = {
+            r: pol.generate_ids(
+                prompts, temperature=1.0, top_p=1.0, max_new_tokens=args.new, seed=step
+            )[0]
+            for r, pol in policies.items()
+        }
         role = roles[step % 2]
         pol = policies[role]
         pol.model.train()
@@ -102,9 +118,13 @@ def child(args: argparse.Namespace) -> dict:
         optims[role].step()
         optims[role].zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
-    return {"mode": args.mode, "peak_mb": peak_mb(), "train_mb": peak_mb() - start,
-            "trainable_per_role": trainable,
-            "step_s": statistics.median(times[1:] if len(times) > 1 else times)}
+    return {
+        "mode": args.mode,
+        "peak_mb": peak_mb(),
+        "train_mb": peak_mb() - start,
+        "trainable_per_role": trainable,
+        "step_s": statistics.median(times[1:] if len(times) > 1 else times),
+    }
 
 
 def main() -> None:
@@ -127,22 +147,39 @@ def main() -> None:
         build_base(Path(tmp), args.vocab, args.hidden, args.layers)
         results = {}
         for mode in ("full", "lora"):
-            cmd = [sys.executable, __file__, "--mode", mode, "--base", tmp,
-                   *[f"--{k}={getattr(args, k)}" for k in
-                     ("steps", "batch", "new", "rank", "threads")]]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--mode",
+                mode,
+                "--base",
+                tmp,
+                *[
+                    f"--{k}={getattr(args, k)}"
+                    for k in ("steps", "batch", "new", "rank", "threads")
+                ],
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             results[mode] = json.loads(out.strip().splitlines()[-1])
-    print(f"random Llama hidden={args.hidden} layers={args.layers} vocab={args.vocab}; "
-          f"{args.steps} steps, {args.batch} prompts x {args.new} new tokens, LoRA r={args.rank}")
-    print(f"{'mode':6} {'trainable/role':>15} {'peak RSS MB':>12} {'model+train MB':>15} "
-          f"{'step s':>8}")
+    print(
+        f"random Llama hidden={args.hidden} layers={args.layers} vocab={args.vocab}; "
+        f"{args.steps} steps, {args.batch} prompts x {args.new} new tokens, LoRA r={args.rank}"
+    )
+    print(
+        f"{'mode':6} {'trainable/role':>15} {'peak RSS MB':>12} {'model+train MB':>15} "
+        f"{'step s':>8}"
+    )
     for mode, r in results.items():
-        print(f"{mode:6} {r['trainable_per_role']:>15,} {r['peak_mb']:>12.0f} {r['train_mb']:>15.0f} "
-              f"{r['step_s']:>8.3f}")
+        print(
+            f"{mode:6} {r['trainable_per_role']:>15,} {r['peak_mb']:>12.0f} {r['train_mb']:>15.0f} "
+            f"{r['step_s']:>8.3f}"
+        )
     f, lo = results["full"], results["lora"]
-    print(f"lora/full: peak RSS {lo['peak_mb'] / f['peak_mb']:.2f}x, model+train "
-          f"{lo['train_mb'] / max(f['train_mb'], 1e-9):.2f}x, step time "
-          f"{lo['step_s'] / f['step_s']:.2f}x")
+    print(
+        f"lora/full: peak RSS {lo['peak_mb'] / f['peak_mb']:.2f}x, model+train "
+        f"{lo['train_mb'] / max(f['train_mb'], 1e-9):.2f}x, step time "
+        f"{lo['step_s'] / f['step_s']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

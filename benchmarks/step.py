@@ -73,17 +73,26 @@ def stages_alone(run: Run, role: Role, step: int) -> tuple[dict[str, float], int
         return out
 
     batch = timed("seeds", lambda: run.sampler.batch(step))
-    episodes = timed("rollout", lambda: game.play(
-        batch, run.players, cfg.game,
-        attack_samples=G if role is Role.ATTACKER else 1,
-        reply_samples=1 if role is Role.ATTACKER else G,
-        rng_seed=cfg.seed * 100_003 + step,  # the loop's stream on one process
-        static_attacks=run.static_attacks, judge_turn=judge,
-    ))
-    verdicts = timed("judge", lambda: judge(
-        [e.last.attack for e in episodes],
-        [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
-    ))
+    episodes = timed(
+        "rollout",
+        lambda: game.play(
+            batch,
+            run.players,
+            cfg.game,
+            attack_samples=G if role is Role.ATTACKER else 1,
+            reply_samples=1 if role is Role.ATTACKER else G,
+            rng_seed=cfg.seed * 100_003 + step,  # the loop's stream on one process
+            static_attacks=run.static_attacks,
+            judge_turn=judge,
+        ),
+    )
+    verdicts = timed(
+        "judge",
+        lambda: judge(
+            [e.last.attack for e in episodes],
+            [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
+        ),
+    )
     rewards = timed("rewards", lambda: compute_rewards(episodes, verdicts, cfg.reward))
     timed("update", lambda: run.trainers[role].update(episodes, rewards[role]))
     tokens = sum(len(t.attack_ids) + len(t.reply_ids) for e in episodes for t in e.turns)
@@ -92,8 +101,15 @@ def stages_alone(run: Run, role: Role, step: int) -> tuple[dict[str, float], int
 
 def bench_role(cfg_overrides: list[str], role: Role, repeats: int, out: Path):
     """Median per-stage seconds inside `Run.step` and alone, over `repeats` steps."""
-    cfg = load_config("sandbox", [*cfg_overrides, f"schedule.train_roles={role.value}",
-                                  f"output_dir={out}", f"name={role.value}"])
+    cfg = load_config(
+        "sandbox",
+        [
+            *cfg_overrides,
+            f"schedule.train_roles={role.value}",
+            f"output_dir={out}",
+            f"name={role.value}",
+        ],
+    )
     run = Run(cfg, out / role.value, log=lambda *a: None)
     snap = snapshot(run, role)
     run.step(0)  # warm-up (allocator, first-call costs); its update is undone below
@@ -142,23 +158,32 @@ def count(rows: list[list[int]], eos: set[int]) -> int:
 def bench_sampling(policy: HFPolicy, chats, sampling, repeats: int) -> dict[str, list[float]]:
     """tokens/s of HFPolicy.generate and model.generate on the same batch, interleaved runs."""
     eos = set(policy.eos_ids)
-    kw = {"temperature": sampling.temperature, "top_p": sampling.top_p,
-          "max_new_tokens": sampling.max_new_tokens}
+    kw = {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_new_tokens": sampling.max_new_tokens,
+    }
 
     def ours(seed: int) -> int:
         gens = policy.generate(chats, max_prompt_tokens=sampling.max_prompt_tokens, seed=seed, **kw)
         return sum(len(g.completion_ids) for g in gens)
 
-    prompts = [policy.encode_chat(c)[-sampling.max_prompt_tokens:] for c in chats]
+    prompts = [policy.encode_chat(c)[-sampling.max_prompt_tokens :] for c in chats]
 
     def plain(seed: int) -> int:
         torch.manual_seed(seed)
         ids, mask = left_pad(prompts, policy.pad_id, str(policy.device))
         with torch.inference_mode():
-            out = policy.model.generate(input_ids=ids, attention_mask=mask.long(), do_sample=True,
-                                        top_k=0, pad_token_id=policy.pad_id,
-                                        eos_token_id=sorted(eos), **kw)
-        return count(out[:, ids.shape[1]:].tolist(), eos)
+            out = policy.model.generate(
+                input_ids=ids,
+                attention_mask=mask.long(),
+                do_sample=True,
+                top_k=0,
+                pad_token_id=policy.pad_id,
+                eos_token_id=sorted(eos),
+                **kw,
+            )
+        return count(out[:, ids.shape[1] :].tolist(), eos)
 
     ours(0), plain(0)  # warm-up
     rates: dict[str, list[float]] = {"HFPolicy.generate": [], "model.generate": []}
@@ -173,8 +198,10 @@ def bench_sampling(policy: HFPolicy, chats, sampling, repeats: int) -> dict[str,
 def find_attacker(world: Path) -> Path:
     found = sorted(p for p in world.glob("attacker-*") if (p / "sft.json").exists())
     if not (world / "build.json").exists() or len(found) != 1:
-        raise SystemExit(f"--world {world}: expected a built world with one phase-1 attacker "
-                         f"(build.json and attacker-*/sft.json); found {len(found)} attackers")
+        raise SystemExit(
+            f"--world {world}: expected a built world with one phase-1 attacker "
+            f"(build.json and attacker-*/sft.json); found {len(found)} attackers"
+        )
     return found[0]
 
 
@@ -183,8 +210,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64, help="prompts in the sampling comparison")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--world", type=Path, default=None,
-                    help="a built world (.../world-<hash>) to use as is, whatever its hash")
+    ap.add_argument(
+        "--world",
+        type=Path,
+        default=None,
+        help="a built world (.../world-<hash>) to use as is, whatever its hash",
+    )
     ap.add_argument("overrides", nargs="*", help="config overrides, e.g. sandbox.cache_dir=DIR")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -198,12 +229,17 @@ def main() -> None:
         attacker = build_attacker(cfg, world, log=lambda *a: None)
     # Pin the built paths: the world's cache key hashes the source tree, which may change while
     # the benchmark runs (an edit elsewhere would otherwise send each Run to build a new world).
-    overrides += [f"attacker.model={attacker}", f"defender.model={world.base}",
-                  f"judge.model={world.judge}"]
-    print(f"world {world.root} ({time.perf_counter() - t:.0f}s to build or find); threads "
-          f"{args.threads}; {cfg.train.seeds_per_step} seeds x G={cfg.grpo.group_size} per step; "
-          f"max new tokens attacker {cfg.attacker.sampling.max_new_tokens}, defender "
-          f"{cfg.defender.sampling.max_new_tokens}")
+    overrides += [
+        f"attacker.model={attacker}",
+        f"defender.model={world.base}",
+        f"judge.model={world.judge}",
+    ]
+    print(
+        f"world {world.root} ({time.perf_counter() - t:.0f}s to build or find); threads "
+        f"{args.threads}; {cfg.train.seeds_per_step} seeds x G={cfg.grpo.group_size} per step; "
+        f"max new tokens attacker {cfg.attacker.sampling.max_new_tokens}, defender "
+        f"{cfg.defender.sampling.max_new_tokens}"
+    )
     out = Path(tempfile.mkdtemp(prefix="bench_step_"))
     run = None
     for role in (Role.DEFENDER, Role.ATTACKER):
@@ -215,12 +251,16 @@ def main() -> None:
     seeds = [s for step in range(args.batch) for s in run.sampler.batch(step)][: args.batch]
     chats = [attacker_messages(templates, s, [], False) for s in seeds]
     rates = bench_sampling(policy, chats, cfg.attacker.sampling, args.repeats)
-    print(f"\nsampling: {args.batch} attacker prompts x <= {cfg.attacker.sampling.max_new_tokens} "
-          f"new tokens, tokens/s over {args.repeats} interleaved runs")
+    print(
+        f"\nsampling: {args.batch} attacker prompts x <= {cfg.attacker.sampling.max_new_tokens} "
+        f"new tokens, tokens/s over {args.repeats} interleaved runs"
+    )
     for stat in (statistics.median, max):
         ours, theirs = (stat(v) for v in rates.values())
-        print(f"  {stat.__name__:6s} HFPolicy.generate {ours:7.0f}   model.generate {theirs:7.0f}"
-              f"   ratio {ours / theirs:4.2f}x")
+        print(
+            f"  {stat.__name__:6s} HFPolicy.generate {ours:7.0f}   model.generate {theirs:7.0f}"
+            f"   ratio {ours / theirs:4.2f}x"
+        )
 
 
 if __name__ == "__main__":

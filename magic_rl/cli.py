@@ -37,7 +37,8 @@ ConfigOpt = Annotated[
     str, typer.Option("--config", "-c", help="Preset name (sandbox) or YAML file.")
 ]
 Overrides = Annotated[
-    list[str] | None, typer.Argument(help="Dotted overrides, e.g. schedule.freq=15.", show_default=False)
+    list[str] | None,
+    typer.Argument(help="Dotted overrides, e.g. schedule.freq=15.", show_default=False),
 ]
 
 
@@ -81,8 +82,10 @@ def validate(
 ) -> None:
     """Check a config without running anything; exits non-zero naming the bad field."""
     cfg = _load(file, overrides)
-    typer.echo(f"ok: {file} ({cfg.name}: attacker={cfg.attacker.model}, defender="
-               f"{cfg.defender.model}, judge={cfg.judge.backend})")
+    typer.echo(
+        f"ok: {file} ({cfg.name}: attacker={cfg.attacker.model}, defender="
+        f"{cfg.defender.model}, judge={cfg.judge.backend})"
+    )
 
 
 @sandbox_app.command("build")
@@ -115,8 +118,12 @@ def sandbox_build(
 @sandbox_app.command("probe")
 def sandbox_probe(
     config: ConfigOpt = "sandbox",
-    model: Annotated[str | None, typer.Option(help="Defender to probe (default: the base model).")] = None,
-    sampled: Annotated[bool, typer.Option(help="Sample at the rollout temperature, not greedy.")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Defender to probe (default: the base model).")
+    ] = None,
+    sampled: Annotated[
+        bool, typer.Option(help="Sample at the rollout temperature, not greedy.")
+    ] = False,
     per_strategy: Annotated[int, typer.Option(help="Rewrites per strategy.")] = 60,
     split: Annotated[str, typer.Option(help="Seed split to probe (train/val/test).")] = "test",
     overrides: Overrides = None,
@@ -126,8 +133,9 @@ def sandbox_probe(
 
     cfg = _load(config, overrides)
     console = _console()
-    rows = probe_defender(cfg, model, sampled=sampled, per_strategy=per_strategy, split=split,
-                          log=console.print)
+    rows = probe_defender(
+        cfg, model, sampled=sampled, per_strategy=per_strategy, split=split, log=console.print
+    )
     console.print(markdown_table(rows), highlight=False)
 
 
@@ -136,11 +144,17 @@ def pool_build(
     out: Annotated[Path, typer.Option(help="Output JSONL.")] = Path("pool.jsonl"),
     config: ConfigOpt = "sandbox",
     strategies: Annotated[
-        str | None, typer.Option(help="Comma-separated strategies or family:NAME (default: all 15 "
-                                      "programmatic ones).")
+        str | None,
+        typer.Option(
+            help="Comma-separated strategies or family:NAME (default: all 15 programmatic ones)."
+        ),
     ] = None,
-    exclude: Annotated[str, typer.Option(help="Comma-separated strategies/families to leave out.")] = "",
-    split: Annotated[str | None, typer.Option(help="Seed split (train/val/test); default all.")] = None,
+    exclude: Annotated[
+        str, typer.Option(help="Comma-separated strategies/families to leave out.")
+    ] = "",
+    split: Annotated[
+        str | None, typer.Option(help="Seed split (train/val/test); default all.")
+    ] = None,
     overrides: Overrides = None,
 ) -> None:
     """Write the attack pool: every seed x every strategy, with reasoning and provenance."""
@@ -148,8 +162,11 @@ def pool_build(
     from magic_rl.strategies import build_pool, resolve_strategies, write_pool
 
     cfg = _load(config, overrides)
-    seeds = (sandbox_seeds(split=split, fraction=cfg.sandbox.fraction) if cfg.data.seeds == "sandbox"
-             else load_seed_file(cfg.data.seeds))
+    seeds = (
+        sandbox_seeds(split=split, fraction=cfg.sandbox.fraction)
+        if cfg.data.seeds == "sandbox"
+        else load_seed_file(cfg.data.seeds)
+    )
     names = resolve_strategies(strategies.split(",")) if strategies else None
     excl = [e for e in exclude.split(",") if e]
     records = build_pool(seeds, names, rng_seed=cfg.seed, exclude=excl)
@@ -169,7 +186,9 @@ def sft(
     if cfg.sft.pool is None:
         from magic_rl.sandbox.world import build_attacker, build_world
 
-        out = build_attacker(cfg, build_world(cfg, log=console.print), force=force, log=console.print)
+        out = build_attacker(
+            cfg, build_world(cfg, log=console.print), force=force, log=console.print
+        )
     else:
         from magic_rl.sandbox.world import resolve_model
         from magic_rl.strategies import read_pool
@@ -244,20 +263,30 @@ def _eval_config(config: str | None, model_specs: list[str], overrides: list[str
 
 EvalConfigOpt = Annotated[
     str | None,
-    typer.Option("--config", "-c", help="Preset or YAML (default: the run's config.yaml, else sandbox)."),
+    typer.Option(
+        "--config", "-c", help="Preset or YAML (default: the run's config.yaml, else sandbox)."
+    ),
 ]
 
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Option(help="Defender: HF path/id, RUN_DIR (its last checkpoint), "
-                                            "RUN_DIR/checkpoints/step-N or sandbox:base.")],
-    benchmarks: Annotated[str, typer.Option(help="Comma-separated: benchmark names, files, "
-                                                 "`sandbox` or sandbox/<set>.")] = "sandbox",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Defender: HF path/id, RUN_DIR (its last checkpoint), "
+            "RUN_DIR/checkpoints/step-N or sandbox:base."
+        ),
+    ],
+    benchmarks: Annotated[
+        str,
+        typer.Option(help="Comma-separated: benchmark names, files, `sandbox` or sandbox/<set>."),
+    ] = "sandbox",
     config: EvalConfigOpt = None,
     limit: Annotated[int | None, typer.Option(help="First N items of each benchmark.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output dir (default runs/eval-<time> or "
-                                                  "RUN_DIR/eval).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/eval-<time> or RUN_DIR/eval).")
+    ] = None,
     data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
     overrides: Overrides = None,
 ) -> None:
@@ -274,8 +303,9 @@ def eval_cmd(
     console = _console()
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
     try:
-        out_dir, models = evaluate(cfg, model, names, out=out, limit=limit, data_root=data_root,
-                                   log=console.print)
+        out_dir, models = evaluate(
+            cfg, model, names, out=out, limit=limit, data_root=data_root, log=console.print
+        )
     except (DatasetError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     console.print(rich_table(models, title=f"{models[0].path}"))
@@ -284,17 +314,30 @@ def eval_cmd(
 
 @app.command()
 def attack(
-    attacker: Annotated[str, typer.Option(help="Attacker: HF path, RUN_DIR (last checkpoint), "
-                                               "RUN_DIR/checkpoints/step-N or sandbox:attacker.")],
-    target: Annotated[str, typer.Option(help="Target defender: HF path, RUN_DIR, step dir or "
-                                             "sandbox:base.")],
-    seeds: Annotated[str, typer.Option(help="`sandbox` (test-split harmful seeds) or a seed "
-                                            "file (its harmful rows).")] = "sandbox",
-    best_of: Annotated[int, typer.Option(help="K sampled rewrites per seed (1 = one greedy).",
-                                         min=1)] = 1,
+    attacker: Annotated[
+        str,
+        typer.Option(
+            help="Attacker: HF path, RUN_DIR (last checkpoint), "
+            "RUN_DIR/checkpoints/step-N or sandbox:attacker."
+        ),
+    ],
+    target: Annotated[
+        str, typer.Option(help="Target defender: HF path, RUN_DIR, step dir or sandbox:base.")
+    ],
+    seeds: Annotated[
+        str,
+        typer.Option(
+            help="`sandbox` (test-split harmful seeds) or a seed file (its harmful rows)."
+        ),
+    ] = "sandbox",
+    best_of: Annotated[
+        int, typer.Option(help="K sampled rewrites per seed (1 = one greedy).", min=1)
+    ] = 1,
     limit: Annotated[int | None, typer.Option(help="First N seeds.")] = None,
     config: EvalConfigOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")
+    ] = None,
     overrides: Overrides = None,
 ) -> None:
     """Attacker transfer: rewrite harmful seeds, the target answers greedily -> ASR, format rate.
@@ -305,8 +348,16 @@ def attack(
 
     cfg = _eval_config(config, [attacker, target], overrides)
     try:
-        attack_transfer(cfg, attacker, target, seeds=seeds, best_of=best_of, limit=limit, out=out,
-                        log=_console().print)
+        attack_transfer(
+            cfg,
+            attacker,
+            target,
+            seeds=seeds,
+            best_of=best_of,
+            limit=limit,
+            out=out,
+            log=_console().print,
+        )
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
 
@@ -339,8 +390,11 @@ def analyze(
     stages: Annotated[int, typer.Option(help="Training stages the steps are split into.")] = 4,
     label: Annotated[str, typer.Option(help="Seed label whose rewrites are analysed.")] = "harmful",
     llm_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible base URL of the paper's LLM classifier "
-                                      "(default: the rule tagger).")
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible base URL of the paper's LLM classifier "
+            "(default: the rule tagger)."
+        ),
     ] = None,
     llm_model: Annotated[str | None, typer.Option(help="Model name at --llm-url.")] = None,
     api_key_env: Annotated[
@@ -369,16 +423,22 @@ def analyze(
     path = write_analysis(run_dir, analysis)
     from rich.table import Table
 
-    table = Table(title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites "
-                        f"(tagger: {analysis['tagger']})")
+    table = Table(
+        title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
+    )
     for col in ("steps", "rewrites", "hybrid", "codes", "self-BLEU", "emb. div.", "top code"):
         table.add_column(col, justify="right")
     for s in analysis["stages"]:
         top = max(s["codes"].items(), key=lambda kv: kv[1]) if s["codes"] else ("-", 0.0)
-        table.add_row(f"{s['steps'][0]}-{s['steps'][1]}", str(s["n_rewrites"]),
-                      f"{s['hybrid_ratio']:.2f}", str(s["distinct_codes"]),
-                      f"{s['self_bleu']:.3f}", f"{s['embedding_diversity']:.3f}",
-                      f"{top[0]} ({top[1]:.0%})")
+        table.add_row(
+            f"{s['steps'][0]}-{s['steps'][1]}",
+            str(s["n_rewrites"]),
+            f"{s['hybrid_ratio']:.2f}",
+            str(s["distinct_codes"]),
+            f"{s['self_bleu']:.3f}",
+            f"{s['embedding_diversity']:.3f}",
+            f"{top[0]} ({top[1]:.0%})",
+        )
     console = _console()
     console.print(table)
     console.print(f"[bold green]analysis[/] {path}")
@@ -388,11 +448,14 @@ def analyze(
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (several: overlaid).")],
     out: Annotated[
-        Path | None, typer.Option(help="Output HTML (default RUN_DIR/report.html); the markdown "
-                                       "twin goes next to it.")
+        Path | None,
+        typer.Option(
+            help="Output HTML (default RUN_DIR/report.html); the markdown twin goes next to it."
+        ),
     ] = None,
     ablation: Annotated[
-        Path | None, typer.Option(help="Ablation table JSON {variant: {metric: {mean, lo, hi, n}}}.")
+        Path | None,
+        typer.Option(help="Ablation table JSON {variant: {metric: {mean, lo, hi, n}}}."),
     ] = None,
     show_text: Annotated[
         bool, typer.Option(help="Also write attack/reply text into the markdown twin.")
@@ -413,7 +476,9 @@ def report(
 
 # --- serve -------------------------------------------------------------------------------------
 
-serve_app = typer.Typer(help="Serve models behind OpenAI-compatible endpoints.", no_args_is_help=True)
+serve_app = typer.Typer(
+    help="Serve models behind OpenAI-compatible endpoints.", no_args_is_help=True
+)
 app.add_typer(serve_app, name="serve")
 
 
@@ -437,7 +502,9 @@ def served_judge(cfg, log=print):
 @serve_app.command("judge")
 def serve_judge_cmd(
     config: ConfigOpt = "sandbox",
-    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8000,
     fmt: Annotated[
         str, typer.Option("--format", help="Answer format: wildguard, qwen3guard or llamaguard.")
@@ -453,8 +520,10 @@ def serve_judge_cmd(
     ] = None,
     api_key_env: Annotated[
         str | None,
-        typer.Option(help="Require `Authorization: Bearer $VAR` (the key is read from this "
-                          "environment variable, never from the command line)."),
+        typer.Option(
+            help="Require `Authorization: Bearer $VAR` (the key is read from this "
+            "environment variable, never from the command line)."
+        ),
     ] = None,
     overrides: Overrides = None,
 ) -> None:
@@ -485,14 +554,27 @@ def serve_judge_cmd(
     name = model_name or judge.name
     logging.basicConfig(level=logging.WARNING)
     try:
-        server = serve_judge(judge, host, port, backend_format=fmt, fault_rate=fault_rate,
-                             faults=chosen, seed=cfg.seed, model_name=name, api_key=key)
+        server = serve_judge(
+            judge,
+            host,
+            port,
+            backend_format=fmt,
+            fault_rate=fault_rate,
+            faults=chosen,
+            seed=cfg.seed,
+            model_name=name,
+            api_key=key,
+        )
     except (ValueError, OSError) as err:
         _fail(str(err))
     url = f"http://{host}:{server.server_port}/v1"
     console.print(f"[bold green]judge[/] {name} ({fmt}) at {url}", highlight=False)
-    console.print(f"train against it: judge.backend={fmt} judge.endpoint={url} judge.model={name}"
-                  "   (Ctrl-C stops)", highlight=False, soft_wrap=True)
+    console.print(
+        f"train against it: judge.backend={fmt} judge.endpoint={url} judge.model={name}"
+        "   (Ctrl-C stops)",
+        highlight=False,
+        soft_wrap=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -538,13 +620,22 @@ def experiment_ablation(
 
     console = _console()
     try:
-        path = run_ablation(config, overrides or [], variants=parse_variants(variants),
-                            seeds=parse_seeds(seeds), steps=steps, out=out, limit=limit,
-                            log=console.print)
+        path = run_ablation(
+            config,
+            overrides or [],
+            variants=parse_variants(variants),
+            seeds=parse_seeds(seeds),
+            steps=steps,
+            out=out,
+            limit=limit,
+            log=console.print,
+        )
     except (ConfigError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
-    console.print(f"[bold green]ablation[/] {path}  ({path.with_suffix('.md')}, "
-                  f"{path.parent / 'provenance.json'})")
+    console.print(
+        f"[bold green]ablation[/] {path}  ({path.with_suffix('.md')}, "
+        f"{path.parent / 'provenance.json'})"
+    )
 
 
 def main() -> None:

@@ -118,7 +118,8 @@ class JudgeConfig(_Section):
         description="Model id (local HF path, or model name at the endpoint).",
     )
     endpoint: str | None = Field(
-        None, description="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); None = local."
+        None,
+        description="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); None = local.",
     )
     api_key_env: str | None = Field(
         None, description="Name of the environment variable holding the endpoint's API key."
@@ -223,7 +224,8 @@ class ScheduleConfig(_Section):
 
     mode: Literal["ratio", "metric"] = Field("ratio", description="Switching rule.")
     train_roles: Literal["both", "defender", "attacker"] = Field(
-        "both", description="`both` = MAGIC; `defender` = Defender-only; `attacker` = Attacker-only."
+        "both",
+        description="`both` = MAGIC; `defender` = Defender-only; `attacker` = Attacker-only.",
     )
     start_agent: Role = Field(Role.DEFENDER, description="Role trained first.")
     freq: int = Field(15, ge=1, description="ratio: steps per block unit.")
@@ -302,8 +304,9 @@ class SandboxConfig(_Section):
 
     cache_dir: str = Field(".magic_cache", description="Where built worlds are cached by hash.")
     seed: int = Field(
-        0, description="Seed of the world (pool, judge, base model, phase-1 attacker); runs with "
-        "different `seed`s share one world."
+        0,
+        description="Seed of the world (pool, judge, base model, phase-1 attacker); runs with "
+        "different `seed`s share one world.",
     )
     vocab_size: int = Field(2048, ge=256, description="Byte-level BPE vocabulary size.")
     hidden_size: int = Field(128, ge=16, description="Tiny policy width.")
@@ -471,7 +474,9 @@ def _section_fields(loc: tuple) -> list[str]:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)
         candidates = [ann, *getattr(ann, "__args__", ())]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        nxt = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
         if nxt is None:
             return []
         model = nxt

@@ -52,8 +52,10 @@ def evaluate_demo(cfg, run_dir: Path, console) -> Path | None:
     try:
         from magic_rl.evaluate.run import evaluate_run
     except ImportError:
-        console.print("[yellow]`magic eval` is not built yet: the training metrics above are the "
-                      "demo's results.[/]")
+        console.print(
+            "[yellow]`magic eval` is not built yet: the training metrics above are the "
+            "demo's results.[/]"
+        )
         return None
     return evaluate_run(cfg, run_dir, log=console.print)
 

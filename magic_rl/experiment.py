@@ -79,17 +79,25 @@ class Metric:
 
 # All are rates in [0, 1]: intervals are clipped to that range.
 METRICS: tuple[Metric, ...] = (
-    Metric("held_out_asr", "sandbox/held_out_strategies/asr", "held-out strategy ASR ↓",
-           "held-out ASR↓"),
+    Metric(
+        "held_out_asr",
+        "sandbox/held_out_strategies/asr",
+        "held-out strategy ASR ↓",
+        "held-out ASR↓",
+    ),
     Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
-    Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓",
-           "vanilla ASR↓"),
+    Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓", "vanilla ASR↓"),
     Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
     Metric("benign_compliance", "sandbox/benign/compliance", "benign compliance ↑", "benign↑"),
-    Metric("adversarial_benign_compliance", "sandbox/adversarial_benign/compliance",
-           "adversarial-benign compliance ↑", "adv. benign↑"),
-    Metric("contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑",
-           "contrast↑"),
+    Metric(
+        "adversarial_benign_compliance",
+        "sandbox/adversarial_benign/compliance",
+        "adversarial-benign compliance ↑",
+        "adv. benign↑",
+    ),
+    Metric(
+        "contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑", "contrast↑"
+    ),
 )
 
 
@@ -113,7 +121,7 @@ class RunSpec:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """"0,1,2" -> (0, 1, 2); duplicates and non-integers are errors."""
+    """ "0,1,2" -> (0, 1, 2); duplicates and non-integers are errors."""
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
@@ -124,7 +132,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
-    """"base,magic" -> ("base", "magic"), checked against VARIANTS."""
+    """ "base,magic" -> ("base", "magic"), checked against VARIANTS."""
     names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
@@ -142,8 +150,9 @@ def check_overrides(overrides: Sequence[str]) -> None:
     for item in overrides:
         key = item.split("=", 1)[0]
         if key in RESERVED:
-            raise ValueError(f"override {item!r}: the experiment sets {key} itself (use --seeds, "
-                             "--steps, --out)")
+            raise ValueError(
+                f"override {item!r}: the experiment sets {key} itself (use --seeds, --steps, --out)"
+            )
 
 
 def run_config(
@@ -176,8 +185,11 @@ def config_mismatch(run_dir: Path, cfg: RunConfig) -> list[str]:
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        return [k for key in sorted(set(a) | set(b))
-                for k in _diff(a.get(key), b.get(key), f"{prefix}{key}.")]
+        return [
+            k
+            for key in sorted(set(a) | set(b))
+            for k in _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        ]
     return [] if a == b else [prefix.rstrip(".")]
 
 
@@ -249,7 +261,7 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
 
 
 def cell_text(cell: dict, digits: int = 2) -> str:
-    """"0.12 [0.05, 0.19]"; the mean alone when there is no interval; "–" when undefined."""
+    """ "0.12 [0.05, 0.19]"; the mean alone when there is no interval; "–" when undefined."""
     if cell.get("mean") is None:
         return "–"
     text = f"{cell['mean']:.{digits}f}"
@@ -361,8 +373,15 @@ def evaluate_run(
         return done, False
     models = evaluate_models([(spec.name, path)], shared.sets, cfg, shared.judge, log=log)
     files = {k: v for s in shared.sets for k, v in s.files.items()}
-    prov = provenance(cfg, shared.judge, files, model=path, run_dir=str(run_dir),
-                      benchmarks=[s.name for s in shared.sets], limit=shared.limit)
+    prov = provenance(
+        cfg,
+        shared.judge,
+        files,
+        model=path,
+        run_dir=str(run_dir),
+        benchmarks=[s.name for s in shared.sets],
+        limit=shared.limit,
+    )
     write_results(run_dir / "eval", models, prov)
     return read_eval(run_dir, path, shared.limit) or {}, True
 
@@ -396,8 +415,10 @@ def run_ablation(
     for spec, cfg in cfgs.items():
         diff = config_mismatch(out / spec.name, cfg)
         if diff:
-            raise ValueError(f"{out / spec.name}/config.yaml differs from this experiment at "
-                             f"{', '.join(diff[:6])}: use another --out or remove the run")
+            raise ValueError(
+                f"{out / spec.name}/config.yaml differs from this experiment at "
+                f"{', '.join(diff[:6])}: use another --out or remove the run"
+            )
     shared = _Shared(base_cfg, limit, log)
     t0 = time.perf_counter()
     values: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
@@ -412,7 +433,9 @@ def run_ablation(
         t_eval = time.perf_counter() - t
         values[spec.variant].append(result)
         runs[spec.name] = {
-            "variant": spec.variant, "seed": spec.seed, "dir": str(run_dir),
+            "variant": spec.variant,
+            "seed": spec.seed,
+            "dir": str(run_dir),
             "steps_s": train_seconds(run_dir) if spec.trained else None,  # sum of time/step
             "eval_s": _eval_seconds(run_dir),
             # wall time in this invocation, with loading and checkpoints (None: reused)
@@ -420,11 +443,16 @@ def run_ablation(
             "eval_wall_s": round(t_eval, 2) if evaluated else None,
         }
         done = "complete" if spec.trained else "no training"
-        what = (f"trained in {t_train:.0f}s" if trained else done) + ", " + (
-            f"evaluated in {t_eval:.0f}s" if evaluated else "eval reused")
+        what = (
+            (f"trained in {t_train:.0f}s" if trained else done)
+            + ", "
+            + (f"evaluated in {t_eval:.0f}s" if evaluated else "eval reused")
+        )
         held = result.get(METRICS[0].eval_key, math.nan)
-        log(f"[{i}/{len(specs)}] {spec.name}: {what}; held-out ASR {held:.3f} "
-            f"({time.perf_counter() - t0:.0f}s elapsed)")
+        log(
+            f"[{i}/{len(specs)}] {spec.name}: {what}; held-out ASR {held:.3f} "
+            f"({time.perf_counter() - t0:.0f}s elapsed)"
+        )
 
     table = aggregate(values)
     prov = {

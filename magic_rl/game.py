@@ -83,8 +83,9 @@ def play(
     active = list(range(len(slots)))
     for turn in range(cfg.max_turns):
         turn_seed = rng_seed * 1000 + turn
-        attacks = _attacks(seeds, slots, histories, active, players, cfg, attack_samples,
-                           turn_seed, static_attacks)
+        attacks = _attacks(
+            seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks
+        )
         replies = _replies(histories, active, attacks, players, cfg, turn_seed)
         for k, idx in enumerate(active):
             histories[idx].append(_turn(attacks[k], replies[k]))
@@ -95,7 +96,9 @@ def play(
                 [histories[i][-1].attack for i in active],
                 [reply_for_judge(histories[i][-1].reply, cfg) for i in active],
             )
-            active = [i for i, v in zip(active, verdicts, strict=True) if v.response_harmful is not True]
+            active = [
+                i for i, v in zip(active, verdicts, strict=True) if v.response_harmful is not True
+            ]
         if not active:
             break
     return [
@@ -113,19 +116,24 @@ class _Attack:
     gen: Generation | None
 
 
-def _attacks(seeds, slots, histories, active, players, cfg, attack_samples, turn_seed,
-             static_attacks) -> list[_Attack]:
+def _attacks(
+    seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks
+) -> list[_Attack]:
     if cfg.attacker == "none":
-        return [_Attack(seeds[slots[i][0]].text, "", seeds[slots[i][0]].text, True, None)
-                for i in active]
+        return [
+            _Attack(seeds[slots[i][0]].text, "", seeds[slots[i][0]].text, True, None)
+            for i in active
+        ]
     if cfg.attacker == "static":
         return [_static_attack(seeds[slots[i][0]], static_attacks or {}, turn_seed) for i in active]
     assert players.attacker is not None, "game.attacker='policy' needs an attacker policy"
     multiturn = cfg.max_turns > 1
     sampling = players.attacker_sampling
     greedy = attack_samples == 1
-    chats = [attacker_messages(players.templates, seeds[slots[i][0]], histories[i], multiturn)
-             for i in active]
+    chats = [
+        attacker_messages(players.templates, seeds[slots[i][0]], histories[i], multiturn)
+        for i in active
+    ]
     # Greedy rewrites of identical chats are identical: generate each distinct chat once.
     keys = [repr(c) for c in chats] if greedy else list(range(len(chats)))
     unique: dict = {}
@@ -148,7 +156,9 @@ def _attacks(seeds, slots, histories, active, players, cfg, attack_samples, turn
     return out
 
 
-def _static_attack(seed: Seed, static_attacks: Mapping[str, Sequence[str]], turn_seed: int) -> _Attack:
+def _static_attack(
+    seed: Seed, static_attacks: Mapping[str, Sequence[str]], turn_seed: int
+) -> _Attack:
     options = static_attacks.get(seed.id)
     text = random.Random(f"{seed.id}:{turn_seed}").choice(options) if options else seed.text
     return _Attack(text, "", text, True, None)
@@ -158,8 +168,10 @@ def _replies(histories, active, attacks, players, cfg, turn_seed) -> list[Genera
     system = cfg.defender_system_prompt
     if cfg.defender_format == "think_answer":
         system = f"{system}\n{DEFENDER_COT_INSTRUCTION}" if system else DEFENDER_COT_INSTRUCTION
-    chats = [defender_messages(players.templates, histories[i], a.text, system)
-             for i, a in zip(active, attacks, strict=True)]
+    chats = [
+        defender_messages(players.templates, histories[i], a.text, system)
+        for i, a in zip(active, attacks, strict=True)
+    ]
     s = players.defender_sampling
     return players.defender.generate(
         chats,
@@ -184,6 +196,9 @@ def _turn(attack: _Attack, reply: Generation) -> Turn:
         reply_ids=tuple(reply.completion_ids),
     )
     if attack.gen is not None:
-        turn = replace(turn, attack_prompt_ids=tuple(attack.gen.prompt_ids),
-                       attack_ids=tuple(attack.gen.completion_ids))
+        turn = replace(
+            turn,
+            attack_prompt_ids=tuple(attack.gen.prompt_ids),
+            attack_ids=tuple(attack.gen.completion_ids),
+        )
     return turn

@@ -50,7 +50,9 @@ from magic_rl.schedule import Scheduler
 class SeedSampler:
     """Deterministic batches: step s draws the next slice of a per-epoch shuffle of each label."""
 
-    def __init__(self, seeds: Sequence[Seed], per_step: int, harmful_fraction: float, run_seed: int):
+    def __init__(
+        self, seeds: Sequence[Seed], per_step: int, harmful_fraction: float, run_seed: int
+    ):
         self.by_label = {
             label: [s for s in seeds if s.label == label] for label in ("harmful", "benign")
         }
@@ -86,7 +88,9 @@ class StepJudge:
         self.calls = 0
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
-        keys = [(p, _clip_words(r, self.max_words)) for p, r in zip(prompts, responses, strict=True)]
+        keys = [
+            (p, _clip_words(r, self.max_words)) for p, r in zip(prompts, responses, strict=True)
+        ]
         todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
         if todo:
             verdicts = self.judge.judge([k[0] for k in todo], [k[1] for k in todo])
@@ -114,15 +118,23 @@ def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> di
         if known:
             m[f"defender/refusal_rate/{label}"] = sum(known) / len(known)
         if label == "harmful":
-            harms = [verdicts[i].response_harmful for i in idx if verdicts[i].response_harmful is not None]
+            harms = [
+                verdicts[i].response_harmful
+                for i in idx
+                if verdicts[i].response_harmful is not None
+            ]
             if harms:
                 m["game/asr"] = sum(harms) / len(harms)
-    m["attacker/format_rate"] = sum(e.last.attack_format_ok for e in episodes) / max(len(episodes), 1)
+    m["attacker/format_rate"] = sum(e.last.attack_format_ok for e in episodes) / max(
+        len(episodes), 1
+    )
     m["judge/unknown"] = float(sum(v.any_unknown for v in verdicts))
     m["game/turns"] = sum(len(e.turns) for e in episodes) / max(len(episodes), 1)
     m["tokens/attacker"] = float(sum(len(t.attack_ids) for e in episodes for t in e.turns))
     m["tokens/defender"] = float(sum(len(t.reply_ids) for e in episodes for t in e.turns))
-    m["game/truncated/defender"] = sum(e.last.reply_finish == "length" for e in episodes) / max(len(episodes), 1)
+    m["game/truncated/defender"] = sum(e.last.reply_finish == "length" for e in episodes) / max(
+        len(episodes), 1
+    )
     return m
 
 
@@ -141,19 +153,36 @@ def replay_records(step: int, role: Role, episodes, verdicts, rewards) -> Iterat
             "episode": k,
             "group": ep.group,
             "member": ep.member,
-            "seed": {"id": ep.seed.id, "label": ep.seed.label, "category": ep.seed.category,
-                     "text": ep.seed.text},
+            "seed": {
+                "id": ep.seed.id,
+                "label": ep.seed.label,
+                "category": ep.seed.category,
+                "text": ep.seed.text,
+            },
             "turns": [
-                {"reasoning": t.reasoning, "attack": t.attack, "reply": t.reply,
-                 "format_ok": t.attack_format_ok, "attack_finish": t.attack_finish,
-                 "reply_finish": t.reply_finish}
+                {
+                    "reasoning": t.reasoning,
+                    "attack": t.attack,
+                    "reply": t.reply,
+                    "format_ok": t.attack_format_ok,
+                    "attack_finish": t.attack_finish,
+                    "reply_finish": t.reply_finish,
+                }
                 for t in ep.turns
             ],
-            "verdict": {"prompt_harmful": v.prompt_harmful, "response_refusal": v.response_refusal,
-                        "response_harmful": v.response_harmful, "score": v.score, "error": v.error},
+            "verdict": {
+                "prompt_harmful": v.prompt_harmful,
+                "response_refusal": v.response_refusal,
+                "response_harmful": v.response_harmful,
+                "score": v.score,
+                "error": v.error,
+            },
             "rewards": {
-                r.value: {"total": rewards[r][k].total, "valid": rewards[r][k].valid,
-                          **rewards[r][k].components}
+                r.value: {
+                    "total": rewards[r][k].total,
+                    "valid": rewards[r][k].valid,
+                    **rewards[r][k].components,
+                }
                 for r in Role
             },
         }
@@ -196,8 +225,9 @@ class Run:
         device = str(self.accelerator.device)
 
         self.seeds = load_rl_seeds(cfg)
-        self.sampler = SeedSampler(self.seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction,
-                                   cfg.seed)
+        self.sampler = SeedSampler(
+            self.seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed
+        )
         self.static_attacks = load_static_attacks(cfg) if cfg.game.attacker == "static" else None
 
         self.policies: dict[Role, HFPolicy | None] = {Role.ATTACKER: None, Role.DEFENDER: None}
@@ -214,8 +244,9 @@ class Run:
                 require_safetensors(base)
                 lora_roles[role] = LoraRole(base, pcfg, saved)
             else:
-                self.policies[role] = load_policy(saved or resolve(pcfg.model, cfg, log), pcfg,
-                                                  device)
+                self.policies[role] = load_policy(
+                    saved or resolve(pcfg.model, cfg, log), pcfg, device
+                )
         if lora_roles:  # roles on the same base share one frozen copy, one adapter each
             from magic_rl.lora import load_lora_policies
 
@@ -231,8 +262,14 @@ class Run:
             elif cfg.grpo.kl_beta > 0:
                 ref = load_policy(resolve(pcfg.model, cfg, log), pcfg, device).model.eval()
                 ref.requires_grad_(False)
-            self.trainers[role] = GRPOTrainer(role, self.policies[role], pcfg, cfg.grpo,
-                                              ref_model=ref, accelerator=self.accelerator)
+            self.trainers[role] = GRPOTrainer(
+                role,
+                self.policies[role],
+                pcfg,
+                cfg.grpo,
+                ref_model=ref,
+                accelerator=self.accelerator,
+            )
         for role, policy in self.policies.items():
             if policy is not None and role not in self.trainers:
                 policy.model.requires_grad_(False)
@@ -242,9 +279,11 @@ class Run:
             judge_kw["embedded_path"] = resolve(cfg.judge.model, cfg, log)
         self.judge = make_judge(cfg.judge, **judge_kw)
         self.players = game.Players(
-            attacker=self.policies[Role.ATTACKER], defender=self.policies[Role.DEFENDER],
+            attacker=self.policies[Role.ATTACKER],
+            defender=self.policies[Role.DEFENDER],
             templates=load_templates(cfg.game.template_set, cfg.game.templates_dir),
-            attacker_sampling=cfg.attacker.sampling, defender_sampling=cfg.defender.sampling,
+            attacker_sampling=cfg.attacker.sampling,
+            defender_sampling=cfg.defender.sampling,
         )
         self.scheduler = Scheduler(cfg.schedule)
         self.start_step = 0
@@ -259,25 +298,28 @@ class Run:
         step_judge = StepJudge(self.judge, cfg.judge.max_response_tokens)
         t0 = time.perf_counter()
         with timer("seeds"):
-            batch = self.sampler.batch(step)                                  # 0. seeds
+            batch = self.sampler.batch(step)  # 0. seeds
             batch = batch[self.accelerator.process_index :: self.accelerator.num_processes]
         with timer("rollout"):
-            episodes = game.play(                                             # 1. rollout
-                batch, self.players, cfg.game,
+            episodes = game.play(  # 1. rollout
+                batch,
+                self.players,
+                cfg.game,
                 attack_samples=G if role is Role.ATTACKER else 1,
                 reply_samples=1 if role is Role.ATTACKER else G,
-                rng_seed=self._rng_seed(step), static_attacks=self.static_attacks,
+                rng_seed=self._rng_seed(step),
+                static_attacks=self.static_attacks,
                 judge_turn=step_judge,
             )
         with timer("judge"):
-            verdicts = step_judge(                                            # 2. judge
+            verdicts = step_judge(  # 2. judge
                 [e.last.attack for e in episodes],
                 [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
             )
         with timer("rewards"):
-            rewards = compute_rewards(episodes, verdicts, cfg.reward)         # 3. rewards
+            rewards = compute_rewards(episodes, verdicts, cfg.reward)  # 3. rewards
         with timer("update"):
-            stats = self.trainers[role].update(episodes, rewards[role])       # 4. GRPO update
+            stats = self.trainers[role].update(episodes, rewards[role])  # 4. GRPO update
         metrics = {**game_metrics(episodes, verdicts), **summarize(rewards), **stats}
         metrics["judge/calls"] = float(step_judge.calls)
         judge_stats = getattr(self.judge, "stats", None)
@@ -318,11 +360,16 @@ class Run:
         keys = sorted(set(gather_object(list(metrics))))
         values = [metrics.get(k, math.nan) for k in keys]
         has = [0.0 if math.isnan(v) else 1.0 for v in values]
-        t = torch.tensor([[v if h else 0.0 for v, h in zip(values, has, strict=True)], has],
-                         dtype=torch.float64, device=self.accelerator.device)
+        t = torch.tensor(
+            [[v if h else 0.0 for v, h in zip(values, has, strict=True)], has],
+            dtype=torch.float64,
+            device=self.accelerator.device,
+        )
         total, n = self.accelerator.reduce(t, reduction="sum").tolist()
-        return {k: math.nan if not c else s if is_count(k) else s / c
-                for k, s, c in zip(keys, total, n, strict=True)}
+        return {
+            k: math.nan if not c else s if is_count(k) else s / c
+            for k, s, c in zip(keys, total, n, strict=True)
+        }
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -413,8 +460,9 @@ def load_policy(path: str | Path, pcfg, device: str):
 
     require_safetensors(path)
     device = pcfg.device or device
-    policy = HFPolicy.from_pretrained(path, dtype=pcfg.dtype, device=device,
-                                      trust_remote_code=pcfg.trust_remote_code)
+    policy = HFPolicy.from_pretrained(
+        path, dtype=pcfg.dtype, device=device, trust_remote_code=pcfg.trust_remote_code
+    )
     if pcfg.backend == "vllm":
         from magic_rl.vllm_policy import VLLMPolicy
 
@@ -442,7 +490,11 @@ def load_rl_seeds(cfg: RunConfig) -> list[Seed]:
     from magic_rl.data.seeds import load_seed_file, sandbox_seeds
 
     if cfg.data.seeds == "sandbox":
-        kinds = ("harmful", "benign", "contrast") if cfg.data.include_contrast else ("harmful", "benign")
+        kinds = (
+            ("harmful", "benign", "contrast")
+            if cfg.data.include_contrast
+            else ("harmful", "benign")
+        )
         return sandbox_seeds(split=cfg.data.split, kinds=kinds, fraction=cfg.sandbox.fraction)
     return load_seed_file(cfg.data.seeds)
 
@@ -504,8 +556,10 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
     """Run phase 2 to `train.steps`. Returns the run directory."""
     run_dir = resume or Path(cfg.output_dir) / cfg.name
     if resume is None and (run_dir / "metrics.jsonl").exists():
-        raise FileExistsError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
-                              "it, or choose another name (name=...)")
+        raise FileExistsError(
+            f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
+            "it, or choose another name (name=...)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is not None:
         from accelerate import PartialState
@@ -530,16 +584,19 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
 
     from magic_rl.progress import TrainProgress
 
-    with TrainProgress(cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main) as bar:
+    with TrainProgress(
+        cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
+    ) as bar:
         for step in range(run.start_step, cfg.train.steps):
             metrics, replay = run.step(step)
-            switched = run.scheduler.advance(metrics)                         # 6. schedule
-            if run.main:                                                      # 5. log
+            switched = run.scheduler.advance(metrics)  # 6. schedule
+            if run.main:  # 5. log
                 _append_jsonl(replay_path, replay)
                 _append_jsonl(metrics_path, [metrics])
                 if cfg.train.tracker != "none":
-                    run.accelerator.log({k: v for k, v in metrics.items() if isinstance(v, float)},
-                                        step=step)
+                    run.accelerator.log(
+                        {k: v for k, v in metrics.items() if isinstance(v, float)}, step=step
+                    )
             bar.update(metrics)
             last = step + 1 == cfg.train.steps
             if (switched and cfg.train.checkpoint_at_switch) or last:
@@ -563,9 +620,16 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def summarize_run(run_dir: Path, window: int = 5) -> dict:
     """First and last `window`-step means of the headline metrics, per phase."""
     rows = read_metrics(run_dir)
-    keys = ["defender/refusal_rate/harmful", "defender/refusal_rate/benign", "game/asr",
-            "defender/reward/total", "attacker/reward/total", "attacker/format_rate",
-            "judge/unknown", "time/step"]
+    keys = [
+        "defender/refusal_rate/harmful",
+        "defender/refusal_rate/benign",
+        "game/asr",
+        "defender/reward/total",
+        "attacker/reward/total",
+        "attacker/format_rate",
+        "judge/unknown",
+        "time/step",
+    ]
 
     def mean(sel, key):
         vals = [r[key] for r in sel if key in r]
@@ -573,8 +637,11 @@ def summarize_run(run_dir: Path, window: int = 5) -> dict:
 
     return {
         "steps": len(rows),
-        "switches": sum(1 for a, b in zip(rows, rows[1:], strict=False)
-                        if a["schedule/role"] != b["schedule/role"]),
+        "switches": sum(
+            1
+            for a, b in zip(rows, rows[1:], strict=False)
+            if a["schedule/role"] != b["schedule/role"]
+        ),
         "first": {k: mean(rows[:window], k) for k in keys},
         "last": {k: mean(rows[-window:], k) for k in keys},
         "checkpoints": sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("step-*")),

@@ -42,12 +42,17 @@ class TrainProgress:
             )
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
             )
             self._progress.start()
-            self._task = self._progress.add_task(self.title, total=self.total,
-                                                 completed=self.start, info="")
+            self._task = self._progress.add_task(
+                self.title, total=self.total, completed=self.start, info=""
+            )
         return self
 
     def update(self, metrics: dict[str, Any]) -> None:

@@ -114,8 +114,9 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     if (path / "replay.jsonl").exists():
         run.replay = read_replay(path / "replay.jsonl")
     if (path / "crossplay" / "crossplay.json").exists():
-        run.crossplay = _check_crossplay(_read_json(path / "crossplay" / "crossplay.json"),
-                                         path / "crossplay" / "crossplay.json")
+        run.crossplay = _check_crossplay(
+            _read_json(path / "crossplay" / "crossplay.json"), path / "crossplay" / "crossplay.json"
+        )
     if (path / "eval" / "results.json").exists():
         run.eval_results = _read_json(path / "eval" / "results.json")
     if (path / "analysis" / "strategy.json").exists():
@@ -132,7 +133,9 @@ def _check_crossplay(obj: Any, path: Path) -> dict[str, Any]:
         if not isinstance(obj.get(key), list):
             raise ValueError(f"{path}: field {key!r} missing or not a list")
     rows, cols = len(obj["attackers"]), len(obj["defenders"])
-    if len(obj["asr"]) != rows or any(not isinstance(r, list) or len(r) != cols for r in obj["asr"]):
+    if len(obj["asr"]) != rows or any(
+        not isinstance(r, list) or len(r) != cols for r in obj["asr"]
+    ):
         raise ValueError(f"{path}: field 'asr' must be {rows} rows (attackers) x {cols} columns")
     return obj
 
@@ -169,8 +172,9 @@ def run_summary(run: RunData, window: int = 5) -> dict[str, Any]:
         "last_step": max((r["step"] for r in run.metrics), default=None),
         "switches": sum(1 for a, b in zip(roles, roles[1:], strict=False) if a != b),
         "steps_per_role": {role: roles.count(role) for role in ("defender", "attacker")},
-        "config": {k: _dotted(run.config, k) for k in CONFIG_KEYS
-                   if _dotted(run.config, k) is not None},
+        "config": {
+            k: _dotted(run.config, k) for k in CONFIG_KEYS if _dotted(run.config, k) is not None
+        },
         "first": {k: _mean([_num(r.get(k)) for r in run.metrics[:window]]) for k in SUMMARY_KEYS},
         "last": {k: _mean([_num(r.get(k)) for r in run.metrics[-window:]]) for k in SUMMARY_KEYS},
     }
@@ -187,8 +191,10 @@ class Figure:
 
     def img(self) -> str:
         data = base64.b64encode(self.png).decode("ascii")
-        return (f'<img class="plot" id="fig-{self.name}" alt="{html.escape(self.alt)}" '
-                f'src="data:image/png;base64,{data}">')
+        return (
+            f'<img class="plot" id="fig-{self.name}" alt="{html.escape(self.alt)}" '
+            f'src="data:image/png;base64,{data}">'
+        )
 
 
 def _png(fig) -> bytes:
@@ -231,8 +237,11 @@ def _smooth(values: list[float], window: int) -> list[float]:
 
 
 def curves_figure(runs: Sequence[RunData]) -> Figure | None:
-    keys = [(k, t) for k, t in CURVES
-            if any(not math.isnan(_num(r.get(k))) for run in runs for r in run.metrics)]
+    keys = [
+        (k, t)
+        for k, t in CURVES
+        if any(not math.isnan(_num(r.get(k))) for run in runs for r in run.metrics)
+    ]
     if not keys:
         return None
     from matplotlib.patches import Patch
@@ -250,18 +259,31 @@ def curves_figure(runs: Sequence[RunData]) -> Figure | None:
             color = RUN_COLORS[i % len(RUN_COLORS)]
             ax.plot(steps, values, color=color, alpha=0.3, lw=0.8)
             window = max(1, len(steps) // 30)
-            ax.plot(steps, _smooth(values, window), color=color, lw=1.6,
-                    label=run.label if len(runs) > 1 else None)
+            ax.plot(
+                steps,
+                _smooth(values, window),
+                color=color,
+                lw=1.6,
+                label=run.label if len(runs) > 1 else None,
+            )
         ax.set_title(f"{title}  ({key})", fontsize=9, loc="left")
         ax.grid(alpha=0.3, lw=0.5)
         ax.tick_params(labelsize=8)
     axes[-1, 0].set_xlabel("step")
     handles = [Patch(color=c, label=f"training {r}") for r, c in ROLE_COLORS.items()]
     if len(runs) > 1:
-        handles += [plt.Line2D([], [], color=RUN_COLORS[i % len(RUN_COLORS)], label=run.label)
-                    for i, run in enumerate(runs)]
-    axes[0, 0].legend(handles=handles, fontsize=7, loc="lower right", ncol=len(handles),
-                      bbox_to_anchor=(1.0, 1.0), frameon=False)
+        handles += [
+            plt.Line2D([], [], color=RUN_COLORS[i % len(RUN_COLORS)], label=run.label)
+            for i, run in enumerate(runs)
+        ]
+    axes[0, 0].legend(
+        handles=handles,
+        fontsize=7,
+        loc="lower right",
+        ncol=len(handles),
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+    )
     fig.tight_layout()
     return Figure("curves", _png(fig), "training curves over steps, role shaded")
 
@@ -276,15 +298,23 @@ def crossplay_figure(run: RunData, index: int) -> Figure | None:
     asr = np.array([[_num(v) for v in row] for row in cp["asr"]], dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * asr.shape[1], 1.0 + 0.5 * asr.shape[0]))
     im = ax.imshow(asr, cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(asr.shape[1]), [str(d) for d in cp["defenders"]], rotation=45,
-                  ha="right", fontsize=7)
+    ax.set_xticks(
+        range(asr.shape[1]), [str(d) for d in cp["defenders"]], rotation=45, ha="right", fontsize=7
+    )
     ax.set_yticks(range(asr.shape[0]), [str(a) for a in cp["attackers"]], fontsize=7)
     ax.set_xlabel("defender checkpoint")
     ax.set_ylabel("attacker checkpoint")
     for (i, j), v in np.ndenumerate(asr):
         if not math.isnan(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if v > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if v > 0.6 else "black",
+            )
     fig.colorbar(im, ax=ax, label="ASR")
     ax.set_title(f"cross-play ASR: {run.label}", fontsize=9)
     return Figure(f"crossplay-{index}", _png(fig), f"cross-play ASR heatmap of {run.label}")
@@ -306,13 +336,16 @@ def strategy_figure(run: RunData, index: int) -> Figure | None:
         shares = [0.0 if math.isnan(v) else v for v in shares]
         if not any(shares):
             continue
-        ax.bar(labels, shares, bottom=bottom, color=cmap(cls % 20), label=f"{cls} {name}",
-               width=0.6)
+        ax.bar(
+            labels, shares, bottom=bottom, color=cmap(cls % 20), label=f"{cls} {name}", width=0.6
+        )
         bottom = [b + v for b, v in zip(bottom, shares, strict=True)]
     ax.set_ylabel("share of rewrites")
     ax.set_ylim(0, 1)
-    ax.set_title(f"attack patterns per stage ({run.analysis.get('label', 'harmful')} seeds): "
-                 f"{run.label}", fontsize=9)
+    ax.set_title(
+        f"attack patterns per stage ({run.analysis.get('label', 'harmful')} seeds): {run.label}",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.tick_params(labelsize=8)
     fig.tight_layout()
@@ -334,8 +367,9 @@ def metric_rows(obj: Any, prefix: str = "") -> list[dict[str, Any]]:
             lo, hi = (ci[0], ci[1]) if ci and len(ci) == 2 else (obj.get("lo"), obj.get("hi"))
             parts = [str(obj[k]) for k in ("source", "subset", "name") if obj.get(k)]
             name = "/".join(parts) if parts and not prefix.endswith("/".join(parts)) else prefix
-            rows.append({"name": name or prefix, "value": value, "lo": lo, "hi": hi,
-                         "n": obj.get("n")})
+            rows.append(
+                {"name": name or prefix, "value": value, "lo": lo, "hi": hi, "n": obj.get("n")}
+            )
             return rows
         for key, sub in obj.items():
             rows += metric_rows(sub, f"{prefix}/{key}" if prefix else str(key))
@@ -353,7 +387,9 @@ def ablation_table(obj: Any, source: str = "ablation") -> tuple[list[str], list[
     if isinstance(obj, dict) and set(obj) <= {"variants", "rows", "title"} and obj:
         obj = obj.get("variants", obj.get("rows"))
     if not isinstance(obj, dict) or not obj:
-        raise ValueError(f"{source}: expected an object {{variant: {{metric: {{mean, lo, hi, n}}}}}}")
+        raise ValueError(
+            f"{source}: expected an object {{variant: {{metric: {{mean, lo, hi, n}}}}}}"
+        )
     metrics: list[str] = []
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for variant, row in obj.items():
@@ -363,8 +399,10 @@ def ablation_table(obj: Any, source: str = "ablation") -> tuple[list[str], list[
             if isinstance(cell, int | float) and not isinstance(cell, bool):
                 cell = {"mean": cell}
             if not isinstance(cell, dict) or not isinstance(cell.get("mean"), int | float | None):
-                raise ValueError(f"{source}: variant {variant!r}, metric {metric!r}: expected "
-                                 "{mean, lo, hi, n}")
+                raise ValueError(
+                    f"{source}: variant {variant!r}, metric {metric!r}: expected "
+                    "{mean, lo, hi, n}"
+                )
             if metric not in metrics:
                 metrics.append(metric)
             cells[(variant, metric)] = cell
@@ -501,8 +539,7 @@ def _md_cell(value: Any) -> str:
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |",
-             "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -511,20 +548,28 @@ def _summary_section(rep: Report, runs: Sequence[RunData]) -> None:
     rep.section("summary", "Run summary")
     summaries = [run_summary(run) for run in runs]
     header = ["", *[run.label for run in runs]]
-    rows = [["directory", *[str(run.path) for run in runs]],
-            ["steps (last step)", *[f"{s['steps']} ({s['last_step']})" for s in summaries]],
-            ["role switches", *[s["switches"] for s in summaries]],
-            ["steps defender / attacker",
-             *[f"{s['steps_per_role']['defender']} / {s['steps_per_role']['attacker']}"
-               for s in summaries]]]
+    rows = [
+        ["directory", *[str(run.path) for run in runs]],
+        ["steps (last step)", *[f"{s['steps']} ({s['last_step']})" for s in summaries]],
+        ["role switches", *[s["switches"] for s in summaries]],
+        [
+            "steps defender / attacker",
+            *[
+                f"{s['steps_per_role']['defender']} / {s['steps_per_role']['attacker']}"
+                for s in summaries
+            ],
+        ],
+    ]
     for key in CONFIG_KEYS:
         if any(key in s["config"] for s in summaries):
             rows.append([key, *[s["config"].get(key, "–") for s in summaries]])
     rep.table(header, rows, numeric_from=99)
     rep.html.append("<h3>Headline metrics: mean of the first / last 5 steps</h3>")
     rep.md.append("\n### Headline metrics: mean of the first / last 5 steps\n")
-    rows = [[key, *[f"{_fmt(s['first'][key])} → {_fmt(s['last'][key])}" for s in summaries]]
-            for key in SUMMARY_KEYS]
+    rows = [
+        [key, *[f"{_fmt(s['first'][key])} → {_fmt(s['last'][key])}" for s in summaries]]
+        for key in SUMMARY_KEYS
+    ]
     rep.table(["metric", *[run.label for run in runs]], rows)
 
 
@@ -534,10 +579,12 @@ def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> N
     if not any((run.analysis or {}).get("stages") for run in runs):
         return
     rep.section("strategy", "Attack patterns per training stage")
-    rep.note("Taxonomy of the paper (20 classes, 6 families); a hybrid code such as 0_3 has two "
-             "or more high-confidence classes and is split evenly across them in the bars. "
-             "Self-BLEU: higher = more repetitive; embedding diversity: mean pairwise cosine "
-             "distance of character-n-gram TF-IDF vectors.")
+    rep.note(
+        "Taxonomy of the paper (20 classes, 6 families); a hybrid code such as 0_3 has two "
+        "or more high-confidence classes and is split evenly across them in the bars. "
+        "Self-BLEU: higher = more repetitive; embedding diversity: mean pairwise cosine "
+        "distance of character-n-gram TF-IDF vectors."
+    )
     for i, run in enumerate(runs):
         stages = (run.analysis or {}).get("stages") or []
         if not stages:
@@ -550,13 +597,33 @@ def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> N
             top = sorted((s.get("codes") or {}).items(), key=lambda kv: -kv[1])[:3]
             top_text = ", ".join(
                 f"{c} ({TAXONOMY.get(int(c), '?') if '_' not in c else 'hybrid'}) {v:.0%}"
-                for c, v in top)
-            rows.append([f"{s['steps'][0]}–{s['steps'][1]}", s.get("n_rewrites"),
-                         _fmt(s.get("hybrid_ratio")), s.get("distinct_codes"),
-                         _fmt(s.get("self_bleu")), _fmt(s.get("embedding_diversity")),
-                         s.get("n_unknown", 0), top_text])
-        rep.table(["steps", "rewrites", "hybrid ratio", "distinct codes", "self-BLEU",
-                   "embedding diversity", "unknown", "top codes"], rows)
+                for c, v in top
+            )
+            rows.append(
+                [
+                    f"{s['steps'][0]}–{s['steps'][1]}",
+                    s.get("n_rewrites"),
+                    _fmt(s.get("hybrid_ratio")),
+                    s.get("distinct_codes"),
+                    _fmt(s.get("self_bleu")),
+                    _fmt(s.get("embedding_diversity")),
+                    s.get("n_unknown", 0),
+                    top_text,
+                ]
+            )
+        rep.table(
+            [
+                "steps",
+                "rewrites",
+                "hybrid ratio",
+                "distinct codes",
+                "self-BLEU",
+                "embedding diversity",
+                "unknown",
+                "top codes",
+            ],
+            rows,
+        )
 
 
 def _sample_section(rep: Report, runs: Sequence[RunData], show_text: bool) -> None:
@@ -564,38 +631,52 @@ def _sample_section(rep: Report, runs: Sequence[RunData], show_text: bool) -> No
     if not samples:
         return
     rep.section("samples", "Sample exchanges")
-    rep.html.append('<label class="switch"><input type="checkbox" id="show-sensitive"> Show attack '
-                    "and reply text (hidden by default)</label>")
+    rep.html.append(
+        '<label class="switch"><input type="checkbox" id="show-sensitive"> Show attack '
+        "and reply text (hidden by default)</label>"
+    )
     if not show_text:
         rep.md.append("_Attack and reply text is left out of the markdown; see the HTML report._\n")
     for run, period, r in samples:
         v = r.get("verdict") or {}
         rewards = r.get("rewards") or {}
-        meta = (f"{run.label} · {period} · step {r['step']} · trained {r.get('trained_role', '?')}"
-                f" · seed {r['seed'].get('id', '')} ({r['seed']['label']}"
-                f"{', ' + r['seed']['category'] if r['seed'].get('category') else ''})")
-        verdict = ", ".join(f"{k}={v.get(k)}" for k in
-                            ("prompt_harmful", "response_refusal", "response_harmful"))
-        reward = ", ".join(f"{role} {_fmt((rw or {}).get('total'), 2)}"
-                           for role, rw in rewards.items())
-        parts = [f'<div class="exchange"><div class="meta">{_e(meta)}</div>',
-                 f"<div><b>seed</b>: {_e(r['seed']['text'])}</div>"]
+        meta = (
+            f"{run.label} · {period} · step {r['step']} · trained {r.get('trained_role', '?')}"
+            f" · seed {r['seed'].get('id', '')} ({r['seed']['label']}"
+            f"{', ' + r['seed']['category'] if r['seed'].get('category') else ''})"
+        )
+        verdict = ", ".join(
+            f"{k}={v.get(k)}" for k in ("prompt_harmful", "response_refusal", "response_harmful")
+        )
+        reward = ", ".join(
+            f"{role} {_fmt((rw or {}).get('total'), 2)}" for role, rw in rewards.items()
+        )
+        parts = [
+            f'<div class="exchange"><div class="meta">{_e(meta)}</div>',
+            f"<div><b>seed</b>: {_e(r['seed']['text'])}</div>",
+        ]
         md = [f"\n**{meta}**\n", f"- seed: {_md_cell(r['seed']['text'])}"]
         for k, turn in enumerate(r["turns"], 1):
             tag = f" (turn {k})" if len(r["turns"]) > 1 else ""
-            parts.append(f"<div><b>attack{tag}</b>"
-                         f'<span class="redacted"> [hidden]</span>'
-                         f'<pre class="sensitive">{_e(turn.get("attack", ""))}</pre></div>')
-            parts.append(f"<div><b>reply{tag}</b>"
-                         f'<span class="redacted"> [hidden]</span>'
-                         f'<pre class="sensitive">{_e(turn.get("reply", ""))}</pre></div>')
+            parts.append(
+                f"<div><b>attack{tag}</b>"
+                f'<span class="redacted"> [hidden]</span>'
+                f'<pre class="sensitive">{_e(turn.get("attack", ""))}</pre></div>'
+            )
+            parts.append(
+                f"<div><b>reply{tag}</b>"
+                f'<span class="redacted"> [hidden]</span>'
+                f'<pre class="sensitive">{_e(turn.get("reply", ""))}</pre></div>'
+            )
             if show_text:
                 md.append(f"- attack{tag}: {_md_cell(turn.get('attack', ''))}")
                 md.append(f"- reply{tag}: {_md_cell(turn.get('reply', ''))}")
             else:
                 md.append(f"- attack{tag} / reply{tag}: [redacted]")
-        parts.append(f"<div><b>verdict</b>: {_e(verdict)}"
-                     f"{(' · error: ' + _e(v['error'])) if v.get('error') else ''}</div>")
+        parts.append(
+            f"<div><b>verdict</b>: {_e(verdict)}"
+            f"{(' · error: ' + _e(v['error'])) if v.get('error') else ''}</div>"
+        )
         parts.append(f"<div><b>rewards</b>: {_e(reward)}</div></div>")
         md += [f"- verdict: {verdict}", f"- rewards: {reward}"]
         rep.html.append("".join(parts))
@@ -614,9 +695,12 @@ def build_report(
     _summary_section(rep, runs)
 
     rep.section("curves", "Training curves")
-    rep.note("Thin lines: per step; thick: moving average. Background: the role trained at that "
-             "step (blue = defender, orange = attacker" +
-             (f"; shading from {runs[0].label}" if len(runs) > 1 else "") + ").")
+    rep.note(
+        "Thin lines: per step; thick: moving average. Background: the role trained at that "
+        "step (blue = defender, orange = attacker"
+        + (f"; shading from {runs[0].label}" if len(runs) > 1 else "")
+        + ")."
+    )
     fig = curves_figure(runs)
     if fig is None:
         rep.note("No curve metrics in metrics.jsonl.")
@@ -624,8 +708,9 @@ def build_report(
 
     if any(run.crossplay for run in runs):
         rep.section("crossplay", "Cross-play")
-        rep.note("ASR of every attacker checkpoint (rows) against every defender checkpoint "
-                 "(columns).")
+        rep.note(
+            "ASR of every attacker checkpoint (rows) against every defender checkpoint (columns)."
+        )
         for i, run in enumerate(runs):
             rep.figure(crossplay_figure(run, i), files_dir)
 
@@ -639,10 +724,18 @@ def build_report(
             rows = metric_rows(run.eval_results)
             rep.html.append(f"<h3>{_e(run.label)}</h3>")
             rep.md.append(f"\n### {run.label}\n")
-            rep.table(["metric", "value", "95% CI", "n"],
-                      [[r["name"], _fmt(r["value"]),
+            rep.table(
+                ["metric", "value", "95% CI", "n"],
+                [
+                    [
+                        r["name"],
+                        _fmt(r["value"]),
                         "–" if math.isnan(_num(r["lo"])) else f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]",
-                        r["n"] if r["n"] is not None else "–"] for r in rows[:300]])
+                        r["n"] if r["n"] is not None else "–",
+                    ]
+                    for r in rows[:300]
+                ],
+            )
 
     if ablation is not None:
         variants, metrics, cells = ablation_table(ablation, ablation_source)
@@ -653,8 +746,11 @@ def build_report(
             row = [variant]
             for metric in metrics:
                 c = cells.get((variant, metric))
-                row.append("–" if c is None else
-                           _ci_text(c.get("mean"), c.get("lo"), c.get("hi"), c.get("n")))
+                row.append(
+                    "–"
+                    if c is None
+                    else _ci_text(c.get("mean"), c.get("lo"), c.get("hi"), c.get("n"))
+                )
             rows.append(row)
         rep.table(["variant", *metrics], rows)
 
@@ -683,20 +779,31 @@ def render_report(
         ablation_source = str(ablation)
         ablation = _read_json(Path(ablation))
     files_dir = f"{out.stem}_files"
-    rep = build_report(runs, ablation, files_dir=files_dir, show_text=show_text,
-                       ablation_source=ablation_source)
+    rep = build_report(
+        runs, ablation, files_dir=files_dir, show_text=show_text, ablation_source=ablation_source
+    )
 
     title = "MAGIC run report: " + ", ".join(run.label for run in runs)
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("summary", "summary"), ("curves", "curves"), ("crossplay", "cross-play"),
-        ("strategy", "attack patterns"), ("eval", "evaluation"), ("ablation", "ablation"),
-        ("samples", "samples")) if f'id="{a}"' in "".join(rep.html))
+    nav = "".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("summary", "summary"),
+            ("curves", "curves"),
+            ("crossplay", "cross-play"),
+            ("strategy", "attack patterns"),
+            ("eval", "evaluation"),
+            ("ablation", "ablation"),
+            ("samples", "samples"),
+        )
+        if f'id="{a}"' in "".join(rep.html)
+    )
     doc = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style><script>{JS}</script></head>\n"
-        f"<body><main><h1>{_e(title)}</h1><nav>{nav}</nav>\n" + "\n".join(rep.html) +
-        "\n</main></body></html>\n"
+        f"<body><main><h1>{_e(title)}</h1><nav>{nav}</nav>\n"
+        + "\n".join(rep.html)
+        + "\n</main></body></html>\n"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(doc, encoding="utf-8")

@@ -105,9 +105,12 @@ class GRPOTrainer:
             valid = valid & _has_signal(totals, groups, valid)
         samples = role_samples(episodes, self.role, adv.tolist(), valid.tolist())
         prefix = self.role.value
-        stats = {f"{prefix}/update/samples": float(len(samples)),
-                 f"{prefix}/update/zero_adv_frac": float((adv[valid] == 0).float().mean())
-                 if bool(valid.any()) else 1.0}
+        stats = {
+            f"{prefix}/update/samples": float(len(samples)),
+            f"{prefix}/update/zero_adv_frac": float((adv[valid] == 0).float().mean())
+            if bool(valid.any())
+            else 1.0,
+        }
         n_tokens = sum(len(s.completion_ids) for s in samples)
         # Data-parallel: the normaliser counts every rank's samples, and `_clip_and_step` sums the
         # ranks' gradients, so the step equals one full-batch step.
@@ -122,7 +125,9 @@ class GRPOTrainer:
         for _epoch in range(g.ppo_epochs):
             for k, batch in enumerate(_chunks(samples, g.micro_batch_size)):
                 logp, mask = sequence_logprobs(
-                    self.model, [s.prompt_ids for s in batch], [s.completion_ids for s in batch],
+                    self.model,
+                    [s.prompt_ids for s in batch],
+                    [s.completion_ids for s in batch],
                     pad_id,
                 )
                 # First epoch is on-policy: pi_old == pi_theta numerically, ratio == 1.
@@ -130,8 +135,15 @@ class GRPOTrainer:
                 ref = self._ref_logprobs(batch, pad_id) if g.kl_beta > 0 else None
                 a = torch.tensor([s.advantage for s in batch], device=logp.device)
                 loss, part = grpo.grpo_loss(
-                    logp, old, a, mask, clip_eps=g.clip_eps, mode=g.loss_agg,
-                    kl_beta=g.kl_beta, ref_logp=ref, normaliser=normaliser,
+                    logp,
+                    old,
+                    a,
+                    mask,
+                    clip_eps=g.clip_eps,
+                    mode=g.loss_agg,
+                    kl_beta=g.kl_beta,
+                    ref_logp=ref,
+                    normaliser=normaliser,
                 )
                 self._backward(loss)
                 weight = float(mask.sum()) / n_tokens
@@ -152,8 +164,9 @@ class GRPOTrainer:
     def _sum_over_processes(self, n_tokens: int, n_samples: int) -> tuple[float, float]:
         if self.accelerator is None or self.accelerator.num_processes == 1:
             return float(n_tokens), float(n_samples)
-        counts = torch.tensor([n_tokens, n_samples], dtype=torch.float64,
-                              device=self.accelerator.device)
+        counts = torch.tensor(
+            [n_tokens, n_samples], dtype=torch.float64, device=self.accelerator.device
+        )
         tokens, samples = self.accelerator.reduce(counts, reduction="sum").tolist()
         return tokens, samples
 
@@ -173,8 +186,9 @@ class GRPOTrainer:
     def _old_logprobs(self, samples: list[Sample], pad_id: int) -> list[torch.Tensor]:
         self.model.eval()
         return [
-            sequence_logprobs(self.model, [s.prompt_ids for s in b], [s.completion_ids for s in b],
-                              pad_id)[0].detach()
+            sequence_logprobs(
+                self.model, [s.prompt_ids for s in b], [s.completion_ids for s in b], pad_id
+            )[0].detach()
             for b in _chunks(samples, self.gcfg.micro_batch_size)
         ]
 
@@ -316,8 +330,9 @@ def sft(
     }
 
 
-def attacker_sft(cfg: RunConfig, records: Sequence, base_model: str, out_dir: str | Path,
-                 *, log=print) -> dict:
+def attacker_sft(
+    cfg: RunConfig, records: Sequence, base_model: str, out_dir: str | Path, *, log=print
+) -> dict:
     """Phase 1: SFT `base_model` on pool records -> `out_dir` (Hugging Face format).
 
     Prompt = the attacker's single-turn chat view of the record's seed (the same view the game builds);
@@ -331,8 +346,11 @@ def attacker_sft(cfg: RunConfig, records: Sequence, base_model: str, out_dir: st
     from magic_rl.prompts import attacker_messages, load_templates
     from magic_rl.strategies import resolve_strategies
 
-    skip = set(resolve_strategies(
-        [*cfg.data.held_out_strategies, *(f"family:{f}" for f in cfg.sft.exclude_families)]))
+    skip = set(
+        resolve_strategies(
+            [*cfg.data.held_out_strategies, *(f"family:{f}" for f in cfg.sft.exclude_families)]
+        )
+    )
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     examples = [
         SFTExample(tuple(attacker_messages(templates, rec.seed, [], False)), rec.target)
@@ -341,8 +359,9 @@ def attacker_sft(cfg: RunConfig, records: Sequence, base_model: str, out_dir: st
     ]
     if not examples:
         raise ValueError("phase 1: no pool record left after excluding held-out strategies")
-    policy = HFPolicy.from_pretrained(base_model, dtype=cfg.attacker.dtype,
-                                      trust_remote_code=cfg.attacker.trust_remote_code)
+    policy = HFPolicy.from_pretrained(
+        base_model, dtype=cfg.attacker.dtype, trust_remote_code=cfg.attacker.trust_remote_code
+    )
     t = time.perf_counter()
     summary = sft(policy, examples, cfg.sft, out_dir, seed=cfg.seed, progress=cfg.train.progress)
     summary["seconds"] = round(time.perf_counter() - t, 1)

@@ -90,9 +90,7 @@ class VLLMPolicy:
         self.syncs = 0
 
     @classmethod
-    def from_hf(
-        cls, hf: HFPolicy, path: str | Path, pcfg: PolicyConfig, device: str
-    ) -> VLLMPolicy:
+    def from_hf(cls, hf: HFPolicy, path: str | Path, pcfg: PolicyConfig, device: str) -> VLLMPolicy:
         """Start an engine on the weights at `path` (the same files `hf` was loaded from)."""
         try:
             import vllm

@@ -36,8 +36,9 @@ def tiny_overrides(tmp_path_factory) -> list[str]:
 
 @pytest.fixture
 def shared_data() -> Path:
-    root = Path(os.environ.get("MAGIC_SHARED_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+    root = Path(
+        os.environ.get("MAGIC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     if not root.is_dir():
         pytest.skip(f"public benchmark files not found at {root}")
     return root

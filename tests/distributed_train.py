@@ -85,24 +85,40 @@ def update_check(out: Path) -> None:
     torch.set_num_threads(1)
     acc = Accelerator(cpu=True)
     torch.manual_seed(acc.process_index)  # different inits: the trainer must broadcast rank 0's
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        pad_token_id=0,
+    )
     if acc.process_index == 0:
         torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(torch.float64)
     policy = SimpleNamespace(model=model, pad_id=0)
-    trainer = GRPOTrainer(Role.DEFENDER, policy, PolicyConfig(model="tiny", lr=1e-2),
-                          GRPOConfig(micro_batch_size=3), accelerator=acc)
+    trainer = GRPOTrainer(
+        Role.DEFENDER,
+        policy,
+        PolicyConfig(model="tiny", lr=1e-2),
+        GRPOConfig(micro_batch_size=3),
+        accelerator=acc,
+    )
     stats = []
     # 6 groups, strided over the ranks as the loop shards seeds: rank 0 {0, 2, 4}, rank 1 {1, 3, 5}
     for valid in ({0, 1, 2, 4}, {0, 2}):
         episodes, rewards = synthetic_groups(6, 4, valid)
-        mine = [i for i, e in enumerate(episodes) if e.group % acc.num_processes == acc.process_index]
+        mine = [
+            i for i, e in enumerate(episodes) if e.group % acc.num_processes == acc.process_index
+        ]
         s = trainer.update([episodes[i] for i in mine], [rewards[i] for i in mine])
         stats.append(s["defender/update/grad_norm"])
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"weights": model.state_dict(), "grad_norms": stats},
-               out / f"update-rank{acc.process_index}.pt")
+    torch.save(
+        {"weights": model.state_dict(), "grad_norms": stats},
+        out / f"update-rank{acc.process_index}.pt",
+    )
 
 
 if __name__ == "__main__":

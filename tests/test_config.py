@@ -40,7 +40,11 @@ def test_defaults_are_the_papers():
 @pytest.mark.parametrize(
     ("text", "overrides", "match"),
     [
-        ("schedule:\n  freqq: 3\n", [], r"run\.yaml: schedule\.freqq: unknown field \(valid here: .*freq,"),
+        (
+            "schedule:\n  freqq: 3\n",
+            [],
+            r"run\.yaml: schedule\.freqq: unknown field \(valid here: .*freq,",
+        ),
         ("rewards:\n  r_harm: 1\n", [], r"rewards: unknown field \(valid here: .*reward,"),
         ("reward:\n  r_harm: -1\n", [], r"reward\.r_harm: Input should be greater"),
         ("reward:\n  unknown_policy: safe\n", [], r"reward\.unknown_policy"),
@@ -59,7 +63,11 @@ def test_defaults_are_the_papers():
         ),
         ("game:\n  attacker: none\n", [], r"game\.attacker='none'.*train_roles=defender"),
         ("{}\n", ["schedule.freq=0"], r"schedule\.freq: Input should be greater"),
-        ("{}\n", ["grpo.group_sise=8"], r"grpo\.group_sise: unknown field \(valid here: .*group_size"),
+        (
+            "{}\n",
+            ["grpo.group_sise=8"],
+            r"grpo\.group_sise: unknown field \(valid here: .*group_size",
+        ),
     ],
 )
 def test_validation_errors_name_the_field(tmp_path, text, overrides, match):

@@ -60,8 +60,15 @@ def _launch(tmp: Path, args: list[str]) -> None:
         "dynamo_backend: 'NO'\ngpu_ids: all\n"
     )
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-           str(SCRIPT), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        str(SCRIPT),
+        *args,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
@@ -86,9 +93,13 @@ def test_a_two_process_update_equals_the_one_process_update_of_the_whole_batch(t
     import torch
 
     _launch(tmp_path, ["--update", str(tmp_path / "dp")])
-    one = subprocess.run([sys.executable, str(SCRIPT), "--update", str(tmp_path / "one")],
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"},
-                         capture_output=True, text=True, timeout=120)
+    one = subprocess.run(
+        [sys.executable, str(SCRIPT), "--update", str(tmp_path / "one")],
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert one.returncode == 0, one.stderr[-4000:]
     ref = torch.load(tmp_path / "one" / "update-rank0.pt")
     for rank in (0, 1):
@@ -100,8 +111,14 @@ def test_a_two_process_update_equals_the_one_process_update_of_the_whole_batch(t
 
 @pytest.mark.slow
 def test_two_processes_train_the_sandbox_in_lockstep_and_resume(tiny_overrides, tmp_path):
-    overrides = [*tiny_overrides, "train.steps=2", "schedule.freq=2", "reward.truncation=penalize",
-                 f"output_dir={tmp_path}", "name=dp"]
+    overrides = [
+        *tiny_overrides,
+        "train.steps=2",
+        "schedule.freq=2",
+        "reward.truncation=penalize",
+        f"output_dir={tmp_path}",
+        "name=dp",
+    ]
     run = tmp_path / "dp"
     _launch(tmp_path, [str(tmp_path / "w2"), *overrides])
     _launch(tmp_path, [str(tmp_path / "w4"), "--resume", str(run), "train.steps=4"])
@@ -115,8 +132,11 @@ def test_two_processes_train_the_sandbox_in_lockstep_and_resume(tiny_overrides, 
             saved = _load(ck / f"step-{step:06d}" / role / "model.safetensors")
             # save_pretrained leaves out tied weights: compare what the checkpoint holds
             assert _same({k: rank0[k] for k in saved}, saved)
-    w = {(s, r): _load(ck / f"step-{s:06d}" / r / "model.safetensors")
-         for s in (0, 2, 4) for r in ("attacker", "defender")}
+    w = {
+        (s, r): _load(ck / f"step-{s:06d}" / r / "model.safetensors")
+        for s in (0, 2, 4)
+        for r in ("attacker", "defender")
+    }
     assert not _same(w[0, "defender"], w[2, "defender"])  # the update did something
     assert not _same(w[2, "attacker"], w[4, "attacker"])
     assert _same(w[2, "defender"], w[4, "defender"])

@@ -57,8 +57,12 @@ def test_overrides_the_experiment_owns_are_refused(item):
 
 @pytest.mark.parametrize(
     "variant, attacker, roles",
-    [("no_game", "none", "defender"), ("defender_only", "policy", "defender"),
-     ("static", "static", "defender"), ("magic", "policy", "both")],
+    [
+        ("no_game", "none", "defender"),
+        ("defender_only", "policy", "defender"),
+        ("static", "static", "defender"),
+        ("magic", "policy", "both"),
+    ],
 )
 def test_each_variant_is_its_overrides_on_the_preset(tmp_path, variant, attacker, roles):
     cfg = run_config("sandbox", ["schedule.freq=5"], RunSpec(variant, 7), 11, tmp_path)
@@ -87,17 +91,25 @@ def _run(**values: float) -> dict[str, float]:
 
 
 def test_aggregate_gives_the_t_interval_over_seeds_and_null_where_undefined():
-    table = aggregate({
-        "magic": [_run(held_out_asr=0.1), _run(held_out_asr=0.2), _run(held_out_asr=0.3)],
-        "base": [_run(held_out_asr=0.6, rta=math.nan)],
-    })
+    table = aggregate(
+        {
+            "magic": [_run(held_out_asr=0.1), _run(held_out_asr=0.2), _run(held_out_asr=0.3)],
+            "base": [_run(held_out_asr=0.6, rta=math.nan)],
+        }
+    )
     cell = table["magic"]["held_out_asr"]
     # mean 0.2, sd 0.1, t(0.975, 2) = 4.3027 -> half-width 0.2484; a rate's interval stops at 0
     assert cell["n"] == 3 and cell["mean"] == pytest.approx(0.2)
     assert (cell["lo"], cell["hi"]) == pytest.approx((0.0, 0.2 + 0.24841), abs=1e-4)
     assert cell["sd"] == pytest.approx(0.1)
-    assert table["base"]["held_out_asr"] == {"mean": 0.6, "lo": None, "hi": None, "n": 1,
-                                             "sd": None, "values": [0.6]}
+    assert table["base"]["held_out_asr"] == {
+        "mean": 0.6,
+        "lo": None,
+        "hi": None,
+        "n": 1,
+        "sd": None,
+        "values": [0.6],
+    }
     assert table["base"]["rta"]["mean"] is None and table["base"]["rta"]["n"] == 0
     json.dumps(table, allow_nan=False)  # strict JSON: no NaN anywhere
     assert cell_text(cell) == "0.20 [0.00, 0.45]"
@@ -111,8 +123,14 @@ def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
     from magic_rl.report import render_report
 
     out = tmp_path / "abl"
-    kw = dict(variants=["base", "no_game", "magic"], seeds=[0, 1], steps=2, out=out, limit=8,
-              log=lambda *a: None)
+    kw = dict(
+        variants=["base", "no_game", "magic"],
+        seeds=[0, 1],
+        steps=2,
+        out=out,
+        limit=8,
+        log=lambda *a: None,
+    )
     overrides = [*tiny_overrides, "train.seeds_per_step=4", "grpo.group_size=2"]
     path = run_ablation("sandbox", overrides, **kw)
 
@@ -133,8 +151,11 @@ def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
     md = (out / "ablation.md").read_text()
     assert "held-out strategy ASR" in md and "| magic | 2 |" in md and "| base | 1 |" in md
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["seeds"] == [0, 1] and prov["steps"] == 2 and set(prov["runs"]) == {
-        "base", "no_game-s0", "magic-s0", "no_game-s1", "magic-s1"}
+    assert (
+        prov["seeds"] == [0, 1]
+        and prov["steps"] == 2
+        and set(prov["runs"]) == {"base", "no_game-s0", "magic-s0", "no_game-s1", "magic-s1"}
+    )
 
     # a rerun finds every run and eval complete: no training, no model loaded
     mtimes = {p: p.stat().st_mtime for p in out.glob("*/eval/results.json")}

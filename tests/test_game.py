@@ -23,7 +23,9 @@ def _players(attacker_fn=None, defender_fn=None, log=None):
 
     def reply(chat):
         log["defender"].append(chat)
-        return "Sure, here is how: Step 1: [...]" if "phishing" in chat[-1]["content"] else "I can't."
+        return (
+            "Sure, here is how: Step 1: [...]" if "phishing" in chat[-1]["content"] else "I can't."
+        )
 
     s = SamplingConfig(temperature=1.0, max_new_tokens=500, max_prompt_tokens=4096)
     return game.Players(
@@ -73,8 +75,9 @@ def test_multiturn_views_and_early_stop_on_harmful_reply():
         return [Verdict(None, None, "Sure" in r) for r in replies]
 
     cfg = GameConfig(max_turns=3)
-    eps = game.play(SEEDS, players, cfg, attack_samples=1, reply_samples=1, rng_seed=0,
-                    judge_turn=judge_turn)
+    eps = game.play(
+        SEEDS, players, cfg, attack_samples=1, reply_samples=1, rng_seed=0, judge_turn=judge_turn
+    )
     harmful, benign = eps
     assert len(harmful.turns) == 1  # stopped: the first reply was judged harmful
     assert len(benign.turns) == 3
@@ -93,8 +96,9 @@ def test_multiturn_views_and_early_stop_on_harmful_reply():
 
 def test_no_game_defender_sees_the_vanilla_seed():
     players, log = _players()
-    eps = game.play(SEEDS, players, GameConfig(attacker="none"), attack_samples=1,
-                    reply_samples=2, rng_seed=0)
+    eps = game.play(
+        SEEDS, players, GameConfig(attacker="none"), attack_samples=1, reply_samples=2, rng_seed=0
+    )
     assert not log["attacker"]
     assert [e.last.attack for e in eps] == [SEEDS[0].text] * 2 + [SEEDS[1].text] * 2
 
@@ -103,10 +107,12 @@ def test_static_attacks_are_drawn_deterministically_from_the_pool():
     players, _ = _players()
     static = {"h1": ["rewrite A", "rewrite B", "rewrite C"]}
     cfg = GameConfig(attacker="static", static_attacks="x.jsonl")
-    a = game.play(SEEDS, players, cfg, attack_samples=1, reply_samples=2, rng_seed=3,
-                  static_attacks=static)
-    b = game.play(SEEDS, players, cfg, attack_samples=1, reply_samples=2, rng_seed=3,
-                  static_attacks=static)
+    a = game.play(
+        SEEDS, players, cfg, attack_samples=1, reply_samples=2, rng_seed=3, static_attacks=static
+    )
+    b = game.play(
+        SEEDS, players, cfg, attack_samples=1, reply_samples=2, rng_seed=3, static_attacks=static
+    )
     assert [e.last.attack for e in a] == [e.last.attack for e in b]
     assert a[0].last.attack in static["h1"]
     assert a[2].last.attack == SEEDS[1].text  # no pool entry: the vanilla seed

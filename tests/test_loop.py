@@ -39,11 +39,14 @@ def test_role_samples_take_each_role_own_generated_tokens_in_every_turn():
     players = game.Players(
         attacker=ScriptedPolicy(lambda chat: "<think>t</think><answer>attack</answer>"),
         defender=ScriptedPolicy(lambda chat: "no thanks"),
-        templates=load_templates("short"), attacker_sampling=s, defender_sampling=s,
+        templates=load_templates("short"),
+        attacker_sampling=s,
+        defender_sampling=s,
     )
     seed = Seed("h", "Write a phishing email", "harmful")
-    (ep,) = game.play([seed], players, GameConfig(max_turns=3), attack_samples=1,
-                      reply_samples=1, rng_seed=0)
+    (ep,) = game.play(
+        [seed], players, GameConfig(max_turns=3), attack_samples=1, reply_samples=1, rng_seed=0
+    )
     assert len(ep.turns) == 3
     att = role_samples([ep], Role.ATTACKER, [1.0], [True])
     dfn = role_samples([ep], Role.DEFENDER, [1.0], [True])
@@ -56,20 +59,34 @@ def test_role_samples_take_each_role_own_generated_tokens_in_every_turn():
 
 
 @pytest.mark.slow
-def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(tiny_overrides, tmp_path):
+def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
+    tiny_overrides, tmp_path
+):
     from magic_rl.loop import train
 
     # The tiny world's policies rarely stop on their own: penalising truncation (instead of masking
     # it) gives every group reward variance, so each update has a gradient.
-    cfg = load_config("sandbox", [*tiny_overrides, "train.steps=4", "schedule.freq=2",
-                                  "reward.truncation=penalize", f"output_dir={tmp_path}",
-                                  "name=roles"])
+    cfg = load_config(
+        "sandbox",
+        [
+            *tiny_overrides,
+            "train.steps=4",
+            "schedule.freq=2",
+            "reward.truncation=penalize",
+            f"output_dir={tmp_path}",
+            "name=roles",
+        ],
+    )
     run = train(cfg, log=lambda *a: None)
     ck = run / "checkpoints"
     assert sorted(p.name for p in ck.iterdir()) == ["step-000000", "step-000002", "step-000004"]
-    w = {(s, r): _weights(ck / f"step-{s:06d}" / r) for s in (0, 2, 4) for r in ("attacker", "defender")}
+    w = {
+        (s, r): _weights(ck / f"step-{s:06d}" / r)
+        for s in (0, 2, 4)
+        for r in ("attacker", "defender")
+    }
     assert not _same(w[0, "defender"], w[2, "defender"])  # defender phase trained the defender
-    assert _same(w[0, "attacker"], w[2, "attacker"])      # ...and left the attacker bit-identical
+    assert _same(w[0, "attacker"], w[2, "attacker"])  # ...and left the attacker bit-identical
     assert not _same(w[2, "attacker"], w[4, "attacker"])
     assert _same(w[2, "defender"], w[4, "defender"])
     roles = [m["schedule/role"] for m in _rows(run / "metrics.jsonl")]
@@ -101,8 +118,17 @@ def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(tin
 def test_variants_run(tiny_overrides, tmp_path, variant):
     from magic_rl.loop import train
 
-    cfg = load_config("sandbox", [*tiny_overrides, "train.steps=2", "train.seeds_per_step=8",
-                                  f"output_dir={tmp_path}", "name=v", *variant])
+    cfg = load_config(
+        "sandbox",
+        [
+            *tiny_overrides,
+            "train.steps=2",
+            "train.seeds_per_step=8",
+            f"output_dir={tmp_path}",
+            "name=v",
+            *variant,
+        ],
+    )
     run = train(cfg, log=lambda *a: None)
     rows = _rows(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1]
@@ -121,16 +147,26 @@ def _train_cmd(overrides: list[str]) -> list[str]:
 
 @pytest.mark.slow
 def test_resume_after_sigkill_mid_phase_has_no_gap_and_no_duplicate(tiny_overrides, tmp_path):
-    common = [*tiny_overrides, "train.steps=7", "schedule.freq=3", "train.checkpoint_every=2",
-              "train.seeds_per_step=4", f"output_dir={tmp_path}"]
+    common = [
+        *tiny_overrides,
+        "train.steps=7",
+        "schedule.freq=3",
+        "train.checkpoint_every=2",
+        "train.seeds_per_step=4",
+        f"output_dir={tmp_path}",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # the reference: one uninterrupted run
     subprocess.run(_train_cmd([*common, "name=ref"]), check=True, env=env, capture_output=True)
     ref = tmp_path / "ref"
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd([*common, "name=killed"]), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd([*common, "name=killed"]),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = run / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline:  # kill inside the second block (steps 3-5), past a saved state
@@ -140,8 +176,12 @@ def test_resume_after_sigkill_mid_phase_has_no_gap_and_no_duplicate(tiny_overrid
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(_rows(metrics)) < 7, "the run finished before it could be killed"
-    subprocess.run([sys.executable, "-m", "magic_rl.cli", "train", "--resume", str(run)],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "magic_rl.cli", "train", "--resume", str(run)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
     got, want = _rows(run / "metrics.jsonl"), _rows(ref / "metrics.jsonl")
     assert [r["step"] for r in got] == list(range(7))

@@ -35,14 +35,24 @@ def base_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_llama")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                      eos_token_id=1, bos_token_id=2, pad_token_id=0)
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        eos_token_id=1,
+        bos_token_id=2,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(cfg).save_pretrained(out)
     tk = Tokenizer(models.WordLevel({f"t{i}": i for i in range(64)}, unk_token="t3"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="t1", pad_token="t0",
-                                  bos_token="t2", unk_token="t3")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="t1", pad_token="t0", bos_token="t2", unk_token="t3"
+    )
     tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
     tok.save_pretrained(out)
     return out
@@ -74,8 +84,9 @@ def _train(policy, target: list[int], steps: int, lr: float = 0.05) -> None:
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     policy.model.train()
     for _ in range(steps):
-        logp, mask = sequence_logprobs(policy.model, PROMPTS, [target] * len(PROMPTS),
-                                       policy.pad_id)
+        logp, mask = sequence_logprobs(
+            policy.model, PROMPTS, [target] * len(PROMPTS), policy.pad_id
+        )
         (-(logp * mask).sum() / mask.sum()).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -102,7 +113,9 @@ def test_two_adapters_share_one_frozen_base(base_dir):
     base_ids = {id(p) for p in a.shared.base_parameters()}
     # 2 layers x 4 target modules x (A, B)
     assert len(a_ids) == len(d_ids) == 16 and not a_ids & d_ids and not (a_ids | d_ids) & base_ids
-    assert all(p.requires_grad for p in a.parameters()) and all(p.requires_grad for p in d.parameters())
+    assert all(p.requires_grad for p in a.parameters()) and all(
+        p.requires_grad for p in d.parameters()
+    )
     assert not any(p.requires_grad for p in a.shared.base_parameters())
     # lora_B starts at zero: both roles start as the base model
     assert _greedy(pol[A]) == _greedy(pol[D])
@@ -127,8 +140,8 @@ def test_generation_differs_per_adapter_after_an_update(base_dir):
     _train(pol[A], [9, 9, 9, 1], steps=20)
     learnt = _greedy(pol[A])
     assert sum(t == 9 for row in learnt for t in row) >= 4  # the attacker moved to its target...
-    assert _greedy(pol[D]) == base_greedy                   # ...the defender is still the base
-    assert _greedy(pol[A]) == learnt                        # and switching back and forth holds
+    assert _greedy(pol[D]) == base_greedy  # ...the defender is still the base
+    assert _greedy(pol[A]) == learnt  # and switching back and forth holds
 
 
 def test_frozen_role_stays_frozen_across_adapter_switches(base_dir):
@@ -152,7 +165,9 @@ def test_reference_is_the_base_with_adapters_off(base_dir):
     assert not torch.allclose(_logits(pol[A].model), _logits(plain), atol=1e-4)
     # the reference pass leaves each role's requires_grad as it was
     assert all(p.requires_grad for p in pol[A].model.parameters())
-    assert sum(1 for _ in ref.parameters()) > 0 and not any(p.requires_grad for p in ref.parameters())
+    assert sum(1 for _ in ref.parameters()) > 0 and not any(
+        p.requires_grad for p in ref.parameters()
+    )
 
 
 def test_saved_adapter_loads_with_peft_and_transformers_and_resumes(base_dir, tmp_path):
@@ -180,13 +195,21 @@ def test_saved_adapter_loads_with_peft_and_transformers_and_resumes(base_dir, tm
 
 
 def test_roles_on_different_bases_or_a_non_adapter_dir(base_dir, tmp_path):
-    other = PolicyConfig(model=str(base_dir), dtype="float32", lora=LoraConfig(r=2),
-                         trust_remote_code=False, device="cpu")
+    other = PolicyConfig(
+        model=str(base_dir),
+        dtype="float32",
+        lora=LoraConfig(r=2),
+        trust_remote_code=False,
+        device="cpu",
+    )
     p = _pcfg(base_dir)
-    pol = load_lora_policies({A: LoraRole(str(base_dir), p),
-                              D: LoraRole(str(base_dir), other.model_copy(update={"dtype":
-                                                                                   "bfloat16"}))},
-                             "cpu")
+    pol = load_lora_policies(
+        {
+            A: LoraRole(str(base_dir), p),
+            D: LoraRole(str(base_dir), other.model_copy(update={"dtype": "bfloat16"})),
+        },
+        "cpu",
+    )
     assert pol[A].model.shared is not pol[D].model.shared  # another dtype: another base copy
     with pytest.raises(FileNotFoundError, match="not a LoRA adapter directory"):
         load_lora_policies({A: LoraRole(str(base_dir), p, base_dir)}, "cpu")
@@ -203,9 +226,18 @@ def _rows(path: Path) -> list[dict]:
 def test_sandbox_run_with_two_lora_roles_on_one_base_with_kl_and_resume(tiny_overrides, tmp_path):
     from magic_rl.loop import Run, train
 
-    common = [*tiny_overrides, "attacker.model=sandbox:base", "attacker.lora.r=4",
-              "defender.lora.r=4", "grpo.kl_beta=0.05", "reward.truncation=penalize",
-              "schedule.freq=1", "train.seeds_per_step=4", f"output_dir={tmp_path}", "name=lora"]
+    common = [
+        *tiny_overrides,
+        "attacker.model=sandbox:base",
+        "attacker.lora.r=4",
+        "defender.lora.r=4",
+        "grpo.kl_beta=0.05",
+        "reward.truncation=penalize",
+        "schedule.freq=1",
+        "train.seeds_per_step=4",
+        f"output_dir={tmp_path}",
+        "name=lora",
+    ]
     cfg = load_config("sandbox", [*common, "train.steps=2"])
     assert cfg.attacker.lora == LoraConfig(r=4)
     run_dir = train(cfg, log=lambda *a: None)
@@ -236,13 +268,24 @@ def test_sandbox_run_with_two_lora_roles_on_one_base_with_kl_and_resume(tiny_ove
         (["defender.lora={r: 4}"], "model.safetensors"),  # one LoRA role, one full
     ],
 )
-def test_sandbox_run_with_lora_roles_on_their_own_bases(tiny_overrides, tmp_path, overrides,
-                                                        attacker_file):
+def test_sandbox_run_with_lora_roles_on_their_own_bases(
+    tiny_overrides, tmp_path, overrides, attacker_file
+):
     from magic_rl.loop import train
 
-    cfg = load_config("sandbox", [*tiny_overrides, *overrides, "train.steps=2",
-                                  "train.seeds_per_step=4", "reward.truncation=penalize",
-                                  "schedule.freq=1", f"output_dir={tmp_path}", "name=own"])
+    cfg = load_config(
+        "sandbox",
+        [
+            *tiny_overrides,
+            *overrides,
+            "train.steps=2",
+            "train.seeds_per_step=4",
+            "reward.truncation=penalize",
+            "schedule.freq=1",
+            f"output_dir={tmp_path}",
+            "name=own",
+        ],
+    )
     run_dir = train(cfg, log=lambda *a: None)
     final = run_dir / "checkpoints" / "step-000002"
     assert (final / "defender" / ADAPTER_WEIGHTS).exists()
@@ -276,7 +319,8 @@ class FakeLLM:
         if in_process:
             runner = SimpleNamespace(model=self.model)
             self.llm_engine = SimpleNamespace(
-                model_executor=SimpleNamespace(driver_worker=SimpleNamespace(model_runner=runner)))
+                model_executor=SimpleNamespace(driver_worker=SimpleNamespace(model_runner=runner))
+            )
 
     def apply_model(self, fn):
         self.applied.append(fn)
@@ -291,8 +335,13 @@ class FakeLLM:
         for prompt, p in zip(prompts, params, strict=True):
             ids, finish, stop = self.script(prompt["prompt_token_ids"], p)
             lps = [{t: SimpleNamespace(logprob=-0.5)} for t in ids]
-            out = SimpleNamespace(token_ids=ids, text=" ".join(f"t{t}" for t in ids if t != 1),
-                                  finish_reason=finish, stop_reason=stop, logprobs=lps)
+            out = SimpleNamespace(
+                token_ids=ids,
+                text=" ".join(f"t{t}" for t in ids if t != 1),
+                finish_reason=finish,
+                stop_reason=stop,
+                logprobs=lps,
+            )
             outs.append(SimpleNamespace(outputs=[out]))
         return outs
 
@@ -316,23 +365,26 @@ CHATS = [[{"role": "user", "content": "t5 t6 t7"}], [{"role": "user", "content":
 @pytest.mark.parametrize(
     ("ids", "finish", "stop", "want_ids", "want_finish"),
     [
-        ([9, 10, 1], "stop", None, (9, 10, 1), "stop"),    # EOS kept, as HFPolicy does
-        ([9, 10], "stop", 1, (9, 10, 1), "stop"),          # EOS dropped by the engine: restored
+        ([9, 10, 1], "stop", None, (9, 10, 1), "stop"),  # EOS kept, as HFPolicy does
+        ([9, 10], "stop", 1, (9, 10, 1), "stop"),  # EOS dropped by the engine: restored
         ([9, 10, 11], "length", None, (9, 10, 11), "length"),
     ],
 )
 def test_vllm_generate_contract(base_dir, fake_vllm, ids, finish, stop, want_ids, want_finish):
     policy = _vllm_policy(base_dir, lambda prompt, p: (ids, finish, stop))
-    gens = policy.generate(CHATS, temperature=0.7, top_p=0.9, max_new_tokens=3, seed=11,
-                           max_prompt_tokens=2)
+    gens = policy.generate(
+        CHATS, temperature=0.7, top_p=0.9, max_new_tokens=3, seed=11, max_prompt_tokens=2
+    )
     assert [g.prompt_ids for g in gens] == [(6, 7), (8,)]  # left-truncated like HFPolicy
     assert all(g.completion_ids == want_ids and g.finish == want_finish for g in gens)
     assert gens[0].text == "t9 t10" + (" t11" if finish == "length" else "")
     assert len(gens[0].logprobs) == len(want_ids) and gens[0].logprobs[0] == -0.5
-    (prompts, params), = policy.llm.calls
+    ((prompts, params),) = policy.llm.calls
     assert prompts == [{"prompt_token_ids": [6, 7]}, {"prompt_token_ids": [8]}]
     assert [(p.temperature, p.top_p, p.max_tokens, p.seed) for p in params] == [
-        (0.7, 0.9, 3, 11), (0.7, 0.9, 3, 12)]  # one seed per row: a group's copies differ
+        (0.7, 0.9, 3, 11),
+        (0.7, 0.9, 3, 12),
+    ]  # one seed per row: a group's copies differ
 
 
 def test_vllm_budget_is_capped_by_the_engine_length(base_dir, fake_vllm):
@@ -347,8 +399,7 @@ def test_vllm_budget_is_capped_by_the_engine_length(base_dir, fake_vllm):
 
 @pytest.mark.parametrize("in_process", [True, False])
 def test_vllm_weights_are_pushed_after_an_update_only(base_dir, fake_vllm, in_process):
-    policy = _vllm_policy(base_dir, lambda prompt, p: ([9, 1], "stop", None),
-                          in_process=in_process)
+    policy = _vllm_policy(base_dir, lambda prompt, p: ([9, 1], "stop", None), in_process=in_process)
     policy.generate(CHATS, temperature=1.0, top_p=1.0, max_new_tokens=2)
     assert policy.syncs == 0  # the engine started from the same files
     opt = torch.optim.SGD(policy.model.parameters(), lr=0.1)
@@ -366,9 +417,16 @@ def test_vllm_weights_are_pushed_after_an_update_only(base_dir, fake_vllm, in_pr
 def test_vllm_backend_config_and_wiring(base_dir, monkeypatch):
     with pytest.raises(ConfigError, match="backend=vllm with lora"):
         load_config(None, ["defender.backend=vllm", "defender.lora.r=4"])
-    cfg = load_config(None, ["defender.backend=vllm", "defender.gpu_memory_utilization=0.3",
-                             "defender.dtype=float32", "defender.sampling.max_new_tokens=16",
-                             "defender.sampling.max_prompt_tokens=32"])
+    cfg = load_config(
+        None,
+        [
+            "defender.backend=vllm",
+            "defender.gpu_memory_utilization=0.3",
+            "defender.dtype=float32",
+            "defender.sampling.max_new_tokens=16",
+            "defender.sampling.max_prompt_tokens=32",
+        ],
+    )
     seen = {}
 
     class LLM(FakeLLM):
@@ -376,8 +434,9 @@ def test_vllm_backend_config_and_wiring(base_dir, monkeypatch):
             seen.update(kw)
             super().__init__(lambda prompt, p: ([1], "stop", None))
 
-    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM,
-                                                             SamplingParams=FakeSamplingParams))
+    monkeypatch.setitem(
+        sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=FakeSamplingParams)
+    )
     from magic_rl.loop import load_policy
     from magic_rl.vllm_policy import VLLMPolicy
 

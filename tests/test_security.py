@@ -18,7 +18,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "magic_rl"
 # --- trust_remote_code ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", ["sandbox", "paper-qwen2.5-7b", "paper-qwen2.5-7b-multiturn", None])
+@pytest.mark.parametrize(
+    "preset", ["sandbox", "paper-qwen2.5-7b", "paper-qwen2.5-7b-multiturn", None]
+)
 def test_configs_do_not_trust_remote_code(preset):
     cfg = load_config(preset)
     assert cfg.attacker.trust_remote_code is False and cfg.defender.trust_remote_code is False
@@ -61,8 +63,15 @@ def pickle_only_dir(tmp_path_factory) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     out = tmp_path_factory.mktemp("pickle_only")
-    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32)
+    cfg = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
     model = LlamaForCausalLM(cfg)
     cfg.save_pretrained(out)
     torch.save(model.state_dict(), out / "pytorch_model.bin")
@@ -70,7 +79,9 @@ def pickle_only_dir(tmp_path_factory) -> Path:
     from transformers import PreTrainedTokenizerFast
 
     tk = Tokenizer(models.WordLevel({f"t{i}": i for i in range(32)}, unk_token="t0"))
-    PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="t1", unk_token="t0").save_pretrained(out)
+    PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="t1", unk_token="t0").save_pretrained(
+        out
+    )
     return out
 
 
@@ -113,11 +124,24 @@ def test_api_key_is_sent_but_never_written(tiny_overrides, tmp_path, monkeypatch
     server, url = start_server_in_thread(judge, model_name="sandbox-judge", api_key=key)
     logged: list[str] = []
     try:
-        endpoint = ["judge.backend=wildguard", f"judge.endpoint={url}", "judge.model=sandbox-judge",
-                    "judge.api_key_env=MAGIC_TEST_JUDGE_KEY", "judge.retries=0"]
-        cfg = load_config("sandbox", [*tiny_overrides, *endpoint, "train.steps=1",
-                                      "train.seeds_per_step=2", f"output_dir={tmp_path}",
-                                      "name=keyed"])
+        endpoint = [
+            "judge.backend=wildguard",
+            f"judge.endpoint={url}",
+            "judge.model=sandbox-judge",
+            "judge.api_key_env=MAGIC_TEST_JUDGE_KEY",
+            "judge.retries=0",
+        ]
+        cfg = load_config(
+            "sandbox",
+            [
+                *tiny_overrides,
+                *endpoint,
+                "train.steps=1",
+                "train.seeds_per_step=2",
+                f"output_dir={tmp_path}",
+                "name=keyed",
+            ],
+        )
         # The server answers 401 without the key, so a completed run proves the key was sent.
         run_dir = train(cfg, log=lambda *a: logged.append(" ".join(map(str, a))))
         client = make_judge(cfg.judge)

@@ -45,14 +45,20 @@ def test_chat_completion_returns_a_parsable_wildguard_verdict(judge):
     try:
         fmt = FORMATS["wildguard"]
         (request,) = fmt.requests(HARMFUL, COMPLY)
-        r = httpx.post(f"{url}/chat/completions", timeout=10.0, json={
-            "model": "sandbox-judge", "messages": [{"role": "user", "content": request}]})
+        r = httpx.post(
+            f"{url}/chat/completions",
+            timeout=10.0,
+            json={"model": "sandbox-judge", "messages": [{"role": "user", "content": request}]},
+        )
         assert r.status_code == 200
         text = r.json()["choices"][0]["message"]["content"]
         verdict = fmt.parse([text], COMPLY)
         assert not verdict.error, text
-        assert None not in (verdict.prompt_harmful, verdict.response_refusal,
-                            verdict.response_harmful)
+        assert None not in (
+            verdict.prompt_harmful,
+            verdict.response_refusal,
+            verdict.response_harmful,
+        )
         (direct,) = judge.judge([HARMFUL], [COMPLY])  # the server adds nothing of its own
         assert verdict.prompt_harmful == direct.prompt_harmful
         assert verdict.response_harmful == direct.response_harmful
@@ -68,22 +74,41 @@ def test_training_survives_a_faulty_judge_endpoint(judge, tiny_overrides, tmp_pa
     # garbage text (a parse failure, never retried, never "safe"), or a slow but good answer.
     server, url = _serve(judge, fault_rate=0.2, hang_s=0.5, slow_s=0.05, seed=1)
     try:
-        cfg = load_config("sandbox", [
-            *tiny_overrides, "judge.backend=wildguard", f"judge.endpoint={url}",
-            "judge.model=sandbox-judge", "judge.timeout_s=0.25", "judge.retries=6",
-            "judge.backoff_s=0.01", "judge.concurrency=8", "judge.cache=false",
-            "train.steps=3", "train.seeds_per_step=4", "schedule.freq=2",
-            f"output_dir={tmp_path}", "name=faulty",
-        ])
+        cfg = load_config(
+            "sandbox",
+            [
+                *tiny_overrides,
+                "judge.backend=wildguard",
+                f"judge.endpoint={url}",
+                "judge.model=sandbox-judge",
+                "judge.timeout_s=0.25",
+                "judge.retries=6",
+                "judge.backoff_s=0.01",
+                "judge.concurrency=8",
+                "judge.cache=false",
+                "train.steps=3",
+                "train.seeds_per_step=4",
+                "schedule.freq=2",
+                f"output_dir={tmp_path}",
+                "name=faulty",
+            ],
+        )
         run_dir = train(cfg, log=lambda *a: None)
     finally:
         server.shutdown()
         server.server_close()
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == [0, 1, 2]
-    total = {k: sum(r.get(k, 0.0) for r in rows)
-             for k in ("judge/retries", "judge/errors", "judge/parse_failures", "judge/unknown",
-                       "judge/requests")}
+    total = {
+        k: sum(r.get(k, 0.0) for r in rows)
+        for k in (
+            "judge/retries",
+            "judge/errors",
+            "judge/parse_failures",
+            "judge/unknown",
+            "judge/requests",
+        )
+    }
     assert set(server.fault_counts) == {"timeout", "500", "garbage", "slow"}
     assert total["judge/retries"] >= server.fault_counts["timeout"] + server.fault_counts["500"]
     assert total["judge/parse_failures"] > 0 and total["judge/unknown"] > 0
@@ -91,16 +116,35 @@ def test_training_survives_a_faulty_judge_endpoint(judge, tiny_overrides, tmp_pa
     replay = [json.loads(line) for line in (run_dir / "replay.jsonl").read_text().splitlines()]
     failed = [r for r in replay if r["verdict"]["error"]]
     assert failed and all(r["verdict"]["error"].startswith("parse") for r in failed)
-    assert all(not r["rewards"]["defender"]["valid"] for r in failed
-               if r["verdict"]["response_harmful"] is None)
+    assert all(
+        not r["rewards"]["defender"]["valid"]
+        for r in failed
+        if r["verdict"]["response_harmful"] is None
+    )
 
 
 def test_magic_serve_judge_command_prints_a_working_url(tiny_overrides):
-    cmd = [sys.executable, "-m", "magic_rl.cli", "serve", "judge", "--port", "0",
-           "--model-name", "sandbox-judge", *tiny_overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "magic_rl.cli",
+        "serve",
+        "judge",
+        "--port",
+        "0",
+        "--model-name",
+        "sandbox-judge",
+        *tiny_overrides,
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     try:
         url, deadline, seen = None, time.monotonic() + 120, []
         while url is None and time.monotonic() < deadline:

@@ -170,95 +170,138 @@ _FOREIGN_WORDS = (
 
 CUES: dict[int, tuple[Cue, ...]] = {
     0: (
-        _cue(r"\b(role-?play\w*|in character|you are now|you play|play (the role|a character|"
-             r"the part)|pretend (to be|you are|you're)|act as|imagine you are|from now on,? you "
-             r"are|take on the persona)\b"),
+        _cue(
+            r"\b(role-?play\w*|in character|you are now|you play|play (the role|a character|"
+            r"the part)|pretend (to be|you are|you're)|act as|imagine you are|from now on,? you "
+            r"are|take on the persona)\b"
+        ),
         _cue(rf"\bI(?:'m| am) an? (?:\w+[ -]){{0,2}}({_PROFESSIONS})\b"),
         _cue(rf"\bas an? (?:\w+[ -]){{0,3}}({_PROFESSIONS}|expert|specialist|hacker)\b"),
-        _cue(r"\b(novel|screenplay|story|stories|fiction(al)?|script for a (film|movie|play))\b", 1),
+        _cue(
+            r"\b(novel|screenplay|story|stories|fiction(al)?|script for a (film|movie|play))\b", 1
+        ),
         _cue(r"\b(character|persona|hero|heroine|protagonist|villain)\b", 1),
     ),
     1: (
-        _cue(r"\b(simulat\w+|hypothetical (scenario|situation)|thought experiment|drill|war ?game|"
-             r"(tabletop|training) exercise|in a world where|imagine an? (world|scenario|situation|"
-             r"crisis)|you must decide|life-or-death)\b"),
+        _cue(
+            r"\b(simulat\w+|hypothetical (scenario|situation)|thought experiment|drill|war ?game|"
+            r"(tabletop|training) exercise|in a world where|imagine an? (world|scenario|situation|"
+            r"crisis)|you must decide|life-or-death)\b"
+        ),
         _cue(r"\b(scenario|emergency|crisis|stranded|no doctors|apocalypse)\b", 1),
     ),
     2: (
-        _cue(r"\b(for (my|a|an|our) (research( paper)?|paper|thesis|dissertation|class|course|"
-             r"lecture|lesson|seminar|textbook|essay|homework)|academic\w*|educational(ly)?|for "
-             r"(research|educational|teaching|learning) purposes|safety lesson|curriculum)\b"),
-        _cue(r"\b(students?|teach(ing|er)?|learn(ing)?|school|university|classroom|professor|"
-             r"training (programme|program|course))\b", 1),
+        _cue(
+            r"\b(for (my|a|an|our) (research( paper)?|paper|thesis|dissertation|class|course|"
+            r"lecture|lesson|seminar|textbook|essay|homework)|academic\w*|educational(ly)?|for "
+            r"(research|educational|teaching|learning) purposes|safety lesson|curriculum)\b"
+        ),
+        _cue(
+            r"\b(students?|teach(ing|er)?|learn(ing)?|school|university|classroom|professor|"
+            r"training (programme|program|course))\b",
+            1,
+        ),
     ),
     3: (
         Cue(SIGNATURES["slang"]),
         Cue(SIGNATURES["uncommon_dialects"]),
         Cue(SIGNATURES["misspellings"]),
-        _cue(r"\b(that thing|the stuff|you know (what|who)|certain (items|substances|materials|"
-             r"people)|without naming|the usual (way|method)|the special (ingredient|package)|"
-             r"wink)\b"),
+        _cue(
+            r"\b(that thing|the stuff|you know (what|who)|certain (items|substances|materials|"
+            r"people)|without naming|the usual (way|method)|the special (ingredient|package)|"
+            r"wink)\b"
+        ),
         _cue(r"\b(u|ur|r u|gonna|wanna|tryna|dunno|ya|yer|ye|mate|y'know)\b", 1),
     ),
     4: (
-        _cue(r"\b(it follows( that)?|therefore|hence|thus|consequently|by (simple )?logic|the "
-             r"rational (choice|thing|move)|logically|which (means|proves) that)\b"),
+        _cue(
+            r"\b(it follows( that)?|therefore|hence|thus|consequently|by (simple )?logic|the "
+            r"rational (choice|thing|move)|logically|which (means|proves) that)\b"
+        ),
         _cue(r"\bsince\b[^.]{3,120}\b(we|you|one) (should|must|ought)\b"),
         _cue(r"\b(logic(al)?|rational(ly)?|because|reasoning|leads? to|causes?)\b", 1),
     ),
     5: (
-        _cue(r"\b(just (as|like)|in the same way( that)?|no different (from|than)|analogous(ly)?|"
-             r"by analogy|is (just )?like an?|much like)\b"),
+        _cue(
+            r"\b(just (as|like)|in the same way( that)?|no different (from|than)|analogous(ly)?|"
+            r"by analogy|is (just )?like an?|much like)\b"
+        ),
         _cue(r"\b(widely known|everyone knows|well known|as we all know|common knowledge)\b", 1),
     ),
     6: (
-        _cue(r"\b(so-called|euphemis\w+|code ?words?|a\.k\.a\.|aka|let's call it|we'll call it|"
-             r"refer(red)? to as|read (\w+ )?as)\b"),
-        _cue(r"\b(technical|specification|protocol|methodolog\w+|procedur\w*|parameters|"
-             r"terminology|workflow|systems-engineering|elucidate|exfiltrate|fabricate|"
-             r"authentication credentials?|host system|web application|procure|utili[sz]e|"
-             r"remediate|gain unauthori[sz]ed access)\b", 1),
-        _cue(r"\b(technical|specification|protocol|methodolog\w+|procedur\w*|parameters|"
-             r"terminology|workflow|systems-engineering|elucidate|exfiltrate|fabricate|"
-             r"authentication credentials?|host system|web application|procure|utili[sz]e|"
-             r"remediate|gain unauthori[sz]ed access)\b", 1, min_distinct=2),
+        _cue(
+            r"\b(so-called|euphemis\w+|code ?words?|a\.k\.a\.|aka|let's call it|we'll call it|"
+            r"refer(red)? to as|read (\w+ )?as)\b"
+        ),
+        _cue(
+            r"\b(technical|specification|protocol|methodolog\w+|procedur\w*|parameters|"
+            r"terminology|workflow|systems-engineering|elucidate|exfiltrate|fabricate|"
+            r"authentication credentials?|host system|web application|procure|utili[sz]e|"
+            r"remediate|gain unauthori[sz]ed access)\b",
+            1,
+        ),
+        _cue(
+            r"\b(technical|specification|protocol|methodolog\w+|procedur\w*|parameters|"
+            r"terminology|workflow|systems-engineering|elucidate|exfiltrate|fabricate|"
+            r"authentication credentials?|host system|web application|procure|utili[sz]e|"
+            r"remediate|gain unauthori[sz]ed access)\b",
+            1,
+            min_distinct=2,
+        ),
         _cue(r"['\u2018\"\u201c][a-z]+(?: [a-z]+){0,3}['\u2019\"\u201d]", 1, flags=0),
     ),
     7: (
-        _cue(r"\b(stud(y|ies) (show|shows|showed|found|have shown|suggest)|an? (\d{4}|recent) "
-             r"study|according to (an?|the|recent) (study|report|survey|paper)|peer-reviewed|"
-             r"survey data|statistics (from|show)|research (shows|has shown|proves)|data (show|"
-             r"indicate|suggest)|(empirical|scientific) evidence|published in|given that|as has "
-             r"been proven)\b"),
+        _cue(
+            r"\b(stud(y|ies) (show|shows|showed|found|have shown|suggest)|an? (\d{4}|recent) "
+            r"study|according to (an?|the|recent) (study|report|survey|paper)|peer-reviewed|"
+            r"survey data|statistics (from|show)|research (shows|has shown|proves)|data (show|"
+            r"indicate|suggest)|(empirical|scientific) evidence|published in|given that|as has "
+            r"been proven)\b"
+        ),
         _cue(r"\d+(\.\d+)?\s?%"),
-        _cue(r"\b(experts?|specialists?|scientists|doctors) (in the field )?(agree|say|recommend|"
-             r"confirm)"),
-        _cue(r"\b(Dr\.|Professor|Prof\.) [A-Z][a-z]+( [A-Z][a-z]+)?\b[^.]{0,80}\b(says|say|said|"
-             r"recommends|told|confirms|states)\b", flags=0),
+        _cue(
+            r"\b(experts?|specialists?|scientists|doctors) (in the field )?(agree|say|recommend|"
+            r"confirm)"
+        ),
+        _cue(
+            r"\b(Dr\.|Professor|Prof\.) [A-Z][a-z]+( [A-Z][a-z]+)?\b[^.]{0,80}\b(says|say|said|"
+            r"recommends|told|confirms|states)\b",
+            flags=0,
+        ),
         _cue(r"\b(study|studies|data|statistics|survey|evidence|empirical|proven|experts?)\b", 1),
     ),
     8: (
-        _cue(r"\b(for (safety|security|testing|research|prevention|awareness|defensive|"
-             r"protection) (purposes|reasons|only)|authori[sz]ed|officially|official (guidelines|"
-             r"advice|mandate|approval)|approved by|endorsed by|mandate|penetration test\w*|"
-             r"security (audit|test|assessment)|to (test|protect|secure|defend|prevent)|"
-             r"public[- ]interest|in line with (those |the )?guidelines|(government|official) "
-             r"guidelines|patient safety|protect my|back transparency|must be briefed)\b"),
-        _cue(r"\b(official|guidelines|agency|agencies|government|regulators?|institutions?|"
-             r"legitimate|legal(ly)?|safety|protect|prevent(ed|ion)?|awareness|professionals?|"
-             r"practitioners)\b", 1),
+        _cue(
+            r"\b(for (safety|security|testing|research|prevention|awareness|defensive|"
+            r"protection) (purposes|reasons|only)|authori[sz]ed|officially|official (guidelines|"
+            r"advice|mandate|approval)|approved by|endorsed by|mandate|penetration test\w*|"
+            r"security (audit|test|assessment)|to (test|protect|secure|defend|prevent)|"
+            r"public[- ]interest|in line with (those |the )?guidelines|(government|official) "
+            r"guidelines|patient safety|protect my|back transparency|must be briefed)\b"
+        ),
+        _cue(
+            r"\b(official|guidelines|agency|agencies|government|regulators?|institutions?|"
+            r"legitimate|legal(ly)?|safety|protect|prevent(ed|ion)?|awareness|professionals?|"
+            r"practitioners)\b",
+            1,
+        ),
     ),
     9: (
-        _cue(r"\b(ignore (all |any )?(the )?(previous|prior|above|earlier|your) (instructions|rules|"
-             r"guidelines)|disregard (your|all|any|the) (rules|instructions|guidelines|policies)|"
-             r"forget (your|all|the) (rules|instructions|guidelines)|no (restrictions|limits|"
-             r"filters)|without (any )?(restrictions|filters|censorship)|developer mode|"
-             r"jailbr[eo]\w*|do anything now|unfiltered|uncensored)\b"),
+        _cue(
+            r"\b(ignore (all |any )?(the )?(previous|prior|above|earlier|your) (instructions|rules|"
+            r"guidelines)|disregard (your|all|any|the) (rules|instructions|guidelines|policies)|"
+            r"forget (your|all|the) (rules|instructions|guidelines)|no (restrictions|limits|"
+            r"filters)|without (any )?(restrictions|filters|censorship)|developer mode|"
+            r"jailbr[eo]\w*|do anything now|unfiltered|uncensored)\b"
+        ),
         _cue(r"\bDAN\b", flags=0),
     ),
     10: (
-        _cue(r"\b(step[- ]by[- ]step|one step at a time|progressively|Q1\b.*\bQ2|first,[^.?]*"
-             r"\bthen\b)", flags=_I | re.DOTALL),
+        _cue(
+            r"\b(step[- ]by[- ]step|one step at a time|progressively|Q1\b.*\bQ2|first,[^.?]*"
+            r"\bthen\b)",
+            flags=_I | re.DOTALL,
+        ),
         _cue(r"(^|\n)\s*(1[.)]|Q1[:.]).*\n\s*(2[.)]|Q2[:.])"),
         _cue(r"\?\s+\S[^?]*\?\s+\S[^?]*\?", 1),
     ),
@@ -267,41 +310,54 @@ CUES: dict[int, tuple[Cue, ...]] = {
         _cue(_CONDITIONS, 1, min_distinct=2),
     ),
     12: (
-        _cue(r"\b(if [^.?]{3,80}\b(and|then) [^.?]{3,80}\b(then|what|how)\b|hypothetically|"
-             r"suppose (that )?\w+ (is|were|are)|assume (that )?[A-Z]\b|in scenario [A-Z]\b|"
-             r"counterfactual|what would happen if)"),
+        _cue(
+            r"\b(if [^.?]{3,80}\b(and|then) [^.?]{3,80}\b(then|what|how)\b|hypothetically|"
+            r"suppose (that )?\w+ (is|were|are)|assume (that )?[A-Z]\b|in scenario [A-Z]\b|"
+            r"counterfactual|what would happen if)"
+        ),
         _cue(r"\b(if|suppose|assume|hypothetical)\b", 1),
     ),
     13: (
-        _cue(r"\b(decod\w+|encod\w+|decrypt\w*|cipher\w*|base64|rot-?13|ascii|morse|atbash|caesar|"
-             r"hexadecimal|binary code)\b"),
+        _cue(
+            r"\b(decod\w+|encod\w+|decrypt\w*|cipher\w*|base64|rot-?13|ascii|morse|atbash|caesar|"
+            r"hexadecimal|binary code)\b"
+        ),
         _cue(r"(?:\b\d{2,3}\s+){8,}"),
         _cue(r"(?:[.-]{1,6}\s+(?:/\s+)?){8,}"),
         _cue(r"\b[A-Za-z0-9+/]{24,}={0,2}(\s|$)", flags=0),
     ),
     14: (
-        _cue(r"\b(output (strictly |only )?(in|using) (this|the following) (format|template)|(use|"
-             r"follow|fill in) (this|the following) template|(start|begin) (your|the) (reply|"
-             r"response|answer) with|respond (only )?(in|with) the (format|template)|format:|"
-             r"template:|in the following format)"),
+        _cue(
+            r"\b(output (strictly |only )?(in|using) (this|the following) (format|template)|(use|"
+            r"follow|fill in) (this|the following) template|(start|begin) (your|the) (reply|"
+            r"response|answer) with|respond (only )?(in|with) the (format|template)|format:|"
+            r"template:|in the following format)"
+        ),
         _cue(r"\[[^\]]{3,60}\]|\b(enumerate|list) each\b|\bincluding parameters\b", 1),
     ),
     15: (
-        _cue(r"\b(python|javascript|typescript|c\+\+|bash|powershell|sql|pseudo-?code|script|"
-             r"algorithm|snippet|source code|compile)\b|```|\b(def|function) \w+\(|\bimport \w+"),
+        _cue(
+            r"\b(python|javascript|typescript|c\+\+|bash|powershell|sql|pseudo-?code|script|"
+            r"algorithm|snippet|source code|compile)\b|```|\b(def|function) \w+\(|\bimport \w+"
+        ),
     ),
     16: (
         _cue(r"\b(JSON|XML|YAML|CSV|markdown table|key-value|as a dictionary)\b|\{\s*\"\w+\"\s*:"),
         _cue(r"\b(table|bullet points|fields?|columns?)\b", 1),
     ),
     17: (
-        _cue(r"\b(image|picture|photo|audio|video|screenshot|diagram|attached file|the attachment|"
-             r"transcrib\w+|OCR|voice (message|recording))\b"),
+        _cue(
+            r"\b(image|picture|photo|audio|video|screenshot|diagram|attached file|the attachment|"
+            r"transcrib\w+|OCR|voice (message|recording))\b"
+        ),
     ),
     18: (
         _cue(_FOREIGN_WORDS, 2, min_distinct=2),
-        _cue(r"\b(translate|in (French|Spanish|German|Chinese|Tamil|Malayalam|Marathi|Hindi|"
-             r"Russian|Arabic|Japanese)|respond in)\b", 1),
+        _cue(
+            r"\b(translate|in (French|Spanish|German|Chinese|Tamil|Malayalam|Marathi|Hindi|"
+            r"Russian|Arabic|Japanese)|respond in)\b",
+            1,
+        ),
     ),
 }
 
@@ -423,8 +479,10 @@ def pool_accuracy(records: Sequence[Any] | None = None) -> dict[str, Any]:
         code = tag_taxonomy(r.rewrite, r.seed.text)
         classes = set(classes_of(code))
         expected = EXPECTED_CLASSES[r.strategy]
-        row = per.setdefault(r.strategy, {"n": 0, "hit": 0, "exact": 0, "strategy": 0,
-                                          "hybrid": 0, "codes": Counter()})
+        row = per.setdefault(
+            r.strategy,
+            {"n": 0, "hit": 0, "exact": 0, "strategy": 0, "hybrid": 0, "codes": Counter()},
+        )
         row["n"] += 1
         row["hit"] += bool(classes & expected)
         row["exact"] += classes <= expected
@@ -457,7 +515,9 @@ def pool_accuracy(records: Sequence[Any] | None = None) -> dict[str, Any]:
 
 # --- LLM tagger (real runs) -----------------------------------------------------------------------
 
-PROMPT_PATH = Path(__file__).resolve().parents[1] / "assets" / "report" / "classification_prompt.txt"
+PROMPT_PATH = (
+    Path(__file__).resolve().parents[1] / "assets" / "report" / "classification_prompt.txt"
+)
 
 
 def load_classification_prompt(path: str | Path = PROMPT_PATH) -> dict[str, str]:
@@ -771,8 +831,9 @@ def stage_stats(
         "hybrid_ratio": sum(is_hybrid(c) for c in known) / n if n else math.nan,
         "distinct_codes": len(code_counts),
         "sorry_strategies": dict(
-            Counter(tag_strategy(t, s) for t, s in zip(sample, sample_seeds, strict=True))
-            .most_common()
+            Counter(
+                tag_strategy(t, s) for t, s in zip(sample, sample_seeds, strict=True)
+            ).most_common()
         ),
         "self_bleu": self_bleu(div),
         "embedding_diversity": embedding_diversity(div),
@@ -813,8 +874,14 @@ def analyze_replay(
             key = (row["step"], row["seed"].get("id", row["seed"]["text"]), turn["attack"])
             if turn["attack"].strip() and key not in seen:
                 seen.add(key)
-                items.append((row["step"], turn["attack"], row["seed"]["text"],
-                              str(row.get("trained_role", ""))))
+                items.append(
+                    (
+                        row["step"],
+                        turn["attack"],
+                        row["seed"]["text"],
+                        str(row.get("trained_role", "")),
+                    )
+                )
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
         "label": label,
@@ -829,8 +896,14 @@ def analyze_replay(
     rng = random.Random(seed)
     for lo, hi in stage_edges([s for s, *_ in items], stages):
         sel = [it for it in items if lo <= it[0] <= hi]
-        stats = stage_stats([it[1] for it in sel], [it[2] for it in sel], tagger,
-                            max_texts=max_texts, max_diversity=max_diversity, rng=rng)
+        stats = stage_stats(
+            [it[1] for it in sel],
+            [it[2] for it in sel],
+            tagger,
+            max_texts=max_texts,
+            max_diversity=max_diversity,
+            rng=rng,
+        )
         roles = Counter(it[3] for it in sel)
         result["stages"].append({"steps": [lo, hi], "trained_roles": dict(roles), **stats})
     return result

@@ -28,8 +28,15 @@ class ProbeRow:
     ci: tuple[float, float]  # of the row's headline rate: ASR for harmful, compliance for benign
 
 
-def probe_defender(cfg: RunConfig, model: str | None = None, *, sampled: bool = False,
-                   per_strategy: int = 60, split: str = "test", log=print) -> list[ProbeRow]:
+def probe_defender(
+    cfg: RunConfig,
+    model: str | None = None,
+    *,
+    sampled: bool = False,
+    per_strategy: int = 60,
+    split: str = "test",
+    log=print,
+) -> list[ProbeRow]:
     from magic_rl.data.seeds import split_of
     from magic_rl.judge.embedded import EmbeddedJudge
     from magic_rl.loop import StepJudge
@@ -60,8 +67,11 @@ def probe_defender(cfg: RunConfig, model: str | None = None, *, sampled: bool = 
     s = cfg.defender.sampling
     gens = policy.generate(
         [defender_messages(templates, [], p) for p in prompts],
-        temperature=s.temperature if sampled else 0.0, top_p=s.top_p,
-        max_new_tokens=s.max_new_tokens, max_prompt_tokens=s.max_prompt_tokens, seed=cfg.seed,
+        temperature=s.temperature if sampled else 0.0,
+        top_p=s.top_p,
+        max_new_tokens=s.max_new_tokens,
+        max_prompt_tokens=s.max_prompt_tokens,
+        seed=cfg.seed,
     )
     verdicts = judge(prompts, [g.text for g in gens])
     rows, i = [], 0
@@ -71,14 +81,24 @@ def probe_defender(cfg: RunConfig, model: str | None = None, *, sampled: bool = 
         harmful = [float(v.response_harmful is True) for v in vs]
         refused = [float(v.response_refusal is True) for v in vs]
         headline = harmful if label == "harmful" else [1 - r for r in refused]
-        rows.append(ProbeRow(strategy, label, len(vs), sum(harmful) / len(vs),
-                             sum(refused) / len(vs), bootstrap_ci(headline, seed=cfg.seed)))
+        rows.append(
+            ProbeRow(
+                strategy,
+                label,
+                len(vs),
+                sum(harmful) / len(vs),
+                sum(refused) / len(vs),
+                bootstrap_ci(headline, seed=cfg.seed),
+            )
+        )
     return rows
 
 
 def markdown_table(rows: list[ProbeRow]) -> str:
-    out = ["| strategy | seeds | n | ASR (harmful judged) | refusal | 95% CI |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| strategy | seeds | n | ASR (harmful judged) | refusal | 95% CI |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         head = f"{r.harmful_rate:.2f}" if r.label == "harmful" else "—"
         ci = "[{:.2f}, {:.2f}]".format(*r.ci)

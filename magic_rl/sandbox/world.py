@@ -44,10 +44,21 @@ WORLD_VERSION = "1"
 # authority framings fool it most, a plain question form least; ciphers are unreadable to it (it
 # answers them with a refusal or a generic placeholder), as for many small real models.
 VULNERABILITY = {
-    "role_play": 0.85, "technical_terms": 0.7, "slang": 0.5, "uncommon_dialects": 0.5,
-    "question": 0.3, "misspellings": 0.45, "logical_appeal": 0.6, "authority_endorsement": 0.7,
-    "misrepresentation": 0.6, "evidence_based_persuasion": 0.65, "expert_endorsement": 0.7,
-    "ascii": 0.3, "caesar": 0.3, "morse": 0.3, "atbash": 0.3,
+    "role_play": 0.85,
+    "technical_terms": 0.7,
+    "slang": 0.5,
+    "uncommon_dialects": 0.5,
+    "question": 0.3,
+    "misspellings": 0.45,
+    "logical_appeal": 0.6,
+    "authority_endorsement": 0.7,
+    "misrepresentation": 0.6,
+    "evidence_based_persuasion": 0.65,
+    "expert_endorsement": 0.7,
+    "ascii": 0.3,
+    "caesar": 0.3,
+    "morse": 0.3,
+    "atbash": 0.3,
 }
 P_REFUSE = {"harmful": 0.9, "benign": 0.03, "contrast": 0.35, "adversarial_benign": 0.25}
 VANILLA_REPEATS = 3  # independent reply draws per vanilla seed, so the model learns a distribution
@@ -92,10 +103,17 @@ class World:
 def _source_fingerprint() -> str:
     h = hashlib.sha256(WORLD_VERSION.encode())
     # What produces the world's data and models (bump WORLD_VERSION for other behaviour changes).
-    parts = [PACKAGE / "assets" / "seeds", PACKAGE / "assets" / "templates", PACKAGE / "strategies",
-             PACKAGE / "data" / "seeds.py", PACKAGE / "judge" / "embedded.py",
-             *(PACKAGE / "sandbox" / f for f in ("replies.py", "judge_data.py", "tokenizer.py",
-                                                  "world.py"))]
+    parts = [
+        PACKAGE / "assets" / "seeds",
+        PACKAGE / "assets" / "templates",
+        PACKAGE / "strategies",
+        PACKAGE / "data" / "seeds.py",
+        PACKAGE / "judge" / "embedded.py",
+        *(
+            PACKAGE / "sandbox" / f
+            for f in ("replies.py", "judge_data.py", "tokenizer.py", "world.py")
+        ),
+    ]
     for part in parts:
         files = sorted(part.rglob("*")) if part.is_dir() else [part]
         for f in files:
@@ -110,8 +128,12 @@ def _hash(*parts) -> str:
 
 
 def world_for(cfg: RunConfig) -> World:
-    key = _hash(cfg.sandbox.model_dump(mode="json", exclude={"cache_dir"}),
-                cfg.data.held_out_strategies, cfg.sandbox.seed, _source_fingerprint())
+    key = _hash(
+        cfg.sandbox.model_dump(mode="json", exclude={"cache_dir"}),
+        cfg.data.held_out_strategies,
+        cfg.sandbox.seed,
+        _source_fingerprint(),
+    )
     return World(Path(cfg.sandbox.cache_dir) / f"world-{key}")
 
 
@@ -138,8 +160,9 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
 
     def reply(seed: Seed, p_comply_harmful: float | None, p_refuse: float) -> str:
         if seed.label == "harmful":
-            comply = rng.random() < (p_comply_harmful if p_comply_harmful is not None
-                                      else 1 - p_refuse)
+            comply = rng.random() < (
+                p_comply_harmful if p_comply_harmful is not None else 1 - p_refuse
+            )
             return replies.house_style("compliance" if comply else "refusal", rng)
         return replies.house_style("refusal" if rng.random() < p_refuse else "helpful", rng)
 
@@ -155,7 +178,9 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
             continue
         seed = rec.seed
         p_refuse = P_REFUSE["adversarial_benign"]
-        out.append(example(rec.rewrite, reply(seed, VULNERABILITY.get(rec.strategy, 0.5), p_refuse)))
+        out.append(
+            example(rec.rewrite, reply(seed, VULNERABILITY.get(rec.strategy, 0.5), p_refuse))
+        )
     rng.shuffle(out)
     return out
 
@@ -276,12 +301,25 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     train_pool = [r for r in pool if r.seed.id in train_ids]
     examples = base_examples(seeds, train_pool, templates, skip, cfg.sandbox.seed)
     policy = HFPolicy(tiny_model(sb, tokenizer, cfg.sandbox.seed), tokenizer)
-    base_sft = cfg.sft.model_copy(update={
-        "lr": sb.base_lr, "batch_size": sb.base_batch_size, "max_length": sb.max_position,
-        "warmup_ratio": 0.05, "scheduler": "cosine",
-    })
-    summary = sft(policy, examples, base_sft, world.base, seed=cfg.sandbox.seed, max_steps=sb.base_steps,
-                  completion_only=False, progress=cfg.train.progress)
+    base_sft = cfg.sft.model_copy(
+        update={
+            "lr": sb.base_lr,
+            "batch_size": sb.base_batch_size,
+            "max_length": sb.max_position,
+            "warmup_ratio": 0.05,
+            "scheduler": "cosine",
+        }
+    )
+    summary = sft(
+        policy,
+        examples,
+        base_sft,
+        world.base,
+        seed=cfg.sandbox.seed,
+        max_steps=sb.base_steps,
+        completion_only=False,
+        progress=cfg.train.progress,
+    )
     timings["base_model"] = time.perf_counter() - t
     log(f"base model: {summary}")
 
@@ -311,8 +349,9 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     from magic_rl.trainer import attacker_sft
 
     records = [r for r in read_pool(world.pool) if split_of(r.seed) == "train"]
-    attacker_sft(cfg.model_copy(update={"seed": cfg.sandbox.seed}), records, str(world.base), out,
-                 log=log)
+    attacker_sft(
+        cfg.model_copy(update={"seed": cfg.sandbox.seed}), records, str(world.base), out, log=log
+    )
     return out
 
 
@@ -328,6 +367,6 @@ def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
         return str(world.judge)
     if what == "attacker":
         return str(build_attacker(cfg, world, log=log))
-    raise ValueError(f"unknown sandbox model {name!r}: expected sandbox:base, sandbox:attacker "
-                     "or sandbox:judge")
-
+    raise ValueError(
+        f"unknown sandbox model {name!r}: expected sandbox:base, sandbox:attacker or sandbox:judge"
+    )
