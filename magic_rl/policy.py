@@ -131,6 +131,27 @@ class ScriptedPolicy:
 # Hugging Face causal LMs
 
 
+def encode_prompts(
+    policy: Policy,
+    chats: Sequence[Chat],
+    *,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    max_prompt_tokens: int | None,
+) -> list[list[int]]:
+    """Check sampling arguments and encode chats, keeping the last `max_prompt_tokens` ids."""
+    if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
+        raise ValueError(
+            f"generate: need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got "
+            f"{temperature}, {top_p}, {max_new_tokens}"
+        )
+    prompts = [policy.encode_chat(chat) for chat in chats]
+    if max_prompt_tokens is not None:
+        prompts = [p[-max_prompt_tokens:] for p in prompts]
+    return prompts
+
+
 def quiet_transformers() -> None:
     """Per-file load/save progress bars of transformers drown our own progress display."""
     from transformers.utils import logging as hf_logging
@@ -226,14 +247,14 @@ class HFPolicy:
         max_prompt_tokens: int | None = None,
         seed: int | None = None,
     ) -> list[Generation]:
-        if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
-            raise ValueError(
-                f"generate: need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got "
-                f"{temperature}, {top_p}, {max_new_tokens}"
-            )
-        prompts = [self.encode_chat(chat) for chat in chats]
-        if max_prompt_tokens is not None:
-            prompts = [p[-max_prompt_tokens:] for p in prompts]
+        prompts = encode_prompts(
+            self,
+            chats,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            max_prompt_tokens=max_prompt_tokens,
+        )
         if not prompts:
             return []
         tokens, logprobs, finished = self.generate_ids(

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magic_rl.policy import Chat, Generation, HFPolicy
+from magic_rl.policy import Chat, Generation, HFPolicy, encode_prompts
 
 if TYPE_CHECKING:
     import torch
@@ -164,14 +164,14 @@ class VLLMPolicy:
         max_prompt_tokens: int | None = None,
         seed: int | None = None,
     ) -> list[Generation]:
-        if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
-            raise ValueError(
-                f"generate: need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got "
-                f"{temperature}, {top_p}, {max_new_tokens}"
-            )
-        prompts = [self.encode_chat(chat) for chat in chats]
-        if max_prompt_tokens is not None:
-            prompts = [p[-max_prompt_tokens:] for p in prompts]
+        prompts = encode_prompts(
+            self,
+            chats,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            max_prompt_tokens=max_prompt_tokens,
+        )
         if not prompts:
             return []
         self._sync_if_stale()

@@ -36,7 +36,7 @@ from typing import Any
 
 from magic_rl.config import JudgeConfig
 from magic_rl.judge.formats import Call, get_format
-from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls
+from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls, split_cached
 from magic_rl.records import Verdict
 
 
@@ -104,15 +104,7 @@ class EndpointJudge:
         exchanges, calls = plan_calls(
             self.fmt, prompts, responses, self.cfg.max_response_tokens, self.tokenizer
         )
-        answers: dict[Call, str] = {}
-        todo = []
-        for call in calls:
-            cached = self.cache.get(self._key(call)) if self.cache is not None else None
-            if cached is None:
-                todo.append(call)
-            else:
-                answers[call] = cached
-                self.stats.cache_hits += 1
+        answers, todo = split_cached(calls, self.cache, self._key, self.stats)
         failures: dict[Call, str] = {}
         if todo:
             fresh, failures = await self._send_all(todo)

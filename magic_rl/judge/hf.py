@@ -21,7 +21,7 @@ from typing import Any
 
 from magic_rl.config import JudgeConfig
 from magic_rl.judge.formats import Call, GuardFormat, get_format
-from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls
+from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls, split_cached
 from magic_rl.records import Verdict
 
 
@@ -82,15 +82,7 @@ class HFGuardJudge:
         exchanges, calls = plan_calls(
             self.fmt, prompts, responses, self.cfg.max_response_tokens, self.tokenizer
         )
-        answers: dict[Call, str] = {}
-        todo = []
-        for call in calls:
-            cached = self.cache.get(self._key(call)) if self.cache is not None else None
-            if cached is None:
-                todo.append(call)
-            else:
-                answers[call] = cached
-                self.stats.cache_hits += 1
+        answers, todo = split_cached(calls, self.cache, self._key, self.stats)
         for start in range(0, len(todo), self.cfg.batch_size):
             batch = todo[start : start + self.cfg.batch_size]
             answers |= dict(zip(batch, self._generate(batch), strict=True))

@@ -114,6 +114,22 @@ class Exchange:
     calls: tuple[Call, ...]
 
 
+def split_cached(
+    calls: Sequence[Call], cache: CallCache | None, key, stats: JudgeStats
+) -> tuple[dict[Call, str], list[Call]]:
+    """(answers found in the cache, calls still to make); counts cache hits in `stats`."""
+    answers: dict[Call, str] = {}
+    todo: list[Call] = []
+    for call in calls:
+        cached = cache.get(key(call)) if cache is not None else None
+        if cached is None:
+            todo.append(call)
+        else:
+            answers[call] = cached
+            stats.cache_hits += 1
+    return answers, todo
+
+
 def plan_calls(
     fmt: GuardFormat,
     prompts: Sequence[str],
