@@ -40,6 +40,7 @@ from pathlib import Path
 
 from magic_rl import game
 from magic_rl.config import RunConfig, dump_config, trained_roles
+from magic_rl.judge.formats import clip_words
 from magic_rl.records import Episode, Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, summarize
 from magic_rl.schedule import Scheduler
@@ -88,21 +89,13 @@ class StepJudge:
         self.calls = 0
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
-        keys = [
-            (p, _clip_words(r, self.max_words)) for p, r in zip(prompts, responses, strict=True)
-        ]
+        keys = [(p, clip_words(r, self.max_words)) for p, r in zip(prompts, responses, strict=True)]
         todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
         if todo:
             verdicts = self.judge.judge([k[0] for k in todo], [k[1] for k in todo])
             self.calls += len(todo)
             self.memo.update(zip(todo, verdicts, strict=True))
         return [self.memo[k] for k in keys]
-
-
-def _clip_words(text: str, n: int) -> str:
-    # Approximates "the judge sees at most 512 tokens of the reply" without the judge's tokenizer.
-    words = text.split()
-    return text if len(words) <= n else " ".join(words[:n])
 
 
 # --- metrics ---------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from magic_rl.data.benchmarks import (
     load_benchmark,
 )
 from magic_rl.evaluate.metrics import MetricResult, outcome_flag, summarize_items
+from magic_rl.judge.formats import clip_words
 from magic_rl.records import Role, Seed, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -365,12 +366,6 @@ def _load_benchmark(
 
 
 # --- the protocol ----------------------------------------------------------------------------------
-
-
-def clip_words(text: str, n: int) -> str:
-    """The first `n` whitespace words (the judge sees at most n "tokens" of a reply)."""
-    words = text.split()
-    return text if len(words) <= n else " ".join(words[:n])
 
 
 def defender_system(cfg: RunConfig) -> str | None:
