@@ -40,6 +40,7 @@ from pathlib import Path
 
 from magic_rl import game
 from magic_rl.config import RunConfig, dump_config, trained_roles
+from magic_rl.cpu import tune_for_cpu
 from magic_rl.judge.formats import clip_words
 from magic_rl.records import Episode, Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, summarize
@@ -554,6 +555,7 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
             "it, or choose another name (name=...)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    tune_for_cpu()
     if resume is not None:
         from accelerate import PartialState
 

@@ -249,15 +249,32 @@ def tokenize_sft(policy: HFPolicy, examples: Sequence[SFTExample], max_length: i
     Examples longer than max_length are skipped (counted by the caller via the returned length).
     """
     tok = policy.tokenizer
+    prompts = policy.encode_chats([ex.messages for ex in examples])
+    targets = tok([ex.target for ex in examples], add_special_tokens=False)["input_ids"]
     rows = []
-    for ex in examples:
-        prompt = policy.encode_chat(list(ex.messages))
-        target = tok(ex.target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    for prompt, target in zip(prompts, targets, strict=True):
+        target = [*target, tok.eos_token_id]
         ids = prompt + target
         if len(ids) > max_length:
             continue
         rows.append({"input_ids": ids, "completion_mask": [0] * len(prompt) + [1] * len(target)})
     return rows
+
+
+def sft_rows(rows: list[dict], completion_only: bool) -> list[dict]:
+    """`tokenize_sft` rows -> the trainer's {input_ids, labels}: -100 on the prompt when the loss
+    covers the target only."""
+    if not completion_only:
+        return [{"input_ids": r["input_ids"], "labels": r["input_ids"]} for r in rows]
+    return [
+        {
+            "input_ids": r["input_ids"],
+            "labels": [
+                t if m else -100 for t, m in zip(r["input_ids"], r["completion_mask"], strict=True)
+            ],
+        }
+        for r in rows
+    ]
 
 
 def sft(
@@ -283,9 +300,11 @@ def sft(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
+    from magic_rl.cpu import tune_for_cpu
     from magic_rl.policy import quiet_transformers
 
     quiet_transformers()
+    tune_for_cpu()
     datasets.disable_progress_bars()
 
     rows = tokenize_sft(policy, examples, cfg.max_length)
@@ -301,8 +320,9 @@ def sft(
         max_steps=total,
         per_device_train_batch_size=cfg.batch_size,
         max_length=cfg.max_length,
-        completion_only_loss=completion_only,
         packing=False,
+        # Our rows are tokenized and labelled already (`sft_rows`); TRL's map passes would redo it.
+        dataset_kwargs={"skip_prepare_dataset": True},
         logging_steps=max(1, total // 5),
         save_strategy="no",
         report_to="none",
@@ -316,7 +336,7 @@ def sft(
     trainer = SFTTrainer(
         model=policy.model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(sft_rows(rows, completion_only)),
         processing_class=policy.tokenizer,
     )
     result = trainer.train()
