@@ -417,9 +417,14 @@ class _RowAdagrad:
         """(unique rows, their values as a grad-requiring leaf, ids remapped into them)."""
         import torch
 
-        uniq, inv = np.unique(ids, return_inverse=True)
+        # np.unique without its sort: ids index a fixed table, so a mask over the table finds
+        # the unique rows (ascending, as np.unique) in linear time.
+        seen = np.zeros(self.table.shape[0], dtype=bool)
+        seen[ids] = True
+        uniq = np.flatnonzero(seen)
+        inv = (np.cumsum(seen) - 1)[ids]
         rows = torch.from_numpy(uniq)
-        return rows, self.table[rows].requires_grad_(True), torch.from_numpy(inv.astype(np.int64))
+        return rows, self.table[rows].requires_grad_(True), torch.from_numpy(inv)
 
     def step(self, rows: torch.Tensor, leaf: torch.Tensor) -> None:
         import torch
@@ -427,10 +432,11 @@ class _RowAdagrad:
         if leaf.grad is None:
             return
         g = leaf.grad + self.weight_decay * leaf.detach()
-        self.sum_sq[rows] += g.pow(2).mean(dim=1)
+        # rows are unique, so index_add_ is the in-place update without a gather and a scatter
+        self.sum_sq.index_add_(0, rows, g.pow(2).mean(dim=1))
         scale = self.lr / (self.sum_sq[rows].sqrt() + self.eps)
         with torch.no_grad():
-            self.table[rows] -= scale.unsqueeze(1) * g
+            self.table.index_add_(0, rows, -(scale.unsqueeze(1) * g))
 
 
 def train_embedded_judge(
