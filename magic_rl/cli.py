@@ -96,23 +96,36 @@ def sandbox_build(
     overrides: Overrides = None,
 ) -> None:
     """Build the sandbox world (seeds, pool, tokenizer, base model, judge, SFT'd attacker)."""
+    import json
     import time
 
-    from magic_rl.sandbox.world import build_attacker, build_world
+    from magic_rl.sandbox.world import build_attacker, build_world, world_for
 
     cfg = _load(config, overrides)
     console = _console()
     t = time.perf_counter()
+    expected = world_for(cfg)
+    cached = not force and expected.built
+    cached = cached and (not attacker or (expected.attacker(cfg) / "sft.json").exists())
     world = build_world(cfg, force=force, log=console.print)
+    stages = dict(world.info["timings_s"])
     if attacker:
-        build_attacker(cfg, world, force=force, log=console.print)
+        sft_summary = build_attacker(cfg, world, force=force, log=console.print) / "sft.json"
+        stages["attacker_sft"] = json.loads(sft_summary.read_text()).get("seconds")
     info = world.info
-    console.print(f"[bold green]sandbox world[/] {world.root}  ({time.perf_counter() - t:.0f}s)")
+    took = f"{time.perf_counter() - t:.0f}s" + (", reused from the cache" if cached else "")
+    acc = info["judge_accuracy"]
+    signals = ("prompt_harmful", "response_refusal", "response_harmful")
+    console.print(f"[bold green]sandbox world[/] {world.root}  ({took})")
     console.print(f"  base model: {world.base}  ({info['parameters']:,} parameters)")
-    console.print(f"  judge:      {world.judge}  held-out accuracy {info['judge_accuracy']}")
+    console.print(
+        f"  judge:      {world.judge}  held-out accuracy "
+        + ", ".join(f"{k} {acc[k]:.3f}" for k in signals if k in acc)
+    )
     console.print(f"  pool:       {world.pool}  ({info['pool_records']} records)")
     if attacker:
         console.print(f"  attacker:   {world.attacker(cfg)}")
+    console.print("  built in:   " + ", ".join(f"{k} {v}s" for k, v in stages.items()))
 
 
 @sandbox_app.command("probe")
@@ -162,14 +175,17 @@ def pool_build(
     from magic_rl.strategies import build_pool, resolve_strategies, write_pool
 
     cfg = _load(config, overrides)
-    seeds = (
-        sandbox_seeds(split=split, fraction=cfg.sandbox.fraction)
-        if cfg.data.seeds == "sandbox"
-        else load_seed_file(cfg.data.seeds)
-    )
-    names = resolve_strategies(strategies.split(",")) if strategies else None
-    excl = [e for e in exclude.split(",") if e]
-    records = build_pool(seeds, names, rng_seed=cfg.seed, exclude=excl)
+    try:
+        seeds = (
+            sandbox_seeds(split=split, fraction=cfg.sandbox.fraction)
+            if cfg.data.seeds == "sandbox"
+            else load_seed_file(cfg.data.seeds)
+        )
+        names = resolve_strategies(strategies.split(",")) if strategies else None
+        excl = [e for e in exclude.split(",") if e]
+        records = build_pool(seeds, names, rng_seed=cfg.seed, exclude=excl)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
     write_pool(records, out)
     _console().print(f"[bold green]pool[/] {out}: {len(records)} records from {len(seeds)} seeds")
 

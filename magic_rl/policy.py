@@ -159,6 +159,17 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def check_model_path(path: str | Path) -> None:
+    """Fail clearly on a local model directory that is missing: without this, transformers takes the
+    path for a Hub id and reports a repo-id format error. `org/name` stays a Hub id."""
+    text = str(path)
+    local = Path(text).is_absolute() or text.startswith((".", "~")) or text.count("/") > 1
+    if local and not Path(text).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"model directory not found: {text} (a local path; Hub ids look like org/name)"
+        )
+
+
 def resolve_device(device: str) -> str:
     """`auto` -> cuda when available, else cpu."""
     if device != "auto":
@@ -212,6 +223,7 @@ class HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         quiet_transformers()
+        check_model_path(path)
         tokenizer = AutoTokenizer.from_pretrained(
             str(path), trust_remote_code=trust_remote_code, padding_side="left"
         )
@@ -231,11 +243,16 @@ class HFPolicy:
         self.tokenizer.save_pretrained(str(path))
 
     def encode_chat(self, messages: Chat) -> list[int]:
-        return list(
-            self.tokenizer.apply_chat_template(
-                messages, tokenize=True, add_generation_prompt=True, return_dict=False
-            )
+        return self.encode_chats([messages])[0]
+
+    def encode_chats(self, chats: Sequence[Chat]) -> list[list[int]]:
+        """Prompt ids of many chats: the templates are rendered one by one, tokenized in one call."""
+        if not chats:
+            return []
+        texts = self.tokenizer.apply_chat_template(
+            [list(chat) for chat in chats], tokenize=False, add_generation_prompt=True
         )
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def generate(
         self,

@@ -9,7 +9,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from magic_rl.policy import Generation, HFPolicy, Policy, ScriptedPolicy, sequence_logprobs
+from magic_rl.policy import (
+    Generation,
+    HFPolicy,
+    Policy,
+    ScriptedPolicy,
+    check_model_path,
+    sequence_logprobs,
+)
 from magic_rl.sandbox.tokenizer import EOS, FORMAT_TAGS, train_tokenizer
 
 WORDS = [
@@ -374,3 +381,14 @@ def test_generation_stops_at_the_models_last_position(policy):
         [long_chat], temperature=0.0, top_p=1.0, max_new_tokens=50, max_prompt_tokens=limit - 3
     )
     assert g.finish == "length" and len(g.completion_ids) == 3
+
+
+@pytest.mark.parametrize("name", ["missing", "./missing", "runs/x/checkpoints/step-3"])
+def test_a_missing_local_model_directory_is_named(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="model directory not found"):
+        check_model_path(tmp_path / name if name == "missing" else name)
+
+
+def test_hub_ids_are_left_to_transformers():
+    check_model_path("Qwen/Qwen2.5-7B-Instruct")  # no local directory needed

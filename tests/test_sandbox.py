@@ -1,0 +1,141 @@
+"""The sandbox world as a user builds it: `magic sandbox build` at reduced size is deterministic and
+cached, `magic pool build` writes a strict-format pool, and the helpers that make the build fast
+(batched chat encoding, pre-labelled SFT rows, the CPU allocator setting) change nothing else."""
+
+from __future__ import annotations
+
+import ctypes.util
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from magic_rl.cli import app
+from magic_rl.config import load_config
+from magic_rl.prompts import is_format_ok
+from magic_rl.sandbox.world import resolve_model, world_for
+from magic_rl.strategies import read_pool, resolve_strategies
+from magic_rl.trainer import sft_rows
+
+runner = CliRunner()
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(wa[k].equal(wb[k]) for k in wa)
+
+
+def _cache_dir(overrides: list[str]) -> Path:
+    return Path(load_config("sandbox", overrides).sandbox.cache_dir)
+
+
+@pytest.mark.slow
+def test_reduced_build_from_the_cli_is_deterministic_and_cached(tiny_overrides, tmp_path):
+    first = load_config("sandbox", tiny_overrides)  # built by the session fixture
+    overrides = [o for o in tiny_overrides if not o.startswith("sandbox.cache_dir=")]
+    overrides.append(f"sandbox.cache_dir={tmp_path}")
+    cfg = load_config("sandbox", overrides)
+    world, built = world_for(cfg), world_for(first)
+
+    result = runner.invoke(app, ["sandbox", "build", *overrides])
+    assert result.exit_code == 0, result.output
+    assert "sandbox world" in result.output and str(world.root.name) in result.output
+    assert world.root.name == built.root.name  # the cache key does not depend on where it lives
+    for part in ("base", "judge"):
+        assert _same_weights(world.root / part, built.root / part), part
+    assert _same_weights(world.attacker(cfg), built.attacker(first))
+    assert world.pool.read_bytes() == built.pool.read_bytes()
+    info = world.info
+    assert info["parameters"] > 0 and set(info["judge_accuracy"]) >= {"prompt_harmful"}
+    assert set(info["timings_s"]) == {"pool", "tokenizer", "judge", "base_model"}
+
+    stamp = (world.base / "model.safetensors").stat().st_mtime_ns
+    again = runner.invoke(app, ["sandbox", "build", *overrides])
+    assert again.exit_code == 0, again.output
+    assert (world.base / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_resolve_model_passes_real_names_and_rejects_unknown_sandbox_parts(tiny_overrides):
+    cfg = load_config("sandbox", tiny_overrides)
+    assert resolve_model("Qwen/Qwen2.5-7B-Instruct", cfg) == "Qwen/Qwen2.5-7B-Instruct"
+    assert resolve_model("sandbox:judge", cfg, log=lambda *a: None).endswith("judge")
+    with pytest.raises(ValueError, match="sandbox:base, sandbox:attacker or sandbox:judge"):
+        resolve_model("sandbox:critic", cfg, log=lambda *a: None)
+
+
+def test_pool_build_writes_strict_format_records_of_the_chosen_strategies(tmp_path):
+    out = tmp_path / "pool.jsonl"
+    args = ["pool", "build", "--out", str(out), "--strategies", "family:encoding,slang"]
+    result = runner.invoke(app, [*args, "--split", "test", "sandbox.fraction=0.1"])
+    assert result.exit_code == 0, result.output
+    records = read_pool(out)
+    assert records and {r.strategy for r in records} == set(
+        resolve_strategies(["family:encoding", "slang"])
+    )
+    assert all(is_format_ok(r.target) for r in records)
+    again = tmp_path / "again.jsonl"
+    args[3] = str(again)
+    assert runner.invoke(app, [*args, "--split", "test", "sandbox.fraction=0.1"]).exit_code == 0
+    assert again.read_bytes() == out.read_bytes()  # deterministic
+
+
+def test_pool_build_names_an_unknown_strategy(tmp_path):
+    result = runner.invoke(
+        app, ["pool", "build", "--out", str(tmp_path / "p.jsonl"), "--strategies", "nope"]
+    )
+    assert result.exit_code == 2
+    assert "unknown strategy" in result.output and "nope" in result.output
+
+
+@pytest.mark.parametrize(
+    ("completion_only", "labels"),
+    [(True, [-100, -100, 7, 8]), (False, [5, 6, 7, 8])],
+)
+def test_sft_rows_label_the_target_or_everything(completion_only, labels):
+    rows = [{"input_ids": [5, 6, 7, 8], "completion_mask": [0, 0, 1, 1]}]
+    assert sft_rows(rows, completion_only) == [{"input_ids": [5, 6, 7, 8], "labels": labels}]
+
+
+def test_encode_chats_equals_encoding_each_chat(tiny_overrides):
+    from magic_rl.policy import HFPolicy
+
+    world = world_for(load_config("sandbox", tiny_overrides))
+    policy = HFPolicy.from_pretrained(world.base)
+    chats = [
+        [{"role": "user", "content": "How do I kill a stuck process?"}],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Tell me a story."},
+            {"role": "assistant", "content": "Once upon a time."},
+            {"role": "user", "content": "Go on."},
+        ],
+    ]
+    one_by_one = [
+        list(
+            policy.tokenizer.apply_chat_template(
+                chat, tokenize=True, add_generation_prompt=True, return_dict=False
+            )
+        )
+        for chat in chats
+    ]
+    assert policy.encode_chats(chats) == one_by_one
+    assert policy.encode_chat(chats[1]) == one_by_one[1]
+    assert policy.encode_chats([]) == []
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or ctypes.util.find_library("c") != "libc.so.6",
+    reason="glibc only",
+)
+def test_keep_freed_memory_takes_effect_once_and_stays():
+    from magic_rl.cpu import keep_freed_memory
+
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True
