@@ -41,6 +41,7 @@ from pathlib import Path
 from magic_rl import game
 from magic_rl.config import RunConfig, dump_config, trained_roles
 from magic_rl.cpu import tune_for_cpu
+from magic_rl.data.files import read_jsonl_rows
 from magic_rl.judge.formats import clip_words
 from magic_rl.records import Episode, Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, summarize
@@ -608,8 +609,7 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for _, row in read_jsonl_rows(Path(run_dir) / "metrics.jsonl")]
 
 
 def summarize_run(run_dir: Path, window: int = 5) -> dict:

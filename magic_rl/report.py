@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magic_rl.data.files import read_jsonl_rows
+
 CURVES: tuple[tuple[str, str], ...] = (
     ("defender/reward/total", "defender reward (R_D)"),
     ("attacker/reward/total", "attacker reward (R_A)"),
@@ -75,16 +77,10 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Rows of metrics.jsonl; NaN/null values are kept as NaN. Raises ValueError naming the file
     and line of a bad row."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (runs write metrics.jsonl)")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object")
+    for lineno, row in read_jsonl_rows(path):
         step = row.get("step")
         if not isinstance(step, int) or isinstance(step, bool):
             raise ValueError(f"{path}:{lineno}: field 'step' missing or not an integer")

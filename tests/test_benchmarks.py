@@ -265,7 +265,7 @@ MALFORMED = [
     # (file name, content, line, record, field, message); read by load_benchmark(path)
     ("or_bench-toxic.csv", "text,category\nPLACEHOLDER,hate\n", 1, None, "prompt", "missing column"),
     ("or_bench-toxic.csv", "prompt,category\nPLACEHOLDER,hate,extra\n", 2, None, None, "3 fields"),
-    ("harmful.jsonl", '{"vanilla": "a", "adversarial": "b"}\n{"vanilla": "a",\n', 2, None, None, "bad JSON"),
+    ("harmful.jsonl", '{"vanilla": "a", "adversarial": "b"}\n{"vanilla": "a",\n', 2, None, None, "invalid JSON"),
     ("harmful.jsonl", '{"vanilla": "a", "adversarial": "b"}\n\n{"vanilla": "a"}\n', 3, None, "adversarial", "missing"),
     ("benign.jsonl", '["not", "an", "object"]\n', 1, None, None, "JSON object"),
     ("exaggerated_safety.json", '[{"id": "v2-1", "type": "bogus", "prompt": "p"}]', None, 1, "type", "unknown XSTest"),

@@ -33,14 +33,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import math
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from magic_rl.data.files import (
+    DatasetError,
+    Where,
+    decode_text,
+    get_path,
+    located_rows,
+    read_csv_rows,
+    read_json,
+)
 from magic_rl.records import LABELS, Label
 
 Metric = Literal["asr", "compliance_asr", "rta", "compliance", "judge_f1"]
@@ -49,33 +56,6 @@ METRICS: tuple[Metric, ...] = ("asr", "compliance_asr", "rta", "compliance", "ju
 # /work/main/magic_rl/data/benchmarks.py -> /work/shared/data; callers on other layouts pass
 # `data_root` (the loaders never read environment variables).
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-# WildGuardTest responses and DAN templates exceed the csv module's default 128 KiB field limit.
-csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
-
-
-class DatasetError(ValueError):
-    """A benchmark file or one of its rows is malformed. `line` is 1-based (CSV header = line 1);
-    `record` is the 1-based element of a JSON array or parquet table when lines do not apply."""
-
-    def __init__(
-        self,
-        path: str | Path,
-        message: str,
-        *,
-        line: int | None = None,
-        record: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.path, self.line, self.record, self.field = str(path), line, record, field
-        where = self.path
-        if line is not None:
-            where += f":{line}"
-        if record is not None:
-            where += f": record {record}"
-        if field is not None:
-            where += f": field {field!r}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -113,166 +93,6 @@ class EvalItem:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Readers: (line or record number, row dict) pairs, with errors located in the file.
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DatasetError(path, f"not UTF-8 ({e.reason})", line=line) from None
-
-
-def _open(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(path, "no such file")
-    return path
-
-
-def read_csv_rows(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
-    """Yield (line, row) for a CSV with a header; `line` is where the record starts."""
-    path = _open(path)
-    reader = csv.reader(_decode(path).splitlines(keepends=True))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DatasetError(path, "empty file, expected a header", line=1) from None
-    for name in required:
-        if name not in header:
-            raise DatasetError(path, f"missing column (header has {header})", line=1, field=name)
-    while True:
-        line = reader.line_num + 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise DatasetError(path, f"bad CSV: {e}", line=line) from None
-        if not values:
-            continue
-        if len(values) != len(header):
-            raise DatasetError(path, f"{len(values)} fields, header has {len(header)}", line=line)
-        yield line, dict(zip(header, values, strict=True))
-
-
-def read_jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line, object) for each non-blank line of a JSON-lines file."""
-    path = _open(path)
-    for line, text in enumerate(_decode(path).splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DatasetError(path, f"bad JSON: {e.msg} (column {e.colno})", line=line) from None
-        if not isinstance(obj, dict):
-            raise DatasetError(path, f"expected a JSON object, got {type(obj).__name__}", line=line)
-        yield line, obj
-
-
-def read_json(path: str | Path) -> Any:
-    path = _open(path)
-    try:
-        return json.loads(_decode(path))
-    except json.JSONDecodeError as e:
-        raise DatasetError(path, f"bad JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
-
-
-def read_parquet_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (record, row) for a parquet table; nested structs and lists stay Python objects."""
-    import pyarrow.parquet as pq  # lazily: only parquet needs it
-
-    path = _open(path)
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several unrelated types for a corrupt file
-        raise DatasetError(path, f"unreadable parquet: {e}") from None
-    yield from enumerate(rows, start=1)
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """Rows of a table-like file by suffix; JSON arrays count records, not lines."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        yield from read_csv_rows(path)
-    elif suffix == ".jsonl":
-        yield from read_jsonl_rows(path)
-    elif suffix == ".parquet":
-        yield from read_parquet_rows(path)
-    elif suffix == ".json":
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise DatasetError(path, f"expected a JSON array, got {type(data).__name__}")
-        for i, obj in enumerate(data, start=1):
-            if not isinstance(obj, dict):
-                raise DatasetError(path, f"expected an object, got {type(obj).__name__}", record=i)
-            yield i, obj
-    else:
-        raise DatasetError(path, f"unknown format {suffix!r} (csv, jsonl, json, parquet)")
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Where a row came from, so field errors can name it."""
-
-    path: Path
-    line: int | None = None
-    record: int | None = None
-
-    def error(self, name: str, message: str) -> DatasetError:
-        return DatasetError(self.path, message, line=self.line, record=self.record, field=name)
-
-    def text(self, row: Mapping, name: str, *, required: bool = True) -> str:
-        if required and self.path.suffix.lower() == ".csv" and name not in row:
-            # Every CSV row has every header column, so the fault is the header's.
-            raise DatasetError(
-                self.path, f"missing column (header has {list(row)})", line=1, field=name
-            )
-        value = _get(row, name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            if required:
-                raise self.error(name, "missing")
-            return ""
-        if not isinstance(value, str | int | float):
-            raise self.error(name, f"expected text, got {type(value).__name__}")
-        value = str(value)
-        if required and not value.strip():
-            raise self.error(name, "empty")
-        return value
-
-    def choice(self, row: Mapping, name: str, allowed: Mapping[str, Any]) -> Any:
-        value = self.text(row, name, required=False).strip()
-        if value not in allowed:
-            raise self.error(name, f"value {value!r} not in {sorted(allowed)}")
-        return allowed[value]
-
-
-def _get(row: Any, name: str) -> Any:
-    """`a.b.0.c` walks nested dicts and lists (parquet structs, chat-message lists)."""
-    if isinstance(row, Mapping) and name in row:
-        return row[name]
-    value = row
-    for part in name.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
-
-
-def _located(path: Path) -> Iterator[tuple[_Where, dict]]:
-    """Rows with their location: a line for CSV/JSONL, a record number for JSON arrays/parquet."""
-    by_record = path.suffix.lower() in (".json", ".parquet")
-    for n, row in _rows(path):
-        yield (_Where(path, record=n) if by_record else _Where(path, line=n)), row
-
-
-# ---------------------------------------------------------------------------------------------------
 # One loader per public format. Each takes the file path and returns every item in file order.
 
 _HARM = {"harmful": True, "unharmful": False}
@@ -282,7 +102,7 @@ def load_harmbench(path: str | Path, *, include_context: bool = False) -> list[E
     """HarmBench test behaviours (CSV): subset = FunctionalCategory, category = SemanticCategory."""
     path, items = Path(path), []
     subsets = {"standard": "standard", "contextual": "contextual", "copyright": "copyright"}
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         behavior = where.text(row, "Behavior")
         subset = where.choice(row, "FunctionalCategory", subsets)
         context = where.text(row, "ContextString", required=False).strip()
@@ -306,7 +126,7 @@ def load_harmbench(path: str | Path, *, include_context: bool = False) -> list[E
 def load_harmbench_attacks(path: str | Path) -> list[EvalItem]:
     """HarmBench precomputed attacks (JSON list): subset = attack method, category = target model."""
     path, items = Path(path), []
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         behavior_id = where.text(row, "BehaviorID")
         items.append(
             EvalItem(
@@ -336,17 +156,17 @@ def load_harmbench_classifier_val(path: str | Path) -> list[EvalItem]:
             raise DatasetError(path, "expected a list of completions", field=behavior_id)
         for i, row in enumerate(records):
             n += 1
-            where = _Where(path, record=n)
+            where = Where(path, record=n)
             if not isinstance(row, dict):
                 raise where.error(behavior_id, "expected a completion object")
             votes = []
             for name in ("human_0", "human_1", "human_2"):
-                vote = _get(row, name)
+                vote = get_path(row, name)
                 if vote not in (0, 1) or isinstance(vote, bool):
                     raise where.error(name, f"expected 0 or 1, got {vote!r}")
                 votes.append(vote)
             method = where.text(row, "method")
-            vanilla = method == "DirectRequest" or _get(row, "experiment") == "default"
+            vanilla = method == "DirectRequest" or get_path(row, "experiment") == "default"
             items.append(
                 EvalItem(
                     id=f"{behavior_id}/{i}",
@@ -400,7 +220,7 @@ def load_wildguardtest_judge(path: str | Path) -> list[EvalItem]:
 def _wildguardtest_rows(path: Path) -> Iterator[EvalItem]:
     refusal = {"refusal": True, "compliance": False, "": None}
     harm = {**_HARM, "": None}
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         prompt_harmful = where.choice(row, "prompt_harm_label", harm)
         if prompt_harmful is None:
             continue
@@ -427,7 +247,7 @@ def _load_vanilla_adversarial(
 ) -> list[EvalItem]:
     """Files of {vanilla, adversarial} pairs: the model sees `adversarial`, the judge `vanilla`."""
     items = []
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         items.append(
             EvalItem(
                 id=f"{source}-{where.line or where.record}",
@@ -438,7 +258,7 @@ def _load_vanilla_adversarial(
                 metric=metric,
                 category=where.text(row, "community_name", required=False) if extra else "",
                 judge_prompt=where.text(row, "vanilla"),
-                reference={name: _clean(_get(row, name)) for name in extra},
+                reference={name: _clean(get_path(row, name)) for name in extra},
             )
         )
     return items
@@ -469,8 +289,8 @@ def load_trustllm(path: str | Path) -> list[EvalItem]:
     """TrustLLM JailbreakTrigger (JSONL): subset = QBB/ITC, category = technique; ASR as compliance,
     as the reference fork reports it (TrustLLM itself reports RTA = 1 - this)."""
     path, items = Path(path), []
-    for where, row in _located(path):
-        technique = _get(row, "label")
+    for where, row in located_rows(path):
+        technique = get_path(row, "label")
         if not (isinstance(technique, list) and technique and all(map(_is_str, technique))):
             raise where.error("label", f"expected a non-empty list of strings, got {technique!r}")
         items.append(
@@ -509,7 +329,7 @@ def load_orbench(path: str | Path, *, toxic: bool | None = None) -> list[EvalIte
             metric=metric,
             category=where.text(row, "category"),
         )
-        for where, row in _located(path)
+        for where, row in located_rows(path)
     ]
 
 
@@ -527,7 +347,7 @@ def load_strongreject(path: str | Path) -> list[EvalItem]:
             category=where.text(row, "category"),
             reference={"origin": where.text(row, "source", required=False)},
         )
-        for where, row in _located(path)
+        for where, row in located_rows(path)
     ]
 
 
@@ -549,7 +369,7 @@ def load_xstest(path: str | Path) -> list[EvalItem]:
     """XSTest v2 (JSON list): `safe` types -> compliance; `contrast_*` types -> RTA."""
     path, items = Path(path), []
     types = {t: "safe" for t in XSTEST_SAFE_TYPES}
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         kind = where.text(row, "type")
         subset = types.get(kind) or ("unsafe" if kind.startswith("contrast_") else None)
         if subset is None:
@@ -576,10 +396,10 @@ def load_openai_moderation(path: str | Path) -> list[EvalItem]:
     """OpenAI moderation set (JSONL): a prompt classifier benchmark; harmful when any category is 1
     (a missing key = not annotated, as the reference). Gold: `prompt_harmful`."""
     path, items = Path(path), []
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         present = []
         for code in OPENAI_MODERATION_CODES:
-            value = _get(row, code)
+            value = get_path(row, code)
             if value not in (None, 0, 1) or isinstance(value, bool):
                 raise where.error(code, f"expected 0, 1 or absent, got {value!r}")
             if value == 1:
@@ -603,7 +423,7 @@ def load_magic_validation(path: str | Path) -> list[EvalItem]:
     """MAGIC's RL validation parquet (verl format): benign adversarial-looking prompts, compliance.
     The chat message is what the model sees; `question` (the vanilla request) goes to the judge."""
     path, items = Path(path), []
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         items.append(
             EvalItem(
                 id=f"magic_validation-{where.record}",
@@ -626,7 +446,7 @@ def load_jailbreakbench(path: str | Path, *, label: Label | None = None) -> list
     label = label or ("benign" if "benign" in path.name.lower() else "harmful")
     items = []
     for line, row in read_csv_rows(path, required=("Goal", "Behavior", "Category")):
-        where = _Where(path, line=line)
+        where = Where(path, line=line)
         items.append(
             EvalItem(
                 id=f"jbb_{label}-{where.text(row, 'Index', required=False) or line}",
@@ -687,12 +507,12 @@ def load_generic(
         raise ValueError(f"load_generic: metric must be one of {METRICS}, got {metric!r}")
     source = source or path.stem
     items = []
-    for where, row in _located(path):
+    for where, row in located_rows(path):
         n = where.line or where.record
         item_label = label or _LABEL_WORDS.get(where.text(row, label_field).strip().lower())
         if item_label is None:
             raise where.error(
-                label_field, f"label {_get(row, label_field)!r} not in {_LABEL_WORDS}"
+                label_field, f"label {get_path(row, label_field)!r} not in {_LABEL_WORDS}"
             )
         items.append(
             EvalItem(
@@ -880,7 +700,7 @@ def _load_file(path: Path, mapping: dict[str, Any]) -> list[EvalItem]:
         if bench.path is not None and Path(bench.path).name == path.name:
             return bench.loader(path)
     if path.suffix.lower() == ".csv" and path.is_file():
-        header = next(csv.reader(_decode(path).splitlines()), [])
+        header = next(csv.reader(decode_text(path).splitlines()), [])
         if {"Goal", "Behavior", "Category"} <= set(header):
             return load_jailbreakbench(path)
     raise DatasetError(

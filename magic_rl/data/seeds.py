@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from magic_rl.data.files import read_jsonl_rows
 from magic_rl.records import Label, Seed
 
 KINDS: tuple[str, ...] = ("harmful", "benign", "contrast")
@@ -116,14 +117,8 @@ def _read_base_items(kind: str) -> list[BaseItem]:
     path = _asset_path(kind)
     items: list[BaseItem] = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, row in read_jsonl_rows(str(path)):
         where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not valid JSON ({e.msg})") from e
         for name in ("id", "text", "category"):
             if not isinstance(row.get(name), str) or not row[name].strip():
                 raise ValueError(f"{where}: field {name!r} must be a non-empty string")
@@ -304,17 +299,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, row) of a JSONL or CSV file."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8-sig") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
-                yield lineno, row
+        yield from read_jsonl_rows(path)
     elif suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)

@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from magic_rl.data.files import read_jsonl_rows
 from magic_rl.strategies.mutations import SIGNATURES, STRATEGIES
 
 # --- the taxonomy ---------------------------------------------------------------------------------
@@ -757,27 +758,18 @@ def read_replay(path: str | Path) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no replay buffer (runs write replay.jsonl)")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            for key, kind in (("step", int), ("seed", dict), ("turns", list)):
-                if not isinstance(row.get(key), kind) or isinstance(row.get(key), bool):
-                    raise ValueError(f"{where}: field {key!r} missing or not {kind.__name__}")
-            for key in ("label", "text"):
-                if not isinstance(row["seed"].get(key), str):
-                    raise ValueError(f"{where}: field 'seed.{key}' missing or not a string")
-            for k, turn in enumerate(row["turns"]):
-                if not isinstance(turn, dict) or not isinstance(turn.get("attack"), str):
-                    raise ValueError(f"{where}: field 'turns[{k}].attack' missing or not a string")
-            rows.append(row)
+    for lineno, row in read_jsonl_rows(path):
+        where = f"{path}:{lineno}"
+        for key, kind in (("step", int), ("seed", dict), ("turns", list)):
+            if not isinstance(row.get(key), kind) or isinstance(row.get(key), bool):
+                raise ValueError(f"{where}: field {key!r} missing or not {kind.__name__}")
+        for key in ("label", "text"):
+            if not isinstance(row["seed"].get(key), str):
+                raise ValueError(f"{where}: field 'seed.{key}' missing or not a string")
+        for k, turn in enumerate(row["turns"]):
+            if not isinstance(turn, dict) or not isinstance(turn.get("attack"), str):
+                raise ValueError(f"{where}: field 'turns[{k}].attack' missing or not a string")
+        rows.append(row)
     return rows
 
 

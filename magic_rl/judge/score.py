@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from magic_rl.data.files import read_jsonl_rows
 from magic_rl.judge.base import Judge
 from magic_rl.judge.formats import Call, GuardFormat, truncate_response
 from magic_rl.records import Verdict
@@ -73,19 +74,15 @@ class CallCache:
             self._load(self.path)
 
     def _load(self, path: Path) -> None:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    key = (row["judge"], row["model"], row["prompt"], row["response"])
-                    answer = row["output"]
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise ValueError(f"{path}:{lineno}: bad judge cache line ({e!r})") from e
-                if not isinstance(answer, str):
-                    raise ValueError(f"{path}:{lineno}: field 'output' must be a string")
-                self._answers[key] = answer
+        for lineno, row in read_jsonl_rows(path):
+            try:
+                key = (row["judge"], row["model"], row["prompt"], row["response"])
+                answer = row["output"]
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: bad judge cache line ({e!r})") from e
+            if not isinstance(answer, str):
+                raise ValueError(f"{path}:{lineno}: field 'output' must be a string")
+            self._answers[key] = answer
 
     def __len__(self) -> int:
         return len(self._answers)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from magic_rl.data.files import read_jsonl_rows
 from magic_rl.prompts import format_target
 from magic_rl.records import Seed
 from magic_rl.strategies.mutations import FAMILIES, PROGRAMMATIC, STRATEGIES
@@ -144,21 +145,12 @@ def write_pool(records: Iterable[PoolRecord], path: str | Path) -> Path:
 def read_pool(path: str | Path) -> list[PoolRecord]:
     """Records of a pool JSONL. Raises ValueError naming the file, line and field of a bad row."""
     path = Path(path)
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                records.append(_parse_row(line, f"{path}:{lineno}"))
-    return records
+    if not path.is_file():
+        raise FileNotFoundError(f"pool file not found: {path} (write one with `magic pool build`)")
+    return [_parse_row(row, f"{path}:{lineno}") for lineno, row in read_jsonl_rows(path)]
 
 
-def _parse_row(line: str, where: str) -> PoolRecord:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
-    if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected a JSON object")
+def _parse_row(row: dict, where: str) -> PoolRecord:
     for name in _FIELDS:
         if name not in row:
             raise ValueError(f"{where}: missing field {name!r}")
