@@ -1,12 +1,14 @@
-"""SFT steps on CPU with glibc's default malloc vs `magic_rl.cpu.keep_freed_memory()`.
+"""The sandbox's phase-1 SFT with glibc's default malloc vs `magic_rl.cpu.keep_freed_memory()`.
 
-Each setting runs in its own process (the malloc setting cannot be undone): a random model of the
-sandbox's shape (`SandboxConfig` defaults: 128 x 3 x 384, 2048-token vocabulary) takes `--steps`
-AdamW steps on a batch of `--batch` x `--length` tokens, the shape of the sandbox's phase-1 SFT
-batches, after `--warmup` steps. It prints seconds per step, minor page faults per step and the
-ratio. The sandbox build calls `keep_freed_memory()` through `tune_for_cpu()`; this shows why.
+Each setting runs in its own process (the malloc setting cannot be undone): `attacker_sft` on the
+world's train-split pool for `--steps` optimiser steps, exactly as `magic sandbox build` runs it, once
+with `keep_freed_memory()` (what `tune_for_cpu()` does on a CPU-only machine) and once with it
+disabled. It prints the SFT's seconds (TRL set-up included), minor page faults and the ratio.
 
-Run: `python benchmarks/cpu_alloc.py [--steps 20] [--batch 32] [--length 150] [--threads 2]`.
+The world is `load_config("sandbox", overrides)`'s, built on first use (minutes) and reused from
+`sandbox.cache_dir`; `--world DIR` uses an already built world directory as is.
+
+Run: `python benchmarks/cpu_alloc.py [--steps 30] [--world DIR] [override ...]`.
 """
 
 from __future__ import annotations
@@ -16,95 +18,61 @@ import json
 import resource
 import subprocess
 import sys
-import time
+import tempfile
+from pathlib import Path
 
 
-def measure(keep: bool, steps: int, warmup: int, batch: int, length: int, threads: int) -> dict:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def measure(keep: bool, steps: int, world_dir: str | None, overrides: list[str]) -> dict:
+    from magic_rl import cpu
+    from magic_rl.config import load_config
+    from magic_rl.data.seeds import split_of
+    from magic_rl.sandbox.world import World, build_world
+    from magic_rl.strategies import read_pool
+    from magic_rl.trainer import attacker_sft
 
-    from magic_rl.config import SandboxConfig
-    from magic_rl.cpu import keep_freed_memory
-
-    applied = keep_freed_memory() if keep else False
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    sb = SandboxConfig()
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=sb.vocab_size,
-            hidden_size=sb.hidden_size,
-            intermediate_size=sb.intermediate_size,
-            num_hidden_layers=sb.num_layers,
-            num_attention_heads=sb.num_heads,
-            num_key_value_heads=sb.num_heads,
-            max_position_embeddings=sb.max_position,
-            tie_word_embeddings=True,
-        )
-    )
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, sb.vocab_size, (batch, length))
-    mask = torch.ones_like(ids)
-    mask[: batch // 4, length * 3 // 4 :] = 0  # some right padding, as in a real batch
-    labels = ids.masked_fill(mask == 0, -100)
-
-    def step() -> None:
-        model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss.backward()
-        opt.step()
-        opt.zero_grad()
-
-    for _ in range(warmup):
-        step()
+    if not keep:
+        cpu.keep_freed_memory = lambda: False  # the baseline: glibc's default behaviour
+    cfg = load_config("sandbox", [*overrides, f"sft.max_steps={steps}", "train.progress=false"])
+    world = World(Path(world_dir)) if world_dir else build_world(cfg, log=lambda *a: None)
+    records = [r for r in read_pool(world.pool) if split_of(r.seed) == "train"]
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - t) / steps
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
-    return {"keep_freed_memory": applied, "s_per_step": seconds, "minor_faults_per_step": faults}
+    with tempfile.TemporaryDirectory() as out:
+        summary = attacker_sft(cfg, records, str(world.base), out, log=lambda *a: None)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return {"applied": cpu._applied, "seconds": summary["seconds"], "minor_faults": faults}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--length", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--world", help="an already built world directory")
     ap.add_argument("--child", choices=["default", "keep"], help=argparse.SUPPRESS)
+    ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    shape = (args.steps, args.warmup, args.batch, args.length, args.threads)
     if args.child:
-        print(json.dumps(measure(args.child == "keep", *shape)))
+        print(json.dumps(measure(args.child == "keep", args.steps, args.world, args.overrides)))
         return
+    flags = [f"--steps={args.steps}", *([f"--world={args.world}"] if args.world else [])]
     rows = {}
     for setting in ("default", "keep"):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", setting, *_flags(args)],
+            [sys.executable, __file__, "--child", setting, *flags, *args.overrides],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
         rows[setting] = json.loads(out.strip().splitlines()[-1])
-    print(f"{'malloc':<22} {'s/step':>8} {'minor faults/step':>18}")
+    print(f"phase-1 SFT, {args.steps} steps")
+    print(f"{'malloc':<22} {'seconds':>8} {'minor faults':>14}")
     for setting, r in rows.items():
         name = "keep_freed_memory" if setting == "keep" else "glibc default"
-        print(f"{name:<22} {r['s_per_step']:8.3f} {r['minor_faults_per_step']:18,.0f}")
-    if not rows["keep"]["keep_freed_memory"]:
-        print("keep_freed_memory() had no effect here (not glibc): no ratio")
+        print(f"{name:<22} {r['seconds']:8.1f} {r['minor_faults']:14,}")
+    if not rows["keep"]["applied"]:
+        print("keep_freed_memory() had no effect here (not glibc, or a GPU is visible): no ratio")
         return
-    ratio = rows["default"]["s_per_step"] / rows["keep"]["s_per_step"]
-    print(f"speed-up (default / keep_freed_memory): {ratio:.2f}x")
-
-
-def _flags(args) -> list[str]:
-    return [
-        f"--steps={args.steps}",
-        f"--warmup={args.warmup}",
-        f"--batch={args.batch}",
-        f"--length={args.length}",
-        f"--threads={args.threads}",
-    ]
+    print(
+        f"speed-up (default / keep_freed_memory): {rows['default']['seconds'] / rows['keep']['seconds']:.2f}x"
+    )
 
 
 if __name__ == "__main__":
