@@ -192,7 +192,7 @@ def test_sampling_logprobs_are_the_sampling_distribution(policy, top_p):
     ],
 )
 def test_sampler_draws_from_the_tempered_nucleus(temperature, top_p, expected):
-    from magic_rl.policy import _sample
+    from magic_rl.policy.sampling import _sample
 
     rows = 40_000
     logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().expand(rows, 4)

@@ -1,0 +1,110 @@
+"""`sequence_logprobs`: token log-probs of given completions under a model, with grad (the GRPO
+trainer calls it), in the same left-padded layout as `generate`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from magic_rl.policy.sampling import left_pad, positions
+
+if TYPE_CHECKING:
+    import torch
+
+
+def sequence_logprobs(
+    model: Any,
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    *,
+    temperature: float = 1.0,
+    micro_batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of each completion token given its prompt: ([B, T] log-probs, [B, T] float mask).
+
+    T is the longest completion; both outputs are right-padded (log-prob 0, mask 0). Each micro-batch
+    is one forward over `[left-padded prompt | right-padded completion]`, the layout `generate` uses,
+    with logits computed only for the completion positions (`logits_to_keep`). `temperature` divides
+    the logits as the sampler did. Runs with grad unless the caller disables it.
+    """
+    import torch
+
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError(
+            f"sequence_logprobs: {len(prompt_ids)} prompts but {len(completion_ids)} completions"
+        )
+    if any(len(p) == 0 for p in prompt_ids):
+        raise ValueError("sequence_logprobs: every prompt needs at least one token")
+    device = next(model.parameters()).device
+    width = max((len(c) for c in completion_ids), default=0)
+    n = len(prompt_ids)
+    if n == 0 or width == 0:
+        return torch.zeros((n, width), device=device), torch.zeros((n, width), device=device)
+    step = micro_batch_size or n
+    parts = [
+        _completion_logprobs(
+            model,
+            prompt_ids[i : i + step],
+            completion_ids[i : i + step],
+            pad_id,
+            width,
+            temperature,
+            device,
+        )
+        for i in range(0, n, step)
+    ]
+    logprobs = torch.cat([lp for lp, _ in parts])
+    mask = torch.cat([m for _, m in parts])
+    return logprobs, mask
+
+
+def _completion_logprobs(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    pad_id: int,
+    width: int,
+    temperature: float,
+    device: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    prompt, prompt_mask = left_pad(prompts, pad_id, device)
+    comp = torch.full((len(completions), width), pad_id, dtype=torch.long)
+    comp_mask = torch.zeros((len(completions), width), dtype=torch.bool)
+    for i, c in enumerate(completions):
+        comp[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
+        comp_mask[i, : len(c)] = True
+    comp, comp_mask = comp.to(device), comp_mask.to(device)
+    ids = torch.cat([prompt, comp], 1)
+    mask = torch.cat([prompt_mask, comp_mask], 1)
+    # Positions p-1 .. p+T-2 predict the T completion tokens: the last T+1 logits minus the final.
+    logits = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        use_cache=False,
+        logits_to_keep=width + 1,
+    ).logits[:, :-1, :]
+    if temperature != 1.0:
+        logits = logits / temperature
+    logprobs = _token_logprobs(logits, comp)
+    fmask = comp_mask.to(logprobs.dtype)
+    return logprobs * fmask, fmask
+
+
+def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[tokens] in float32, one row at a time for half-precision logits.
+
+    The row loop keeps peak memory at one row's float32 copy of [T, V] (V is ~150k for 7B models).
+    """
+    import torch
+
+    if logits.dtype in (torch.float32, torch.float64):
+        return logits.gather(-1, tokens[..., None])[..., 0] - logits.logsumexp(-1)
+    rows = []
+    for row_logits, row_tokens in zip(logits, tokens, strict=True):
+        row = row_logits.float()
+        rows.append(row.gather(-1, row_tokens[:, None])[:, 0] - row.logsumexp(-1))
+    return torch.stack(rows)

@@ -1,0 +1,265 @@
+"""The decoding loop behind `HFPolicy.generate_ids`: one left-padded batch, one prefill, then one
+token per step through a growing KV cache, temperature + top-p sampling from a seeded generator, and
+finished rows dropped from the batch (`COMPACT_AT`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, L] ids and bool mask, left-padded to the longest row."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.as_tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = True
+    return ids.to(device), mask.to(device)
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids for a left-padded [B, L] mask: 0 at each row's first real token (pads get 0)."""
+    return (mask.long().cumsum(-1) - 1).clamp_(min=0)
+
+
+class _StepMask:
+    """The attention mask handed to the model at each decode step.
+
+    For SDPA / eager attention over full (non-sliding) layers the 4D mask is built here and sliced
+    per step: HF takes a ready 4D mask as is and skips its own per-step mask construction. Other
+    attention kinds (flash, sliding windows) get the 2D mask and build their own.
+    """
+
+    def __init__(self, model: Any, prompt_mask: torch.Tensor, max_new_tokens: int):
+        import torch
+
+        b, p = prompt_mask.shape
+        self.mask2d = torch.ones(
+            (b, p + max_new_tokens), dtype=torch.bool, device=prompt_mask.device
+        )
+        self.mask2d[:, :p] = prompt_mask
+        config = getattr(model, "config", None)
+        self.impl = getattr(config, "_attn_implementation", None)
+        sliding = getattr(config, "sliding_window", None) or getattr(config, "layer_types", None)
+        self.fast = self.impl in ("sdpa", "eager") and not sliding
+        self.dtype = next(model.parameters()).dtype
+        self._build4d()
+
+    def _build4d(self) -> None:
+        import torch
+
+        if not self.fast:
+            return
+        # The query is always the newest token, so a decode step's mask has no causal part.
+        allowed = self.mask2d[:, None, None, :]
+        if self.impl == "sdpa":
+            self.mask4d = allowed
+        else:
+            self.mask4d = torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device)
+            self.mask4d.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.mask2d = self.mask2d[keep]
+        self._build4d()
+
+    def decode(self, length: int) -> torch.Tensor:
+        """Mask for a decode step when the sequence (cache + new token) has `length` positions."""
+        return self.mask4d[..., :length] if self.fast else self.mask2d[:, :length]
+
+
+# Drop finished rows from the batch once the live ones are at most this share of it: each drop
+# copies the KV cache, so it pays only when it removes a good part of the per-step work.
+COMPACT_AT = 0.75
+
+
+def _decode(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    pad_id: int,
+    eos_ids: Sequence[int],
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    generator: torch.Generator,
+    device: Any,
+) -> tuple[list[list[int]], list[list[float]], list[bool]]:
+    """Sample up to `max_new_tokens` per prompt (fewer where the model's positions run out); rows
+    are cut after their first EOS."""
+    import torch
+
+    ids, mask = left_pad(prompts, pad_id, device)
+    b, p = ids.shape
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if limit:
+        if p >= limit:
+            raise ValueError(
+                f"generate: a prompt of {p} tokens fills the model's {limit} positions; "
+                "lower max_prompt_tokens"
+            )
+        # Past its trained length a model's output is noise; such rows end as "length".
+        max_new_tokens = min(max_new_tokens, limit - p)
+    step_mask = _StepMask(model, mask, max_new_tokens)
+    pos = positions(mask)[:, -1:]
+    eos = torch.as_tensor(list(eos_ids), device=device)
+    cache = _kv_cache(model)
+    cache_arg = {_cache_kwarg(model): cache}
+    out_tokens = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    out_lps = torch.zeros((b, max_new_tokens), dtype=torch.float, device=device)
+    rows = torch.arange(b, device=device)  # original row of each live batch entry
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+
+    logits = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        **cache_arg,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+    for t in range(max_new_tokens):
+        token, lp = _sample(logits, temperature, top_p, generator)
+        out_tokens[rows, t] = token
+        out_lps[rows, t] = lp
+        done |= torch.isin(token, eos)
+        live = len(done) - int(done.sum())
+        if live == 0 or t == max_new_tokens - 1:
+            break
+        if live <= COMPACT_AT * len(done):
+            keep = (~done).nonzero()[:, 0]
+            cache.batch_select_indices(keep)
+            step_mask.select(keep)
+            rows, token, pos, done = rows[keep], token[keep], pos[keep], done[keep]
+        pos = pos + 1
+        logits = model(
+            input_ids=token[:, None],
+            attention_mask=step_mask.decode(p + t + 1),
+            position_ids=pos,
+            **cache_arg,
+            use_cache=True,
+        ).logits[:, -1, :]
+
+    eos_set = set(eos_ids)
+    tokens, row_lps, stopped = [], [], []
+    for tok_row, lp_row in zip(out_tokens.tolist(), out_lps.tolist(), strict=True):
+        n = next((i + 1 for i, x in enumerate(tok_row) if x in eos_set), None)
+        stopped.append(n is not None)
+        n = n or max_new_tokens
+        tokens.append(tok_row[:n])
+        row_lps.append(lp_row[:n])
+    return tokens, row_lps, stopped
+
+
+def _cache_kwarg(model: Any) -> str:
+    """`cache` (transformers >= 5.2x) or `past_key_values` (older and remote-code models)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    params = inspect.signature(base.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _kv_cache(model: Any) -> Any:
+    """A `DynamicCache` whose full-attention layers write into buffers that grow by doubling.
+
+    HF's `DynamicLayer` concatenates the new key/value onto the old ones at every step: a copy of the
+    whole cache per token, quadratic in length. Here a step writes one slot; the buffer is copied only
+    when it doubles. Sliding-window and other special layers keep their own classes.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+            self.device = key_states.device
+            self.buf_k, self.buf_v = key_states[:, :, :0], value_states[:, :, :0]
+            self.length = 0
+            self.is_initialized = True
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            start, self.length = self.length, self.length + key_states.shape[-2]
+            if self.length > self.buf_k.shape[-2]:
+                self.buf_k = _grow(self.buf_k, start, max(2 * start, self.length, 64))
+                self.buf_v = _grow(self.buf_v, start, max(2 * start, self.length, 64))
+            self.buf_k[:, :, start : self.length] = key_states
+            self.buf_v[:, :, start : self.length] = value_states
+            self.keys, self.values = (
+                self.buf_k[:, :, : self.length],
+                self.buf_v[:, :, : self.length],
+            )
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length if self.is_initialized else 0
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self.is_initialized:
+                self.buf_k, self.buf_v = self.buf_k[indices], self.buf_v[indices]
+                self.keys, self.values = (
+                    self.buf_k[:, :, : self.length],
+                    self.buf_v[:, :, : self.length],
+                )
+
+    cache = DynamicCache(config=model.config)
+    cache.layers = [
+        GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers
+    ]
+    return cache
+
+
+def _grow(buf: torch.Tensor, used: int, capacity: int) -> torch.Tensor:
+    new = buf.new_empty((*buf.shape[:2], capacity, buf.shape[-1]))
+    new[:, :, :used] = buf[:, :, :used]
+    return new
+
+
+def _sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from [B, V] logits, and its log-prob under the distribution it came from.
+
+    Draws by inverting the CDF with one uniform per row: on CPU, `torch.multinomial` and the
+    exponential-race trick both draw V random numbers per row and cost ~50x more than the model's
+    per-token work on the sandbox's vocabulary.
+    """
+    import torch
+
+    logits = logits.float()
+    if temperature == 0:
+        token = logits.argmax(-1)
+        return token, _pick(torch.log_softmax(logits, -1), token)
+    logp = torch.log_softmax(logits / temperature, -1)
+    if top_p < 1.0:
+        logp = _top_p(logp, top_p)
+    cdf = logp.exp().cumsum_(-1)
+    # u in (0, 1]: a zero-probability token (top-p cut) is never the first index with cdf >= u.
+    u = 1.0 - torch.rand((logp.shape[0], 1), generator=generator, device=logp.device)
+    token = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp_(max=logp.shape[-1] - 1)[:, 0]
+    return token, _pick(logp, token)
+
+
+def _top_p(logp: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Renormalised log-probs of the smallest top set with mass >= top_p (always >= 1 token)."""
+    import torch
+
+    sorted_lp, order = logp.sort(-1, descending=True)
+    sorted_p = sorted_lp.exp()
+    drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= top_p
+    drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+    return torch.log_softmax(logp.masked_fill(drop, -math.inf), -1)
+
+
+def _pick(logp: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    return logp.gather(-1, token[:, None])[:, 0]
