@@ -1,0 +1,186 @@
+"""Phase 2: alternating GRPO for attacker and defender — the step program, run directory and resume.
+
+Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop.py"):
+
+    0. seeds     the step's batch, a pure function of (run seed, step): resume needs no sampler state
+    1. rollout   game.play: attacker -> defender, batched across all seeds of the step
+    2. judge     <= 2 judge calls per exchange, de-duplicated and memoised within the step
+    3. rewards   per-role rewards with their components
+    4. update    GRPO for the scheduled role only; the other role is frozen
+    5. log       metrics.jsonl, replay.jsonl, progress bar, tracker
+    6. schedule  next role; checkpoints of both roles at every switch
+
+Run directory (runs/<name>/): config.yaml (resolved), metrics.jsonl, replay.jsonl, checkpoints/
+step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights, optimisers, schedule:
+what resume needs), summary.json.
+
+Resume (`magic train --resume RUN_DIR`) restarts from the last saved state (every switch, and every
+`train.checkpoint_every` steps) and cuts metrics and replay records of later steps, so a run killed at
+any point continues without lost or duplicated records; per-step randomness derives from (seed, step),
+so the replayed steps are the same steps.
+
+Data-parallel (`accelerate launch --multi_gpu --num_processes N`; on CPU with no GPU visible, gloo —
+note that `accelerate launch --cpu` ignores --num_processes): each process plays a shard of the step's
+seeds, the trained role's gradients are summed across ranks with a whole-step loss denominator (the
+step equals the single-process step), metrics are reduced, and only the main process writes files.
+Build the sandbox world before launching.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from magic_rl.config import RunConfig, dump_config
+from magic_rl.cpu import tune_for_cpu
+from magic_rl.data.files import read_jsonl_rows
+from magic_rl.loop.run import Run, load_policy, load_rl_seeds, load_static_attacks, use_cpu
+from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
+
+__all__ = [
+    "Run",
+    "SeedSampler",
+    "StepJudge",
+    "game_metrics",
+    "is_count",
+    "load_policy",
+    "load_rl_seeds",
+    "load_static_attacks",
+    "read_metrics",
+    "replay_records",
+    "summarize_run",
+    "train",
+    "use_cpu",
+]
+
+
+def _truncate_jsonl(path: Path, next_step: int) -> None:
+    """Keep records of steps < next_step; a torn last line (killed mid-write) is dropped."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("step", -1) < next_step:
+            kept.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
+    with path.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _repair_state(run_dir: Path) -> None:
+    """A kill between the two renames of `save_state` leaves only state.old: put it back. Runs on the
+    main process before any rank loads weights from state/."""
+    state, old = run_dir / "state", run_dir / "state.old"
+    if not (state / "meta.json").exists() and (old / "meta.json").exists():
+        shutil.rmtree(state, ignore_errors=True)
+        old.rename(state)
+
+
+def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
+    """Run phase 2 to `train.steps`. Returns the run directory."""
+    run_dir = resume or Path(cfg.output_dir) / cfg.name
+    if resume is None and (run_dir / "metrics.jsonl").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
+            "it, or choose another name (name=...)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tune_for_cpu()
+    if resume is not None:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=use_cpu(cfg))
+        if state.is_main_process:
+            _repair_state(run_dir)
+        state.wait_for_everyone()
+    run = Run(cfg, run_dir, log=log)
+    if run.main:
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+    if resume is not None:
+        run.load_state()
+    metrics_path, replay_path = run_dir / "metrics.jsonl", run_dir / "replay.jsonl"
+    if run.main:
+        _truncate_jsonl(metrics_path, run.start_step)
+        _truncate_jsonl(replay_path, run.start_step)
+    if cfg.train.tracker != "none":
+        run.accelerator.init_trackers(cfg.name, config=cfg.model_dump(mode="json"))
+    if run.start_step == 0 and run.main:
+        run.save_checkpoint(0)
+
+    from magic_rl.progress import TrainProgress
+
+    with TrainProgress(
+        cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
+    ) as bar:
+        for step in range(run.start_step, cfg.train.steps):
+            metrics, replay = run.step(step)
+            switched = run.scheduler.advance(metrics)  # 6. schedule
+            if run.main:  # 5. log
+                _append_jsonl(replay_path, replay)
+                _append_jsonl(metrics_path, [metrics])
+                if cfg.train.tracker != "none":
+                    run.accelerator.log(
+                        {k: v for k, v in metrics.items() if isinstance(v, float)}, step=step
+                    )
+            bar.update(metrics)
+            last = step + 1 == cfg.train.steps
+            if (switched and cfg.train.checkpoint_at_switch) or last:
+                run.save_checkpoint(step + 1)
+            every = cfg.train.checkpoint_every
+            if switched or last or (every and (step + 1) % every == 0):
+                run.save_state(step + 1)
+    if cfg.train.tracker != "none":
+        run.accelerator.end_training()
+    if run.main:
+        summary = summarize_run(run_dir)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return run_dir
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [row for _, row in read_jsonl_rows(Path(run_dir) / "metrics.jsonl")]
+
+
+def summarize_run(run_dir: Path, window: int = 5) -> dict:
+    """First and last `window`-step means of the headline metrics, per phase."""
+    rows = read_metrics(run_dir)
+    keys = [
+        "defender/refusal_rate/harmful",
+        "defender/refusal_rate/benign",
+        "game/asr",
+        "defender/reward/total",
+        "attacker/reward/total",
+        "attacker/format_rate",
+        "judge/unknown",
+        "time/step",
+    ]
+
+    def mean(sel, key):
+        vals = [r[key] for r in sel if key in r]
+        return sum(vals) / len(vals) if vals else None
+
+    return {
+        "steps": len(rows),
+        "switches": sum(
+            1
+            for a, b in zip(rows, rows[1:], strict=False)
+            if a["schedule/role"] != b["schedule/role"]
+        ),
+        "first": {k: mean(rows[:window], k) for k in keys},
+        "last": {k: mean(rows[-window:], k) for k in keys},
+        "checkpoints": sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("step-*")),
+    }

@@ -1,0 +1,150 @@
+"""The step's stage helpers: the seed sampler (stage 0), the memoised step judge (stage 2), the
+game metrics and replay records (stage 5), and the stage timer."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from magic_rl.judge.formats import clip_words
+from magic_rl.records import Episode, Role, Seed, Verdict
+
+
+class SeedSampler:
+    """Deterministic batches: step s draws the next slice of a per-epoch shuffle of each label."""
+
+    def __init__(
+        self, seeds: Sequence[Seed], per_step: int, harmful_fraction: float, run_seed: int
+    ):
+        self.by_label = {
+            label: [s for s in seeds if s.label == label] for label in ("harmful", "benign")
+        }
+        n_harm = round(per_step * harmful_fraction)
+        self.per_label = {"harmful": n_harm, "benign": per_step - n_harm}
+        for label, n in self.per_label.items():
+            if n and not self.by_label[label]:
+                raise ValueError(f"data: the batch needs {label} seeds but the seed set has none")
+        self.run_seed = run_seed
+
+    def batch(self, step: int) -> list[Seed]:
+        out: list[Seed] = []
+        for label, n in self.per_label.items():
+            pool = self.by_label[label]
+            for i in range(step * n, (step + 1) * n):
+                epoch, pos = divmod(i, len(pool))
+                order = list(range(len(pool)))
+                random.Random(f"{self.run_seed}:{label}:{epoch}").shuffle(order)
+                out.append(pool[order[pos]])
+        return out
+
+
+class StepJudge:
+    """Judges exchanges once per step: multi-turn early stopping and the reward stage share verdicts."""
+
+    def __init__(self, judge, max_response_words: int):
+        self.judge = judge
+        self.max_words = max_response_words
+        self.memo: dict[tuple[str, str], Verdict] = {}
+        self.calls = 0
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
+        keys = [(p, clip_words(r, self.max_words)) for p, r in zip(prompts, responses, strict=True)]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
+        if todo:
+            verdicts = self.judge.judge([k[0] for k in todo], [k[1] for k in todo])
+            self.calls += len(todo)
+            self.memo.update(zip(todo, verdicts, strict=True))
+        return [self.memo[k] for k in keys]
+
+
+def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> dict[str, float]:
+    """The run's vocabulary for what happened in the game (see docs/metrics.md)."""
+    m: dict[str, float] = {}
+    for label in ("harmful", "benign"):
+        idx = [i for i, e in enumerate(episodes) if e.seed.label == label]
+        refusals = [verdicts[i].response_refusal for i in idx]
+        known = [r for r in refusals if r is not None]
+        if known:
+            m[f"defender/refusal_rate/{label}"] = sum(known) / len(known)
+        if label == "harmful":
+            harms = [
+                verdicts[i].response_harmful
+                for i in idx
+                if verdicts[i].response_harmful is not None
+            ]
+            if harms:
+                m["game/asr"] = sum(harms) / len(harms)
+    m["attacker/format_rate"] = sum(e.last.attack_format_ok for e in episodes) / max(
+        len(episodes), 1
+    )
+    m["judge/unknown"] = float(sum(v.any_unknown for v in verdicts))
+    m["game/turns"] = sum(len(e.turns) for e in episodes) / max(len(episodes), 1)
+    m["tokens/attacker"] = float(sum(len(t.attack_ids) for e in episodes for t in e.turns))
+    m["tokens/defender"] = float(sum(len(t.reply_ids) for e in episodes for t in e.turns))
+    m["game/truncated/defender"] = sum(e.last.reply_finish == "length" for e in episodes) / max(
+        len(episodes), 1
+    )
+    return m
+
+
+def is_count(key: str) -> bool:
+    """Metrics that add up over the shards of a data-parallel step (the rest are averaged)."""
+    return key.startswith(("tokens/", "judge/")) or key.endswith(
+        ("/invalid", "/truncated", "reward/dropped", "/update/samples", "/update/tokens")
+    )
+
+
+def replay_records(step: int, role: Role, episodes, verdicts, rewards) -> Iterator[dict]:
+    for k, (ep, v) in enumerate(zip(episodes, verdicts, strict=True)):
+        yield {
+            "step": step,
+            "trained_role": role.value,
+            "episode": k,
+            "group": ep.group,
+            "member": ep.member,
+            "seed": {
+                "id": ep.seed.id,
+                "label": ep.seed.label,
+                "category": ep.seed.category,
+                "text": ep.seed.text,
+            },
+            "turns": [
+                {
+                    "reasoning": t.reasoning,
+                    "attack": t.attack,
+                    "reply": t.reply,
+                    "format_ok": t.attack_format_ok,
+                    "attack_finish": t.attack_finish,
+                    "reply_finish": t.reply_finish,
+                }
+                for t in ep.turns
+            ],
+            "verdict": {
+                "prompt_harmful": v.prompt_harmful,
+                "response_refusal": v.response_refusal,
+                "response_harmful": v.response_harmful,
+                "score": v.score,
+                "error": v.error,
+            },
+            "rewards": {
+                r.value: {
+                    "total": rewards[r][k].total,
+                    "valid": rewards[r][k].valid,
+                    **rewards[r][k].components,
+                }
+                for r in Role
+            },
+        }
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t = time.perf_counter()
+        yield
+        self.times[f"time/{stage}"] = time.perf_counter() - t
