@@ -1,0 +1,236 @@
+"""Evaluation of trained models and runs: `magic eval`, `attack`, `crossplay`, `analyze`, `report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from magic_rl.cli.common import Overrides, _console, _fail, _load, app
+
+
+def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
+    """--config, else the config.yaml of the run a model argument points into, else `sandbox`."""
+    from magic_rl.evaluate.run import run_dir_of
+
+    if config is None:
+        for spec in model_specs:
+            run_dir = run_dir_of(spec)
+            if run_dir is not None and (run_dir / "config.yaml").is_file():
+                return _load(str(run_dir / "config.yaml"), overrides)
+        config = "sandbox"
+    return _load(config, overrides)
+
+
+EvalConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config", "-c", help="Preset or YAML (default: the run's config.yaml, else sandbox)."
+    ),
+]
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Defender: HF path/id, RUN_DIR (its last checkpoint), "
+            "RUN_DIR/checkpoints/step-N or sandbox:base."
+        ),
+    ],
+    benchmarks: Annotated[
+        str,
+        typer.Option(help="Comma-separated: benchmark names, files, `sandbox` or sandbox/<set>."),
+    ] = "sandbox",
+    config: EvalConfigOpt = None,
+    limit: Annotated[int | None, typer.Option(help="First N items of each benchmark.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/eval-<time> or RUN_DIR/eval).")
+    ] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Evaluate a defender (greedy, training chat view) -> results.json, items.jsonl, results.md.
+
+    Examples:
+        magic eval --model runs/sandbox --benchmarks sandbox,xstest --limit 50
+        magic eval --model runs/sandbox/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
+    """
+    from magic_rl.data.benchmarks import DatasetError
+    from magic_rl.evaluate.run import evaluate, rich_table
+
+    cfg = _eval_config(config, [model], overrides)
+    console = _console()
+    names = [b.strip() for b in benchmarks.split(",") if b.strip()]
+    try:
+        out_dir, models = evaluate(
+            cfg, model, names, out=out, limit=limit, data_root=data_root, log=console.print
+        )
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    console.print(rich_table(models, title=f"{models[0].path}"))
+    console.print(f"[bold green]results[/] {out_dir}/results.json  (items.jsonl, results.md)")
+
+
+@app.command()
+def attack(
+    attacker: Annotated[
+        str,
+        typer.Option(
+            help="Attacker: HF path, RUN_DIR (last checkpoint), "
+            "RUN_DIR/checkpoints/step-N or sandbox:attacker."
+        ),
+    ],
+    target: Annotated[
+        str, typer.Option(help="Target defender: HF path, RUN_DIR, step dir or sandbox:base.")
+    ],
+    seeds: Annotated[
+        str,
+        typer.Option(
+            help="`sandbox` (test-split harmful seeds) or a seed file (its harmful rows)."
+        ),
+    ] = "sandbox",
+    best_of: Annotated[
+        int, typer.Option(help="K sampled rewrites per seed (1 = one greedy).", min=1)
+    ] = 1,
+    limit: Annotated[int | None, typer.Option(help="First N seeds.")] = None,
+    config: EvalConfigOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Attacker transfer: rewrite harmful seeds, the target answers greedily -> ASR, format rate.
+
+    Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
+    """
+    from magic_rl.evaluate.crossplay import attack_transfer
+
+    cfg = _eval_config(config, [attacker, target], overrides)
+    try:
+        attack_transfer(
+            cfg,
+            attacker,
+            target,
+            seeds=seeds,
+            best_of=best_of,
+            limit=limit,
+            out=out,
+            log=_console().print,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+
+
+@app.command("crossplay")
+def crossplay_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A training run directory.")],
+    limit: Annotated[int | None, typer.Option(help="First N test-split harmful seeds.")] = None,
+    config: EvalConfigOpt = None,
+    overrides: Overrides = None,
+) -> None:
+    """Every attacker checkpoint x every defender checkpoint -> ASR matrix and heatmap.
+
+    Example: magic crossplay runs/sandbox --limit 40
+    """
+    from magic_rl.evaluate.crossplay import crossplay
+
+    cfg = _eval_config(config, [str(run_dir)], overrides)
+    console = _console()
+    try:
+        path = crossplay(cfg, run_dir, limit=limit, log=console.print)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    console.print(f"[bold green]cross-play[/] {path}  ({path.parent / 'heatmap.png'})")
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A training run directory (its replay.jsonl).")],
+    stages: Annotated[int, typer.Option(help="Training stages the steps are split into.")] = 4,
+    label: Annotated[str, typer.Option(help="Seed label whose rewrites are analysed.")] = "harmful",
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible base URL of the paper's LLM classifier "
+            "(default: the rule tagger)."
+        ),
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name at --llm-url.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the --llm-url API key.")
+    ] = None,
+) -> None:
+    """Attack-pattern analysis: taxonomy distribution, hybrid ratio, distinct codes and diversity
+    of the attacker's rewrites per training stage -> RUN_DIR/analysis/strategy.json.
+
+    Example: magic analyze runs/sandbox --stages 4
+    """
+    from magic_rl.evaluate.strategy import LLMTagger, analyze_replay, write_analysis
+
+    tagger = None
+    if llm_url is not None:
+        if not llm_model:
+            _fail("--llm-url needs --llm-model")
+        try:
+            tagger = LLMTagger(llm_url, llm_model, api_key_env)
+        except ValueError as err:
+            _fail(str(err))
+    try:
+        analysis = analyze_replay(run_dir, stages, tagger=tagger, label=label)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    path = write_analysis(run_dir, analysis)
+    from rich.table import Table
+
+    table = Table(
+        title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
+    )
+    for col in ("steps", "rewrites", "hybrid", "codes", "self-BLEU", "emb. div.", "top code"):
+        table.add_column(col, justify="right")
+    for s in analysis["stages"]:
+        top = max(s["codes"].items(), key=lambda kv: kv[1]) if s["codes"] else ("-", 0.0)
+        table.add_row(
+            f"{s['steps'][0]}-{s['steps'][1]}",
+            str(s["n_rewrites"]),
+            f"{s['hybrid_ratio']:.2f}",
+            str(s["distinct_codes"]),
+            f"{s['self_bleu']:.3f}",
+            f"{s['embedding_diversity']:.3f}",
+            f"{top[0]} ({top[1]:.0%})",
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"[bold green]analysis[/] {path}")
+
+
+@app.command()
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (several: overlaid).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output HTML (default RUN_DIR/report.html); the markdown twin goes next to it."
+        ),
+    ] = None,
+    ablation: Annotated[
+        Path | None,
+        typer.Option(help="Ablation table JSON {variant: {metric: {mean, lo, hi, n}}}."),
+    ] = None,
+    show_text: Annotated[
+        bool, typer.Option(help="Also write attack/reply text into the markdown twin.")
+    ] = False,
+) -> None:
+    """One self-contained HTML report (and a markdown twin) of one or more runs.
+
+    Example: magic report runs/sandbox runs/no-game --out cmp.html --ablation ablation.json
+    """
+    from magic_rl.report import render_report
+
+    try:
+        html_path, md_path = render_report(run_dirs, out, ablation, show_text=show_text)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    _console().print(f"[bold green]report[/] {html_path}  ({md_path})")

@@ -1,0 +1,173 @@
+"""Serving and multi-run experiments: `magic serve judge` and `magic experiment ablation`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from magic_rl.cli.common import (
+    ConfigOpt,
+    Overrides,
+    _console,
+    _fail,
+    _load,
+    experiment_app,
+    serve_app,
+)
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def served_judge(cfg, log=print):
+    """The judge a config names, built locally to be served (never a client of another endpoint)."""
+    from magic_rl.judge import make_judge
+
+    if cfg.judge.endpoint:
+        raise ValueError(
+            f"judge.endpoint={cfg.judge.endpoint!r}: this config's judge is already a client of an "
+            "endpoint; serve a local judge (judge.endpoint=null)"
+        )
+    kw = {}
+    if cfg.judge.backend == "embedded":
+        from magic_rl.sandbox.world import resolve_model
+
+        kw["embedded_path"] = resolve_model(cfg.judge.model, cfg, log=log)
+    return make_judge(cfg.judge, **kw)
+
+
+@serve_app.command("judge")
+def serve_judge_cmd(
+    config: ConfigOpt = "sandbox",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8000,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Answer format: wildguard, qwen3guard or llamaguard.")
+    ] = "wildguard",
+    fault_rate: Annotated[
+        float, typer.Option(help="Share of requests that get an injected fault (testing).")
+    ] = 0.0,
+    faults: Annotated[
+        str, typer.Option(help="Comma-separated faults to draw from: timeout,500,garbage,slow.")
+    ] = "timeout,500,garbage,slow",
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name to report and accept (default: the judge's).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Require `Authorization: Bearer $VAR` (the key is read from this "
+            "environment variable, never from the command line)."
+        ),
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Serve the config's judge (the sandbox's embedded one by default) as a guard-model endpoint.
+
+    Example: magic serve judge --port 8000, then train with judge.backend=wildguard
+    judge.endpoint=http://127.0.0.1:8000/v1 judge.model=<the printed model name>
+    """
+    import logging
+    import os
+
+    from magic_rl.judge.serve import FAULTS, serve_judge
+
+    cfg = _load(config, overrides)
+    console = _console()
+    chosen = tuple(f.strip() for f in faults.split(",") if f.strip())
+    if set(chosen) - set(FAULTS):
+        _fail(f"--faults {faults!r}: choose from {','.join(FAULTS)}")
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            _fail(f"--api-key-env {api_key_env}: the environment variable is unset or empty")
+    try:
+        judge = served_judge(cfg, log=console.print)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        _fail(str(err))
+    name = model_name or judge.name
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        server = serve_judge(
+            judge,
+            host,
+            port,
+            backend_format=fmt,
+            fault_rate=fault_rate,
+            faults=chosen,
+            seed=cfg.seed,
+            model_name=name,
+            api_key=key,
+        )
+    except (ValueError, OSError) as err:
+        _fail(str(err))
+    url = f"http://{host}:{server.server_port}/v1"
+    console.print(f"[bold green]judge[/] {name} ({fmt}) at {url}", highlight=False)
+    console.print(
+        f"train against it: judge.backend={fmt} judge.endpoint={url} judge.model={name}"
+        "   (Ctrl-C stops)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# --- experiments (magic_rl.experiment) ----------------------------------------------------------
+
+
+@experiment_app.command("ablation")
+def experiment_ablation(
+    config: ConfigOpt = "sandbox",
+    seeds: Annotated[str, typer.Option(help="Training seeds (top-level `seed`).")] = "0,1,2",
+    steps: Annotated[
+        int | None, typer.Option(help="Steps per run (default: the config's train.steps).", min=1)
+    ] = None,
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated: base,no_game,defender_only,static,magic.")
+    ] = "base,no_game,defender_only,static,magic",
+    out: Annotated[Path, typer.Option(help="Parent of the runs; gets ablation.json/.md.")] = Path(
+        "runs/ablation"
+    ),
+    limit: Annotated[
+        int | None, typer.Option(help="Prompts per sandbox eval set (smoke runs).", min=1)
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """The ablation table: each variant x seed trained for the same steps, its last defender
+    evaluated on the sandbox sets; mean [95% t-interval] over seeds. Resumable (reruns skip what
+    is done). Overrides apply to every run.
+
+    Examples:
+        magic experiment ablation
+        magic experiment ablation --seeds 0,1 --steps 30 --variants base,no_game,magic --out runs/abl
+    """
+    from magic_rl.config import ConfigError
+    from magic_rl.experiment import parse_seeds, parse_variants, run_ablation
+
+    console = _console()
+    try:
+        path = run_ablation(
+            config,
+            overrides or [],
+            variants=parse_variants(variants),
+            seeds=parse_seeds(seeds),
+            steps=steps,
+            out=out,
+            limit=limit,
+            log=console.print,
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    console.print(
+        f"[bold green]ablation[/] {path}  ({path.with_suffix('.md')}, "
+        f"{path.parent / 'provenance.json'})"
+    )

@@ -1,0 +1,81 @@
+"""Training: `magic sft` (phase 1) and `magic train` (phase 2), plus the end-of-run summary table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from magic_rl.cli.common import ConfigOpt, Overrides, _console, _fail, _load, app
+
+
+@app.command()
+def sft(
+    config: ConfigOpt = "sandbox",
+    force: Annotated[bool, typer.Option(help="Retrain even if cached (sandbox).")] = False,
+    overrides: Overrides = None,
+) -> None:
+    """Phase 1: SFT the attacker on the attack pool (loss on the target only)."""
+    cfg = _load(config, overrides)
+    console = _console()
+    if cfg.sft.pool is None:
+        from magic_rl.sandbox.world import build_attacker, build_world
+
+        out = build_attacker(
+            cfg, build_world(cfg, log=console.print), force=force, log=console.print
+        )
+    else:
+        from magic_rl.sandbox.world import resolve_model
+        from magic_rl.strategies import read_pool
+        from magic_rl.trainer import attacker_sft
+
+        out = Path(cfg.sft.output or Path(cfg.output_dir) / cfg.name / "attacker-sft")
+        base = resolve_model(cfg.sft.model, cfg, log=console.print)
+        attacker_sft(cfg, read_pool(cfg.sft.pool), base, out, log=console.print)
+    console.print(f"[bold green]attacker[/] {out}")
+
+
+@app.command()
+def train(
+    config: ConfigOpt = "sandbox",
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this directory (its config.yaml).")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
+    from magic_rl.loop import summarize_run
+    from magic_rl.loop import train as run_training
+
+    if resume is not None:
+        if not (resume / "config.yaml").exists():
+            _fail(f"{resume}: no config.yaml: not a run directory")
+        cfg = _load(str(resume / "config.yaml"), overrides)
+    else:
+        cfg = _load(config, overrides)
+    console = _console()
+    try:
+        run_dir = run_training(cfg, resume=resume, log=console.print)
+    except FileExistsError as err:
+        _fail(str(err))
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # once, not once per data-parallel rank
+        print_summary(summarize_run(run_dir), run_dir)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_summary(summary: dict, run_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{run_dir}  ({summary['steps']} steps, {summary['switches']} switches)")
+    table.add_column("metric")
+    table.add_column("first 5 steps", justify="right")
+    table.add_column("last 5 steps", justify="right")
+    for key, first in summary["first"].items():
+        table.add_row(key, _fmt(first), _fmt(summary["last"][key]))
+    _console().print(table)

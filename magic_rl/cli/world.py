@@ -1,0 +1,146 @@
+"""The world and its inputs: `magic config show`, `validate`, `sandbox build/probe`, `pool build`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from magic_rl.cli.common import (
+    ConfigOpt,
+    Overrides,
+    _console,
+    _fail,
+    _load,
+    app,
+    config_app,
+    pool_app,
+    sandbox_app,
+)
+
+
+@config_app.command("show")
+def config_show(
+    preset_or_file: Annotated[str, typer.Argument(help="Preset name or YAML file.")],
+    overrides: Overrides = None,
+) -> None:
+    """Print the fully resolved configuration (defaults <- YAML <- overrides)."""
+    from magic_rl.config import dump_config
+
+    typer.echo(dump_config(_load(preset_or_file, overrides)), nl=False)
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Argument(help="YAML config to check.")],
+    overrides: Overrides = None,
+) -> None:
+    """Check a config without running anything; exits non-zero naming the bad field."""
+    cfg = _load(file, overrides)
+    typer.echo(
+        f"ok: {file} ({cfg.name}: attacker={cfg.attacker.model}, defender="
+        f"{cfg.defender.model}, judge={cfg.judge.backend})"
+    )
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    config: ConfigOpt = "sandbox",
+    force: Annotated[bool, typer.Option(help="Rebuild even if cached.")] = False,
+    attacker: Annotated[bool, typer.Option(help="Also run phase-1 SFT of the attacker.")] = True,
+    overrides: Overrides = None,
+) -> None:
+    """Build the sandbox world (seeds, pool, tokenizer, base model, judge, SFT'd attacker)."""
+    import json
+    import time
+
+    from magic_rl.sandbox.world import build_attacker, build_world, world_for
+
+    cfg = _load(config, overrides)
+    console = _console()
+    t = time.perf_counter()
+    expected = world_for(cfg)
+    cached = not force and expected.built
+    cached = cached and (not attacker or (expected.attacker(cfg) / "sft.json").exists())
+    world = build_world(cfg, force=force, log=console.print)
+    stages = dict(world.info["timings_s"])
+    if attacker:
+        sft_summary = build_attacker(cfg, world, force=force, log=console.print) / "sft.json"
+        stages["attacker_sft"] = json.loads(sft_summary.read_text()).get("seconds")
+    info = world.info
+    took = f"{time.perf_counter() - t:.0f}s" + (", reused from the cache" if cached else "")
+    acc = info["judge_accuracy"]
+    signals = ("prompt_harmful", "response_refusal", "response_harmful")
+    console.print(f"[bold green]sandbox world[/] {world.root}  ({took})")
+    console.print(f"  base model: {world.base}  ({info['parameters']:,} parameters)")
+    console.print(
+        f"  judge:      {world.judge}  held-out accuracy "
+        + ", ".join(f"{k} {acc[k]:.3f}" for k in signals if k in acc)
+    )
+    console.print(f"  pool:       {world.pool}  ({info['pool_records']} records)")
+    if attacker:
+        console.print(f"  attacker:   {world.attacker(cfg)}")
+    console.print("  built in:   " + ", ".join(f"{k} {v}s" for k, v in stages.items()))
+
+
+@sandbox_app.command("probe")
+def sandbox_probe(
+    config: ConfigOpt = "sandbox",
+    model: Annotated[
+        str | None, typer.Option(help="Defender to probe (default: the base model).")
+    ] = None,
+    sampled: Annotated[
+        bool, typer.Option(help="Sample at the rollout temperature, not greedy.")
+    ] = False,
+    per_strategy: Annotated[int, typer.Option(help="Rewrites per strategy.")] = 60,
+    split: Annotated[str, typer.Option(help="Seed split to probe (train/val/test).")] = "test",
+    overrides: Overrides = None,
+) -> None:
+    """Per-strategy vulnerability of a sandbox defender (ASR, refusal, CIs) on test-split seeds."""
+    from magic_rl.sandbox.probe import markdown_table, probe_defender
+
+    cfg = _load(config, overrides)
+    console = _console()
+    rows = probe_defender(
+        cfg, model, sampled=sampled, per_strategy=per_strategy, split=split, log=console.print
+    )
+    console.print(markdown_table(rows), highlight=False)
+
+
+@pool_app.command("build")
+def pool_build(
+    out: Annotated[Path, typer.Option(help="Output JSONL.")] = Path("pool.jsonl"),
+    config: ConfigOpt = "sandbox",
+    strategies: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated strategies or family:NAME (default: all 15 programmatic ones)."
+        ),
+    ] = None,
+    exclude: Annotated[
+        str, typer.Option(help="Comma-separated strategies/families to leave out.")
+    ] = "",
+    split: Annotated[
+        str | None, typer.Option(help="Seed split (train/val/test); default all.")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Write the attack pool: every seed x every strategy, with reasoning and provenance."""
+    from magic_rl.data.seeds import load_seed_file, sandbox_seeds
+    from magic_rl.strategies import build_pool, resolve_strategies, write_pool
+
+    cfg = _load(config, overrides)
+    try:
+        seeds = (
+            sandbox_seeds(split=split, fraction=cfg.sandbox.fraction)
+            if cfg.data.seeds == "sandbox"
+            else load_seed_file(cfg.data.seeds)
+        )
+        names = resolve_strategies(strategies.split(",")) if strategies else None
+        excl = [e for e in exclude.split(",") if e]
+        records = build_pool(seeds, names, rng_seed=cfg.seed, exclude=excl)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    write_pool(records, out)
+    _console().print(f"[bold green]pool[/] {out}: {len(records)} records from {len(seeds)} seeds")
