@@ -1,0 +1,105 @@
+"""The page: inline CSS and JS, and `render_report`, which loads the runs, builds the report
+and writes the HTML file, its markdown twin and the PNGs the markdown links."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from magic_rl.report.markup import _e
+from magic_rl.report.runs import _read_json, load_run
+from magic_rl.report.sections import build_report
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
+background:#fafafa}
+main{max-width:1100px;margin:0 auto;padding:16px 28px 60px;background:#fff}
+h1{font-size:1.5em;margin:.4em 0}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:4px;
+margin-top:1.8em}h3{font-size:1em;margin:1.2em 0 .4em}
+nav a{margin-right:12px;font-size:.9em}
+table{border-collapse:collapse;margin:8px 0;font-size:.85em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img.plot{max-width:100%;height:auto;display:block;margin:8px 0}
+.muted{color:#777;font-size:.85em}
+.exchange{border:1px solid #e3e3e3;border-radius:6px;padding:8px 12px;margin:10px 0}
+.exchange .meta{font-size:.8em;color:#555}
+.exchange pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;padding:6px;
+margin:4px 0;font-size:.82em;max-height:16em;overflow:auto}
+.sensitive{display:none}body.reveal .sensitive{display:block}
+body.reveal .redacted{display:none}.redacted{color:#999;font-style:italic;font-size:.85em}
+.switch{background:#fff7e6;border:1px solid #f0d9a8;padding:6px 10px;border-radius:4px;
+display:inline-block}
+"""
+
+JS = """
+document.addEventListener('DOMContentLoaded', function () {
+  var box = document.getElementById('show-sensitive');
+  if (!box) return;
+  function apply() {
+    document.body.classList.toggle('reveal', box.checked);
+    document.body.setAttribute('data-redaction', box.checked ? 'shown' : 'hidden');
+  }
+  box.addEventListener('change', apply);
+  apply();
+});
+"""
+
+
+def render_report(
+    run_dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    ablation: str | Path | dict | None = None,
+    *,
+    show_text: bool = False,
+) -> tuple[Path, Path]:
+    """Write the HTML report and its markdown twin (+ `<stem>_files/*.png`); returns both paths.
+    Default `out`: RUN_DIR/report.html of the first run."""
+    if not run_dirs:
+        raise ValueError("render_report: no run directories")
+    paths = [Path(p) for p in run_dirs]
+    names = [p.name for p in paths]
+    labels = [p.name if names.count(p.name) == 1 else f"{p.parent.name}/{p.name}" for p in paths]
+    runs = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
+    out = Path(out) if out is not None else paths[0] / "report.html"
+    ablation_source = "ablation"
+    if isinstance(ablation, str | Path):
+        ablation_source = str(ablation)
+        ablation = _read_json(Path(ablation))
+    files_dir = f"{out.stem}_files"
+    rep = build_report(
+        runs, ablation, files_dir=files_dir, show_text=show_text, ablation_source=ablation_source
+    )
+
+    title = "MAGIC run report: " + ", ".join(run.label for run in runs)
+    nav = "".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("summary", "summary"),
+            ("curves", "curves"),
+            ("crossplay", "cross-play"),
+            ("strategy", "attack patterns"),
+            ("eval", "evaluation"),
+            ("ablation", "ablation"),
+            ("samples", "samples"),
+        )
+        if f'id="{a}"' in "".join(rep.html)
+    )
+    doc = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style><script>{JS}</script></head>\n"
+        f"<body><main><h1>{_e(title)}</h1><nav>{nav}</nav>\n"
+        + "\n".join(rep.html)
+        + "\n</main></body></html>\n"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(doc, encoding="utf-8")
+    md_path = out.with_suffix(".md")
+    md_path.write_text(f"# {title}\n" + "\n".join(rep.md), encoding="utf-8")
+    if rep.figures:
+        fdir = out.parent / files_dir
+        fdir.mkdir(exist_ok=True)
+        for fig in rep.figures:
+            (fdir / f"{fig.name}.png").write_bytes(fig.png)
+    return out, md_path

@@ -1,0 +1,142 @@
+"""Reading runs: a run directory (metrics.jsonl, config.yaml, replay.jsonl, cross-play,
+evaluation and strategy-analysis JSON) into a `RunData`, its summary, and the small number
+helpers the rest of the report shares."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from magic_rl.data.files import read_jsonl_rows
+
+SUMMARY_KEYS = (
+    "game/asr", "defender/refusal_rate/harmful", "defender/refusal_rate/benign",
+    "defender/reward/total", "attacker/reward/total", "attacker/format_rate", "judge/unknown",
+    "time/step",
+)  # fmt: skip
+CONFIG_KEYS = (
+    "name", "seed", "attacker.model", "defender.model", "judge.backend", "game.max_turns",
+    "game.attacker", "schedule.mode", "schedule.train_roles", "schedule.start_agent",
+    "schedule.freq", "grpo.group_size", "train.steps", "train.seeds_per_step",
+)  # fmt: skip
+
+
+@dataclass
+class RunData:
+    """Everything the report reads from one run directory (absent parts are None/empty)."""
+
+    path: Path
+    label: str
+    metrics: list[dict[str, Any]]
+    config: dict[str, Any] = field(default_factory=dict)
+    replay: list[dict] = field(default_factory=list)
+    crossplay: dict[str, Any] | None = None
+    eval_results: Any = None
+    analysis: dict[str, Any] | None = None
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of metrics.jsonl; NaN/null values are kept as NaN. Raises ValueError naming the file
+    and line of a bad row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (runs write metrics.jsonl)")
+    rows = []
+    for lineno, row in read_jsonl_rows(path):
+        step = row.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise ValueError(f"{path}:{lineno}: field 'step' missing or not an integer")
+        rows.append({k: (math.nan if v is None else v) for k, v in row.items()})
+    return rows
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+
+
+def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
+    """Read a run directory; only metrics.jsonl is required."""
+    from magic_rl.evaluate.strategy import analyze_replay, read_replay
+
+    path = Path(run_dir)
+    if not (path / "metrics.jsonl").exists():
+        raise FileNotFoundError(f"{path}: no metrics.jsonl: not a run directory")
+    run = RunData(path=path, label=label or path.name, metrics=read_metrics(path / "metrics.jsonl"))
+    if (path / "config.yaml").exists():
+        import yaml
+
+        run.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+    if (path / "replay.jsonl").exists():
+        run.replay = read_replay(path / "replay.jsonl")
+    if (path / "crossplay" / "crossplay.json").exists():
+        run.crossplay = _check_crossplay(
+            _read_json(path / "crossplay" / "crossplay.json"), path / "crossplay" / "crossplay.json"
+        )
+    if (path / "eval" / "results.json").exists():
+        run.eval_results = _read_json(path / "eval" / "results.json")
+    if (path / "analysis" / "strategy.json").exists():
+        run.analysis = _read_json(path / "analysis" / "strategy.json")
+    elif run.replay:
+        run.analysis = analyze_replay(path)
+    return run
+
+
+def _check_crossplay(obj: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected an object with attackers, defenders, asr")
+    for key in ("attackers", "defenders", "asr"):
+        if not isinstance(obj.get(key), list):
+            raise ValueError(f"{path}: field {key!r} missing or not a list")
+    rows, cols = len(obj["attackers"]), len(obj["defenders"])
+    if len(obj["asr"]) != rows or any(
+        not isinstance(r, list) or len(r) != cols for r in obj["asr"]
+    ):
+        raise ValueError(f"{path}: field 'asr' must be {rows} rows (attackers) x {cols} columns")
+    return obj
+
+
+def _dotted(config: dict[str, Any], key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    v = _num(value)
+    return "–" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _mean(values: Sequence[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def run_summary(run: RunData, window: int = 5) -> dict[str, Any]:
+    roles = [r.get("schedule/role") for r in run.metrics]
+    return {
+        "steps": len(run.metrics),
+        "last_step": max((r["step"] for r in run.metrics), default=None),
+        "switches": sum(1 for a, b in zip(roles, roles[1:], strict=False) if a != b),
+        "steps_per_role": {role: roles.count(role) for role in ("defender", "attacker")},
+        "config": {
+            k: _dotted(run.config, k) for k in CONFIG_KEYS if _dotted(run.config, k) is not None
+        },
+        "first": {k: _mean([_num(r.get(k)) for r in run.metrics[:window]]) for k in SUMMARY_KEYS},
+        "last": {k: _mean([_num(r.get(k)) for r in run.metrics[-window:]]) for k in SUMMARY_KEYS},
+    }

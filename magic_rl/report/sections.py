@@ -1,0 +1,227 @@
+"""The report's sections (summary, curves, cross-play, attack patterns, evaluation, ablation,
+sample exchanges) assembled into a `Report` by `build_report`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from magic_rl.report.markup import Report, _e, _md_cell
+from magic_rl.report.plots import crossplay_figure, curves_figure, strategy_figure
+from magic_rl.report.runs import CONFIG_KEYS, SUMMARY_KEYS, RunData, _fmt, _num, run_summary
+from magic_rl.report.tables import _ci_text, ablation_table, metric_rows, sample_exchanges
+
+
+def _summary_section(rep: Report, runs: Sequence[RunData]) -> None:
+    rep.section("summary", "Run summary")
+    summaries = [run_summary(run) for run in runs]
+    header = ["", *[run.label for run in runs]]
+    rows = [
+        ["directory", *[str(run.path) for run in runs]],
+        ["steps (last step)", *[f"{s['steps']} ({s['last_step']})" for s in summaries]],
+        ["role switches", *[s["switches"] for s in summaries]],
+        [
+            "steps defender / attacker",
+            *[
+                f"{s['steps_per_role']['defender']} / {s['steps_per_role']['attacker']}"
+                for s in summaries
+            ],
+        ],
+    ]
+    for key in CONFIG_KEYS:
+        if any(key in s["config"] for s in summaries):
+            rows.append([key, *[s["config"].get(key, "–") for s in summaries]])
+    rep.table(header, rows, numeric_from=99)
+    rep.html.append("<h3>Headline metrics: mean of the first / last 5 steps</h3>")
+    rep.md.append("\n### Headline metrics: mean of the first / last 5 steps\n")
+    rows = [
+        [key, *[f"{_fmt(s['first'][key])} → {_fmt(s['last'][key])}" for s in summaries]]
+        for key in SUMMARY_KEYS
+    ]
+    rep.table(["metric", *[run.label for run in runs]], rows)
+
+
+def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> None:
+    from magic_rl.evaluate.strategy import TAXONOMY
+
+    if not any((run.analysis or {}).get("stages") for run in runs):
+        return
+    rep.section("strategy", "Attack patterns per training stage")
+    rep.note(
+        "Taxonomy of the paper (20 classes, 6 families); a hybrid code such as 0_3 has two "
+        "or more high-confidence classes and is split evenly across them in the bars. "
+        "Self-BLEU: higher = more repetitive; embedding diversity: mean pairwise cosine "
+        "distance of character-n-gram TF-IDF vectors."
+    )
+    for i, run in enumerate(runs):
+        stages = (run.analysis or {}).get("stages") or []
+        if not stages:
+            continue
+        rep.html.append(f"<h3>{_e(run.label)} (tagger: {_e(run.analysis.get('tagger'))})</h3>")
+        rep.md.append(f"\n### {run.label} (tagger: {run.analysis.get('tagger')})\n")
+        rep.figure(strategy_figure(run, i), files_dir)
+        rows = []
+        for s in stages:
+            top = sorted((s.get("codes") or {}).items(), key=lambda kv: -kv[1])[:3]
+            top_text = ", ".join(
+                f"{c} ({TAXONOMY.get(int(c), '?') if '_' not in c else 'hybrid'}) {v:.0%}"
+                for c, v in top
+            )
+            rows.append(
+                [
+                    f"{s['steps'][0]}–{s['steps'][1]}",
+                    s.get("n_rewrites"),
+                    _fmt(s.get("hybrid_ratio")),
+                    s.get("distinct_codes"),
+                    _fmt(s.get("self_bleu")),
+                    _fmt(s.get("embedding_diversity")),
+                    s.get("n_unknown", 0),
+                    top_text,
+                ]
+            )
+        rep.table(
+            [
+                "steps",
+                "rewrites",
+                "hybrid ratio",
+                "distinct codes",
+                "self-BLEU",
+                "embedding diversity",
+                "unknown",
+                "top codes",
+            ],
+            rows,
+        )
+
+
+def _sample_section(rep: Report, runs: Sequence[RunData], show_text: bool) -> None:
+    samples = [(run, p, r) for run in runs for p, r in sample_exchanges(run.replay)]
+    if not samples:
+        return
+    rep.section("samples", "Sample exchanges")
+    rep.html.append(
+        '<label class="switch"><input type="checkbox" id="show-sensitive"> Show attack '
+        "and reply text (hidden by default)</label>"
+    )
+    if not show_text:
+        rep.md.append("_Attack and reply text is left out of the markdown; see the HTML report._\n")
+    for run, period, r in samples:
+        v = r.get("verdict") or {}
+        rewards = r.get("rewards") or {}
+        meta = (
+            f"{run.label} · {period} · step {r['step']} · trained {r.get('trained_role', '?')}"
+            f" · seed {r['seed'].get('id', '')} ({r['seed']['label']}"
+            f"{', ' + r['seed']['category'] if r['seed'].get('category') else ''})"
+        )
+        verdict = ", ".join(
+            f"{k}={v.get(k)}" for k in ("prompt_harmful", "response_refusal", "response_harmful")
+        )
+        reward = ", ".join(
+            f"{role} {_fmt((rw or {}).get('total'), 2)}" for role, rw in rewards.items()
+        )
+        parts = [
+            f'<div class="exchange"><div class="meta">{_e(meta)}</div>',
+            f"<div><b>seed</b>: {_e(r['seed']['text'])}</div>",
+        ]
+        md = [f"\n**{meta}**\n", f"- seed: {_md_cell(r['seed']['text'])}"]
+        for k, turn in enumerate(r["turns"], 1):
+            tag = f" (turn {k})" if len(r["turns"]) > 1 else ""
+            parts.append(
+                f"<div><b>attack{tag}</b>"
+                f'<span class="redacted"> [hidden]</span>'
+                f'<pre class="sensitive">{_e(turn.get("attack", ""))}</pre></div>'
+            )
+            parts.append(
+                f"<div><b>reply{tag}</b>"
+                f'<span class="redacted"> [hidden]</span>'
+                f'<pre class="sensitive">{_e(turn.get("reply", ""))}</pre></div>'
+            )
+            if show_text:
+                md.append(f"- attack{tag}: {_md_cell(turn.get('attack', ''))}")
+                md.append(f"- reply{tag}: {_md_cell(turn.get('reply', ''))}")
+            else:
+                md.append(f"- attack{tag} / reply{tag}: [redacted]")
+        parts.append(
+            f"<div><b>verdict</b>: {_e(verdict)}"
+            f"{(' · error: ' + _e(v['error'])) if v.get('error') else ''}</div>"
+        )
+        parts.append(f"<div><b>rewards</b>: {_e(reward)}</div></div>")
+        md += [f"- verdict: {verdict}", f"- rewards: {reward}"]
+        rep.html.append("".join(parts))
+        rep.md.append("\n".join(md) + "\n")
+
+
+def build_report(
+    runs: Sequence[RunData],
+    ablation: Any = None,
+    *,
+    files_dir: str = "report_files",
+    show_text: bool = False,
+    ablation_source: str = "ablation",
+) -> Report:
+    rep = Report()
+    _summary_section(rep, runs)
+
+    rep.section("curves", "Training curves")
+    rep.note(
+        "Thin lines: per step; thick: moving average. Background: the role trained at that "
+        "step (blue = defender, orange = attacker"
+        + (f"; shading from {runs[0].label}" if len(runs) > 1 else "")
+        + ")."
+    )
+    fig = curves_figure(runs)
+    if fig is None:
+        rep.note("No curve metrics in metrics.jsonl.")
+    rep.figure(fig, files_dir)
+
+    if any(run.crossplay for run in runs):
+        rep.section("crossplay", "Cross-play")
+        rep.note(
+            "ASR of every attacker checkpoint (rows) against every defender checkpoint (columns)."
+        )
+        for i, run in enumerate(runs):
+            rep.figure(crossplay_figure(run, i), files_dir)
+
+    _strategy_section(rep, runs, files_dir)
+
+    if any(run.eval_results is not None for run in runs):
+        rep.section("eval", "Evaluation")
+        for run in runs:
+            if run.eval_results is None:
+                continue
+            rows = metric_rows(run.eval_results)
+            rep.html.append(f"<h3>{_e(run.label)}</h3>")
+            rep.md.append(f"\n### {run.label}\n")
+            rep.table(
+                ["metric", "value", "95% CI", "n"],
+                [
+                    [
+                        r["name"],
+                        _fmt(r["value"]),
+                        "–" if math.isnan(_num(r["lo"])) else f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]",
+                        r["n"] if r["n"] is not None else "–",
+                    ]
+                    for r in rows[:300]
+                ],
+            )
+
+    if ablation is not None:
+        variants, metrics, cells = ablation_table(ablation, ablation_source)
+        rep.section("ablation", "Ablation")
+        rep.note("Mean [95% CI] (n runs) per variant and metric.")
+        rows = []
+        for variant in variants:
+            row = [variant]
+            for metric in metrics:
+                c = cells.get((variant, metric))
+                row.append(
+                    "–"
+                    if c is None
+                    else _ci_text(c.get("mean"), c.get("lo"), c.get("hi"), c.get("n"))
+                )
+            rows.append(row)
+        rep.table(["variant", *metrics], rows)
+
+    _sample_section(rep, runs, show_text)
+    return rep
