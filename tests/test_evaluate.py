@@ -20,14 +20,14 @@ from magic_rl.data.benchmarks import EvalItem, file_sha256
 from magic_rl.evaluate.crossplay import Rewrite, any_harmful, format_rate
 from magic_rl.evaluate.run import (
     SANDBOX_SETS,
-    _limit,
-    clip_words,
     pick_rewrites,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
     sandbox_items,
 )
+from magic_rl.evaluate.run.sets import _limit
+from magic_rl.judge.formats import clip_words
 from magic_rl.records import Role, Seed, Verdict
 from magic_rl.strategies import build_pool
 

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig
+from magic_rl.data.benchmarks import file_sha256
 from magic_rl.evaluate.metrics import MetricResult, asr
 from magic_rl.evaluate.run import (
     Log,
-    file_sha256,
     greedy_replies,
     judge_replies,
     load_policy,

@@ -1,0 +1,196 @@
+"""The eval sets: benchmarks by name or file, and the six sandbox sets from the TEST-split seeds.
+
+Sandbox rewrites come from the world's pool.jsonl (rebuilt in memory for seeds a reduced or unbuilt
+world lacks); at most `REWRITES_PER_SEED` per seed, picked by a stable hash of (seed, strategy).
+The judge request of a rewrite is its seed, as WildJailbreak's is its vanilla request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from magic_rl.config import RunConfig
+from magic_rl.data.benchmarks import (
+    DatasetError,
+    EvalItem,
+    benchmark_path,
+    file_sha256,
+    load_benchmark,
+)
+from magic_rl.evaluate.run.items import (
+    REWRITES_PER_SEED,
+    SANDBOX,
+    SANDBOX_SETS,
+    SEEDS_DIR,
+    EvalSet,
+    Log,
+)
+from magic_rl.records import Seed
+
+
+def _rank(seed: Seed, strategy: str) -> str:
+    return hashlib.sha256(f"{seed.id}/{strategy}".encode()).hexdigest()
+
+
+def pick_rewrites(records: Sequence, per_seed: int) -> list:
+    """At most `per_seed` records per seed, by a stable hash of (seed, strategy); input order kept."""
+    by_seed: dict[str, list] = {}
+    for r in records:
+        by_seed.setdefault(r.seed.id, []).append(r)
+    keep = {
+        id(r)
+        for rs in by_seed.values()
+        for r in sorted(rs, key=lambda r: _rank(r.seed, r.strategy))[:per_seed]
+    }
+    return [r for r in records if id(r) in keep]
+
+
+def _seed_item(seed: Seed, subset: str, metric: str, suffix: str = "") -> EvalItem:
+    return EvalItem(
+        id=seed.id + suffix,
+        prompt=seed.text,
+        label=seed.label,
+        source=SANDBOX,
+        subset=subset,
+        metric=metric,
+        category=seed.category,
+    )
+
+
+def _rewrite_item(rec, subset: str, metric: str) -> EvalItem:
+    return EvalItem(
+        id=rec.id,
+        prompt=rec.rewrite,
+        label=rec.seed.label,
+        source=SANDBOX,
+        subset=subset,
+        metric=metric,
+        category=rec.strategy,
+        judge_prompt=rec.seed.text,
+    )
+
+
+def sandbox_items(
+    seeds: Sequence[Seed], pool: Sequence, held_out: set[str], per_seed: int = REWRITES_PER_SEED
+) -> dict[str, list[EvalItem]]:
+    """The six sandbox sets from test-split `seeds` and pool records of those seeds."""
+    test_ids = {s.id for s in seeds}
+    pool = [r for r in pool if r.seed.id in test_ids]
+    harmful = [r for r in pool if r.seed.label == "harmful"]
+    kind = {s.id: s.source.rsplit("/", 1)[-1] for s in seeds}
+    pick = lambda recs: pick_rewrites(recs, per_seed)  # noqa: E731
+    return {
+        "vanilla_harmful": [
+            _seed_item(s, "vanilla_harmful", "asr") for s in seeds if s.label == "harmful"
+        ]
+        + [_seed_item(s, "vanilla_harmful", "rta", "/rta") for s in seeds if s.label == "harmful"],
+        "benign": [_seed_item(s, "benign", "compliance") for s in seeds if kind[s.id] == "benign"],
+        "contrast": [
+            _seed_item(s, "contrast", "compliance") for s in seeds if kind[s.id] == "contrast"
+        ],
+        "train_strategies": [
+            _rewrite_item(r, "train_strategies", "asr")
+            for r in pick([r for r in harmful if r.strategy not in held_out])
+        ],
+        "held_out_strategies": [
+            _rewrite_item(r, "held_out_strategies", "asr")
+            for r in pick([r for r in harmful if r.strategy in held_out])
+        ],
+        "adversarial_benign": [
+            _rewrite_item(r, "adversarial_benign", "compliance")
+            for r in pick([r for r in pool if r.seed.label == "benign"])
+        ],
+    }
+
+
+def sandbox_sets(
+    cfg: RunConfig, names: Sequence[str], limit: int | None = None, *, log: Log = print
+) -> list[EvalSet]:
+    """The sandbox sets `names`: every test-split seed, whatever `sandbox.fraction` the world was
+    built with (test seeds never reach training, so a reduced world still has the full test)."""
+    from magic_rl.data.seeds import sandbox_seeds
+    from magic_rl.sandbox.world import world_for
+    from magic_rl.strategies import build_pool, read_pool, resolve_strategies
+
+    unknown = [n for n in names if n not in SANDBOX_SETS]
+    if unknown:
+        raise ValueError(f"unknown sandbox sets {unknown} (sets: {list(SANDBOX_SETS)})")
+    seeds = sandbox_seeds(split="test")
+    test_ids = {s.id for s in seeds}
+    world = world_for(cfg)
+    files = {str(p): file_sha256(p) for p in sorted(SEEDS_DIR.glob("*.jsonl"))}
+    pool = []
+    if world.built:
+        pool = [r for r in read_pool(world.pool) if r.seed.id in test_ids]
+        files[str(world.pool)] = file_sha256(world.pool)
+    # Seeds a reduced world (sandbox.fraction < 1) left out are rewritten here; the records are the
+    # world's own, as each rewrite's rng depends only on (world seed, strategy, seed id).
+    pooled = {r.seed.id for r in pool}
+    pool += build_pool([s for s in seeds if s.id not in pooled], rng_seed=cfg.sandbox.seed)
+    held_out = set(resolve_strategies(cfg.data.held_out_strategies))
+    by_set = sandbox_items(seeds, pool, held_out)
+    out = []
+    for name in names:
+        items = by_set[name] if limit is None else _limit(by_set[name], limit)
+        if not items:
+            log(f"[yellow]sandbox/{name}: no items (no held-out strategies?); skipped[/]")
+            continue
+        out.append(EvalSet(f"{SANDBOX}/{name}", items, files))
+    return out
+
+
+def _limit(items: list[EvalItem], limit: int) -> list[EvalItem]:
+    """First `limit` prompts; vanilla_harmful's asr/rta twins count as one prompt."""
+    prompts = list(dict.fromkeys(i.prompt for i in items))[:limit]
+    keep = set(prompts)
+    return [i for i in items if i.prompt in keep]
+
+
+def load_sets(
+    names: Sequence[str],
+    cfg: RunConfig,
+    *,
+    limit: int | None = None,
+    data_root: str | Path | None = None,
+    log: Log = print,
+) -> list[EvalSet]:
+    """Benchmark names (data.benchmarks), files, `sandbox` (all six sets) or `sandbox/<set>`."""
+    sandbox_names: list[str] = []
+    out: list[EvalSet] = []
+    for name in names:
+        if name == SANDBOX:
+            sandbox_names += SANDBOX_SETS
+        elif name.startswith(f"{SANDBOX}/"):
+            sandbox_names.append(name.split("/", 1)[1])
+        else:
+            items, path = _load_benchmark(name, limit, data_root)
+            files = {str(path): file_sha256(path)} if path is not None and path.is_file() else {}
+            out.append(EvalSet(name, items, files))
+    if sandbox_names:
+        out = sandbox_sets(cfg, list(dict.fromkeys(sandbox_names)), limit, log=log) + out
+    return out
+
+
+def _load_benchmark(
+    name: str, limit: int | None, data_root: str | Path | None
+) -> tuple[list[EvalItem], Path | None]:
+    from magic_rl.data.benchmarks import BENCHMARKS
+
+    if name in BENCHMARKS:
+        return load_benchmark(name, limit=limit, data_root=data_root), benchmark_path(
+            name, data_root
+        )
+    path = Path(name)
+    if not path.is_file():
+        raise DatasetError(
+            path, f"neither a benchmark name ({', '.join(sorted(BENCHMARKS))}) nor a file"
+        )
+    try:
+        return load_benchmark(path, limit=limit), path
+    except DatasetError as err:
+        if (err.line, err.record, err.field) != (None, None, None):
+            raise
+    # A file no loader knows by name: read it as a table with `prompt` and `label` columns.
+    return load_benchmark(path, limit=limit, prompt_field="prompt", label_field="label"), path
