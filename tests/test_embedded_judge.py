@@ -115,7 +115,7 @@ def test_mismatched_lengths_raise() -> None:
 
 
 def _tiny_net():
-    from magic_rl.judge.embedded import _build_net
+    from magic_rl.judge.embedded.model import _build_net
 
     return _build_net(JudgeModelConfig(n_buckets=64, dim=4, hidden=4))
 
@@ -133,7 +133,7 @@ def test_training_changes_parameters_and_is_deterministic() -> None:
 def _tiny_net_like(cfg: JudgeModelConfig, seed: int):
     import torch
 
-    from magic_rl.judge.embedded import _build_net
+    from magic_rl.judge.embedded.model import _build_net
 
     torch.manual_seed(seed)
     return _build_net(cfg)

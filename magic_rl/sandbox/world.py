@@ -108,7 +108,7 @@ def _source_fingerprint() -> str:
         PACKAGE / "assets" / "templates",
         PACKAGE / "strategies",
         PACKAGE / "data" / "seeds.py",
-        PACKAGE / "judge" / "embedded.py",
+        PACKAGE / "judge" / "embedded",
         *(
             PACKAGE / "sandbox" / f
             for f in ("replies.py", "judge_data.py", "tokenizer.py", "world.py")
