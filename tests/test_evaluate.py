@@ -27,7 +27,6 @@ from magic_rl.evaluate.run import (
     sandbox_items,
 )
 from magic_rl.evaluate.run.sets import _limit
-from magic_rl.judge.formats import clip_words
 from magic_rl.records import Role, Seed, Verdict
 from magic_rl.strategies import build_pool
 
@@ -65,14 +64,6 @@ def _v(harmful: bool | None) -> Verdict:
 )
 def test_best_of_k_success(flags, expected):
     assert any_harmful([_v(f) for f in flags]) is expected
-
-
-@pytest.mark.parametrize(
-    ("text", "n", "expected"),
-    [("a b c", 5, "a b c"), ("a  b c d", 2, "a b"), ("", 3, ""), ("one", 1, "one")],
-)
-def test_clip_words(text, n, expected):
-    assert clip_words(text, n) == expected
 
 
 def _seeds() -> list[Seed]:

@@ -16,7 +16,7 @@ from magic_rl import game
 from magic_rl.config import GameConfig, SamplingConfig, load_config
 from magic_rl.policy import ScriptedPolicy
 from magic_rl.prompts import load_templates
-from magic_rl.records import Role, Seed
+from magic_rl.records import Role, Seed, Verdict
 from magic_rl.trainer import role_samples
 
 
@@ -197,3 +197,21 @@ def test_resume_after_sigkill_mid_phase_has_no_gap_and_no_duplicate(tiny_overrid
         (r["step"], r["seed"]["id"]) for r in ref_replay
     ]
     assert [r["turns"] for r in replay] == [r["turns"] for r in ref_replay]
+
+
+def test_step_judge_cuts_replies_to_the_budget_keeping_line_breaks_and_memoises():
+    from magic_rl.loop import StepJudge
+
+    seen: list[tuple[str, str]] = []
+
+    class Recorder:
+        def judge(self, prompts, responses):
+            seen.extend(zip(prompts, responses, strict=True))
+            return [Verdict(False, False, False) for _ in prompts]
+
+    step_judge = StepJudge(Recorder(), max_response_words=3)
+    reply = "Step 1:\n  mix\nStep 2: wait"
+    step_judge(["q", "q", "r"], [reply, reply, "ok"])
+    step_judge(["q"], [reply + " more"])  # the same first 3 words: already judged this step
+    assert seen == [("q", "Step 1:\n  mix"), ("r", "ok")]
+    assert step_judge.calls == 2

@@ -55,13 +55,6 @@ def truncate_response(text: str, max_tokens: int, tokenizer: Any = None) -> str:
     return text if len(words) <= max_tokens else text[: words[max_tokens - 1].end()]
 
 
-def clip_words(text: str, n: int) -> str:
-    """The first `n` whitespace words, re-joined by single spaces: the judge's reply budget when the
-    judge has no tokenizer of its own (the sandbox's embedded judge)."""
-    words = text.split()
-    return text if len(words) <= n else " ".join(words[:n])
-
-
 def _yes_no(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value.strip().lower())
 

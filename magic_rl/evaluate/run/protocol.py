@@ -18,7 +18,7 @@ from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.metrics import MetricResult, summarize_items
 from magic_rl.evaluate.run.items import SANDBOX, EvalSet, ItemResult, Log
 from magic_rl.evaluate.run.models import load_policy
-from magic_rl.judge.formats import clip_words
+from magic_rl.judge.formats import truncate_response
 from magic_rl.records import Role, Verdict
 
 
@@ -99,7 +99,7 @@ def judge_replies(
     from magic_rl.prompts import strip_reasoning
 
     keys = [
-        (q, clip_words(strip_reasoning(r), max_words))
+        (q, truncate_response(strip_reasoning(r), max_words))
         for q, r in zip(requests, replies, strict=True)
     ]
     unique = list(dict.fromkeys(keys))
