@@ -50,7 +50,10 @@ class StepJudge:
         self.calls = 0
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
-        keys = [(p, truncate_response(r, self.max_words)) for p, r in zip(prompts, responses, strict=True)]
+        keys = [
+            (p, truncate_response(r, self.max_words))
+            for p, r in zip(prompts, responses, strict=True)
+        ]
         todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
         if todo:
             verdicts = self.judge.judge([k[0] for k in todo], [k[1] for k in todo])
