@@ -215,3 +215,36 @@ def test_step_judge_cuts_replies_to_the_budget_keeping_line_breaks_and_memoises(
     step_judge(["q"], [reply + " more"])  # the same first 3 words: already judged this step
     assert seen == [("q", "Step 1:\n  mix"), ("r", "ok")]
     assert step_judge.calls == 2
+
+
+@pytest.mark.slow
+def test_tensorboard_tracker_gets_every_step(tiny_overrides, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from magic_rl.loop import train
+
+    overrides = ["train.steps=2", "train.seeds_per_step=4", "train.tracker=tensorboard"]
+    cfg = load_config(
+        "sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}", "name=tb"]
+    )
+    run = train(cfg, log=lambda *a: None)
+    events = sorted(run.rglob("events.out.tfevents.*"))
+    assert events, f"no TensorBoard events under {run}"
+    scalars: dict[str, list[int]] = {}
+    for event_file in events:
+        acc = EventAccumulator(str(event_file))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(e.step for e in acc.Scalars(tag))
+    assert sorted(scalars["game/asr"]) == [0, 1]
+    assert sorted(scalars["time/step"]) == [0, 1]
+
+
+def test_tracker_config_is_flat_scalars():
+    from magic_rl.loop import tracker_config
+
+    flat = tracker_config(load_config("sandbox", ["data.held_out_strategies=[slang, caesar]"]))
+    assert all(isinstance(v, bool | int | float | str) for v in flat.values())
+    assert flat["grpo.kl_beta"] == 0.1 and flat["schedule.freq"] == 15
+    assert flat["data.held_out_strategies"] == '["slang", "caesar"]'

@@ -52,6 +52,7 @@ __all__ = [
     "read_metrics",
     "replay_records",
     "summarize_run",
+    "tracker_config",
     "train",
     "use_cpu",
 ]
@@ -117,7 +118,7 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
         _truncate_jsonl(metrics_path, run.start_step)
         _truncate_jsonl(replay_path, run.start_step)
     if cfg.train.tracker != "none":
-        run.accelerator.init_trackers(cfg.name, config=cfg.model_dump(mode="json"))
+        run.accelerator.init_trackers(cfg.name, config=tracker_config(cfg))
     if run.start_step == 0 and run.main:
         run.save_checkpoint(0)
 
@@ -149,6 +150,24 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
         summary = summarize_run(run_dir)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return run_dir
+
+
+def tracker_config(cfg: RunConfig) -> dict[str, bool | int | float | str]:
+    """The run config as flat `section.field` scalars: TensorBoard's hparams refuse nested values,
+    lists and None (W&B takes the flat form too). Lists and None become their JSON text."""
+    flat: dict[str, bool | int | float | str] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        elif isinstance(value, bool | int | float | str):
+            flat[prefix] = value
+        else:
+            flat[prefix] = json.dumps(value)
+
+    walk("", cfg.model_dump(mode="json"))
+    return flat
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
