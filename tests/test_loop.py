@@ -225,9 +225,7 @@ def test_tensorboard_tracker_gets_every_step(tiny_overrides, tmp_path):
     from magic_rl.loop import train
 
     overrides = ["train.steps=2", "train.seeds_per_step=4", "train.tracker=tensorboard"]
-    cfg = load_config(
-        "sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}", "name=tb"]
-    )
+    cfg = load_config("sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}", "name=tb"])
     run = train(cfg, log=lambda *a: None)
     events = sorted(run.rglob("events.out.tfevents.*"))
     assert events, f"no TensorBoard events under {run}"
