@@ -109,13 +109,16 @@ class HFPolicy:
         return self.encode_chats([messages])[0]
 
     def encode_chats(self, chats: Sequence[Chat]) -> list[list[int]]:
-        """Prompt ids of many chats: the templates are rendered one by one, tokenized in one call."""
+        """Prompt ids of many chats in one call (the tokenizer encodes the rendered batch at once)."""
         if not chats:
             return []
-        texts = self.tokenizer.apply_chat_template(
-            [list(chat) for chat in chats], tokenize=False, add_generation_prompt=True
+        ids = self.tokenizer.apply_chat_template(
+            [list(chat) for chat in chats],
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=False,
         )
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [list(row) for row in ids]
 
     def generate(
         self,
