@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     from magic_rl.loop import summarize_run, train
     from magic_rl.sandbox.world import build_attacker, build_world
 
-    console = Console()
+    console = Console(soft_wrap=True)  # printed paths stay whole, as in `magic`
     t0 = time.perf_counter()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     cfg = load_config("sandbox", [f"name=demo-{stamp}", *argv])
