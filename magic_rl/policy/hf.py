@@ -3,6 +3,7 @@ saving, chat encoding and batched generation (the decoding loop is in `policy/sa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,7 +110,13 @@ class HFPolicy:
         return self.encode_chats([messages])[0]
 
     def encode_chats(self, chats: Sequence[Chat]) -> list[list[int]]:
-        """Prompt ids of many chats in one call (the tokenizer encodes the rendered batch at once)."""
+        """Prompt ids of many chats in one call (the tokenizer encodes the rendered batch at once).
+
+        Control tokens spelled inside a message (an attacker's rewrite that writes `<|im_end|>`, a
+        reply that writes a role header) are encoded as ordinary text: only the chat template's own
+        control tokens are tokens. Otherwise a rewrite could forge turn boundaries, and the game
+        would reward a tokenizer exploit rather than persuasion (docs/deviations.md).
+        """
         if not chats:
             return []
         ids = self.tokenizer.apply_chat_template(
@@ -117,6 +124,7 @@ class HFPolicy:
             tokenize=True,
             add_generation_prompt=True,
             return_dict=False,
+            **_sanitize_kwarg(self.tokenizer),
         )
         return [list(row) for row in ids]
 
@@ -201,6 +209,22 @@ class HFPolicy:
             self.model.train(was_training)
         tokens, logprobs, stopped = (list(col) for col in zip(*results, strict=True))
         return tokens, logprobs, stopped
+
+
+def _sanitize_kwarg(tokenizer: Any) -> dict[str, bool]:
+    """`sanitize_control_tokens=True` where the tokenizer's `apply_chat_template` takes it (recent
+    transformers 5 releases); older ones would pass the unknown argument to the template unused."""
+    import inspect
+
+    params = inspect.signature(tokenizer.apply_chat_template).parameters
+    if "sanitize_control_tokens" in params:
+        return {"sanitize_control_tokens": True}
+    warnings.warn(
+        "this transformers version cannot keep control tokens inside chat messages as text "
+        "(apply_chat_template has no sanitize_control_tokens): upgrade transformers",
+        stacklevel=3,
+    )
+    return {}
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
