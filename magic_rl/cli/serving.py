@@ -73,7 +73,7 @@ def serve_judge_cmd(
     import logging
     import os
 
-    from magic_rl.judge.serve import FAULTS, serve_judge
+    from magic_rl.judge.serve import FAULTS, serve_judge, serve_until_interrupted
 
     cfg = _load(config, overrides)
     console = _console()
@@ -113,12 +113,7 @@ def serve_judge_cmd(
         highlight=False,
         soft_wrap=True,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
 
 
 # --- experiments (magic_rl.experiment) ----------------------------------------------------------

@@ -203,10 +203,8 @@ def serve_judge(
     )
 
 
-def run_server(judge: Judge, host: str = "127.0.0.1", port: int = 8000, **kw: Any) -> None:
-    """Serve until interrupted (Ctrl-C)."""
-    server = serve_judge(judge, host, port, **kw)
-    log.info("judge %r serving at http://%s:%d/v1", judge.name, host, server.server_port)
+def serve_until_interrupted(server) -> None:
+    """Serve requests until Ctrl-C, then close the socket."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
