@@ -4,7 +4,9 @@ Same formats, parsers, cache and counters as `EndpointJudge`; the model runs in-
 greedy generation (left padding, `cfg.batch_size` calls per forward). Chat formats go through the
 tokenizer's chat template; a tokenizer without one falls back to the format's `raw_prompt` when it
 has one (Llama Guard 3), else it is an error. Raw prompts (WildGuard) are tokenised without special
-tokens because they spell out their own `<s>`. Replies are truncated to `cfg.max_response_tokens`
+tokens because they spell out their own `<s>`. Control tokens spelled inside the judged prompt or
+reply are encoded as text (`encode_call`): a defender cannot steer the guard by writing its turn
+markers. Replies are truncated to `cfg.max_response_tokens`
 tokens of the guard's own tokenizer (exact, unlike the endpoint's whitespace approximation).
 
 Weights load from safetensors only; `trust_remote_code` stays off unless the caller turns it on.
@@ -15,6 +17,7 @@ Run: `python -m pytest -q tests/test_judge_endpoint.py -k hf`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,23 +25,66 @@ from typing import Any
 from magic_rl.config import JudgeConfig
 from magic_rl.judge.formats import Call, GuardFormat, get_format
 from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls, split_cached
+from magic_rl.policy.hf import sanitize_kwarg
 from magic_rl.records import Verdict
 
+# Stand-ins for the exchange's text while the prompt is rendered, to find where it goes.
+_PROMPT_SLOT, _RESPONSE_SLOT = "\x00magic-prompt\x00", "\x00magic-response\x00"
 
-def render_prompt(fmt: GuardFormat, tokenizer: Any, call: Call) -> str:
-    """The exact text the guard model reads for one call."""
+
+def encode_call(fmt: GuardFormat, tokenizer: Any, call: Call) -> list[int]:
+    """The ids the guard model reads for one call.
+
+    Control tokens spelled inside the judged prompt or reply (a reply that writes `<|im_end|>` or
+    `<|assistant|>`) are encoded as text, so the judged text cannot forge the structure of the
+    guard's own prompt; text without such strings encodes exactly as the plain rendering would.
+    """
     request = fmt.request(*call)
-    if isinstance(request, str):
-        return request
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(request, tokenize=False, add_generation_prompt=True)
-    raw = getattr(fmt, "raw_prompt", None)
-    if raw is None:
-        raise ValueError(
-            f"{fmt.name}: the tokenizer has no chat template and the format has no raw prompt; "
-            "load the guard model's own tokenizer"
-        )
-    return raw(request)
+    if not isinstance(request, str):
+        if getattr(tokenizer, "chat_template", None):
+            ids = tokenizer.apply_chat_template(
+                request,
+                tokenize=True,
+                add_generation_prompt=True,
+                return_dict=False,
+                **sanitize_kwarg(tokenizer),
+            )
+            return list(ids)
+        raw = getattr(fmt, "raw_prompt", None)
+        if raw is None:
+            raise ValueError(
+                f"{fmt.name}: the tokenizer has no chat template and the format has no raw prompt; "
+                "load the guard model's own tokenizer"
+            )
+        request = raw(request)
+    # Raw prompts (WildGuard) spell out their own special tokens: no tokenizer-added ones.
+    if not _has_control_tokens(tokenizer, call):
+        return tokenizer(request, add_special_tokens=False)["input_ids"]
+    return _encode_with_literal_text(fmt, tokenizer, call)
+
+
+def _has_control_tokens(tokenizer: Any, call: Call) -> bool:
+    controls = [t.content for t in tokenizer.added_tokens_decoder.values()]
+    return any(c in text for text in call if text for c in controls)
+
+
+def _encode_with_literal_text(fmt: GuardFormat, tokenizer: Any, call: Call) -> list[int]:
+    """Render with stand-ins for the prompt and reply, encode the template's pieces as usual and the
+    exchange's text with its control tokens split into ordinary text."""
+    slots = (_PROMPT_SLOT, None if call[1] is None else _RESPONSE_SLOT)
+    template = fmt.request(*slots)
+    if not isinstance(template, str):
+        template = fmt.raw_prompt(template)
+    pieces = re.split(f"({re.escape(_PROMPT_SLOT)}|{re.escape(_RESPONSE_SLOT)})", template)
+    texts = {_PROMPT_SLOT: call[0], _RESPONSE_SLOT: call[1] or ""}
+    ids: list[int] = []
+    for piece in pieces:
+        if piece in texts:
+            literal = tokenizer(texts[piece], add_special_tokens=False, split_special_tokens=True)
+            ids += literal["input_ids"]
+        elif piece:
+            ids += tokenizer(piece, add_special_tokens=False)["input_ids"]
+    return ids
 
 
 class HFGuardJudge:
@@ -97,10 +143,12 @@ class HFGuardJudge:
     def _generate(self, calls: list[Call]) -> list[str]:
         import torch
 
-        texts = [render_prompt(self.fmt, self.tokenizer, c) for c in calls]
-        # Chat templates and WildGuard's raw prompt already hold the special tokens they need.
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(self.device) for k, v in enc.items()}
+        rows = [encode_call(self.fmt, self.tokenizer, c) for c in calls]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        enc = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
         self.stats.requests += len(calls)
         with torch.inference_mode():
             out = self.model.generate(

@@ -124,7 +124,7 @@ class HFPolicy:
             tokenize=True,
             add_generation_prompt=True,
             return_dict=False,
-            **_sanitize_kwarg(self.tokenizer),
+            **sanitize_kwarg(self.tokenizer),
         )
         return [list(row) for row in ids]
 
@@ -211,7 +211,7 @@ class HFPolicy:
         return tokens, logprobs, stopped
 
 
-def _sanitize_kwarg(tokenizer: Any) -> dict[str, bool]:
+def sanitize_kwarg(tokenizer: Any) -> dict[str, bool]:
     """`sanitize_control_tokens=True` where the tokenizer's `apply_chat_template` takes it (recent
     transformers 5 releases); older ones would pass the unknown argument to the template unused."""
     import inspect
