@@ -243,8 +243,11 @@ class SFTExample:
     target: str
 
 
-def tokenize_sft(policy: HFPolicy, examples: Sequence[SFTExample], max_length: int) -> list[dict]:
-    """input_ids = encode_chat(prompt) + target + eos; completion_mask marks the target tokens.
+def tokenize_sft(
+    policy: HFPolicy, examples: Sequence[SFTExample], max_length: int, completion_only: bool = True
+) -> list[dict]:
+    """Trainer rows: input_ids = encode_chat(prompt) + target + eos; labels are the ids, -100 on the
+    prompt when the loss covers the target only.
 
     Examples longer than max_length are skipped (counted by the caller via the returned length).
     """
@@ -257,24 +260,9 @@ def tokenize_sft(policy: HFPolicy, examples: Sequence[SFTExample], max_length: i
         ids = prompt + target
         if len(ids) > max_length:
             continue
-        rows.append({"input_ids": ids, "completion_mask": [0] * len(prompt) + [1] * len(target)})
+        labels = [-100] * len(prompt) + target if completion_only else ids
+        rows.append({"input_ids": ids, "labels": labels})
     return rows
-
-
-def sft_rows(rows: list[dict], completion_only: bool) -> list[dict]:
-    """`tokenize_sft` rows -> the trainer's {input_ids, labels}: -100 on the prompt when the loss
-    covers the target only."""
-    if not completion_only:
-        return [{"input_ids": r["input_ids"], "labels": r["input_ids"]} for r in rows]
-    return [
-        {
-            "input_ids": r["input_ids"],
-            "labels": [
-                t if m else -100 for t, m in zip(r["input_ids"], r["completion_mask"], strict=True)
-            ],
-        }
-        for r in rows
-    ]
 
 
 def sft(
@@ -307,7 +295,7 @@ def sft(
     tune_for_cpu()
     datasets.disable_progress_bars()
 
-    rows = tokenize_sft(policy, examples, cfg.max_length)
+    rows = tokenize_sft(policy, examples, cfg.max_length, completion_only)
     if not rows:
         raise ValueError("SFT: no example fits sft.max_length; raise it or shorten the templates")
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
@@ -321,7 +309,7 @@ def sft(
         per_device_train_batch_size=cfg.batch_size,
         max_length=cfg.max_length,
         packing=False,
-        # Our rows are tokenized and labelled already (`sft_rows`); TRL's map passes would redo it.
+        # Our rows are tokenized and labelled already (`tokenize_sft`); TRL's passes would redo it.
         dataset_kwargs={"skip_prepare_dataset": True},
         logging_steps=max(1, total // 5),
         save_strategy="no",
@@ -336,7 +324,7 @@ def sft(
     trainer = SFTTrainer(
         model=policy.model,
         args=args,
-        train_dataset=Dataset.from_list(sft_rows(rows, completion_only)),
+        train_dataset=Dataset.from_list(rows),
         processing_class=policy.tokenizer,
     )
     result = trainer.train()

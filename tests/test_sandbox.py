@@ -16,7 +16,7 @@ from magic_rl.config import load_config
 from magic_rl.prompts import is_format_ok
 from magic_rl.sandbox.world import resolve_model, world_for
 from magic_rl.strategies import read_pool, resolve_strategies
-from magic_rl.trainer import sft_rows
+from magic_rl.trainer import SFTExample, tokenize_sft
 
 runner = CliRunner()
 
@@ -94,13 +94,20 @@ def test_pool_build_names_an_unknown_strategy(tmp_path):
     assert "unknown strategy" in result.output and "nope" in result.output
 
 
-@pytest.mark.parametrize(
-    ("completion_only", "labels"),
-    [(True, [-100, -100, 7, 8]), (False, [5, 6, 7, 8])],
-)
-def test_sft_rows_label_the_target_or_everything(completion_only, labels):
-    rows = [{"input_ids": [5, 6, 7, 8], "completion_mask": [0, 0, 1, 1]}]
-    assert sft_rows(rows, completion_only) == [{"input_ids": [5, 6, 7, 8], "labels": labels}]
+@pytest.mark.parametrize("completion_only", [True, False])
+def test_sft_rows_label_the_target_or_everything(tiny_overrides, completion_only):
+    from magic_rl.policy import HFPolicy
+
+    policy = HFPolicy.from_pretrained(world_for(load_config("sandbox", tiny_overrides)).base)
+    chat = ({"role": "user", "content": "Rewrite this request."},)
+    (row,) = tokenize_sft(policy, [SFTExample(chat, "<answer>ok</answer>")], 512, completion_only)
+    prompt = policy.encode_chat(list(chat))
+    target = policy.tokenizer("<answer>ok</answer>", add_special_tokens=False)["input_ids"]
+    target = [*target, policy.tokenizer.eos_token_id]
+    assert row["input_ids"] == prompt + target
+    expected = [-100] * len(prompt) + target if completion_only else prompt + target
+    assert row["labels"] == expected
+    assert tokenize_sft(policy, [SFTExample(chat, "x " * 600)], 512, completion_only) == []
 
 
 def test_encode_chats_equals_encoding_each_chat(tiny_overrides):
