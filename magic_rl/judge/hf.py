@@ -26,6 +26,7 @@ from magic_rl.config import JudgeConfig
 from magic_rl.judge.formats import Call, GuardFormat, get_format
 from magic_rl.judge.score import CallCache, JudgeStats, assemble, plan_calls, split_cached
 from magic_rl.policy.hf import sanitize_kwarg
+from magic_rl.policy.sampling import left_pad
 from magic_rl.records import Verdict
 
 # Stand-ins for the exchange's text while the prompt is rendered, to find where it goes.
@@ -144,11 +145,8 @@ class HFGuardJudge:
         import torch
 
         rows = [encode_call(self.fmt, self.tokenizer, c) for c in calls]
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-        enc = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+        input_ids, mask = left_pad(rows, self.tokenizer.pad_token_id, self.device)
+        enc = {"input_ids": input_ids, "attention_mask": mask.long()}
         self.stats.requests += len(calls)
         with torch.inference_mode():
             out = self.model.generate(

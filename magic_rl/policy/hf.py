@@ -3,6 +3,7 @@ saving, chat encoding and batched generation (the decoding loop is in `policy/sa
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -214,17 +215,25 @@ class HFPolicy:
 def sanitize_kwarg(tokenizer: Any) -> dict[str, bool]:
     """`sanitize_control_tokens=True` where the tokenizer's `apply_chat_template` takes it (recent
     transformers 5 releases); older ones would pass the unknown argument to the template unused."""
+    return {"sanitize_control_tokens": True} if _can_sanitize(type(tokenizer)) else {}
+
+
+@functools.cache
+def _can_sanitize(tokenizer_class: type) -> bool:
+    """Checked once per tokenizer class: encoding runs on every rollout and every judge call."""
     import inspect
 
-    params = inspect.signature(tokenizer.apply_chat_template).parameters
-    if "sanitize_control_tokens" in params:
-        return {"sanitize_control_tokens": True}
+    if (
+        "sanitize_control_tokens"
+        in inspect.signature(tokenizer_class.apply_chat_template).parameters
+    ):
+        return True
     warnings.warn(
         "this transformers version cannot keep control tokens inside chat messages as text "
         "(apply_chat_template has no sanitize_control_tokens): upgrade transformers",
-        stacklevel=3,
+        stacklevel=4,
     )
-    return {}
+    return False
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
