@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magic_rl.data.files import read_jsonl_rows
+from magic_rl.data.files import get_path, read_jsonl_rows
 
 SUMMARY_KEYS = (
     "game/asr", "defender/refusal_rate/harmful", "defender/refusal_rate/benign",
@@ -102,15 +102,6 @@ def _check_crossplay(obj: Any, path: Path) -> dict[str, Any]:
     return obj
 
 
-def _dotted(config: dict[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _num(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
@@ -134,9 +125,7 @@ def run_summary(run: RunData, window: int = 5) -> dict[str, Any]:
         "last_step": max((r["step"] for r in run.metrics), default=None),
         "switches": sum(1 for a, b in zip(roles, roles[1:], strict=False) if a != b),
         "steps_per_role": {role: roles.count(role) for role in ("defender", "attacker")},
-        "config": {
-            k: _dotted(run.config, k) for k in CONFIG_KEYS if _dotted(run.config, k) is not None
-        },
+        "config": {k: v for k in CONFIG_KEYS if (v := get_path(run.config, k)) is not None},
         "first": {k: _mean([_num(r.get(k)) for r in run.metrics[:window]]) for k in SUMMARY_KEYS},
         "last": {k: _mean([_num(r.get(k)) for r in run.metrics[-window:]]) for k in SUMMARY_KEYS},
     }
