@@ -1,4 +1,5 @@
-"""A rich progress bar for training that shows the role being trained and the key metrics live."""
+"""Rich progress bars: `new_bar` (description, bar, n/total, elapsed, remaining) for any long job, and
+`TrainProgress`, which adds the role being trained and the key metrics live."""
 
 from __future__ import annotations
 
@@ -12,6 +13,27 @@ KEY_METRICS = (
     ("attacker/format_rate", "fmt", "{:.2f}"),
     ("time/step", "s/step", "{:.1f}"),
 )
+
+
+def new_bar(*extra_columns: Any):
+    """A rich `Progress` with the project's standard columns, then `extra_columns` (not started)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        *extra_columns,
+    )
 
 
 def describe(metrics: dict[str, Any]) -> str:
@@ -32,23 +54,9 @@ class TrainProgress:
 
     def __enter__(self) -> TrainProgress:
         if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import TextColumn
 
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-            )
+            self._progress = new_bar(TextColumn("{task.fields[info]}"))
             self._progress.start()
             self._task = self._progress.add_task(
                 self.title, total=self.total, completed=self.start, info=""

@@ -38,22 +38,9 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int],
     if not enabled:
         yield lambda desc, total: lambda k: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from magic_rl.progress import new_bar
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
+    with new_bar() as bar:
 
         def task(desc: str, total: int) -> Callable[[int], None]:
             tid = bar.add_task(desc, total=total)
