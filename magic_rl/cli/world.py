@@ -60,15 +60,15 @@ def sandbox_build(
     cfg = _load(config, overrides)
     console = _console()
     t = time.perf_counter()
-    expected = world_for(cfg)
-    cached = not force and expected.built
-    cached = cached and (not attacker or (expected.attacker(cfg) / "sft.json").exists())
-    world = build_world(cfg, force=force, log=console.print)
-    stages = dict(world.info["timings_s"])
+    world = world_for(cfg)
+    cached = not force and world.built
+    cached = cached and (not attacker or (world.attacker(cfg) / "sft.json").exists())
+    build_world(cfg, force=force, log=console.print)
+    info = world.info
+    stages = dict(info["timings_s"])
     if attacker:
         sft_summary = build_attacker(cfg, world, force=force, log=console.print) / "sft.json"
         stages["attacker_sft"] = json.loads(sft_summary.read_text()).get("seconds")
-    info = world.info
     took = f"{time.perf_counter() - t:.0f}s" + (", reused from the cache" if cached else "")
     acc = info["judge_accuracy"]
     signals = ("prompt_harmful", "response_refusal", "response_harmful")
