@@ -77,8 +77,16 @@ def _merge(*errors: str) -> str:
     return "; ".join(e for e in errors if e)
 
 
+class _Format:
+    """What every format derives from `calls` and `request`."""
+
+    def requests(self, prompt: str, response: str | None) -> list[Request]:
+        """The requests of every call of one exchange, in order."""
+        return [self.request(p, r) for p, r in self.calls(prompt, response)]
+
+
 @dataclass(frozen=True)
-class WildGuardFormat:
+class WildGuardFormat(_Format):
     """allenai/wildguard: one call per exchange, all three signals in one answer."""
 
     name: str = "wildguard"
@@ -102,9 +110,6 @@ class WildGuardFormat:
     def request(self, prompt: str, response: str | None) -> Request:
         # The model starts from <s> itself; tokenise with add_special_tokens=False.
         return self.INSTRUCTION.format(prompt=prompt, response=response or "")
-
-    def requests(self, prompt: str, response: str | None) -> list[Request]:
-        return [self.request(p, r) for p, r in self.calls(prompt, response)]
 
     def parse(self, outputs: Sequence[str | None], response: str | None = None) -> Verdict:
         (text,) = outputs
@@ -174,7 +179,7 @@ def _two_calls(prompt: str, response: str | None) -> list[Call]:
 
 
 @dataclass(frozen=True)
-class Qwen3GuardFormat:
+class Qwen3GuardFormat(_Format):
     """Qwen3Guard-Gen: a prompt-moderation call and a response-moderation call."""
 
     controversial: Controversial = "harmful"
@@ -186,9 +191,6 @@ class Qwen3GuardFormat:
 
     def request(self, prompt: str, response: str | None) -> Request:
         return _chat(prompt, response)
-
-    def requests(self, prompt: str, response: str | None) -> list[Request]:
-        return [self.request(p, r) for p, r in self.calls(prompt, response)]
 
     def _safety(self, fields: dict[str, str]) -> tuple[bool | None, str]:
         label = fields.get("safety", "").lower()
@@ -270,7 +272,7 @@ LLAMAGUARD3_CATEGORIES = {
 
 
 @dataclass(frozen=True)
-class LlamaGuard3Format:
+class LlamaGuard3Format(_Format):
     """Llama Guard 3: a prompt-only call ('User' role) and a response call ('Agent' role)."""
 
     name: str = "llamaguard"
@@ -285,9 +287,6 @@ class LlamaGuard3Format:
 
     def request(self, prompt: str, response: str | None) -> Request:
         return _chat(prompt, response)
-
-    def requests(self, prompt: str, response: str | None) -> list[Request]:
-        return [self.request(p, r) for p, r in self.calls(prompt, response)]
 
     def raw_prompt(self, messages: list[Message]) -> str:
         """The prompt Llama Guard 3's chat template builds, for `/completions` or bare tokenizers."""
