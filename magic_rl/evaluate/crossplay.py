@@ -48,6 +48,7 @@ from magic_rl.evaluate.run import (
     run_checkpoints,
     verdict_dict,
 )
+from magic_rl.judge.failures import unknown_counts
 from magic_rl.records import Role, Seed, Verdict
 
 
@@ -200,6 +201,10 @@ def attack_transfer(
         "seeds": len(seed_list),
         "asr": result.to_dict(),
         "format_rate": fmt,
+        # Per rewrite (best-of-K counts each of the K); the policy is in provenance.judge.
+        "judge_unknown": unknown_counts(
+            ("attack", v, ("response_harmful",)) for vs in verdicts for v in vs
+        ),
         "seconds": round(time.perf_counter() - t0, 2),
         "provenance": provenance(
             cfg,

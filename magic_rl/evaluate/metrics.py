@@ -279,6 +279,13 @@ _SIGNAL = {
 _RATES = {"asr": asr, "compliance_asr": compliance_asr, "rta": rta, "compliance": compliance}
 
 
+def item_signals(item: EvalItem) -> tuple[str, ...]:
+    """The Verdict signals an item's metric reads (a `judge_f1` item: its gold signals)."""
+    if item.metric == "judge_f1":
+        return tuple(sorted(item.reference.get("gold", {})))
+    return (_SIGNAL[item.metric],)
+
+
 def outcome_flag(item: EvalItem, outcome: Outcome, signal: str | None = None) -> Flag:
     """The flag an item's metric reads from its outcome: a Verdict's signal, or a bare flag."""
     if isinstance(outcome, Verdict):

@@ -16,7 +16,10 @@ text answers become a `Verdict` (`parse`), and, for `magic serve judge`, the inv
   It has no refusal signal: the refusal is the keyword detector's (`keyword.is_refusal`).
 
 Parsers never call garbage safe: an unreadable field is `None` and `Verdict.error` starts with
-"parse"; a failed call (`None` output) gives `None` signals too. Departure from the brief's
+"parse"; a failed call (`None` output) gives `None` signals too. A line that a model size leaves out
+(Qwen3Guard-Gen's smaller sizes may answer a response call without `Refusal:`) makes that signal
+`None` with an error starting "missing", while the lines present still count; such an answer is
+stable, so it is cached like a clean one (`judge.failures` sorts unknowns by reason). Departure from the brief's
 `parse(outputs)`: `parse(outputs, response)` also takes the reply, because the prompt-only case has
 fewer outputs and Llama Guard's refusal comes from the reply text.
 
@@ -207,10 +210,16 @@ class Qwen3GuardFormat(_Format):
         harmful, err = self._safety(fields)
         bad = [err] if err not in ("", "controversial") else []
         refusal = None
-        if which == "response":
-            refusal = _yes_no(fields.get("refusal", ""))
+        if which == "response" and "refusal" in fields:
+            refusal = _yes_no(fields["refusal"])
             if refusal is None:
-                bad.append(f"refusal = {fields.get('refusal')!r}")
+                bad.append(f"refusal = {fields['refusal']!r}")
+        elif which == "response" and not bad:
+            # The smaller Qwen3Guard-Gen sizes may answer without a `Refusal:` line: the refusal is
+            # unknown (a stable answer, not garbage), and the safety label still counts.
+            err = _merge(
+                err, f"missing: qwen3guard response: no 'Refusal' line in {_snippet(text)}"
+            )
         raw = [c.strip() for c in fields.get("categories", "").strip("[] ").split(",")]
         categories = [c for c in raw if c and c.lower() != "none"]
         if bad:
@@ -233,7 +242,8 @@ class Qwen3GuardFormat(_Format):
                 response_harmful, refusal, more, err = self._one(outputs[1], "response")
                 categories += [c for c in more if c not in categories]
                 errors.append(err)
-        errors.sort(key=lambda e: not e.startswith("parse"))  # a parse failure leads the message
+        # A parse failure leads the message, then a missing line (see `judge.failures`).
+        errors.sort(key=lambda e: (not e.startswith("parse"), not e.startswith("missing")))
         return Verdict(
             prompt_harmful, refusal, response_harmful, tuple(categories), error=_merge(*errors)
         )

@@ -19,8 +19,9 @@ The sandbox sets (`--benchmarks sandbox`, or any `sandbox/<set>`), from every TE
     adversarial_benign    pool rewrites of benign (incl. contrast) seeds     compliance
 
 Outputs (`--out`, default runs/eval-<timestamp>, or RUN_DIR/eval): results.json
-`{"models": {label: {"path", "metrics": {key: MetricResult}}}, "provenance": {...}}` (one label
-per evaluated defender), items.jsonl (one line per model x item: prompt, reply, verdict, outcome),
+`{"models": {label: {"path", "metrics": {key: MetricResult}, "judge_unknown": {set: counts}}},
+"provenance": {...}}` (one label per evaluated defender; `judge_unknown` counts per set the items
+whose verdict was unknown, by reason, and the provenance states the policy applied), items.jsonl (one line per model x item: prompt, reply, verdict, outcome),
 results.md (markdown table with CIs). `evaluate_run` (used by `make demo`) puts the first and last
 defender checkpoints of a run side by side.
 

@@ -1,4 +1,10 @@
-"""`magic eval`'s outputs: provenance, results.json, items.jsonl, results.md and the rich table."""
+"""`magic eval`'s outputs: provenance, results.json, items.jsonl, results.md and the rich table.
+
+Judge failures are a reported outcome: results.json has, per model, `judge_unknown` = {set
+(source/subset): {"n", "unknown", "by_reason"}} (`judge.failures`), and the provenance states the
+policy applied (`judge.unknown_policy`) and the `judge.controversial` mapping; results.md repeats
+both under the table.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig
-from magic_rl.evaluate.metrics import MetricResult
+from magic_rl.evaluate.metrics import MetricResult, item_signals
 from magic_rl.evaluate.run.items import REPO, Log
 from magic_rl.evaluate.run.protocol import ModelEval
+from magic_rl.judge.failures import EVAL_UNKNOWN_POLICY, describe, unknown_counts
 
 
 def git_commit() -> str:
@@ -38,6 +45,8 @@ def provenance(cfg: RunConfig, judge, files: dict[str, str], **extra: Any) -> di
             "model": cfg.judge.model,
             "name": getattr(judge, "name", ""),
             "max_response_words": cfg.judge.max_response_tokens,
+            "controversial": cfg.judge.controversial,
+            "unknown_policy": EVAL_UNKNOWN_POLICY,
         },
         "decoding": {
             "temperature": 0.0,
@@ -93,15 +102,24 @@ def rich_table(models: Sequence[ModelEval], title: str = ""):
     return table
 
 
+def judge_unknown(model: ModelEval) -> dict[str, dict[str, Any]]:
+    """Per set (source/subset): items judged, items whose verdict was unknown, and why."""
+    return unknown_counts(
+        (f"{r.item.source}/{r.item.subset}", r.verdict, item_signals(r.item)) for r in model.results
+    )
+
+
 def write_results(out_dir: Path, models: Sequence[ModelEval], prov: dict[str, Any]) -> Path:
     """results.json, items.jsonl, results.md under `out_dir`; returns results.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    unknown = {m.label: judge_unknown(m) for m in models}
     doc = {
         "models": {
             m.label: {
                 "path": m.path,
                 "seconds": round(m.seconds, 2),
                 "metrics": {k: v.to_dict() for k, v in m.metrics.items()},
+                "judge_unknown": unknown[m.label],
             }
             for m in models
         },
@@ -119,7 +137,11 @@ def write_results(out_dir: Path, models: Sequence[ModelEval], prov: dict[str, An
         f"Value [95% bootstrap CI] over n judged items; ↑/↓ = higher/lower is better. "
         f"Judge: {prov['judge']['backend']} ({prov['judge']['model']}); greedy decoding, "
         f"{prov['decoding']['max_new_tokens']} new tokens; commit {prov['git_commit']}.\n\n"
-        f"{markdown_table(models)}\n"
+        f"{markdown_table(models)}\n\n"
+        f"Judge verdicts unknown per set (policy: {prov['judge']['unknown_policy']}; "
+        f"Controversial -> {prov['judge']['controversial']}):\n\n"
+        + "\n".join(f"- `{label}`: {describe(counts)}" for label, counts in unknown.items())
+        + "\n"
     )
     return md
 
