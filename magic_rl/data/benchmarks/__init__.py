@@ -26,6 +26,7 @@ Departures from the reference, on purpose:
 - StrongREJECT is scored as binary RTA, not with its rubric score.
 
 Layout: `items` (EvalItem, metrics), `harm_loaders` and `other_loaders` (one loader per format),
+`result_loaders` (other harnesses' result files: HarmBench results, JailbreakBench artifacts),
 `registry` (BENCHMARKS, load_benchmark). Pure Python; pandas/pyarrow are imported only to read
 parquet.
 Run: `python -m magic_rl.data.benchmarks` lists the benchmarks found under the data root.
@@ -62,6 +63,14 @@ from magic_rl.data.benchmarks.registry import (
     list_benchmarks,
     load_benchmark,
 )
+from magic_rl.data.benchmarks.result_loaders import (
+    JBBArtifact,
+    artifact_asr,
+    harmbench_asr,
+    load_harmbench_results,
+    load_jbb_artifact,
+    load_jbb_artifacts_judge,
+)
 from magic_rl.data.files import DatasetError
 
 __all__ = [
@@ -72,6 +81,12 @@ __all__ = [
     "XSTEST_SAFE_TYPES",
     "Benchmark",
     "DatasetError",
+    "JBBArtifact",
+    "artifact_asr",
+    "harmbench_asr",
+    "load_harmbench_results",
+    "load_jbb_artifact",
+    "load_jbb_artifacts_judge",
     "EvalItem",
     "Metric",
     "benchmark_path",

@@ -31,6 +31,7 @@ from magic_rl.data.benchmarks.other_loaders import (
     load_orbench,
     load_xstest,
 )
+from magic_rl.data.benchmarks.result_loaders import load_jbb_artifacts_judge
 from magic_rl.data.files import DatasetError, decode_text
 
 
@@ -146,6 +147,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             load_magic_validation,
             "magic_validation/test_wjb.parquet",
             "MAGIC's RL validation set (= WildJailbreak benign); compliance rate",
+        ),
+        _bench(
+            "jailbreakbench_artifacts",
+            load_jbb_artifacts_judge,
+            "jailbreakbench_artifacts",
+            "1637 labelled (goal, response, jailbroken) rows of 18 attack artifacts; judge F1",
         ),
         _bench(
             "jailbreakbench",

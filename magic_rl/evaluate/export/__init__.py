@@ -1,0 +1,86 @@
+"""`magic export`: a `magic eval` / `magic attack` output in other harnesses' result formats, so
+published tables can be filled from our runs (docs/comparing.md maps the columns).
+
+| format        | from          | writes (under OUT/<format>/)                                   |
+|---------------|---------------|----------------------------------------------------------------|
+| `eee`         | eval          | Every Eval Ever 0.3.0 aggregate JSON + instance JSONL (`eee`)  |
+| `safety-eval` | eval          | `<model>/metrics.json` with safety-eval's task/key names       |
+| `harmbench`   | eval          | `<model>/<set>.json` HarmBench results + `summary.json`        |
+| `jbb`         | eval, attack  | JailbreakBench artifacts (`parameters` + `jailbreaks` rows)    |
+
+Every format carries the judge-unknown counts and the policy applied to them (judge.failures).
+A format that has nothing to write for a source (e.g. `harmbench` without ASR sets) writes nothing
+and says so. Layout: `source` (reading outputs), `eee`, `safety_eval`, `harmbench`, `jbb`.
+
+Run:
+    magic eval --model runs/sandbox --benchmarks sandbox
+    magic export runs/sandbox                         # all formats -> runs/sandbox/export/
+    magic export runs/attack-20261201-120000 --format jbb --out exports/
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from magic_rl.evaluate.export.eee import write_eee
+from magic_rl.evaluate.export.harmbench import write_harmbench
+from magic_rl.evaluate.export.jbb import write_jbb
+from magic_rl.evaluate.export.safety_eval import write_safety_eval
+from magic_rl.evaluate.export.source import (
+    AttackOutput,
+    EvalOutput,
+    EvalRow,
+    Output,
+    read_output,
+    read_sources,
+)
+
+FORMATS = ("eee", "safety-eval", "harmbench", "jbb")
+_WRITERS: dict[str, tuple[Callable, tuple[type, ...]]] = {
+    "eee": (write_eee, (EvalOutput,)),
+    "safety-eval": (write_safety_eval, (EvalOutput,)),
+    "harmbench": (write_harmbench, (EvalOutput,)),
+    "jbb": (write_jbb, (EvalOutput, AttackOutput)),
+}
+
+
+def export(
+    path: str | Path,
+    formats: Sequence[str] = FORMATS,
+    out: str | Path | None = None,
+    *,
+    log: Callable[..., None] = print,
+) -> dict[str, list[Path]]:
+    """Write `formats` for every eval/attack output found at `path` (see `read_sources`) under
+    `out` (default: PATH/export). Returns {format: files written}."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown export formats {bad}; choose from {list(FORMATS)}")
+    sources = read_sources(path)
+    root = Path(out) if out is not None else Path(path) / "export"
+    written: dict[str, list[Path]] = {f: [] for f in formats}
+    for fmt in formats:
+        writer, kinds = _WRITERS[fmt]
+        for src in sources:
+            if isinstance(src, kinds):
+                written[fmt] += writer(src, root / fmt)
+        if not written[fmt]:
+            log(f"[yellow]{fmt}: nothing to export from {path}[/]")
+    return written
+
+
+__all__ = [
+    "FORMATS",
+    "AttackOutput",
+    "EvalOutput",
+    "EvalRow",
+    "Output",
+    "export",
+    "read_output",
+    "read_sources",
+    "write_eee",
+    "write_harmbench",
+    "write_jbb",
+    "write_safety_eval",
+]
