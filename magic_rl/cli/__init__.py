@@ -12,9 +12,9 @@ Examples:
 Config overrides are dotted `key=value` arguments after the options; they beat the YAML file.
 
 Layout: `common` holds the Typer apps and shared helpers; `world` (config, validate, sandbox, pool),
-`training` (sft, train), `evaluation` (eval, attack, crossplay, analyze, report) and `serving`
-(serve, experiment) register their commands on `app` when imported below. Run as `magic ...` or
-`python -m magic_rl.cli ...`.
+`training` (sft, train), `evaluation` (eval, attack, crossplay, analyze, report), `serving`
+(serve, experiment) and `results` (export, judge audit) register their commands on `app` when
+imported below. Run as `magic ...` or `python -m magic_rl.cli ...`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from magic_rl.cli.world import config_show, pool_build, sandbox_build, sandbox_p
 from magic_rl.cli.training import print_summary, sft, train
 from magic_rl.cli.evaluation import analyze, attack, crossplay_cmd, eval_cmd, report
 from magic_rl.cli.serving import experiment_ablation, serve_judge_cmd, served_judge
+from magic_rl.cli.results import audit_cmd, export_cmd, judge_app
 # isort: on
 
 
@@ -50,12 +51,15 @@ __all__ = [
     "analyze",
     "app",
     "attack",
+    "audit_cmd",
     "config_app",
     "config_show",
     "crossplay_cmd",
     "eval_cmd",
     "experiment_ablation",
     "experiment_app",
+    "export_cmd",
+    "judge_app",
     "main",
     "pool_app",
     "pool_build",

@@ -1,0 +1,156 @@
+"""Results that travel and judges you can audit: `magic export` and `magic judge audit`.
+
+Examples:
+    magic export runs/sandbox                                  # eval/ (and attack dirs) -> export/
+    magic export runs/sandbox/eval --format eee,safety-eval --out exports/
+    magic judge audit --judge keyword --judge embedded --data-root ../shared/data
+    magic judge audit --judge config --config configs/paper-qwen2.5-7b.yaml judge.endpoint=...
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from magic_rl.cli.common import Overrides, _console, _fail, _load, app
+
+judge_app = typer.Typer(
+    help="Judge quality: regression against labelled sets.", no_args_is_help=True
+)
+app.add_typer(judge_app, name="judge")
+
+AUDIT_JUDGES = ("keyword", "embedded", "config")
+
+
+@app.command("export")
+def export_cmd(
+    path: Annotated[
+        Path,
+        typer.Argument(help="A `magic eval`/`magic attack` output dir, or a run dir (its eval/)."),
+    ],
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="Comma-separated: eee, safety-eval, harmbench, jbb."),
+    ] = "eee,safety-eval,harmbench,jbb",
+    out: Annotated[Path | None, typer.Option(help="Output dir (default PATH/export).")] = None,
+) -> None:
+    """Write eval/attack results as Every Eval Ever, safety-eval metrics.json, HarmBench results
+    and JailbreakBench artifacts (docs/comparing.md maps them to published tables).
+
+    Example: magic export runs/sandbox --format eee,jbb
+    """
+    from magic_rl.data.benchmarks import DatasetError
+    from magic_rl.evaluate.export import export
+
+    console = _console()
+    formats = [f.strip() for f in format.split(",") if f.strip()]
+    try:
+        written = export(path, formats, out, log=console.print)
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    for fmt, files in written.items():
+        for f in files:
+            console.print(f"[bold green]{fmt}[/] {f}")
+
+
+@judge_app.command("audit")
+def audit_cmd(
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            "-j",
+            help="keyword (refusal detector), embedded (the sandbox judge), config (the judge "
+            "section of --config); repeat to compare.",
+        ),
+    ] = None,
+    benchmarks: Annotated[
+        str, typer.Option(help="Comma-separated labelled sets (judge_f1 benchmarks) or files.")
+    ] = "jailbreakbench_artifacts,wildguardtest_judge",
+    data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N items of each set.")] = None,
+    config: Annotated[
+        str, typer.Option("--config", "-c", help="Preset or YAML (judge section, bootstrap).")
+    ] = "sandbox",
+    out: Annotated[Path | None, typer.Option(help="Write audit.json and audit.md here.")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Score judges against labelled exchanges: accuracy, F1, confusion and unknown verdicts per
+    signal, with 95% bootstrap CIs.
+
+    Example: magic judge audit --judge keyword --judge embedded --limit 200
+    """
+    from rich.table import Table
+
+    from magic_rl.data.benchmarks import DatasetError, load_benchmark
+    from magic_rl.evaluate.audit import AUDIT_HEADER, audit, audit_rows, markdown
+    from magic_rl.evaluate.run import make_eval_judge, progress_bar
+
+    cfg = _load(config, overrides)
+    names = judge or ["keyword"]
+    bad = [n for n in names if n not in AUDIT_JUDGES]
+    if bad:
+        _fail(f"unknown --judge {bad}; choose from {list(AUDIT_JUDGES)}")
+    console = _console()
+    try:
+        items = [
+            i
+            for name in benchmarks.split(",")
+            if name.strip()
+            for i in load_benchmark(name.strip(), limit=limit, data_root=data_root)
+        ]
+    except (DatasetError, FileNotFoundError, KeyError, ValueError) as err:
+        _fail(str(err))
+    if not items:
+        _fail(f"no items in {benchmarks}")
+    results = []
+    for name in names:
+        if name == "keyword":
+            from magic_rl.judge.keyword import KeywordRefusalJudge
+
+            j = KeywordRefusalJudge()
+        else:
+            jcfg = cfg
+            if name == "embedded":
+                embedded = cfg.judge.model_copy(
+                    update={"backend": "embedded", "model": "sandbox:judge", "endpoint": None}
+                )
+                jcfg = cfg.model_copy(update={"judge": embedded})
+            try:
+                j = make_eval_judge(jcfg, log=console.print)
+            except (FileNotFoundError, ValueError) as err:
+                _fail(f"--judge {name}: {err}")
+        t0 = time.perf_counter()
+        with progress_bar(cfg.train.progress) as task:
+            result = audit(
+                j,
+                items,
+                max_words=cfg.judge.max_response_tokens,
+                n_resamples=cfg.eval.bootstrap,
+                seed=cfg.seed,
+                advance=task(f"audit {name}", len(items)),
+            )
+        table = Table(
+            title=f"judge {name} ({result.judge}): {len(items)} items, "
+            f"{time.perf_counter() - t0:.0f}s"
+        )
+        for col in AUDIT_HEADER:
+            table.add_column(col, justify="left" if col in ("set", "signal") else "right")
+        for row in audit_rows(result):
+            table.add_row(*row)
+        console.print(table)
+        results.append((name, result))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "benchmarks": benchmarks,
+            "limit": limit,
+            "judges": {name: r.to_dict() for name, r in results},
+        }
+        (out / "audit.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (out / "audit.md").write_text("\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results))
+        console.print(f"[bold green]audit[/] {out / 'audit.json'}  ({out / 'audit.md'})")
