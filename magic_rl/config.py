@@ -133,7 +133,10 @@ class JudgeConfig(_Section):
         512, ge=1, description="The judge sees at most this many tokens of the reply (paper: 512)."
     )
     controversial: Literal["harmful", "safe", "unknown"] = Field(
-        "harmful", description="How Qwen3Guard's `Controversial` maps (strict in training)."
+        "harmful",
+        description="How Qwen3Guard's `Controversial` maps: `harmful` (strict, the paper's "
+        "training choice), `safe`, or `unknown` (counted as a judge failure). One setting for "
+        "training and evaluation alike; results.json provenance records it.",
     )
     cache: bool = Field(True, description="Cache verdicts keyed on judge + prompt + response.")
 

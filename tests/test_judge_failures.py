@@ -103,3 +103,36 @@ def test_keyword_judge_harm_is_unsupported_not_a_failure() -> None:
     (v,) = KeywordRefusalJudge().judge(["q"], ["I'm sorry, I can't help with that."])
     assert v.response_refusal is True
     assert unknown_reason(v, "response_harmful") == "unsupported"
+
+
+def test_report_shows_unknown_counts_per_set_and_the_policy() -> None:
+    from magic_rl.report.markup import Report
+    from magic_rl.report.sections import _unknown_table, _without_unknown_counts
+    from magic_rl.report.tables import metric_rows
+
+    results = {
+        "models": {
+            "last": {
+                "metrics": {
+                    "x/a/asr": {
+                        "name": "asr",
+                        "value": 0.5,
+                        "ci": [0.2, 0.8],
+                        "n": 4,
+                        "n_unknown": 1,
+                    }
+                },
+                "judge_unknown": {"x/a": {"n": 5, "unknown": 1, "by_reason": {"parse": 1}}},
+            }
+        },
+        "provenance": {
+            "judge": {"unknown_policy": "left out and counted", "controversial": "harmful"}
+        },
+    }
+    rows = metric_rows(_without_unknown_counts(results))
+    assert [(r["value"], r["n_unknown"]) for r in rows] == [(0.5, 1)]  # counts are not metric rows
+    rep = Report()
+    _unknown_table(rep, results)
+    md = "\n".join(rep.md)
+    assert "left out and counted" in md and "Controversial -> harmful" in md
+    assert "| last | x/a | 5 | 1 | parse 1 |" in md

@@ -95,6 +95,44 @@ def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> N
         )
 
 
+def _without_unknown_counts(results: Any) -> Any:
+    """results.json without its per-set unknown counts, which `_unknown_table` shows."""
+    if not isinstance(results, dict) or not isinstance(results.get("models"), dict):
+        return results
+    models = {
+        label: {k: v for k, v in m.items() if k != "judge_unknown"} if isinstance(m, dict) else m
+        for label, m in results["models"].items()
+    }
+    return {**results, "models": models}
+
+
+def _unknown_table(rep: Report, results: Any) -> None:
+    """Judge verdicts unknown per set and model, by reason, with the policy applied."""
+    models = results.get("models") if isinstance(results, dict) else None
+    if not isinstance(models, dict):
+        return
+    rows = [
+        [
+            label,
+            name,
+            c.get("n", "–"),
+            c.get("unknown", "–"),
+            ", ".join(f"{r} {k}" for r, k in sorted((c.get("by_reason") or {}).items())) or "–",
+        ]
+        for label, m in models.items()
+        if isinstance(m, dict)
+        for name, c in (m.get("judge_unknown") or {}).items()
+    ]
+    if not rows:
+        return
+    judge = (results.get("provenance") or {}).get("judge") or {}
+    rep.note(
+        f"Judge verdicts unknown per set: {judge.get('unknown_policy', 'policy not recorded')}; "
+        f"Qwen3Guard Controversial -> {judge.get('controversial', 'not recorded')}."
+    )
+    rep.table(["model", "set", "items", "unknown", "why"], rows)
+
+
 def _sample_section(rep: Report, runs: Sequence[RunData], show_text: bool) -> None:
     samples = [(run, p, r) for run in runs for p, r in sample_exchanges(run.replay)]
     if not samples:
@@ -190,21 +228,23 @@ def build_report(
         for run in runs:
             if run.eval_results is None:
                 continue
-            rows = metric_rows(run.eval_results)
+            rows = metric_rows(_without_unknown_counts(run.eval_results))
             rep.html.append(f"<h3>{_e(run.label)}</h3>")
             rep.md.append(f"\n### {run.label}\n")
             rep.table(
-                ["metric", "value", "95% CI", "n"],
+                ["metric", "value", "95% CI", "n", "unknown"],
                 [
                     [
                         r["name"],
                         _fmt(r["value"]),
                         "–" if math.isnan(_num(r["lo"])) else f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]",
                         r["n"] if r["n"] is not None else "–",
+                        r["n_unknown"] if r["n_unknown"] is not None else "–",
                     ]
                     for r in rows[:300]
                 ],
             )
+            _unknown_table(rep, run.eval_results)
 
     if ablation is not None:
         variants, metrics, cells = ablation_table(ablation, ablation_source)

@@ -11,7 +11,7 @@ from magic_rl.report.runs import _fmt, _num
 
 
 def metric_rows(obj: Any, prefix: str = "") -> list[dict[str, Any]]:
-    """Flatten an evaluation results JSON into {name, value, lo, hi, n} rows: any object with a
+    """Flatten an evaluation results JSON into {name, value, lo, hi, n, n_unknown} rows: any object with a
     numeric `value` (or `mean`) is a row (its CI from `ci: [lo, hi]` or `lo`/`hi`); other numbers
     are rows without a CI; strings are provenance and skipped."""
     rows: list[dict[str, Any]] = []
@@ -23,7 +23,14 @@ def metric_rows(obj: Any, prefix: str = "") -> list[dict[str, Any]]:
             parts = [str(obj[k]) for k in ("source", "subset", "name") if obj.get(k)]
             name = "/".join(parts) if parts and not prefix.endswith("/".join(parts)) else prefix
             rows.append(
-                {"name": name or prefix, "value": value, "lo": lo, "hi": hi, "n": obj.get("n")}
+                {
+                    "name": name or prefix,
+                    "value": value,
+                    "lo": lo,
+                    "hi": hi,
+                    "n": obj.get("n"),
+                    "n_unknown": obj.get("n_unknown"),
+                }
             )
             return rows
         for key, sub in obj.items():
@@ -32,7 +39,9 @@ def metric_rows(obj: Any, prefix: str = "") -> list[dict[str, Any]]:
         for i, sub in enumerate(obj):
             rows += metric_rows(sub, f"{prefix}[{i}]" if prefix else f"[{i}]")
     elif isinstance(obj, int | float) and not isinstance(obj, bool):
-        rows.append({"name": prefix, "value": obj, "lo": None, "hi": None, "n": None})
+        rows.append(
+            {"name": prefix, "value": obj, "lo": None, "hi": None, "n": None, "n_unknown": None}
+        )
     return rows
 
 
