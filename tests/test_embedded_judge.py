@@ -1,17 +1,14 @@
 """The embedded judge: trains on the sandbox world, meets the accuracy bar on held-out rewrites,
 round-trips through save/load, answers prompt-only calls, and is order invariant. Also the judge
-data labels and the WildGuardTest calibration (skipped when the shared data is absent)."""
+data labels. (Its agreement with WildGuardTest is `magic judge audit`'s: tests/test_judge_audit.py.)"""
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import pytest
 
 from magic_rl.judge.base import Judge
-from magic_rl.judge.calibrate import _binary_stats, agreement, load_wildguardtest
 from magic_rl.judge.embedded import (
     EmbeddedJudge,
     JudgeModelConfig,
@@ -33,11 +30,6 @@ BAR = 0.97
 # A reduced world: a share of the seeds, a few training strategies (one per family).
 FRACTION = 0.25
 TRAIN_STRATEGIES = ("slang", "role_play", "authority_endorsement", "caesar", "ascii")
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("MAGIC_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -201,49 +193,3 @@ def test_truncate_keeps_most_of_the_reply() -> None:
     for r in range(20):
         cut = truncate(reply, random.Random(r)).split()
         assert 0.6 * n <= len(cut) < n and reply.startswith(" ".join(cut))
-
-
-# --- calibration ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("pairs", "expected"),
-    [
-        ([(True, True), (False, False)], {"accuracy": 1.0, "f1": 1.0, "tp": 1, "tn": 1}),
-        ([(True, False), (False, True)], {"accuracy": 0.0, "f1": 0.0, "fp": 1, "fn": 1}),
-        ([(None, True), (True, True)], {"accuracy": 0.5, "unknown": 1, "recall": 0.5}),
-    ],
-)
-def test_binary_stats(pairs, expected) -> None:
-    stats = _binary_stats(pairs)
-    for k, v in expected.items():
-        assert stats[k] == pytest.approx(v), k
-
-
-def test_load_wildguardtest_rejects_bad_labels(tmp_path) -> None:
-    path = tmp_path / "wgt.csv"
-    path.write_text(
-        "prompt,response,prompt_harm_label,response_refusal_label,response_harm_label\n"
-        "p,r,harmful,refusal,\n"
-        "p,r,maybe,refusal,unharmful\n"
-    )
-    with pytest.raises(ValueError, match=r"row 3: field 'prompt_harm_label'"):
-        load_wildguardtest(path)
-    path.write_text(path.read_text().splitlines(keepends=True)[0] + "p,r,harmful,refusal,\n")
-    (row,) = load_wildguardtest(path)
-    assert (row.prompt_harmful, row.response_refusal, row.response_harmful) == (True, True, None)
-
-
-@pytest.mark.slow
-def test_agreement_on_wildguardtest(judge) -> None:
-    path = _shared_data() / "wildguardtest" / "wildguardtest_data.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
-    rows = load_wildguardtest(path)
-    assert len(rows) == 1725
-    result = agreement(judge, rows[:300])
-    for signal, stats in result.items():
-        assert stats["n"] + stats["skipped"] == 300, signal
-        assert (
-            stats["tp"] + stats["fp"] + stats["tn"] + stats["fn"] + stats["unknown"] == stats["n"]
-        )

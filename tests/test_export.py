@@ -295,5 +295,5 @@ def test_public_jbb_artifacts_parse_and_reproduce_their_asr(shared_data: Path) -
         assert artifact_asr(art) == pytest.approx(art.parameters["attack_success_rate"]), f
         jailbroken = sum(r["jailbroken"] for r in art.jailbreaks)
         mismatched_totals += jailbroken != art.parameters["total_number_of_jailbreaks"]
-    assert mismatched_totals > 0  # why the rate is never derived from that field
+    assert mismatched_totals == 13  # why the rate is never derived from that field
     assert not math.isnan(artifact_asr(load_jbb_artifact(files[0])))

@@ -22,7 +22,7 @@ second on two cores (`benchmarks/judge_throughput.py`).
 
 Departure from the paper: the paper judges with WildGuard (7B). This judge stands in for it in the
 sandbox only; its agreement with WildGuardTest's human labels is a calibration figure
-(`magic_rl.judge.calibrate`), not a claim that it is a general safety classifier.
+(`magic judge audit --judge embedded`, docs/judge_audit.md), not a claim that it is a general safety classifier.
 
 Run:
     from magic_rl.judge.embedded import train_embedded_judge, EmbeddedJudge
