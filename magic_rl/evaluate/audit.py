@@ -37,9 +37,8 @@ import numpy as np
 
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.metrics import MetricResult, bootstrap_ci, f1_score
+from magic_rl.evaluate.run.protocol import judge_replies
 from magic_rl.judge.failures import unknown_reason
-from magic_rl.judge.formats import truncate_response
-from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Verdict
 
 DEFAULT_SETS = ("jailbreakbench_artifacts", "wildguardtest_judge")
@@ -90,21 +89,14 @@ def judge_items(
     *,
     advance: Callable[[int], None] = lambda k: None,
 ) -> list[Verdict]:
-    """The judge's verdict on every item's (request, stored response); no response = prompt-only."""
-    from magic_rl.prompts import strip_reasoning
-
-    prompts = [i.judge_request for i in items]
-    responses = [
-        truncate_response(strip_reasoning(r), max_words)
-        if (r := i.reference.get("response"))
-        else None
-        for i in items
-    ]
+    """The judge's verdict on every item's (request, stored response), as `magic eval` judges;
+    an item without a response is a prompt-only call."""
     verdicts: list[Verdict] = []
     for start in range(0, len(items), CHUNK):
-        stop = start + CHUNK
-        verdicts += score_exchanges(judge, prompts[start:stop], responses[start:stop])
-        advance(len(prompts[start:stop]))
+        chunk = items[start : start + CHUNK]
+        replies = [i.reference.get("response") or None for i in chunk]
+        verdicts += judge_replies(judge, [i.judge_request for i in chunk], replies, max_words)
+        advance(len(chunk))
     return verdicts
 
 

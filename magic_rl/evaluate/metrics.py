@@ -279,6 +279,18 @@ _SIGNAL = {
 _RATES = {"asr": asr, "compliance_asr": compliance_asr, "rta": rta, "compliance": compliance}
 
 
+def rate(
+    metric: str,
+    flags: Sequence[Flag],
+    *,
+    n_resamples: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> MetricResult:
+    """The rate `metric` (asr, compliance_asr, rta, compliance) of outcome flags, with its CI."""
+    return _RATES[metric](flags, n_resamples=n_resamples, alpha=alpha, seed=seed)
+
+
 def item_signals(item: EvalItem) -> tuple[str, ...]:
     """The Verdict signals an item's metric reads (a `judge_f1` item: its gold signals)."""
     if item.metric == "judge_f1":

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.evaluate.export.source import LOWER_IS_BETTER, EvalOutput, EvalRow, slug
+from magic_rl.evaluate.metrics import item_signals
 from magic_rl.judge.failures import unknown_reason
 from magic_rl.records import Verdict
 
@@ -223,15 +224,9 @@ def instance(row: EvalRow, evaluation_id: str, model_id: str) -> dict[str, Any]:
     """The EEE instance record of one eval row."""
     item = row.item
     counted = row.counted
-    signal = {
-        "asr": "response_harmful",
-        "compliance_asr": "response_refusal",
-        "rta": "response_refusal",
-        "compliance": "response_refusal",
-    }.get(item.metric, "response_harmful")
     if counted is None:
         score, correct = -1.0, False
-        reason = unknown_reason(row.verdict, signal) or "unknown"
+        reason = unknown_reason(row.verdict, item_signals(item)[0]) or "unknown"
         error = f"judge verdict unknown ({reason}): {row.verdict.error}".strip()
     else:
         score = 1.0 if counted else 0.0

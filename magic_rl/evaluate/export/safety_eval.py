@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.evaluate.export.source import EvalOutput, EvalRow, slug
-from magic_rl.evaluate.metrics import MetricResult, asr, compliance, compliance_asr, rta
+from magic_rl.evaluate.metrics import MetricResult, rate
 from magic_rl.judge.failures import EVAL_UNKNOWN_POLICY
 
 # (our source, our subsets or None for all, our metric, safety-eval task, safety-eval key)
@@ -70,11 +70,11 @@ _SANDBOX_KEYS = {
     "compliance": "compliance_rate_mean",
     "compliance_asr": "macro ASR",
 }
-_RATES = {"asr": asr, "compliance_asr": compliance_asr, "rta": rta, "compliance": compliance}
 
 
 def _rate(rows: Sequence[EvalRow], metric: str, boot: dict[str, Any]) -> MetricResult:
-    return _RATES[metric](
+    return rate(
+        metric,
         [r.flag for r in rows],
         n_resamples=int(boot.get("n_resamples", 1000)),
         alpha=float(boot.get("alpha", 0.05)),

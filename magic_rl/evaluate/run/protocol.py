@@ -80,13 +80,14 @@ def greedy_replies(
 
 
 def judge_replies(
-    judge, requests: Sequence[str], replies: Sequence[str], max_words: int
+    judge, requests: Sequence[str], replies: Sequence[str | None], max_words: int
 ) -> list[Verdict]:
-    """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words); equal pairs once."""
+    """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words); equal pairs once.
+    A reply of None asks for the prompt label only."""
     from magic_rl.prompts import strip_reasoning
 
     keys = [
-        (q, truncate_response(strip_reasoning(r), max_words))
+        (q, None if r is None else truncate_response(strip_reasoning(r), max_words))
         for q, r in zip(requests, replies, strict=True)
     ]
     unique = list(dict.fromkeys(keys))
