@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from magic_rl.cli import app
 from magic_rl.config import dump_config, load_config
-from magic_rl.data.benchmarks import EvalItem, file_sha256
+from magic_rl.data.benchmarks import EvalItem, artifact_asr, file_sha256, load_jbb_artifact
 from magic_rl.evaluate.crossplay import Rewrite, any_harmful, format_rate
 from magic_rl.evaluate.run import (
     SANDBOX_SETS,
@@ -284,6 +284,12 @@ def test_eval_writes_results_items_and_table(world, world_overrides, tmp_path):
     assert {"prompt", "reply", "verdict", "outcome", "source", "subset"} <= set(items[0])
     md = (out / "results.md").read_text()
     assert "| sandbox/held_out_strategies | asr ↓ |" in md and "[" in md
+    assert set(model["judge_unknown"]) >= {"sandbox/vanilla_harmful", "sandbox/benign"}
+    # `magic eval` then `magic export`: all four formats (EEE validity: tests/test_export.py).
+    result = runner.invoke(app, ["export", str(out)])
+    assert result.exit_code == 0, result.output
+    for fmt in ("eee", "safety-eval", "harmbench", "jbb"):
+        assert any((out / "export" / fmt).rglob("*.json")), fmt
 
 
 @pytest.mark.slow
@@ -340,3 +346,10 @@ def test_attack_transfer_best_of_k(fake_run, world, tmp_path):
     assert doc["attacker"].endswith("step-000005/attacker")
     rows = (out / "items.jsonl").read_text().splitlines()
     assert len(rows) == 3 * 2
+    assert doc["judge_unknown"]["attack"]["n"] == 3 * 2
+    # The JailbreakBench artifact of this attack reproduces its ASR from its rows.
+    result = runner.invoke(app, ["export", str(out), "--format", "jbb"])
+    assert result.exit_code == 0, result.output
+    art = load_jbb_artifact(out / "export" / "jbb" / "attack.json")
+    assert len(art.jailbreaks) == 3
+    assert artifact_asr(art) == pytest.approx(doc["asr"]["value"], nan_ok=True)
