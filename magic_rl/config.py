@@ -240,6 +240,21 @@ class ScheduleConfig(_Section):
     window: int = Field(5, ge=1, description="metric: moving-average window in steps.")
     high: float = Field(0.90, description="metric: defender -> attacker when the average >= high.")
     low: float = Field(0.80, description="metric: attacker -> defender when the average <= low.")
+    protocol: Literal["alternating", "concurrent", "victim_hardening"] = Field(
+        "alternating",
+        description="`alternating` = MAGIC (one role per block); `concurrent` = both roles "
+        "update every step (switch events, for checkpoints, every `freq` steps); "
+        "`victim_hardening` = the attacker trains `harden_every` steps, then the defender one "
+        "step on the attacks collected since (docs/deviations.md).",
+    )
+    harden_every: int = Field(
+        5, ge=1, description="victim_hardening: attacker steps between defender updates (K)."
+    )
+    shared_weights: bool = Field(
+        False,
+        description="One model (the defender's) plays both roles, told apart by their prompts; "
+        "each role keeps its own optimiser state.",
+    )
     transitions: dict[str, str] | None = Field(
         None,
         description="metric: optional custom map `from_role: to_role` applied at a threshold; "
@@ -341,6 +356,50 @@ class TrainConfig(_Section):
     progress: bool = Field(True, description="Show a live progress bar.")
 
 
+class LeagueConfig(_Section):
+    """Opponent league (fictitious-self-play/PFSP style, docs/deviations.md): at every role switch
+    the role that just trained joins its pool; the training role meets the latest opponent with
+    probability `latest_prob`, else a past checkpoint, loaded lazily from checkpoints/ (one past
+    opponent in memory at a time)."""
+
+    enabled: bool = Field(False, description="Play against a pool of past opponent checkpoints.")
+    latest_prob: float = Field(
+        0.5, ge=0.0, le=1.0, description="Probability of meeting the latest opponent at a step."
+    )
+    sampling: Literal["uniform", "prioritised"] = Field(
+        "uniform",
+        description="How a past opponent is chosen: `uniform`, or `prioritised` (PFSP: weight "
+        "(its win rate against the training role so far) ** pfsp_power; unplayed ones count 0.5).",
+    )
+    pfsp_power: float = Field(1.0, gt=0.0, description="prioritised: exponent of the win rate.")
+    max_size: int = Field(
+        8, ge=1, description="Past checkpoints kept per role (the oldest leave first)."
+    )
+
+
+class ReplayConfig(_Section):
+    """Hard-case replay: past attacks that broke the defender (harmful seeds) or made it refuse
+    (benign seeds) kept in a bounded buffer; a share of each defender batch replays them."""
+
+    share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of each defender batch's seeds replaced by buffered hard cases "
+        "(0 = off; fewer when the buffer holds fewer).",
+    )
+    max_size: int = Field(256, ge=1, description="Buffer capacity (the oldest leave first).")
+
+
+class CrossplayConfig(_Section):
+    """Live cross-play: at each switch the new checkpoint plays every stored opponent checkpoint on
+    a fixed probe of test-split harmful seeds (greedy); rows go to RUN_DIR/crossplay.jsonl."""
+
+    probe: int = Field(
+        0, ge=0, description="Probe seeds (first N test-split harmful seeds); 0 = off."
+    )
+
+
 class EvalConfig(_Section):
     """Evaluation protocol (SPEC §6)."""
 
@@ -367,6 +426,9 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    league: LeagueConfig = Field(default_factory=LeagueConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    crossplay: CrossplayConfig = Field(default_factory=CrossplayConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
@@ -406,6 +468,31 @@ class RunConfig(_Section):
                 f"game.attacker={self.game.attacker!r} has no attacker policy to train: "
                 "set schedule.train_roles=defender"
             )
+        beyond = {
+            "league.enabled": self.league.enabled,
+            "replay.share": self.replay.share > 0,
+            "crossplay.probe": self.crossplay.probe > 0,
+            f"schedule.protocol={s.protocol}": s.protocol != "alternating",
+            "schedule.shared_weights": s.shared_weights,
+        }
+        for name, on in beyond.items():
+            if on and (s.train_roles != "both" or self.game.attacker != "policy"):
+                raise ValueError(
+                    f"{name} needs both roles playing and training (schedule.train_roles=both, "
+                    "game.attacker=policy)"
+                )
+        if (self.league.enabled or self.crossplay.probe) and not self.train.checkpoint_at_switch:
+            raise ValueError(
+                "league.enabled / crossplay.probe read the checkpoints saved at switches: "
+                "keep train.checkpoint_at_switch=true"
+            )
+        if s.shared_weights and (self.attacker.lora or self.defender.lora):
+            raise ValueError(
+                "schedule.shared_weights with lora is not implemented: one adapter "
+                "for both roles; use full fine-tuning"
+            )
+        if s.protocol != "alternating" and s.mode != "ratio":
+            raise ValueError(f"schedule.protocol={s.protocol!r} needs schedule.mode=ratio")
         if self.game.attacker == "static" and not self.game.static_attacks:
             raise ValueError("game.attacker='static' needs game.static_attacks (a pool JSONL)")
         return self

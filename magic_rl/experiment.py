@@ -13,6 +13,12 @@ metric the seeds give a mean and a Student-t 95% interval (`evaluate.metrics.mea
     defender_only   schedule.train_roles=defender (frozen SFT attacker)
     static          game.attacker=static game.static_attacks=sandbox schedule.train_roles=defender
     magic           the preset (both roles, alternating)
+    league          league.enabled=true (opponent league, docs/deviations.md)
+    hard_replay     replay.share=0.25 (hard-case replay)
+
+With `crossplay.probe=N` among the overrides every trained run plays live cross-play, and the table
+gains a `forgetting` column (`loop.crossplay.forgetting`: how much ASR earlier attacker snapshots
+regain against the last defender), read from RUN_DIR/crossplay.jsonl.
 
 Outputs in OUT: ablation.json in the report's format (`{"title", "variants": {variant: {metric:
 {mean, lo, hi, n, sd, values}}}}`, intervals clipped to [0, 1], null where a number is undefined;
@@ -32,6 +38,8 @@ of tiny models on the sandbox's test split, with intervals over seeds (the paper
 Run:
     magic experiment ablation                                    # 5 variants x seeds 0,1,2
     magic experiment ablation --seeds 0,1 --steps 30 --variants base,no_game,magic --out runs/abl
+    magic experiment ablation --variants magic,league,hard_replay --steps 40 --out runs/league \
+        schedule.freq=5 crossplay.probe=32
 """
 
 from __future__ import annotations
@@ -61,6 +69,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "schedule.train_roles=defender",
     ),
     "magic": (),
+    # beyond latest-only play (docs/deviations.md "Beyond latest-only play"); run with
+    # `crossplay.probe=N` to get the forgetting column
+    "league": ("league.enabled=true",),
+    "hard_replay": ("replay.share=0.25",),
 }
 DEFAULT_SEEDS = (0, 1, 2)
 # Keys the experiment sets itself; an override of one would break the seed/variant layout.
@@ -99,6 +111,26 @@ METRICS: tuple[Metric, ...] = (
         "contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑", "contrast↑"
     ),
 )
+
+# Read from the run directory, not the evaluation: present when the runs played live cross-play.
+RUN_METRICS: tuple[Metric, ...] = (
+    Metric("forgetting", "crossplay/forgetting", "forgetting (cross-play) ↓", "forget↓"),
+)
+
+
+def run_metrics(run_dir: Path) -> dict[str, float]:
+    """{run metric key: value} from RUN_DIR/crossplay.jsonl (live cross-play), when present."""
+    from magic_rl.loop.crossplay import forgetting, read_rows
+
+    rows = read_rows(run_dir / "crossplay.jsonl")
+    value = forgetting(rows) if rows else math.nan
+    return {} if math.isnan(value) else {"crossplay/forgetting": value}
+
+
+def columns(table: dict[str, dict[str, dict]]) -> tuple[Metric, ...]:
+    """The evaluation metrics, then the run metrics some variant has a value of."""
+    extra = tuple(m for m in RUN_METRICS if any(m.key in row for row in table.values()))
+    return METRICS + extra
 
 
 @dataclass(frozen=True)
@@ -243,10 +275,11 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
     from magic_rl.evaluate.metrics import mean_ci
 
     table: dict[str, dict[str, dict]] = {}
+    present = [m for m in RUN_METRICS if any(m.eval_key in r for rs in values.values() for r in rs)]
     for variant, runs in values.items():
         row = {}
-        for m in METRICS:
-            xs = [r[m.eval_key] for r in runs]
+        for m in (*METRICS, *present):
+            xs = [r[m.eval_key] for r in runs if m.eval_key in r]
             ci = mean_ci(xs)
             row[m.key] = {
                 "mean": _number(ci.mean),
@@ -275,12 +308,12 @@ def table_rows(table: dict[str, dict[str, dict]]) -> list[list[str]]:
     rows = []
     for variant, row in table.items():
         n = max((c["n"] for c in row.values()), default=0)
-        rows.append([variant, str(n), *(cell_text(row[m.key]) for m in METRICS)])
+        rows.append([variant, str(n), *(cell_text(row[m.key]) for m in columns(table))])
     return rows
 
 
 def markdown(table: dict[str, dict[str, dict]], prov: dict[str, Any]) -> str:
-    header = ["variant", "n", *(m.header for m in METRICS)]
+    header = ["variant", "n", *(m.header for m in columns(table))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
     variants = "\n".join(
@@ -304,7 +337,7 @@ def rich_table(table: dict[str, dict[str, dict]], title: str = "Ablation"):
     out = Table(title=title)
     out.add_column("variant")
     out.add_column("n", justify="right")
-    for m in METRICS:
+    for m in columns(table):
         out.add_column(m.short, justify="right")
     for row in table_rows(table):
         out.add_row(*row)
@@ -431,6 +464,8 @@ def run_ablation(
         t = time.perf_counter()
         result, evaluated = evaluate_run(spec, cfg, run_dir, shared, log)
         t_eval = time.perf_counter() - t
+        if spec.trained:
+            result = {**result, **run_metrics(run_dir)}
         values[spec.variant].append(result)
         runs[spec.name] = {
             "variant": spec.variant,

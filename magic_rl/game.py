@@ -70,11 +70,16 @@ def play(
     rng_seed: int,
     static_attacks: Mapping[str, Sequence[str]] | None = None,
     judge_turn: TurnJudge | None = None,
+    fixed_attacks: Sequence[str | None] | None = None,
 ) -> list[Episode]:
     """Play every seed; returns len(seeds) * attack_samples * reply_samples episodes.
 
     Episodes of one seed share `group` = the seed's index, so GRPO normalises within a seed.
+    `fixed_attacks[i]`, when given and not None, is seed i's first-turn attack instead of the
+    attacker's (hard-case replay, victim hardening: the defender meets a stored attack again).
     """
+    if fixed_attacks is not None and len(fixed_attacks) != len(seeds):
+        raise ValueError(f"fixed_attacks: {len(fixed_attacks)} entries for {len(seeds)} seeds")
     if attack_samples > 1 and reply_samples > 1:
         raise ValueError("sample either G attacks (attacker phase) or G replies (defender phase)")
     n = attack_samples * reply_samples
@@ -83,8 +88,18 @@ def play(
     active = list(range(len(slots)))
     for turn in range(cfg.max_turns):
         turn_seed = rng_seed * 1000 + turn
+        fixed = fixed_attacks if turn == 0 and fixed_attacks is not None else None
         attacks = _attacks(
-            seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks
+            seeds,
+            slots,
+            histories,
+            active,
+            players,
+            cfg,
+            attack_samples,
+            turn_seed,
+            static_attacks,
+            fixed,
         )
         replies = _replies(histories, active, attacks, players, cfg, turn_seed)
         for k, idx in enumerate(active):
@@ -117,8 +132,32 @@ class _Attack:
 
 
 def _attacks(
-    seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks
+    seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks, fixed
 ) -> list[_Attack]:
+    if fixed is not None and any(fixed[slots[i][0]] is not None for i in active):
+        own = [i for i in active if fixed[slots[i][0]] is None]
+        made = iter(
+            _attacks(
+                seeds,
+                slots,
+                histories,
+                own,
+                players,
+                cfg,
+                attack_samples,
+                turn_seed,
+                static_attacks,
+                None,
+            )
+            if own
+            else []
+        )
+        return [
+            _Attack(text, "", text, True, None)
+            if (text := fixed[slots[i][0]]) is not None
+            else next(made)
+            for i in active
+        ]
     if cfg.attacker == "none":
         return [
             _Attack(seeds[slots[i][0]].text, "", seeds[slots[i][0]].text, True, None)

@@ -127,7 +127,10 @@ def experiment_ablation(
         int | None, typer.Option(help="Steps per run (default: the config's train.steps).", min=1)
     ] = None,
     variants: Annotated[
-        str, typer.Option(help="Comma-separated: base,no_game,defender_only,static,magic.")
+        str,
+        typer.Option(
+            help="Comma-separated: base,no_game,defender_only,static,magic,league,hard_replay."
+        ),
     ] = "base,no_game,defender_only,static,magic",
     out: Annotated[Path, typer.Option(help="Parent of the runs; gets ablation.json/.md.")] = Path(
         "runs/ablation"

@@ -34,11 +34,12 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from magic_rl.config import RunConfig, dump_config
+from magic_rl.config import RunConfig, dump_config, trained_roles
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.data.files import read_jsonl_rows
 from magic_rl.loop.run import Run, load_policy, load_rl_seeds, load_static_attacks, use_cpu
 from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
+from magic_rl.records import Role
 
 __all__ = [
     "Run",
@@ -117,10 +118,15 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
     if run.main:
         _truncate_jsonl(metrics_path, run.start_step)
         _truncate_jsonl(replay_path, run.start_step)
+        # a switch's cross-play rows carry the switch's step, written before its state
+        _truncate_jsonl(run_dir / "crossplay.jsonl", run.start_step + 1)
     if cfg.train.tracker != "none":
         run.accelerator.init_trackers(cfg.name, config=tracker_config(cfg))
-    if run.start_step == 0 and run.main:
-        run.save_checkpoint(0)
+    pending: dict[str, float] = {}  # timings of the step-0 switch, logged with the first step
+    if run.start_step == 0:
+        if run.main:
+            run.save_checkpoint(0)
+        pending = run.on_switch(0, trained_roles(cfg))
 
     from magic_rl.progress import TrainProgress
 
@@ -129,7 +135,14 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
     ) as bar:
         for step in range(run.start_step, cfg.train.steps):
             metrics, replay = run.step(step)
-            switched = run.scheduler.advance(metrics)  # 6. schedule
+            metrics.update(pending)
+            pending = {}
+            switched = run.advance(metrics)  # 6. schedule
+            last = step + 1 == cfg.train.steps
+            if (switched and cfg.train.checkpoint_at_switch) or last:
+                run.save_checkpoint(step + 1)
+                trained = run.roles_at() if run.concurrent else (Role(metrics["schedule/role"]),)
+                metrics.update(run.on_switch(step + 1, trained))
             if run.main:  # 5. log
                 _append_jsonl(replay_path, replay)
                 _append_jsonl(metrics_path, [metrics])
@@ -138,9 +151,6 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
                         {k: v for k, v in metrics.items() if isinstance(v, float)}, step=step
                     )
             bar.update(metrics)
-            last = step + 1 == cfg.train.steps
-            if (switched and cfg.train.checkpoint_at_switch) or last:
-                run.save_checkpoint(step + 1)
             every = cfg.train.checkpoint_every
             if switched or last or (every and (step + 1) % every == 0):
                 run.save_state(step + 1)
@@ -192,8 +202,18 @@ def summarize_run(run_dir: Path, window: int = 5) -> dict:
         vals = [r[key] for r in sel if key in r]
         return sum(vals) / len(vals) if vals else None
 
+    step_s = sum(r.get("time/step", 0.0) for r in rows)
+    crossplay_s = sum(r.get("time/crossplay", 0.0) for r in rows)
     return {
         "steps": len(rows),
+        "time": {
+            "steps_s": round(step_s, 2),
+            "crossplay_s": round(crossplay_s, 2),
+            # live cross-play's cost as a share of the run's step + cross-play time
+            "crossplay_share": round(crossplay_s / (step_s + crossplay_s), 4)
+            if step_s + crossplay_s
+            else None,
+        },
         "switches": sum(
             1
             for a, b in zip(rows, rows[1:], strict=False)

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from magic_rl import game
-from magic_rl.config import RunConfig, trained_roles
+from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
+from magic_rl.loop.crossplay import LiveCrossplay
+from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
+from magic_rl.loop.league import League, OpponentCache, Snapshots
 from magic_rl.loop.stages import (
     SeedSampler,
     StepJudge,
@@ -55,8 +61,9 @@ class Run:
         self.policies: dict[Role, HFPolicy | None] = {Role.ATTACKER: None, Role.DEFENDER: None}
         state = run_dir / "state"
         lora_roles = {}
+        shared = cfg.schedule.shared_weights
         for role, pcfg in ((Role.ATTACKER, cfg.attacker), (Role.DEFENDER, cfg.defender)):
-            if role is Role.ATTACKER and cfg.game.attacker != "policy":
+            if role is Role.ATTACKER and (cfg.game.attacker != "policy" or shared):
                 continue
             saved = state / role.value if (state / role.value).exists() else None
             if pcfg.lora is not None:  # the saved state of a LoRA role is its adapter alone
@@ -73,14 +80,21 @@ class Run:
             from magic_rl.lora import load_lora_policies
 
             self.policies.update(load_lora_policies(lora_roles, device))
+        if shared:  # one model plays both roles; each role has its own optimiser state
+            self.policies[Role.ATTACKER] = self.policies[Role.DEFENDER]
         self.trainers: dict[Role, GRPOTrainer] = {}
+        ref = None
         for role in trained_roles(cfg):
             pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
-            ref = None
-            if cfg.grpo.kl_beta > 0 and pcfg.lora is not None:
+            if shared and ref is not None:
+                pass  # the shared model's reference serves both roles
+            elif cfg.grpo.kl_beta > 0 and pcfg.lora is not None:
                 from magic_rl.lora import reference_model
 
                 ref = reference_model(self.policies[role])  # the base, adapters off: no copy
+            elif cfg.grpo.kl_beta > 0 and shared:
+                ref = load_policy(resolve(cfg.defender.model, cfg, log), pcfg, device).model.eval()
+                ref.requires_grad_(False)
             elif cfg.grpo.kl_beta > 0:
                 ref = load_policy(resolve(pcfg.model, cfg, log), pcfg, device).model.eval()
                 ref.requires_grad_(False)
@@ -107,31 +121,168 @@ class Run:
             attacker_sampling=cfg.attacker.sampling,
             defender_sampling=cfg.defender.sampling,
         )
-        self.scheduler = Scheduler(cfg.schedule)
+        self.scheduler = Scheduler(schedule_for(cfg.schedule))
         self.start_step = 0
         self._judge_counts: dict[str, float] = {}
+        self.device = device
+        self.snapshots = Snapshots()
+        self.league = League(cfg.league, self.snapshots, cfg.seed)
+        self.opponents = OpponentCache(run_dir, self._load_frozen)
+        self.hard_cases = CaseBuffer(cfg.replay.max_size)
+        hardening = cfg.schedule.protocol == "victim_hardening"
+        self.pending = CaseBuffer(None) if hardening else None  # attacks since the last hardening
+        self.crossplay = LiveCrossplay(cfg, run_dir, self.judge) if cfg.crossplay.probe else None
+
+    def _load_frozen(self, path: Path, role: Role):
+        """A past opponent from its checkpoint directory (a LoRA role's is an adapter dir)."""
+        pcfg = self.cfg.attacker if role is Role.ATTACKER else self.cfg.defender
+        if pcfg.lora is None:
+            return load_policy(path, pcfg.model_copy(update={"backend": "hf"}), self.device)
+        from magic_rl.policy import HFPolicy
+
+        return HFPolicy.from_pretrained(path, dtype=pcfg.dtype, device=pcfg.device or self.device)
+
+    # -- protocols ---------------------------------------------------------------------------------
+
+    @property
+    def concurrent(self) -> bool:
+        return self.cfg.schedule.protocol == "concurrent"
+
+    def roles_at(self) -> tuple[Role, ...]:
+        """The roles updated at the current step."""
+        return (Role.DEFENDER, Role.ATTACKER) if self.concurrent else (self.scheduler.role,)
+
+    def advance(self, metrics: dict) -> bool:
+        """Schedule the next step; True at a switch (concurrent: every `schedule.freq` steps)."""
+        switched = self.scheduler.advance(metrics)
+        if self.concurrent:
+            return self.scheduler.step % self.cfg.schedule.freq == 0
+        return switched
+
+    def on_switch(self, step: int, trained: Sequence[Role]) -> dict[str, float]:
+        """After the checkpoint at `step`: the roles that trained since join their snapshot lists
+        (the league's pools) and live cross-play plays the new snapshots. Returns timings."""
+        name = f"step-{step:06d}"
+        new = [r for r in trained if self.snapshots.add(r, name)]
+        if self.crossplay is None or not new:
+            return {}
+        t0 = time.perf_counter()
+        if self.main:
+            self.crossplay.update(step, self.snapshots.names, new)
+        self.accelerator.wait_for_everyone()
+        return {"time/crossplay": time.perf_counter() - t0}
+
+    def _batch(self, step: int, role: Role) -> tuple[list[Seed], list[str | None], dict]:
+        """Stage 0 for `role`: the step's seeds and, per seed, a stored attack to replay."""
+        batch = self.sampler.batch(step)
+        fixed: list[str | None] = [None] * len(batch)
+        extra: dict[str, float] = {}
+        if role is not Role.DEFENDER:
+            return batch, fixed, extra
+        rng = random.Random(f"{self.cfg.seed}:replay:{step}")
+        if self.pending is not None:  # victim hardening: the attacks collected since last time
+            cases = self.pending.draw(len(batch), rng)
+            if cases:
+                batch, fixed = [c.seed for c in cases], [c.attack for c in cases]
+            extra["hardening/collected"] = float(len(self.pending))
+        elif self.cfg.replay.share > 0:
+            batch, fixed = mix_in(batch, self.hard_cases, self.cfg.replay.share, rng)
+            extra["replay/share"] = sum(f is not None for f in fixed) / max(len(batch), 1)
+        return batch, fixed, extra
+
+    def _after_step(self, roles: Sequence[Role], opponents: dict, replay: list[dict], metrics):
+        """Feed the buffers and the league's statistics with the finished step."""
+        if self.cfg.replay.share > 0:
+            self.hard_cases.add(case_of(r) for r in replay if is_hard(r))
+            metrics["replay/buffer_size"] = float(len(self.hard_cases))
+        if self.pending is not None:
+            if Role.DEFENDER in roles:
+                self.pending.clear()
+            else:
+                self.pending.add((case_of(r) for r in replay), distinct=False)
+        for role in roles:
+            if opponents.get(role) is not None:
+                self.league.record(role.other, opponents[role], metrics)
 
     # -- one step ----------------------------------------------------------------------------------
 
     def step(self, step: int) -> tuple[dict, list[dict]]:
         cfg, timer = self.cfg, Timer()
-        role = self.scheduler.role
-        G = cfg.grpo.group_size
-        step_judge = StepJudge(self.judge, cfg.judge.max_response_tokens)
+        roles = self.roles_at()
         t0 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        played = []
+        opponents: dict[Role, str | None] = {}
+        for k, role in enumerate(roles):  # concurrent: both rollouts before either update
+            opponents[role] = (
+                self.league.pick(role, step, latest_in_pool=not self.concurrent)
+                if cfg.league.enabled
+                else None
+            )
+            episodes, verdicts, rewards, m, fixed = self._play(step, role, k, opponents, timer)
+            played.append((role, episodes, verdicts, rewards, fixed))
+            if k == 0:
+                metrics.update(m)
+            else:  # the second rollout's own role keys replace the first's; the rest kept apart
+                for key, value in m.items():
+                    if key.startswith(f"{role.value}/"):
+                        metrics[key] = value
+                    elif key == "judge/calls":
+                        metrics[key] += value
+                    else:
+                        metrics[f"{role.value}_rollout/{key}"] = value
+        with timer("update"):  # 4. GRPO update of the scheduled role(s); the other stays frozen
+            for role, episodes, _, rewards, _ in played:
+                metrics.update(self.trainers[role].update(episodes, rewards[role]))
+        judge_stats = getattr(self.judge, "stats", None)
+        if judge_stats is not None:  # endpoint / HF judges count requests, retries, failures
+            now = judge_stats.metrics()
+            metrics.update({k: v - self._judge_counts.get(k, 0.0) for k, v in now.items()})
+            self._judge_counts = now
+        if cfg.league.enabled:
+            for role in roles:
+                metrics[f"league/{role.value}/past_opponent"] = float(opponents[role] is not None)
+        metrics = self._reduce(metrics)
+        metrics.update(timer.times)
+        metrics["time/step"] = time.perf_counter() - t0
+        role_name = "both" if self.concurrent else roles[0].value
+        metrics = {"step": step, "schedule/role": role_name, **metrics}
+        replay: list[dict] = []
+        for role, episodes, verdicts, rewards, fixed in played:
+            recs = list(replay_records(step, role, episodes, verdicts, rewards))
+            for rec in recs:
+                rec["replayed"] = fixed[rec["group"]] is not None
+                if opponents.get(role) is not None:
+                    rec["opponent"] = opponents[role]
+            replay += self._gather(recs)
+        for k, rec in enumerate(replay):
+            rec["episode"] = k
+        self._after_step(roles, opponents, replay, metrics)
+        return metrics, replay
+
+    def _play(self, step: int, role: Role, k: int, opponents: dict, timer: Timer):
+        """Stages 0-3 for one trained role: seeds, rollout, judge, rewards."""
+        cfg, G = self.cfg, self.cfg.grpo.group_size
+        step_judge = StepJudge(self.judge, cfg.judge.max_response_tokens)
         with timer("seeds"):
-            batch = self.sampler.batch(step)  # 0. seeds
-            batch = batch[self.accelerator.process_index :: self.accelerator.num_processes]
+            batch, fixed, extra = self._batch(step, role)  # 0. seeds
+            n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
+            batch, fixed = batch[rank::n_proc], fixed[rank::n_proc]
+        players = self.players
+        if opponents.get(role) is not None:  # league: a past opponent from its checkpoint
+            opponent = self.opponents.get(role.other, opponents[role])
+            players = replace(players, **{role.other.value: opponent})
         with timer("rollout"):
             episodes = game.play(  # 1. rollout
                 batch,
-                self.players,
+                players,
                 cfg.game,
                 attack_samples=G if role is Role.ATTACKER else 1,
                 reply_samples=1 if role is Role.ATTACKER else G,
-                rng_seed=self._rng_seed(step),
+                rng_seed=self._rng_seed(step) + k * 7_919_000_003,
                 static_attacks=self.static_attacks,
                 judge_turn=step_judge,
+                fixed_attacks=fixed if any(f is not None for f in fixed) else None,
             )
         with timer("judge"):
             verdicts = step_judge(  # 2. judge
@@ -140,30 +291,19 @@ class Run:
             )
         with timer("rewards"):
             rewards = compute_rewards(episodes, verdicts, cfg.reward)  # 3. rewards
-        with timer("update"):
-            stats = self.trainers[role].update(episodes, rewards[role])  # 4. GRPO update
-        metrics = {**game_metrics(episodes, verdicts), **summarize(rewards), **stats}
-        metrics["judge/calls"] = float(step_judge.calls)
-        judge_stats = getattr(self.judge, "stats", None)
-        if judge_stats is not None:  # endpoint / HF judges count requests, retries, failures
-            now = judge_stats.metrics()
-            metrics.update({k: v - self._judge_counts.get(k, 0.0) for k, v in now.items()})
-            self._judge_counts = now
-        metrics = self._reduce(metrics)
-        metrics.update(timer.times)
-        metrics["time/step"] = time.perf_counter() - t0
-        metrics = {"step": step, "schedule/role": role.value, **metrics}
-        replay = list(replay_records(step, role, episodes, verdicts, rewards))
-        n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
-        if n_proc > 1:
-            from accelerate.utils import gather_object
+        m = {**game_metrics(episodes, verdicts), **summarize(rewards), **extra}
+        m["judge/calls"] = float(step_judge.calls)
+        return episodes, verdicts, rewards, m, fixed
 
-            for rec in replay:  # the seed's index in the whole step's batch (strided shards)
-                rec["group"] = rec["group"] * n_proc + rank
-            replay = sorted(gather_object(replay), key=lambda r: (r["group"], r["member"]))
-            for k, rec in enumerate(replay):
-                rec["episode"] = k
-        return metrics, replay
+    def _gather(self, replay: list[dict]) -> list[dict]:
+        n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
+        if n_proc == 1:
+            return replay
+        from accelerate.utils import gather_object
+
+        for rec in replay:  # the seed's index in the whole step's batch (strided shards)
+            rec["group"] = rec["group"] * n_proc + rank
+        return sorted(gather_object(replay), key=lambda r: (r["group"], r["member"]))
 
     def _rng_seed(self, step: int) -> int:
         # Shards draw from distinct streams; one process keeps the (seed, step) stream.
@@ -217,7 +357,14 @@ class Run:
         for role in self.trainers:
             self.policies[role].save_pretrained(tmp / role.value)
         torch.save({r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / "optim.pt")
-        meta = {"next_step": next_step, "scheduler": self.scheduler.state_dict()}
+        meta = {
+            "next_step": next_step,
+            "scheduler": self.scheduler.state_dict(),
+            "snapshots": self.snapshots.state_dict(),
+            "league": self.league.state_dict(),
+            "hard_cases": self.hard_cases.state_dict(),
+            "pending": None if self.pending is None else self.pending.state_dict(),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         final = self.run_dir / "state"
         old = self.run_dir / "state.old"
@@ -240,7 +387,26 @@ class Run:
         for role, trainer in self.trainers.items():
             trainer.load_state_dict(optim[role.value])
         self.scheduler.load_state_dict(meta["scheduler"])
+        self.snapshots.load_state_dict(meta.get("snapshots", {}))
+        self.league.load_state_dict(meta.get("league", {}))
+        self.hard_cases.load_state_dict(meta.get("hard_cases", []))
+        if self.pending is not None:
+            self.pending.load_state_dict(meta.get("pending") or [])
         self.start_step = meta["next_step"]
+
+
+def schedule_for(cfg: ScheduleConfig) -> ScheduleConfig:
+    """The block schedule a protocol runs: victim hardening is `harden_every` attacker steps, then
+    one defender step, attacker first; the other protocols keep the configured schedule."""
+    if cfg.protocol != "victim_hardening":
+        return cfg
+    return cfg.model_copy(
+        update={
+            "freq": 1,
+            "update_ratio": {Role.ATTACKER: cfg.harden_every, Role.DEFENDER: 1},
+            "start_agent": Role.ATTACKER,
+        }
+    )
 
 
 def use_cpu(cfg: RunConfig) -> bool:

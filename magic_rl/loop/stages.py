@@ -150,4 +150,5 @@ class Timer:
     def __call__(self, stage: str):
         t = time.perf_counter()
         yield
-        self.times[f"time/{stage}"] = time.perf_counter() - t
+        key = f"time/{stage}"  # a stage run twice in a step (concurrent protocol) adds up
+        self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - t

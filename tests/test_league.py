@@ -1,0 +1,264 @@
+"""Beyond latest-only play: the opponent league's sampling, the hard-case buffer's bounds, live
+cross-play growing at each switch, exact resume with league and replay on, and each protocol
+(shared weights, concurrent, victim hardening) on the tiny sandbox."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from magic_rl.config import ConfigError, LeagueConfig, load_config
+from magic_rl.loop.crossplay import forgetting, matrix
+from magic_rl.loop.hardcases import Case, CaseBuffer, is_hard, mix_in
+from magic_rl.loop.league import League, Snapshots
+from magic_rl.records import Role, Seed
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _league(sampling: str, latest_prob: float = 0.25, max_size: int = 8) -> League:
+    snaps = Snapshots()
+    for step in (0, 10, 20, 30):
+        snaps.add(Role.ATTACKER, f"step-{step:06d}")
+    cfg = LeagueConfig(enabled=True, latest_prob=latest_prob, sampling=sampling, max_size=max_size)
+    return League(cfg, snaps, run_seed=0)
+
+
+def test_league_uniform_draws_match_the_stated_distribution():
+    league = _league("uniform")
+    # the last snapshot is the attacker in memory: "latest" (None); the three before are past
+    probs = league.probabilities(Role.DEFENDER)
+    assert probs == pytest.approx(
+        {None: 0.25, "step-000000": 0.25, "step-000010": 0.25, "step-000020": 0.25}
+    )
+    n = 4000
+    counts = Counter(league.pick(Role.DEFENDER, step) for step in range(n))
+    for name, p in probs.items():  # 4 sigma of a binomial
+        assert abs(counts[name] / n - p) < 4 * math.sqrt(p * (1 - p) / n), (name, counts)
+    assert league.pick(Role.DEFENDER, 7) == league.pick(Role.DEFENDER, 7)  # a function of step
+
+
+def test_league_prioritised_meets_opponents_that_still_win_more_often():
+    league = _league("prioritised", latest_prob=0.0)
+    league.record(Role.ATTACKER, "step-000000", {"game/asr": 0.1})
+    league.record(Role.ATTACKER, "step-000010", {"game/asr": 0.7})
+    league.record(Role.ATTACKER, "step-000010", {"game/asr": 0.5})  # mean 0.6
+    league.record(Role.ATTACKER, "step-000020", {"game/asr": math.nan})  # unplayed: 0.5
+    probs = league.probabilities(Role.DEFENDER)
+    assert probs == pytest.approx(
+        {None: 0.0, "step-000000": 0.1 / 1.2, "step-000010": 0.6 / 1.2, "step-000020": 0.5 / 1.2}
+    )
+    n = 3000
+    counts = Counter(league.pick(Role.DEFENDER, step) for step in range(n))
+    assert counts[None] == 0
+    for name in ("step-000000", "step-000010", "step-000020"):
+        p = probs[name]
+        assert abs(counts[name] / n - p) < 4 * math.sqrt(p * (1 - p) / n)
+    # a defender opponent's win is the complement of the ASR
+    league.record(Role.DEFENDER, "step-000005", {"game/asr": 0.2})
+    assert league.win_rate(Role.DEFENDER, "step-000005") == pytest.approx(0.8)
+    # state round-trips
+    other = _league("prioritised", latest_prob=0.0)
+    other.load_state_dict(json.loads(json.dumps(league.state_dict())))
+    assert other.probabilities(Role.DEFENDER) == probs
+
+
+def test_league_keeps_max_size_past_snapshots_and_only_latest_when_alone():
+    league = _league("uniform", max_size=2)
+    assert league.past(Role.ATTACKER) == ["step-000010", "step-000020"]
+    assert league.past(Role.ATTACKER, latest_in_pool=False) == ["step-000020", "step-000030"]
+    assert league.probabilities(Role.ATTACKER) == {None: 1.0}  # no defender snapshot yet
+    assert all(league.pick(Role.ATTACKER, s) is None for s in range(50))
+
+
+def _case(i: int, label: str = "harmful") -> Case:
+    return Case(Seed(f"s{i}", f"request {i}", label), f"attack {i}", step=i)
+
+
+def test_hard_case_buffer_is_bounded_fifo_and_distinct():
+    buf = CaseBuffer(max_size=5)
+    assert buf.add(_case(i) for i in range(3)) == 3
+    assert buf.add([_case(1), _case(2)]) == 0  # the same (seed, attack) once
+    buf.add(_case(i) for i in range(3, 9))
+    assert len(buf) == 5 and [c.seed.id for c in buf.items] == ["s4", "s5", "s6", "s7", "s8"]
+    restored = CaseBuffer(max_size=5)
+    restored.load_state_dict(json.loads(json.dumps(buf.state_dict())))
+    assert restored.items == buf.items
+    # a defender batch replays round(share * n) cases, at most what the buffer holds
+    batch = [Seed(f"b{i}", f"fresh {i}", "benign") for i in range(8)]
+    mixed, fixed = mix_in(batch, buf, 0.5, random.Random(0))
+    assert sum(f is not None for f in fixed) == 4 and len(mixed) == 8
+    for seed, attack in zip(mixed, fixed, strict=True):
+        assert (attack is None) == seed.id.startswith("b")
+        if attack is not None:
+            assert attack == f"attack {seed.id[1:]}"
+    _, fixed = mix_in(batch, buf, 1.0, random.Random(0))
+    assert sum(f is not None for f in fixed) == 5
+    assert mix_in(batch, CaseBuffer(3), 0.5, random.Random(0))[0] == batch
+
+
+def test_hard_cases_are_harmful_successes_and_benign_refusals():
+    def rec(label, harmful, refusal):
+        return {
+            "seed": {"label": label},
+            "verdict": {"response_harmful": harmful, "response_refusal": refusal},
+        }
+
+    assert is_hard(rec("harmful", True, False))
+    assert not is_hard(rec("harmful", False, True))
+    assert not is_hard(rec("harmful", None, None))  # unknown is never a hard case
+    assert is_hard(rec("benign", False, True))
+    assert not is_hard(rec("benign", False, False))
+
+
+def test_forgetting_is_the_asr_earlier_attackers_regain_at_the_end():
+    cells = {  # attacker -> defender -> asr
+        "step-000000": {"step-000000": 0.8, "step-000010": 0.1, "step-000030": 0.5},
+        "step-000020": {"step-000010": 0.9, "step-000030": 0.3},
+        "step-000040": {"step-000030": 0.6},
+    }
+    rows = [
+        {"attacker": a, "defender": d, "asr": v} for a, ds in cells.items() for d, v in ds.items()
+    ]
+    m = matrix(rows)
+    assert m["attackers"] == ["step-000000", "step-000020", "step-000040"]
+    assert math.isnan(m["asr"][1][0])
+    # a0: 0.5 at the end vs its best-blocked 0.1 -> 0.4; a20: only d30 from its step on -> 0
+    assert forgetting(rows) == pytest.approx(0.2)
+    assert math.isnan(forgetting(rows[:1]))
+
+
+def test_config_refuses_features_without_both_roles():
+    with pytest.raises(ConfigError, match="league.enabled needs both roles"):
+        load_config("sandbox", ["league.enabled=true", "schedule.train_roles=defender"])
+    with pytest.raises(ConfigError, match="checkpoint_at_switch"):
+        load_config("sandbox", ["crossplay.probe=4", "train.checkpoint_at_switch=false"])
+
+
+BASE = ["train.seeds_per_step=4", "schedule.freq=2"]
+
+
+@pytest.mark.slow
+def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
+    tiny_overrides, tmp_path, monkeypatch
+):
+    from magic_rl.loop import Run, train
+
+    common = [
+        *tiny_overrides,
+        *BASE,
+        "train.steps=7",
+        "league.enabled=true",
+        "league.latest_prob=0.3",
+        "league.sampling=prioritised",
+        "replay.share=0.5",
+        "crossplay.probe=3",
+        "reward.truncation=penalize",
+        f"output_dir={tmp_path}",
+    ]
+    # The tiny world's defender is rarely broken and rarely refuses: count every harmful-seed
+    # exchange as a hard case so the buffer fills (the rule itself is tested above).
+    monkeypatch.setattr("magic_rl.loop.run.is_hard", lambda rec: rec["seed"]["label"] == "harmful")
+    ref = train(load_config("sandbox", [*common, "name=ref"]), log=lambda *a: None)
+    # the same run dies inside step 5 (blocks of 2: its last state is the switch at step 4) and
+    # resumes: steps 4..6 are played again
+    cfg = load_config("sandbox", [*common, "name=cut"])
+    step = Run.step
+
+    def dying(self, n):
+        if n == 5:
+            raise KeyboardInterrupt("killed")
+        return step(self, n)
+
+    monkeypatch.setattr(Run, "step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, log=lambda *a: None)
+    monkeypatch.setattr(Run, "step", step)
+    cut = tmp_path / "cut"
+    state = json.loads((cut / "state" / "meta.json").read_text())
+    assert state["next_step"] == 4 and state["league"]["wins"] and state["hard_cases"]
+    train(cfg, resume=cut, log=lambda *a: None)
+
+    got, want = _rows(cut / "metrics.jsonl"), _rows(ref / "metrics.jsonl")
+    assert [r["step"] for r in got] == list(range(7))
+    volatile = ("time/", "judge/")
+    for g, w in zip(got, want, strict=True):
+        assert {k: v for k, v in g.items() if not k.startswith(volatile)} == {
+            k: v for k, v in w.items() if not k.startswith(volatile)
+        }
+    assert [r["turns"] for r in _rows(cut / "replay.jsonl")] == [
+        r["turns"] for r in _rows(ref / "replay.jsonl")
+    ]
+    from safetensors.torch import load_file
+
+    for role in ("attacker", "defender"):
+        a = load_file(str(ref / "checkpoints" / "step-000007" / role / "model.safetensors"))
+        b = load_file(str(cut / "checkpoints" / "step-000007" / role / "model.safetensors"))
+        assert all(a[k].equal(b[k]) for k in a)
+    # the league met past opponents, replay filled and replayed, as metrics say
+    assert any(r.get("league/defender/past_opponent") for r in want) or any(
+        r.get("league/attacker/past_opponent") for r in want
+    )
+    assert any(r.get("replay/share", 0) > 0 for r in want)
+    assert all("replay/buffer_size" in r for r in want)
+    # cross-play: the matrix grows at each switch (0, 2, 4, 6) and at the end (7)
+    cp = _rows(ref / "crossplay.jsonl")
+    steps = [r["step"] for r in cp]
+    assert sorted(set(steps)) == [0, 2, 4, 6, 7] and steps == sorted(steps)
+    cells = {(r["attacker"], r["defender"]) for r in cp}
+    assert len(cells) == len(cp) == 1 + 1 + 2 + 2 + 3  # every new snapshot vs every opponent
+    assert _rows(cut / "crossplay.jsonl") == [
+        {k: v for k, v in r.items() if k != "seconds"} | {"seconds": c["seconds"]}
+        for r, c in zip(cp, _rows(cut / "crossplay.jsonl"), strict=True)
+    ]
+    summary = json.loads((ref / "summary.json").read_text())
+    assert 0 < summary["time"]["crossplay_share"] < 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "protocol",
+    [
+        ["schedule.shared_weights=true"],
+        ["schedule.protocol=concurrent"],
+        ["schedule.protocol=victim_hardening", "schedule.harden_every=2"],
+    ],
+    ids=["shared-weights", "concurrent", "victim-hardening"],
+)
+def test_protocols_run_on_the_one_loop(tiny_overrides, tmp_path, protocol):
+    from safetensors.torch import load_file
+
+    from magic_rl.loop import train
+
+    cfg = load_config(
+        "sandbox",
+        [*tiny_overrides, *BASE, "train.steps=3", f"output_dir={tmp_path}", "name=p", *protocol],
+    )
+    run = train(cfg, log=lambda *a: None)
+    rows = _rows(run / "metrics.jsonl")
+    roles = [r["schedule/role"] for r in rows]
+    replay = _rows(run / "replay.jsonl")
+    if cfg.schedule.protocol == "concurrent":
+        assert roles == ["both"] * 3
+        assert all("attacker/update/samples" in r and "defender/update/samples" in r for r in rows)
+        assert {r["trained_role"] for r in replay} == {"attacker", "defender"}
+    elif cfg.schedule.protocol == "victim_hardening":
+        assert roles == ["attacker", "attacker", "defender"]
+        hardening = [r for r in replay if r["step"] == 2]
+        attacks = {r["turns"][0]["attack"] for r in replay if r["step"] < 2}
+        assert hardening and all(r["replayed"] for r in hardening)
+        assert {r["turns"][0]["attack"] for r in hardening} <= attacks
+        assert rows[2]["hardening/collected"] == 2 * 4 * cfg.grpo.group_size
+    else:
+        ck = run / "checkpoints" / "step-000003"
+        a = load_file(str(ck / "attacker" / "model.safetensors"))
+        d = load_file(str(ck / "defender" / "model.safetensors"))
+        assert all(a[k].equal(d[k]) for k in a)  # one model plays both roles
+        assert roles == ["defender", "defender", "attacker"]
