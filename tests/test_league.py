@@ -229,8 +229,14 @@ def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
         ["schedule.shared_weights=true"],
         ["schedule.protocol=concurrent"],
         ["schedule.protocol=victim_hardening", "schedule.harden_every=2"],
+        [
+            "attacker.lora={r: 4}",
+            "defender.lora={r: 4}",
+            "league.enabled=true",
+            "league.latest_prob=0",
+        ],
     ],
-    ids=["shared-weights", "concurrent", "victim-hardening"],
+    ids=["shared-weights", "concurrent", "victim-hardening", "league-lora"],
 )
 def test_protocols_run_on_the_one_loop(tiny_overrides, tmp_path, protocol):
     from safetensors.torch import load_file
@@ -256,9 +262,36 @@ def test_protocols_run_on_the_one_loop(tiny_overrides, tmp_path, protocol):
         assert hardening and all(r["replayed"] for r in hardening)
         assert {r["turns"][0]["attack"] for r in hardening} <= attacks
         assert rows[2]["hardening/collected"] == 2 * 4 * cfg.grpo.group_size
+    elif cfg.league.enabled:  # past LoRA snapshots load lazily from their adapter directories
+        assert roles == ["defender", "defender", "attacker"]
+        assert [r["league/defender/past_opponent"] for r in rows[:2]] == [0.0, 0.0]
+        assert rows[2]["league/attacker/past_opponent"] == 1.0  # step-0 defender, from disk
+        assert {r["opponent"] for r in replay if r["step"] == 2} == {"step-000000"}
     else:
         ck = run / "checkpoints" / "step-000003"
         a = load_file(str(ck / "attacker" / "model.safetensors"))
         d = load_file(str(ck / "defender" / "model.safetensors"))
         assert all(a[k].equal(d[k]) for k in a)  # one model plays both roles
         assert roles == ["defender", "defender", "attacker"]
+
+
+def test_report_draws_the_live_crossplay_matrix_as_it_stands(tmp_path):
+    from magic_rl.report import load_run, render_report
+
+    run = tmp_path / "live"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"step": s, "schedule/role": "defender", "game/asr": 0.1}) + "\n"
+            for s in range(3)
+        )
+    )
+    rows = [
+        {"step": 0, "attacker": "step-000000", "defender": "step-000000", "asr": 0.5},
+        {"step": 2, "attacker": "step-000000", "defender": "step-000002", "asr": 0.25},
+    ]
+    (run / "crossplay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_run(run)
+    assert data.crossplay["asr"] == [[0.5, 0.25]] and data.crossplay["live"]
+    page = render_report([run], tmp_path / "r.html")[0].read_text()
+    assert 'id="fig-crossplay-0"' in page and "Live cross-play" in page

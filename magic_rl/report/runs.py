@@ -1,6 +1,7 @@
-"""Reading runs: a run directory (metrics.jsonl, config.yaml, replay.jsonl, cross-play,
-evaluation and strategy-analysis JSON) into a `RunData`, its summary, and the small number
-helpers the rest of the report shares."""
+"""Reading runs: a run directory (metrics.jsonl, config.yaml, replay.jsonl, cross-play (the
+post-hoc crossplay/crossplay.json, else the live crossplay.jsonl as it stands), evaluation and
+strategy-analysis JSON) into a `RunData`, its summary, and the small number helpers the rest of
+the report shares."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
         run.crossplay = _check_crossplay(
             _read_json(path / "crossplay" / "crossplay.json"), path / "crossplay" / "crossplay.json"
         )
+    elif (path / "crossplay.jsonl").exists():  # live cross-play, drawn as it stands
+        from magic_rl.loop.crossplay import matrix, read_rows
+
+        run.crossplay = {**matrix(read_rows(path / "crossplay.jsonl")), "live": True}
     if (path / "eval" / "results.json").exists():
         run.eval_results = _read_json(path / "eval" / "results.json")
     if (path / "analysis" / "strategy.json").exists():

@@ -217,6 +217,12 @@ def build_report(
         rep.section("crossplay", "Cross-play")
         rep.note(
             "ASR of every attacker checkpoint (rows) against every defender checkpoint (columns)."
+            + (
+                " Live cross-play (RUN_DIR/crossplay.jsonl, grown at each switch on a fixed "
+                "probe): the matrix as it stands, blank where a pair was not played."
+                if any((run.crossplay or {}).get("live") for run in runs)
+                else ""
+            )
         )
         for i, run in enumerate(runs):
             rep.figure(crossplay_figure(run, i), files_dir)
