@@ -184,7 +184,7 @@ def _assert_same(got: dict, want: dict) -> None:
 @pytest.mark.parametrize("drop_zero_std", [False, True])
 def test_one_epoch_gradient_equals_the_hand_written_loss(mode, drop_zero_std):
     before, seen, stats = _run_update(loss_agg=mode, drop_zero_std_groups=drop_zero_std)
-    (grads, params), = seen
+    ((grads, params),) = seen
     assert all(params[n].equal(p) for n, p in before.named_parameters())
     want = _reference_grads(before, _samples(drop_zero_std), mode=mode)
     _assert_same(grads, want)
@@ -232,7 +232,9 @@ def test_kl_term_gradient_equals_beta_k3():
     ref_model = _tiny_model(seed=1)  # a different reference, so the KL gradient is not zero
     ref_model.requires_grad_(False)
     before, seen, stats = _run_update(kl_beta=0.5, ref_model=ref_model)
-    want = _reference_grads(before, _samples(False), mode="token_mean", beta=0.5, ref_model=ref_model)
+    want = _reference_grads(
+        before, _samples(False), mode="token_mean", beta=0.5, ref_model=ref_model
+    )
     _assert_same(seen[0][0], want)
     # the logged KL is the token mean of k3 under the policy before the step
     k3 = []
