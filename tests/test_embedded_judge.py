@@ -1,12 +1,10 @@
 """The embedded judge: trains on the sandbox world, meets the accuracy bar on held-out rewrites,
 round-trips through save/load, answers prompt-only calls, and is order invariant. Also the judge
-data labels and the WildGuardTest calibration (skipped when the shared data is absent)."""
+data labels, and the completeness of the WildGuardTest agreement report (needs ../shared/data)."""
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import pytest
 
@@ -33,11 +31,6 @@ BAR = 0.97
 # A reduced world: a share of the seeds, a few training strategies (one per family).
 FRACTION = 0.25
 TRAIN_STRATEGIES = ("slang", "role_play", "authority_endorsement", "caesar", "ascii")
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("MAGIC_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -235,10 +228,12 @@ def test_load_wildguardtest_rejects_bad_labels(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_agreement_on_wildguardtest(judge) -> None:
-    path = _shared_data() / "wildguardtest" / "wildguardtest_data.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
+def test_agreement_report_counts_add_up_on_wildguardtest(judge, shared_data) -> None:
+    """The agreement report on the first 300 real rows is complete (every row scored or skipped,
+    every scored row in exactly one confusion cell). It does not test how well the sandbox judge
+    agrees: it was trained on the sandbox world only."""
+    path = shared_data / "wildguardtest" / "wildguardtest_data.csv"
+    assert path.is_file(), f"{path} missing from the shared data folder"
     rows = load_wildguardtest(path)
     assert len(rows) == 1725
     result = agreement(judge, rows[:300])
