@@ -64,6 +64,8 @@ SYNTH = [
     ("trustllm", 3, {("QBB", "compliance_asr"): 2, ("ITC", "compliance_asr"): 1}, {"harmful"}),
     ("openai_moderation", 4, {("all", "judge_f1"): 4}, {"harmful", "benign"}),
     ("xstest", 4, {("safe", "compliance"): 2, ("unsafe", "rta"): 2}, {"harmful", "benign"}),
+    # 4 rows, the last without a response: left out of the judge set
+    ("jailbreakbench_artifacts", 3, {("PAIR:black_box", "judge_f1"): 3}, {"harmful"}),
 ]
 
 
