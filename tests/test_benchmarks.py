@@ -1,4 +1,6 @@
-"""Benchmark loaders: real public files (skipped when absent) and synthetic malformed files."""
+"""Benchmark loaders on the real public files (second layer: skipped when ../shared/data is absent,
+failing when it is present but a file is missing) and on synthetic malformed files. The loaders' first
+layer, a synthetic file per format, is tests/test_benchmark_files.py."""
 
 from __future__ import annotations
 
@@ -30,8 +32,12 @@ DATA = Path(
 
 
 def _need(name: str) -> None:
-    if not (DATA / BENCHMARKS[name].path).is_file():
-        pytest.skip(f"{DATA / BENCHMARKS[name].path} not present")
+    """Skip when the shared data folder is absent (a clean clone); fail when it is there but the
+    benchmark's file is not, so a stale path in BENCHMARKS cannot hide behind a skip."""
+    if not DATA.is_dir():
+        pytest.skip(f"public benchmark files not found at {DATA}")
+    path = DATA / BENCHMARKS[name].path
+    assert path.is_file(), f"{path} missing from {DATA}: is BENCHMARKS[{name!r}].path stale?"
 
 
 # name, rows, {(subset, metric): count}, labels

@@ -106,3 +106,43 @@ def test_kl_requires_reference_logprobs():
         x, x, torch.ones(1), torch.ones(1, 1), clip_eps=0.2, kl_beta=0.1, ref_logp=x - 1
     )
     assert stats["kl"] > 0
+
+
+# k3 = e^d - d - 1 with d = ref - logp, by hand: e^0.3 - 0.3 - 1 = 0.0498588..., e^-0.3 + 0.3 - 1 =
+# 0.0408182..., e^1 - 2 = 0.7182818..., e^-1 = 0.3678794... The estimator is not symmetric in d, so a
+# reversed direction (d = logp - ref) or k2 = d^2/2 (0.045 at d = ±0.3) gives other numbers.
+K3_TABLE = [(0.3, 0.0498588076), (-0.3, 0.0408182207), (1.0, 0.7182818285), (-1.0, 0.3678794412)]
+
+
+@pytest.mark.parametrize(("d", "k3"), K3_TABLE)
+def test_kl_k3_values_by_hand(d, k3):
+    logp = torch.tensor([[-2.0]], dtype=torch.float64)
+    assert grpo.kl_k3(logp, logp + d).item() == pytest.approx(k3, abs=1e-9)
+
+
+def test_kl_term_adds_beta_times_the_token_mean_of_k3_to_the_loss():
+    logp = torch.tensor([[-1.0, -2.0, -0.5], [-0.7, -1.1, 0.0]], dtype=torch.float64)
+    ref = logp + torch.tensor([[0.3, -0.3, 1.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.float64)
+    adv = torch.tensor([0.7, -1.3], dtype=torch.float64)
+    mean_k3 = (0.0498588076 + 0.0408182207 + 0.7182818285 + 0.3678794412 + 0.0) / 5
+    base, _ = grpo.grpo_loss(logp, logp, adv, mask, clip_eps=0.2)
+    for beta in (0.05, 0.5):
+        loss, stats = grpo.grpo_loss(
+            logp, logp, adv, mask, clip_eps=0.2, kl_beta=beta, ref_logp=ref
+        )
+        assert (loss - base).item() == pytest.approx(beta * mean_k3, abs=1e-9)
+        assert stats["kl"] == pytest.approx(mean_k3, abs=1e-9)
+
+
+def test_seq_mean_microbatch_losses_sum_to_the_full_batch_loss():
+    # seq_mean's step normaliser is the number of sequences in the whole step, not in the micro-batch
+    per_token = torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 0.0], [4.0, 4.0, 4.0], [6.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]])
+    full = grpo.aggregate(per_token, mask, "seq_mean")
+    assert full.item() == pytest.approx((2.0 + 2.0 + 4.0 + 3.0) / 4)
+    parts = sum(
+        grpo.aggregate(per_token[i : i + 2], mask[i : i + 2], "seq_mean", normaliser=4.0)
+        for i in (0, 2)
+    )
+    assert parts.item() == pytest.approx(full.item())

@@ -64,6 +64,8 @@ def test_wildguard_request_text(name: str, response: str | None, golden: str) ->
     [(REFUSAL, "llamaguard_request.txt"), (None, "llamaguard_request_prompt_only.txt")],
 )
 def test_llamaguard_raw_prompt_text(response: str | None, golden: str) -> None:
+    """A snapshot of the raw prompt (regenerated 2026-12-01 after the fix to match the template);
+    that it is what the published chat template renders is checked in test_guard_templates.py."""
     fmt = FORMATS["llamaguard"]
     last = fmt.requests(PROMPT, response)[-1]
     assert fmt.raw_prompt(last) == (GOLDEN / golden).read_text()

@@ -279,12 +279,24 @@ def test_truncation_penalize(finish, truncated_role):
     assert other.valid and "truncation" not in other.components
 
 
-def test_truncation_in_an_earlier_turn_counts():
+@pytest.mark.parametrize("truncation", ["mask", "penalize"])
+@pytest.mark.parametrize(
+    ("finish", "truncated_role"),
+    [({"reply_finish": "length"}, D), ({"attack_finish": "length"}, A)],
+)
+def test_truncation_in_an_earlier_turn_counts(finish, truncated_role, truncation):
+    # Turn 1 of 2 was cut for one role; the last turn finished normally for both.
     seed = _episode().seed
-    cut = Turn("<think>r", "r", "", "reply", attack_finish="length", attack_format_ok=False)
+    cut = _episode(**finish).last
     ok = _episode().last
-    _, a = _rewards(Episode(seed=seed, turns=(cut, ok)), SAFE_REFUSAL)
-    assert not a.valid
+    d, a = _rewards(Episode(seed=seed, turns=(cut, ok)), SAFE_REFUSAL, truncation=truncation)
+    out = {D: d, A: a}
+    if truncation == "mask":
+        assert not out[truncated_role].valid and out[truncated_role].note == "truncated"
+    else:
+        assert out[truncated_role].components == {"truncation": -1.0}
+    other = out[truncated_role.other]
+    assert other.valid and "truncation" not in other.components
 
 
 def test_penalized_truncation_survives_unknown_label():
