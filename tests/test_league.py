@@ -47,10 +47,10 @@ def test_league_uniform_draws_match_the_stated_distribution():
 
 def test_league_prioritised_meets_opponents_that_still_win_more_often():
     league = _league("prioritised", latest_prob=0.0)
-    league.record(Role.ATTACKER, "step-000000", {"game/asr": 0.1})
-    league.record(Role.ATTACKER, "step-000010", {"game/asr": 0.7})
-    league.record(Role.ATTACKER, "step-000010", {"game/asr": 0.5})  # mean 0.6
-    league.record(Role.ATTACKER, "step-000020", {"game/asr": math.nan})  # unplayed: 0.5
+    league.record(Role.ATTACKER, "step-000000", 0.1)
+    league.record(Role.ATTACKER, "step-000010", 0.7)
+    league.record(Role.ATTACKER, "step-000010", 0.5)  # mean 0.6
+    league.record(Role.ATTACKER, "step-000020", math.nan)  # unplayed: 0.5
     probs = league.probabilities(Role.DEFENDER)
     assert probs == pytest.approx(
         {None: 0.0, "step-000000": 0.1 / 1.2, "step-000010": 0.6 / 1.2, "step-000020": 0.5 / 1.2}
@@ -62,7 +62,7 @@ def test_league_prioritised_meets_opponents_that_still_win_more_often():
         p = probs[name]
         assert abs(counts[name] / n - p) < 4 * math.sqrt(p * (1 - p) / n)
     # a defender opponent's win is the complement of the ASR
-    league.record(Role.DEFENDER, "step-000005", {"game/asr": 0.2})
+    league.record(Role.DEFENDER, "step-000005", 0.2)
     assert league.win_rate(Role.DEFENDER, "step-000005") == pytest.approx(0.8)
     # state round-trips
     other = _league("prioritised", latest_prob=0.0)
@@ -227,7 +227,7 @@ def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
     "protocol",
     [
         ["schedule.shared_weights=true"],
-        ["schedule.protocol=concurrent"],
+        ["schedule.protocol=concurrent", "league.enabled=true", "league.latest_prob=0"],
         ["schedule.protocol=victim_hardening", "schedule.harden_every=2"],
         [
             "attacker.lora={r: 4}",
@@ -255,6 +255,9 @@ def test_protocols_run_on_the_one_loop(tiny_overrides, tmp_path, protocol):
         assert roles == ["both"] * 3
         assert all("attacker/update/samples" in r and "defender/update/samples" in r for r in rows)
         assert {r["trained_role"] for r in replay} == {"attacker", "defender"}
+        # each role meets a past snapshot of the other (step 0's, taken before the step-2 one)
+        assert all(r["league/attacker/past_opponent"] == 1.0 for r in rows)
+        assert {r.get("opponent") for r in replay} == {"step-000000", "step-000002"}
     elif cfg.schedule.protocol == "victim_hardening":
         assert roles == ["attacker", "attacker", "defender"]
         hardening = [r for r in replay if r["step"] == 2]

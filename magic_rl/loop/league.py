@@ -99,9 +99,9 @@ class League:
             return None
         return rng.choices(past, weights=self._weights(role.other, past))[0]
 
-    def record(self, opponent: Role, name: str, metrics: dict[str, Any]) -> None:
-        """After a step against past snapshot `name`: add its side's win rate on harmful seeds."""
-        asr = metrics.get("game/asr")
+    def record(self, opponent: Role, name: str, asr: float | None) -> None:
+        """After a step against past snapshot `name` with attack success rate `asr` on harmful
+        seeds: add its side's win rate (None/NaN: no harmful seed judged, nothing recorded)."""
         if not isinstance(asr, float) or math.isnan(asr):
             return
         rate = asr if opponent is Role.ATTACKER else 1.0 - asr

@@ -200,9 +200,10 @@ class Run:
                 self.pending.clear()
             else:
                 self.pending.add((case_of(r) for r in replay), distinct=False)
-        for role in roles:
+        for k, role in enumerate(roles):  # the asr of the rollout this role trained on
             if opponents.get(role) is not None:
-                self.league.record(role.other, opponents[role], metrics)
+                key = "game/asr" if k == 0 else f"{role.value}_rollout/game/asr"
+                self.league.record(role.other, opponents[role], metrics.get(key))
 
     # -- one step ----------------------------------------------------------------------------------
 
