@@ -130,8 +130,10 @@ def test_forgetting_is_the_asr_earlier_attackers_regain_at_the_end():
     m = matrix(rows)
     assert m["attackers"] == ["step-000000", "step-000020", "step-000040"]
     assert math.isnan(m["asr"][1][0])
-    # a0: 0.5 at the end vs its best-blocked 0.1 -> 0.4; a20: only d30 from its step on -> 0
+    # a0: 0.5 at the end vs 0.1 at best -> 0.4; a20: 0.3 vs 0.3 -> 0; the last attacker is not early
     assert forgetting(rows) == pytest.approx(0.2)
+    rows.append({"attacker": "step-000020", "defender": "step-000000", "asr": 0.0})
+    assert forgetting(rows) == pytest.approx((0.4 + 0.3) / 2)
     assert math.isnan(forgetting(rows[:1]))
 
 

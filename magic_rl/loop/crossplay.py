@@ -11,7 +11,7 @@ new (attacker, defender) cell is appended to RUN_DIR/crossplay.jsonl:
 
 `step` is the switch the row was computed at; resume cuts rows of switches after the saved state.
 Each attacker's probe rewrites are generated once per process and reused for every defender.
-`forgetting` reads the matrix: how much ASR earlier attackers regain against later defenders.
+`forgetting` reads the matrix: how much ASR earlier attackers regain against the last defender.
 The report draws the matrix as it stands (`magic report RUN`). Its cost is in `time/crossplay` of
 summary.json and its share of the run (docs/LOG.md).
 """
@@ -132,22 +132,16 @@ def _float(x) -> float:
 
 
 def forgetting(rows: Sequence[dict]) -> float:
-    """Mean over attacker snapshots (all but the last) of ASR(a, last defender) minus the lowest
-    ASR of `a` against any defender from a's own step on: how much of what the defender once
-    blocked it lets through again at the end (0 = nothing forgotten). NaN without such cells."""
+    """Mean over the earlier attacker snapshots (all but the last) of ASR(a, last defender) minus
+    a's lowest ASR against any defender snapshot: how much of what some defender once blocked the
+    final defender lets through again (0 = nothing forgotten). NaN without such cells."""
     m = matrix(rows)
     if len(m["attackers"]) < 2 or not m["defenders"]:
         return math.nan
-    last_d = m["defenders"][-1]
+    last = len(m["defenders"]) - 1
     gaps = []
-    for i, a in enumerate(m["attackers"][:-1]):
-        later = [
-            (d, v)
-            for d, v in zip(m["defenders"], m["asr"][i], strict=True)
-            if d >= a and not math.isnan(v)
-        ]
-        final = dict(later).get(last_d)
-        if final is None or not later:
-            continue
-        gaps.append(final - min(v for _, v in later))
+    for row in m["asr"][:-1]:
+        known = [v for v in row if not math.isnan(v)]
+        if known and not math.isnan(row[last]):
+            gaps.append(row[last] - min(known))
     return sum(gaps) / len(gaps) if gaps else math.nan
