@@ -300,3 +300,37 @@ def test_report_draws_the_live_crossplay_matrix_as_it_stands(tmp_path):
     assert data.crossplay["asr"] == [[0.5, 0.25]] and data.crossplay["live"]
     page = render_report([run], tmp_path / "r.html")[0].read_text()
     assert 'id="fig-crossplay-0"' in page and "Live cross-play" in page
+
+
+def test_past_opponents_load_lazily_one_per_role(tmp_path):
+    from magic_rl.loop.league import OpponentCache
+
+    for name in ("step-000000", "step-000002"):
+        for role in Role:
+            (tmp_path / "checkpoints" / name / role.value).mkdir(parents=True)
+    loads = []
+
+    class Model:
+        def requires_grad_(self, flag):
+            self.grad = flag
+
+        def eval(self):
+            pass
+
+    class Policy:
+        def __init__(self, path):
+            self.path, self.model = path, Model()
+
+    def load(path, role):
+        loads.append((path.parent.name, role))
+        return Policy(path)
+
+    cache = OpponentCache(tmp_path, load)
+    a = cache.get(Role.ATTACKER, "step-000000")
+    assert cache.get(Role.ATTACKER, "step-000000") is a and a.model.grad is False
+    cache.get(Role.DEFENDER, "step-000002")
+    cache.get(Role.ATTACKER, "step-000002")  # replaces the attacker held, never adds a second
+    assert len(cache.held) == 2 and cache.held[Role.ATTACKER][0] == "step-000002"
+    assert len(loads) == 3
+    with pytest.raises(FileNotFoundError, match="step-000009"):
+        cache.get(Role.ATTACKER, "step-000009")
