@@ -11,8 +11,13 @@ Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop
     6. schedule  next role; checkpoints of both roles at every switch
 
 Run directory (runs/<name>/): config.yaml (resolved), metrics.jsonl, replay.jsonl, checkpoints/
-step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights, optimisers, schedule:
-what resume needs), summary.json.
+step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights, optimisers, schedule,
+league snapshots and statistics, hard-case buffers: what resume needs), summary.json, and with
+`crossplay.probe` crossplay.jsonl (live cross-play, `loop.crossplay`).
+
+Beyond latest-only play, in this same step program (`loop.league`, `loop.hardcases`,
+`loop.crossplay`, `Run.roles_at`; docs/deviations.md): an opponent league, hard-case replay, live
+cross-play, shared-weight self-play, concurrent updates and victim hardening, each one override.
 
 Resume (`magic train --resume RUN_DIR`) restarts from the last saved state (every switch, and every
 `train.checkpoint_every` steps) and cuts metrics and replay records of later steps, so a run killed at
