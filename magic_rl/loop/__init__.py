@@ -63,6 +63,7 @@ __all__ = [
     "Run",
     "SeedSampler",
     "StepJudge",
+    "check_resume",
     "game_metrics",
     "is_count",
     "load_policy",

@@ -40,6 +40,10 @@ class ResumeError(ValueError):
     """A run directory that cannot be resumed safely; the message names the file."""
 
 
+class _BadLog(ResumeError):
+    """An unreadable line inside a log (not a torn last line)."""
+
+
 def repair_state(run_dir: Path) -> None:
     """A kill between the two renames of `Run.save_state` leaves no `state/` and a whole
     `state.old/`: put it back. Run on the main process before anything reads state/."""
@@ -82,7 +86,7 @@ def _read_log(path: Path) -> list[dict]:
         except ValueError as e:
             if i == len(lines):
                 break
-            raise ResumeError(f"{path}:{i}: unreadable record ({e}): repair or remove it") from None
+            raise _BadLog(f"{path}:{i}: unreadable record ({e}): repair or remove it") from None
         records.append(rec)
     return records
 
@@ -115,10 +119,13 @@ def _saved_step(run_dir: Path, cfg: RunConfig) -> int:
 
 def check_resume(run_dir: Path, cfg: RunConfig) -> int:
     """Validate `run_dir` for resume without changing it; returns the step it resumes at."""
-    step = _saved_step(run_dir, cfg)
-    for name in LOGS:
+    try:
+        step = _saved_step(run_dir, cfg)
+        logged = {name: {r["step"] for r in _read_log(run_dir / name)} for name in LOGS}
+    except _BadLog as e:
+        raise _refuse(run_dir, str(e)) from None
+    for name, steps in logged.items():
         path = run_dir / name
-        steps = {r["step"] for r in _read_log(path)}
         gap = sorted(set(range(step)) - steps)
         if gap:
             raise _refuse(

@@ -38,6 +38,11 @@ def run_checkpoints(run_dir: str | Path, *, log: Log = print) -> list[Path]:
     return ckpts
 
 
+def is_local(spec: str) -> bool:
+    """A path rather than a Hub id (`org/name`)."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") != 1
+
+
 def run_dir_of(spec: str) -> Path | None:
     """The run directory a model argument points into (RUN_DIR or RUN_DIR/checkpoints/step-N)."""
     path = Path(spec)
@@ -58,7 +63,7 @@ def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = prin
         ckpt = path
     elif is_run_dir(path):
         ckpt = run_checkpoints(path, log=log)[-1]
-    elif path.exists() and (problem := model_dir_problem(path)):
+    elif (path.exists() or is_local(spec)) and (problem := model_dir_problem(path)):
         raise FileNotFoundError(f"{role.value} model: {problem}")
     else:
         return spec
@@ -73,8 +78,7 @@ def load_policy(path: str, role: Role, cfg: RunConfig):
     from magic_rl.policy import HFPolicy, resolve_device
 
     pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
-    local = path.startswith((".", "/", "~")) or path.count("/") != 1  # a Hub id is `org/name`
-    if (local or Path(path).is_dir()) and (problem := model_dir_problem(path)):
+    if (is_local(path) or Path(path).is_dir()) and (problem := model_dir_problem(path)):
         raise FileNotFoundError(f"{role.value} model: {problem}")
     return HFPolicy.from_pretrained(
         path,
