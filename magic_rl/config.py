@@ -606,6 +606,17 @@ def load_config(
         raise ConfigError(_format_error(source, err)) from None
 
 
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two config dumps (nested dicts) differ, sorted."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            k
+            for key in sorted(set(a) | set(b))
+            for k in config_diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        ]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 def dump_config(cfg: RunConfig) -> str:
     """YAML of the fully resolved config (what every run writes next to its outputs)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

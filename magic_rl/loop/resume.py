@@ -26,11 +26,11 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from magic_rl.config import RunConfig, dump_config, trained_roles
+from magic_rl.config import RunConfig, config_diff, dump_config, trained_roles
+from magic_rl.data.files import get_path
 from magic_rl.data.model_files import file_problem, model_dir_problem, run_checkpoint_dirs
 
 LOGS = ("metrics.jsonl", "replay.jsonl")
@@ -149,26 +149,17 @@ def truncate_logs(run_dir: Path, next_step: int) -> None:
         os.replace(tmp, path)
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out |= _flat(v, f"{prefix}{k}.")
-        return out
-    return {prefix.rstrip("."): value}
-
-
 def record_overrides(run_dir: Path, cfg: RunConfig, next_step: int) -> Path | None:
     """Settings of this resume that differ from config.yaml, in overrides/ (config.yaml stays)."""
     path = run_dir / "config.yaml"
     if not path.exists():  # resumed through the API with no saved config: keep this one
         path.write_text(dump_config(cfg))
         return None
-    saved = yaml.safe_load(path.read_text(encoding="utf-8"))
-    old, new = _flat(saved), _flat(cfg.model_dump(mode="json"))
-    changed = {k: v for k, v in new.items() if old.get(k, object()) != v}
-    if not changed:
+    new = cfg.model_dump(mode="json")
+    keys = config_diff(yaml.safe_load(path.read_text(encoding="utf-8")), new)
+    if not keys:
         return None
+    changed = {key: get_path(new, key) for key in keys}
     out = (
         run_dir / "overrides" / f"resume-step-{next_step:06d}-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
     )
