@@ -356,3 +356,22 @@ def test_the_unknown_limit_is_a_config_knob(stub_judge, tiny_overrides, tmp_path
     assert result.exit_code == 0, result.output
     rows = _rows(tmp_path / "j" / "metrics.jsonl")
     assert [r["judge/unknown"] for r in rows] == [16.0, 16.0]
+
+
+def test_model_dir_checks_read_headers_and_name_the_file(tmp_path):
+    from magic_rl.data.model_files import model_dir_problem
+
+    empty_tensors = b"\x02" + b"\x00" * 7 + b"{}"  # a whole safetensors file holding no tensor
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(empty_tensors)
+    assert model_dir_problem(tmp_path) is None
+    index = {
+        "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002.safetensors"}
+    }
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert "model-00002.safetensors: missing" in model_dir_problem(tmp_path)
+    (tmp_path / "model.safetensors.index.json").unlink()
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    torn = len(header).to_bytes(8, "little") + header + b"\x00" * 8  # 8 of 16 data bytes
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(torn)
+    assert "truncated" in model_dir_problem(tmp_path)

@@ -105,6 +105,11 @@ def model_dir_problem(path: str | Path) -> str | None:
     weights = sorted(path.glob(f"*{WEIGHTS_SUFFIX}"))
     if not weights:
         return f"{path}: no *{WEIGHTS_SUFFIX} weights"
+    index = path / f"model{WEIGHTS_SUFFIX}.index.json"
+    if index.exists():  # sharded weights: every shard the index names must be there
+        shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+        if missing := sorted(s for s in shards if not (path / s).is_file()):
+            return f"{path / missing[0]}: missing (named by {index.name})"
     for p in weights:
         if problem := file_problem(p):
             return problem
