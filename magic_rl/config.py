@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from magic_rl.records import Role
 
@@ -26,7 +33,8 @@ PRESET_DIRS = (Path("configs"), Path(__file__).resolve().parents[1] / "configs")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `lr=.inf` or `clip_eps=1e400` (which overflows to inf) is an error.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SamplingConfig(_Section):
@@ -139,6 +147,14 @@ class JudgeConfig(_Section):
         "training and evaluation alike; results.json provenance records it.",
     )
     cache: bool = Field(True, description="Cache verdicts keyed on judge + prompt + response.")
+    max_unknown_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Training stops (exit 2, naming the judge's error) when more than this share "
+        "of a step's exchanges get an unknown label: a misconfigured or failing judge would "
+        "otherwise train on nothing. 1.0 never stops.",
+    )
 
 
 class GameConfig(_Section):
@@ -431,6 +447,16 @@ class RunConfig(_Section):
     crossplay: CrossplayConfig = Field(default_factory=CrossplayConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _name_stays_in_output_dir(cls, name: str) -> str:
+        if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("~"):
+            raise ValueError(
+                f"{name!r} must be one directory name inside output_dir (no '/', '..' or '~'); "
+                "choose where runs go with output_dir=..."
+            )
+        return name
+
     @model_validator(mode="after")
     def _cross_field(self) -> RunConfig:
         s = self.schedule
@@ -540,7 +566,14 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {item!r}: empty key segment")
-    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not a YAML value"
+        raise ConfigError(
+            f"override {item!r}: {key}: {problem}; quote a literal string (key='\"...\"')"
+        ) from None
+    return key.split("."), value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -585,25 +618,93 @@ def _format_error(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(name_or_path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults <- YAML <- dotted overrides, validated. Raises ConfigError naming file and field."""
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping; every way it can be unreadable is a ConfigError naming the file."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: is it really a YAML config?") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if "\x00" in text:
+        raise ConfigError(f"{path}: binary data (NUL bytes): not a YAML config")
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
+    if loaded is None:
+        raise ConfigError(
+            f"{path}: empty config (no fields); start from a preset: "
+            "`magic config show sandbox > my.yaml`"
+        )
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
+def missing_fields(
+    data: dict[str, Any], model: type[BaseModel] | None = None, prefix: str = ""
+) -> list[str]:
+    """Dotted names of fields (sections recursively) that `data` leaves out."""
+    model = model or RunConfig
+    out = []
+    for name, field in model.model_fields.items():
+        if name not in data:
+            out.append(prefix + name)
+            continue
+        sub = field.annotation
+        candidates = [sub, *getattr(sub, "__args__", ())]
+        section = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if section is not None and isinstance(data[name], dict):
+            out += missing_fields(data[name], section, f"{prefix}{name}.")
+    return out
+
+
+def load_config(
+    name_or_path: str | None = None,
+    overrides: list[str] | None = None,
+    *,
+    complete: bool = False,
+) -> RunConfig:
+    """Defaults <- YAML <- dotted overrides, validated. Raises ConfigError naming file and field.
+
+    `complete=True` is for a run's saved config.yaml: it was written whole, so a field it lacks
+    means the file was truncated or edited, and is an error rather than a silent default."""
     data: dict[str, Any] = {}
     source = "<defaults>"
     if name_or_path:
         path = resolve_path(name_or_path)
         source = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        data = loaded
+        data = _read_yaml(path)
+        if complete and (missing := missing_fields(data)):
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ConfigError(
+                f"{path}: {missing[0]}: missing{more}; a run's saved config names every field, so "
+                "this one was truncated or edited: restore it (or add the fields) before going on"
+            )
     data = apply_overrides(data, list(overrides or []))
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(source, err)) from None
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two config dumps (nested dicts) differ, sorted."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            k
+            for key in sorted(set(a) | set(b))
+            for k in config_diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        ]
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def dump_config(cfg: RunConfig) -> str:

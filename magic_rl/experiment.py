@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from magic_rl.config import RunConfig, load_config
+from magic_rl.config import RunConfig, config_diff, load_config
 
 Log = Callable[..., None]
 
@@ -212,17 +212,7 @@ def config_mismatch(run_dir: Path, cfg: RunConfig) -> list[str]:
     if not path.is_file():
         return []
     saved = _comparable(load_config(str(path)))
-    return _diff(saved, _comparable(cfg))
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [
-            k
-            for key in sorted(set(a) | set(b))
-            for k in _diff(a.get(key), b.get(key), f"{prefix}{key}.")
-        ]
-    return [] if a == b else [prefix.rstrip(".")]
+    return config_diff(saved, _comparable(cfg))
 
 
 def training_done(run_dir: Path, steps: int) -> bool:

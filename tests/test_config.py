@@ -100,7 +100,7 @@ def test_override_into_a_yaml_scalar(tmp_path):
 )
 def test_yaml_must_be_a_mapping(tmp_path, text, match):
     path = _yaml(tmp_path, text)
-    with pytest.raises(ConfigError, match=rf"run\.yaml: {match}"):
+    with pytest.raises(ConfigError, match=rf"run\.yaml(:\d+)?: {match}"):
         load_config(path)
 
 

@@ -127,7 +127,10 @@ def test_checkpoints_and_model_specs(tmp_path):
     run = tmp_path / "run"
     for step in (15, 0, 120):
         for role in ("attacker", "defender"):
-            (run / "checkpoints" / f"step-{step:06d}" / role).mkdir(parents=True)
+            model = run / "checkpoints" / f"step-{step:06d}" / role
+            model.mkdir(parents=True)  # a whole (if empty) model: config and a safetensors file
+            (model / "config.json").write_text("{}")
+            (model / "model.safetensors").write_bytes(b"\x02" + b"\x00" * 7 + b"{}")
     assert [p.name for p in run_checkpoints(run)] == ["step-000000", "step-000015", "step-000120"]
     last = run / "checkpoints" / "step-000120"
     assert resolve_role_model(str(run), Role.DEFENDER, cfg) == str(last / "defender")

@@ -1,16 +1,114 @@
-"""Shared pieces of the `magic` CLI: the Typer apps, option annotations and error/console helpers.
+"""Shared pieces of the `magic` CLI: the Typer apps, option annotations, the error boundary and
+console helpers.
 
-Only typer is imported here; rich and magic_rl.config load on first use, heavy libraries never.
+The error boundary (`ErrorBoundary`, the root command's class, so `magic` and tests through typer's
+`CliRunner` get it alike): a user error — a bad option, config, data file, run directory, an
+unreachable judge — prints one line per problem, `error: <file>[:line][:field]: what and what to
+do`, and exits 2; any other exception prints one `error: internal error: ...` line and exits 1. The
+Python traceback is shown only with `--debug` (accepted anywhere on the command line). User errors
+are `CLIError` (raised by `_fail`), `ValueError` (ConfigError, DatasetError, ...), `OSError`, and
+any exception class defined in magic_rl.
+
+Only typer is imported here; rich and magic_rl.config load on first use, heavy libraries
+never.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer._click import exceptions as click_errors  # typer vendors click; its errors live here
+from typer.core import TyperGroup
+
+DEBUG_FLAG = "--debug"
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as `error: <message>` with exit code `code`."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def error_lines(err: BaseException) -> tuple[int, list[str]]:
+    """(exit code, message lines) for an exception escaping a command."""
+    if isinstance(err, CLIError):
+        return err.code, [_one_line(line) for line in str(err).splitlines() if line.strip()]
+    if isinstance(err, click_errors.UsageError):
+        where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+        return 2, [_one_line(err.format_message()) + where]
+    if isinstance(err, click_errors.ClickException):
+        return err.exit_code, [_one_line(err.format_message())]
+    if isinstance(err, KeyboardInterrupt | typer.Abort):
+        return 130, ["interrupted"]
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return 2, [f"{err.filename}: {err.strerror}"]
+    ours = type(err).__module__.startswith("magic_rl")
+    if isinstance(err, ValueError | OSError) or ours:
+        lines = [_one_line(line) for line in str(err).splitlines() if line.strip()]
+        return 2, lines or [type(err).__name__]
+    return 1, [
+        f"internal error: {type(err).__name__}: {_one_line(str(err))} (rerun with --debug for "
+        "the traceback, and please report it)"
+    ]
+
+
+def _print_errors(lines: list[str]) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    for line in lines:  # Text, not markup: a message may hold brackets (`name=[unclosed`)
+        console.print(Text.assemble(("error:", "bold red"), " ", line))
+
+
+class ErrorBoundary(TyperGroup):
+    """The root `magic` group: every error escaping a command ends here (module docstring)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        args = list(sys.argv[1:] if args is None else args)
+        cut = args.index("--") if "--" in args else len(args)
+        debug = DEBUG_FLAG in args[:cut]
+        args = [a for i, a in enumerate(args) if i >= cut or a != DEBUG_FLAG]
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as err:
+            err.show()
+            code = err.exit_code
+        except (Exception, KeyboardInterrupt, typer.Abort) as err:
+            if debug:
+                traceback.print_exc()
+            code, lines = error_lines(err)
+            _print_errors(lines)
+        else:
+            if not standalone_mode:
+                return rv
+            code = rv if isinstance(rv, int) else 0
+        if not standalone_mode and code == 0:
+            return 0
+        sys.exit(code)
+
 
 app = typer.Typer(
-    help="MAGIC: co-evolving attacker and defender LLMs for robust safety (arXiv 2602.01539).",
+    cls=ErrorBoundary,
+    help="MAGIC: co-evolving attacker and defender LLMs for robust safety (arXiv 2602.01539). "
+    "Errors print one line (`error: file:field: ...`); add --debug anywhere for the traceback.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -38,18 +136,18 @@ Overrides = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """Stop the command with a user error; `ErrorBoundary` prints it."""
+    raise CLIError(message, code)
 
 
-def _load(config: str | None, overrides: list[str] | None):
+def _load(config: str | None, overrides: list[str] | None, *, complete: bool = False):
+    """A config (preset or YAML + overrides); `complete`: the file is a run's saved config.yaml,
+    which must name every field (a truncated one is refused, not filled with defaults)."""
     from magic_rl.config import ConfigError, load_config
 
     try:
-        return load_config(config, overrides or [])
+        return load_config(config, overrides or [], complete=complete)
     except ConfigError as err:
         _fail(str(err))
 

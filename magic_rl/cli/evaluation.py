@@ -18,7 +18,7 @@ def _eval_config(config: str | None, model_specs: list[str], overrides: list[str
         for spec in model_specs:
             run_dir = run_dir_of(spec)
             if run_dir is not None and (run_dir / "config.yaml").is_file():
-                return _load(str(run_dir / "config.yaml"), overrides)
+                return _load(str(run_dir / "config.yaml"), overrides, complete=True)
         config = "sandbox"
     return _load(config, overrides)
 
@@ -45,7 +45,9 @@ def eval_cmd(
         typer.Option(help="Comma-separated: benchmark names, files, `sandbox` or sandbox/<set>."),
     ] = "sandbox",
     config: EvalConfigOpt = None,
-    limit: Annotated[int | None, typer.Option(help="First N items of each benchmark.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="First N items of each benchmark.", min=1)
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Output dir (default runs/eval-<time> or RUN_DIR/eval).")
     ] = None,
@@ -95,7 +97,7 @@ def attack(
     best_of: Annotated[
         int, typer.Option(help="K sampled rewrites per seed (1 = one greedy).", min=1)
     ] = 1,
-    limit: Annotated[int | None, typer.Option(help="First N seeds.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N seeds.", min=1)] = None,
     config: EvalConfigOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")
@@ -127,7 +129,9 @@ def attack(
 @app.command("crossplay")
 def crossplay_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A training run directory.")],
-    limit: Annotated[int | None, typer.Option(help="First N test-split harmful seeds.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="First N test-split harmful seeds.", min=1)
+    ] = None,
     config: EvalConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:

@@ -43,7 +43,9 @@ def serve_judge_cmd(
     host: Annotated[
         str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="TCP port; 0 picks a free one.", min=0, max=65535)
+    ] = 8000,
     fmt: Annotated[
         str, typer.Option("--format", help="Answer format: wildguard, qwen3guard or llamaguard.")
     ] = "wildguard",

@@ -51,7 +51,7 @@ def train(
     if resume is not None:
         if not (resume / "config.yaml").exists():
             _fail(f"{resume}: no config.yaml: not a run directory")
-        cfg = _load(str(resume / "config.yaml"), overrides)
+        cfg = _load(str(resume / "config.yaml"), overrides, complete=True)
     else:
         cfg = _load(config, overrides)
     console = _console()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import json
 import re
 from collections import Counter
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from magic_rl.data.files import read_jsonl_rows
+from magic_rl.data.files import decode_text, read_jsonl_rows
 from magic_rl.records import Label, Seed
 
 KINDS: tuple[str, ...] = ("harmful", "benign", "contrast")
@@ -301,8 +302,8 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
     if suffix in (".jsonl", ".json"):
         yield from read_jsonl_rows(path)
     elif suffix == ".csv":
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
+        reader = csv.DictReader(io.StringIO(decode_text(path), newline=""))
+        try:
             header = reader.fieldnames or []
             if "label" not in header or not {"text", "prompt"} & set(header):
                 raise ValueError(
@@ -312,8 +313,15 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
             lineno = 1
             for row in reader:
                 start, lineno = lineno + 1, reader.line_num
+                if None in row:  # DictReader puts surplus fields under the key None
+                    raise ValueError(
+                        f"{path}:{start}: {len(header) + len(row[None])} fields, the header has "
+                        f"{len(header)} (quote a text that holds commas)"
+                    )
                 if any(v and v.strip() for v in row.values() if isinstance(v, str)):
                     yield start, row
+        except csv.Error as e:
+            raise ValueError(f"{path}:{reader.line_num}: bad CSV: {e}") from None
     else:
         raise ValueError(f"{path}: seed file must be .jsonl or .csv, got {suffix or 'no suffix'!r}")
 
@@ -327,7 +335,7 @@ def load_seed_file(path: str | Path) -> list[Seed]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"seed file not found: {path}")
+        raise FileNotFoundError(f"{path}: no such seed file (data.seeds)")
     seeds: list[Seed] = []
     first_line: dict[str, int] = {}
     for lineno, row in _rows(path):

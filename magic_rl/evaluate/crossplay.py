@@ -257,7 +257,7 @@ def crossplay(
     """ASR of every attacker checkpoint against every defender checkpoint of a run.
     Writes run_dir/crossplay/{crossplay.json, heatmap.png}; returns the JSON path."""
     run_dir = Path(run_dir)
-    ckpts = run_checkpoints(run_dir)
+    ckpts = run_checkpoints(run_dir, log=log)
     attackers = [c for c in ckpts if (c / Role.ATTACKER.value).is_dir()]
     defenders = [c for c in ckpts if (c / Role.DEFENDER.value).is_dir()]
     if not attackers or not defenders:

@@ -22,7 +22,11 @@ cross-play, shared-weight self-play, concurrent updates and victim hardening, ea
 Resume (`magic train --resume RUN_DIR`) restarts from the last saved state (every switch, and every
 `train.checkpoint_every` steps) and cuts metrics and replay records of later steps, so a run killed at
 any point continues without lost or duplicated records; per-step randomness derives from (seed, step),
-so the replayed steps are the same steps.
+so the replayed steps are the same steps. `resume.py` checks the whole run directory before anything
+is written (a missing or torn part is refused, naming the file), keeps config.yaml as it was and
+records changed settings in overrides/. Checkpoints and state/ are written to a temporary folder
+and renamed. A step whose judge labels are mostly unknown stops the run (`judge.max_unknown_fraction`)
+before its update and before anything of it is logged.
 
 Data-parallel (`accelerate launch --multi_gpu --num_processes N`; on CPU with no GPU visible, gloo —
 note that `accelerate launch --cpu` ignores --num_processes): each process plays a shard of the step's
@@ -35,21 +39,37 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig, dump_config, trained_roles
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.data.files import read_jsonl_rows
-from magic_rl.loop.run import Run, load_policy, load_rl_seeds, load_static_attacks, use_cpu
+from magic_rl.loop.resume import (
+    ResumeError,
+    check_resume,
+    record_overrides,
+    repair_state,
+    truncate_logs,
+)
+from magic_rl.loop.run import (
+    JudgeUnusable,
+    Run,
+    load_policy,
+    load_rl_seeds,
+    load_static_attacks,
+    use_cpu,
+)
 from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
 from magic_rl.records import Role
 
 __all__ = [
+    "JudgeUnusable",
+    "ResumeError",
     "Run",
     "SeedSampler",
     "StepJudge",
+    "check_resume",
     "game_metrics",
     "is_count",
     "load_policy",
@@ -64,37 +84,11 @@ __all__ = [
 ]
 
 
-def _truncate_jsonl(path: Path, next_step: int) -> None:
-    """Keep records of steps < next_step; a torn last line (killed mid-write) is dropped."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("step", -1) < next_step:
-            kept.append(line)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, path)
-
-
 def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
     with path.open("a") as f:
         f.write("".join(json.dumps(r) + "\n" for r in records))
         f.flush()
         os.fsync(f.fileno())
-
-
-def _repair_state(run_dir: Path) -> None:
-    """A kill between the two renames of `save_state` leaves only state.old: put it back. Runs on the
-    main process before any rank loads weights from state/."""
-    state, old = run_dir / "state", run_dir / "state.old"
-    if not (state / "meta.json").exists() and (old / "meta.json").exists():
-        shutil.rmtree(state, ignore_errors=True)
-        old.rename(state)
 
 
 def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
@@ -105,26 +99,37 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
             f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
             "it, or choose another name (name=...)"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    seeds = load_rl_seeds(cfg)  # a bad seed file fails before anything is written
+    try:
+        SeedSampler(seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed)
+    except ValueError as e:
+        raise ValueError(f"{cfg.data.seeds}: {e}") from None
     tune_for_cpu()
     if resume is not None:
         from accelerate import PartialState
 
         state = PartialState(cpu=use_cpu(cfg))
         if state.is_main_process:
-            _repair_state(run_dir)
+            repair_state(run_dir)
         state.wait_for_everyone()
-    run = Run(cfg, run_dir, log=log)
-    if run.main:
+        next_step = check_resume(run_dir, cfg)  # every rank: all refuse alike, none hangs
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run = Run(cfg, run_dir, seeds=seeds, log=log)
+    except BaseException:
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that could not start leaves no empty directory behind
+        raise
+    if resume is None and run.main:
         (run_dir / "config.yaml").write_text(dump_config(cfg))
     if resume is not None:
-        run.load_state()
+        if run.main and (path := record_overrides(run_dir, cfg, next_step)):
+            log(f"settings changed on resume recorded in {path} (config.yaml is unchanged)")
+        run.load_state(next_step)
     metrics_path, replay_path = run_dir / "metrics.jsonl", run_dir / "replay.jsonl"
     if run.main:
-        _truncate_jsonl(metrics_path, run.start_step)
-        _truncate_jsonl(replay_path, run.start_step)
-        # a switch's cross-play rows carry the switch's step, written before its state
-        _truncate_jsonl(run_dir / "crossplay.jsonl", run.start_step + 1)
+        truncate_logs(run_dir, run.start_step)
     if cfg.train.tracker != "none":
         run.accelerator.init_trackers(cfg.name, config=tracker_config(cfg))
     pending: dict[str, float] = {}  # timings of the step-0 switch, logged with the first step

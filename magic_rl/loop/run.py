@@ -1,5 +1,12 @@
 """`Run`: one training run in memory — both roles' policies and trainers, the judge, the scheduler,
-the accelerator — and `Run.step`, the numbered step program; saving and loading its state."""
+the accelerator — and `Run.step`, the numbered step program; saving and loading its state.
+
+Checkpoints and state/ are written to a temporary folder and renamed (`resume.replace_dir`), so a
+kill never leaves a half-written one under its final name. A step whose judge labels are mostly
+unknown (`judge.max_unknown_fraction`) raises `JudgeUnusable` after the judge stage, before any
+update or log line: a run against a misconfigured or failing judge stops instead of training on
+nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import math
 import random
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +25,7 @@ from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
 from magic_rl.loop.crossplay import LiveCrossplay
 from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
 from magic_rl.loop.league import League, OpponentCache, Snapshots
+from magic_rl.loop.resume import ResumeError, last_good_checkpoint, replace_dir
 from magic_rl.loop.stages import (
     SeedSampler,
     StepJudge,
@@ -25,15 +34,21 @@ from magic_rl.loop.stages import (
     is_count,
     replay_records,
 )
-from magic_rl.records import Role, Seed
+from magic_rl.records import Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, summarize
 from magic_rl.schedule import Scheduler
+
+
+class JudgeUnusable(RuntimeError):
+    """Most of a step's judge labels are unknown: the run stops rather than train on nothing."""
 
 
 class Run:
     """Everything a training run holds: players, trainers, judge, schedule, files."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, *, log=print) -> None:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, *, seeds: list[Seed] | None = None, log=print
+    ) -> None:
         import torch
         from accelerate import Accelerator
 
@@ -52,7 +67,7 @@ class Run:
         torch.manual_seed(cfg.seed)
         device = str(self.accelerator.device)
 
-        self.seeds = load_rl_seeds(cfg)
+        self.seeds = seeds if seeds is not None else load_rl_seeds(cfg)
         self.sampler = SeedSampler(
             self.seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed
         )
@@ -290,6 +305,7 @@ class Run:
                 [e.last.attack for e in episodes],
                 [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
             )
+            self._check_verdicts(step, verdicts)
         with timer("rewards"):
             rewards = compute_rewards(episodes, verdicts, cfg.reward)  # 3. rewards
         m = {**game_metrics(episodes, verdicts), **summarize(rewards), **extra}
@@ -305,6 +321,28 @@ class Run:
         for rec in replay:  # the seed's index in the whole step's batch (strided shards)
             rec["group"] = rec["group"] * n_proc + rank
         return sorted(gather_object(replay), key=lambda r: (r["group"], r["member"]))
+
+    def _check_verdicts(self, step: int, verdicts: list[Verdict]) -> None:
+        """Raise JudgeUnusable when more than `judge.max_unknown_fraction` of the step's
+        exchanges (over all data-parallel ranks) have an unknown label."""
+        unknown, total = sum(v.any_unknown for v in verdicts), len(verdicts)
+        if self.accelerator.num_processes > 1:
+            import torch
+
+            t = torch.tensor([unknown, total], dtype=torch.float64, device=self.accelerator.device)
+            unknown, total = (int(x) for x in self.accelerator.reduce(t, reduction="sum").tolist())
+        limit = self.cfg.judge.max_unknown_fraction
+        if not total or unknown <= limit * total:
+            return
+        errors = Counter(v.error for v in verdicts if v.any_unknown and v.error)
+        why = f"; most common error: {errors.most_common(1)[0][0][:200]}" if errors else ""
+        raise JudgeUnusable(
+            f"judge.max_unknown_fraction: step {step}: {unknown}/{total} judge labels unknown "
+            f"(limit {limit:.0%}){why}. The run stopped before training on them (nothing of "
+            f"this step was written); check judge.backend={self.cfg.judge.backend}, "
+            f"judge.model={self.cfg.judge.model!r} and judge.endpoint, then resume with "
+            f"`magic train --resume {self.run_dir}`"
+        )
 
     def _rng_seed(self, step: int) -> int:
         # Shards draw from distinct streams; one process keeps the (seed, step) stream.
@@ -340,9 +378,12 @@ class Run:
         """Both roles in Hugging Face format at a switch boundary (loadable with from_pretrained)."""
         out = self.run_dir / "checkpoints" / f"step-{step:06d}"
         if self.main:
+            tmp = out.with_name(f".tmp-{out.name}")  # hidden: readers list step-* only
+            shutil.rmtree(tmp, ignore_errors=True)
             for role, policy in self.policies.items():
                 if policy is not None:
-                    policy.save_pretrained(out / role.value)
+                    policy.save_pretrained(tmp / role.value)
+            replace_dir(tmp, out)
         return out
 
     def save_state(self, next_step: int) -> None:
@@ -367,33 +408,42 @@ class Run:
             "pending": None if self.pending is None else self.pending.state_dict(),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
-        final = self.run_dir / "state"
-        old = self.run_dir / "state.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, self.run_dir / "state", self.run_dir / "state.old")
 
-    def load_state(self) -> None:
+    def load_state(self, next_step: int) -> None:
+        """Optimisers and schedule from state/ (checked whole by `resume.check_resume`, which
+        gave `next_step`; 0 = the run never saved a state)."""
         import torch
 
         state = self.run_dir / "state"
-        if not (state / "meta.json").exists():
+        if next_step == 0 and not state.exists():
             self.log("no saved state: starting from step 0")
             return
-        meta = json.loads((state / "meta.json").read_text())
-        # on CPU first: a GPU rank must not load the main process's tensors onto cuda:0
-        optim = torch.load(state / "optim.pt", map_location="cpu", weights_only=True)
-        for role, trainer in self.trainers.items():
-            trainer.load_state_dict(optim[role.value])
-        self.scheduler.load_state_dict(meta["scheduler"])
-        self.snapshots.load_state_dict(meta.get("snapshots", {}))
-        self.league.load_state_dict(meta.get("league", {}))
-        self.hard_cases.load_state_dict(meta.get("hard_cases", []))
-        if self.pending is not None:
-            self.pending.load_state_dict(meta.get("pending") or [])
-        self.start_step = meta["next_step"]
+        try:
+            meta = json.loads((state / "meta.json").read_text())
+            self.scheduler.load_state_dict(meta["scheduler"])
+            self.snapshots.load_state_dict(meta.get("snapshots", {}))
+            self.league.load_state_dict(meta.get("league", {}))
+            self.hard_cases.load_state_dict(meta.get("hard_cases", []))
+            if self.pending is not None:
+                self.pending.load_state_dict(meta.get("pending") or [])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ResumeError(
+                f"{state / 'meta.json'}: scheduler, league or hard-case state: unreadable "
+                f"({e!r}). " + last_good_checkpoint(self.run_dir)
+            ) from e
+        optim_path = state / "optim.pt"
+        try:
+            # on CPU first: a GPU rank must not load the main process's tensors onto cuda:0
+            optim = torch.load(optim_path, map_location="cpu", weights_only=True)
+            for role, trainer in self.trainers.items():
+                trainer.load_state_dict(optim[role.value])
+        except Exception as e:  # torch raises RuntimeError, KeyError, pickle errors...
+            raise ResumeError(
+                f"{optim_path}: unreadable optimiser state ({type(e).__name__}: {e}). "
+                + last_good_checkpoint(self.run_dir)
+            ) from e
+        self.start_step = next_step
 
 
 def schedule_for(cfg: ScheduleConfig) -> ScheduleConfig:

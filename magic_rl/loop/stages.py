@@ -25,7 +25,10 @@ class SeedSampler:
         self.per_label = {"harmful": n_harm, "benign": per_step - n_harm}
         for label, n in self.per_label.items():
             if n and not self.by_label[label]:
-                raise ValueError(f"data: the batch needs {label} seeds but the seed set has none")
+                raise ValueError(
+                    f"the batch needs {label} seeds (data.harmful_fraction={harmful_fraction}) "
+                    "but the seed set has none"
+                )
         self.run_seed = run_seed
 
     def batch(self, step: int) -> list[Seed]:

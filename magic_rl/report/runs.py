@@ -73,7 +73,11 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     if (path / "config.yaml").exists():
         import yaml
 
-        run.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        try:
+            run.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            problem = " ".join(str(e).split())
+            raise ValueError(f"{path / 'config.yaml'}: unreadable ({problem})") from None
     if (path / "replay.jsonl").exists():
         run.replay = read_replay(path / "replay.jsonl")
     if (path / "crossplay" / "crossplay.json").exists():

@@ -195,9 +195,13 @@ def load_benchmark(
         raise ValueError(f"limit must be >= 0, got {limit}")
     name = str(name_or_path)
     if name in BENCHMARKS and not mapping:
-        items = BENCHMARKS[name].loader(benchmark_path(name, data_root))
+        path = benchmark_path(name, data_root)
+        items = BENCHMARKS[name].loader(path)
     else:
-        items = _load_file(Path(name_or_path), mapping)
+        path = Path(name_or_path)
+        items = _load_file(path, mapping)
+    if not items:  # an empty set would report metrics over nothing and exit 0
+        raise DatasetError(path, "no items (an empty file, or a header only): nothing to evaluate")
     return items if limit is None else items[:limit]
 
 

@@ -37,8 +37,8 @@ def evaluate(
     sets = load_sets(benchmarks, cfg, limit=limit, data_root=data_root, log=log)
     if not sets:
         raise ValueError(f"no items to evaluate in {list(benchmarks)}")
+    path = resolve_role_model(model, Role.DEFENDER, cfg, log=log)  # a bad path fails first
     judge = make_eval_judge(cfg, log=log)
-    path = resolve_role_model(model, Role.DEFENDER, cfg, log=log)
     run_dir = run_dir_of(model)
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -57,7 +57,7 @@ def evaluate_run(
     """The FIRST (step-000000, the base defender) and LAST defender checkpoints of a run on the
     sandbox sets (`limit` prompts per set), side by side in run_dir/eval/. Returns results.md."""
     run_dir = Path(run_dir)
-    ckpts = run_checkpoints(run_dir)
+    ckpts = run_checkpoints(run_dir, log=log)
     chosen = list(dict.fromkeys([ckpts[0], ckpts[-1]]))
     sets = load_sets([SANDBOX], cfg, limit=limit, log=log)
     judge = make_eval_judge(cfg, log=log)

@@ -2,6 +2,10 @@
 
 A model argument is an HF path/id, a `sandbox:*` name, RUN_DIR (its last checkpoint) or
 RUN_DIR/checkpoints/step-N; torch, the policy and the judge load inside the functions.
+
+A torn checkpoint (a kill while it was written: a 0-byte config.json, a truncated safetensors file)
+is skipped with a warning when a run's checkpoints are listed, and named when asked for directly;
+checkpoints written by the training loop since are atomic (a temporary folder, then a rename).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from magic_rl.config import RunConfig
+from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
 from magic_rl.evaluate.run.items import Log
 from magic_rl.records import Role
 
@@ -17,12 +22,25 @@ def is_run_dir(path: Path) -> bool:
     return (path / "checkpoints").is_dir() or (path / "config.yaml").is_file()
 
 
-def run_checkpoints(run_dir: str | Path) -> list[Path]:
-    """`checkpoints/step-NNNNNN` directories of a run, by step."""
-    ckpts = [p for p in (Path(run_dir) / "checkpoints").glob("step-*") if p.is_dir()]
+def run_checkpoints(run_dir: str | Path, *, log: Log = print) -> list[Path]:
+    """Whole `checkpoints/step-NNNNNN` directories of a run, by step; torn ones are skipped with a
+    warning naming the bad file."""
+    found = run_checkpoint_dirs(run_dir)
+    ckpts = []
+    for ckpt, problem in found:
+        if problem:
+            log(f"warning: skipping incomplete checkpoint {ckpt.name}: {problem}")
+        else:
+            ckpts.append(ckpt)
     if not ckpts:
-        raise FileNotFoundError(f"{run_dir}: no checkpoints/step-* directories")
-    return sorted(ckpts, key=lambda p: int(p.name.removeprefix("step-")))
+        torn = f" ({len(found)} incomplete)" if found else ""
+        raise FileNotFoundError(f"{run_dir}: no whole checkpoints/step-* directories{torn}")
+    return ckpts
+
+
+def is_local(spec: str) -> bool:
+    """A path rather than a Hub id (`org/name`)."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") != 1
 
 
 def run_dir_of(spec: str) -> Path | None:
@@ -44,11 +62,15 @@ def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = prin
     if path.parent.name == "checkpoints" and path.name.startswith("step-"):
         ckpt = path
     elif is_run_dir(path):
-        ckpt = run_checkpoints(path)[-1]
+        ckpt = run_checkpoints(path, log=log)[-1]
+    elif (path.exists() or is_local(spec)) and (problem := model_dir_problem(path)):
+        raise FileNotFoundError(f"{role.value} model: {problem}")
     else:
         return spec
     if not (ckpt / role.value).is_dir():
         raise FileNotFoundError(f"{ckpt}: no {role.value}/ checkpoint")
+    if problem := model_dir_problem(ckpt / role.value):
+        raise FileNotFoundError(f"{problem} (an incomplete checkpoint: choose another step)")
     return str(ckpt / role.value)
 
 
@@ -56,9 +78,8 @@ def load_policy(path: str, role: Role, cfg: RunConfig):
     from magic_rl.policy import HFPolicy, resolve_device
 
     pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
-    local = path.startswith((".", "/", "~")) or path.count("/") != 1  # a Hub id is `org/name`
-    if local and not Path(path).is_dir():
-        raise FileNotFoundError(f"{role.value} model {path!r}: no such directory")
+    if (is_local(path) or Path(path).is_dir()) and (problem := model_dir_problem(path)):
+        raise FileNotFoundError(f"{role.value} model: {problem}")
     return HFPolicy.from_pretrained(
         path,
         dtype=pcfg.dtype,
