@@ -198,6 +198,10 @@ def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
     assert [r["turns"] for r in _rows(cut / "replay.jsonl")] == [
         r["turns"] for r in _rows(ref / "replay.jsonl")
     ]
+    # the league's snapshots and statistics and the hard-case buffer end as in the unbroken run
+    end_ref, end_cut = (json.loads((r / "state" / "meta.json").read_text()) for r in (ref, cut))
+    for key in ("snapshots", "league", "hard_cases"):
+        assert end_cut[key] == end_ref[key], key
     from safetensors.torch import load_file
 
     for role in ("attacker", "defender"):
