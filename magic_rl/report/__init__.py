@@ -7,13 +7,13 @@ Sections, each present when its input is: run summary (config highlights, steps,
 first/last-window means); curves over steps of the defender and attacker rewards, ASR and the
 refusal rates on harmful and benign seeds, with the training role shaded behind them (from
 `schedule/role`; several runs overlay their curves, the shading is the first run's); the cross-play
-ASR heatmap (RUN_DIR/crossplay/crossplay.json, else the live RUN_DIR/crossplay.jsonl as it
-stands); the attack-pattern distribution per training stage (RUN_DIR/analysis/strategy.json,
-else computed with the rule tagger); the evaluation table (RUN_DIR/eval/results.json, shown
-generically: every metric row with its value and CI); an ablation table with CIs (`ablation`:
-{variant: {metric: {mean, lo, hi, n}}}); sample exchanges from early and late steps. Attack and reply text is hidden behind a checkbox, unticked by default (it is in
-the file, hidden by CSS: a view switch, not a redaction of the file); the markdown twin leaves it
-out unless `show_text=True`.
+ASR heatmap (RUN_DIR/crossplay/crossplay.json, else the live RUN_DIR/crossplay.jsonl as it stands);
+the attack-pattern distribution per training stage (RUN_DIR/analysis/strategy.json, else computed
+with the rule tagger); the evaluation table (RUN_DIR/eval/results.json, shown generically: every
+metric row with its value and CI); an ablation table with CIs (`ablation`: {variant: {metric: {mean,
+lo, hi, n}}}); sample exchanges from early and late steps. Attack and reply text is hidden behind a
+checkbox, unticked by default (it is in the file, hidden by CSS: a view switch, not a redaction of
+the file); the markdown twin leaves it out unless `show_text=True`.
 
 The markdown twin links its plots as PNG files in `<out stem>_files/` next to it.
 
