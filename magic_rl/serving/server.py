@@ -5,7 +5,8 @@ of OpenAI-style routes on uvicorn's h11 protocol. What it promises (docs/serving
 tests/test_serving.py):
 
 - Request size: a body over `Limits.max_body_bytes` gets 413 (a too-large `Content-Length` before
-  a byte of the body is read); header blocks over `max_header_bytes` are refused by h11.
+  a byte of the body is read); h11 refuses (400) a request head still incomplete past
+  `max_header_bytes` (one that arrives whole in a single 64 KiB read may be larger).
 - Slow clients: a connection has `read_timeout_s` to deliver its request headers (from connect or
   from the previous response), and the app `read_timeout_s` to receive the body (408); idle
   keep-alive connections close after `keep_alive_s`. A slow client costs a socket, never a thread.
@@ -53,7 +54,7 @@ class Limits:
     max_body_bytes: int = 1 << 20
     """Largest request body (413 above it). 1 MiB is ~250k tokens of text."""
     max_header_bytes: int = 16 << 10
-    """Largest request head (request line + headers); h11 answers 400 above it."""
+    """Largest incomplete request head (request line + headers) h11 buffers; 400 above it."""
     read_timeout_s: float = 10.0
     """Time a connection has to send its request headers, and then again its body (408)."""
     keep_alive_s: int = 5
