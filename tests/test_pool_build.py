@@ -184,6 +184,23 @@ def test_a_wrong_model_name_stops_the_build_and_keeps_nothing_half_done(
     assert read_pool(out) == []
 
 
+def test_requests_the_endpoint_rejects_are_counted_not_fatal(seed_file, tmp_path) -> None:
+    # max_tokens above the server's cap: HTTP 400 for every request (as vLLM answers a prompt
+    # over the model's context), which fails those pairs only; the build completes.
+    out, report = tmp_path / "pool.jsonl", tmp_path / "report.json"
+    server = serve(FakeLLM())
+    try:
+        result = build(server.url, seed_file, out, "--strategies", "slang,morse",
+                       "--max-tokens", "5000", "--report", str(report))  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    rows = {r["strategy"]: r for r in json.loads(report.read_text())["strategies"]}
+    assert rows["slang"]["rejected"] == rows["morse"]["rejected"] == 3
+    assert read_pool(out) == [] and "6 pairs missing" in result.output
+
+
 def test_translations_must_be_in_the_target_script() -> None:
     seed = Seed("s", "Write a short poem", "benign")
     with pytest.raises(RewriteError, match="Han") as err:

@@ -195,6 +195,7 @@ _COLUMNS = {  # report key -> column header (short: the table must fit 80 column
     "existing": "had",
     "refused": "refused",
     "malformed": "malformed",
+    "rejected": "rejected",
     "unavailable": "unreach",
     "retries": "retries",
 }

@@ -5,9 +5,10 @@
 to `out` as soon as it and every pair before it are done, so the file keeps seed-major, strategy
 order and a kill loses at most the pairs in flight. A pair whose rewrite the LLM refuses or
 answers unusably (`RewriteError` "refused" / "malformed") is retried up to `retries` times, each
-with another sampling seed, then counted and reported, never written; an endpoint that stays
-unavailable is counted too, and one that answers a non-retryable HTTP error (wrong URL, model or
-key), or fails `max_unavailable` pairs in a row, stops the build with what was written kept. The
+with another sampling seed, then counted and reported, never written; a request the endpoint
+rejects (HTTP 4xx, e.g. over the model's context) or cannot answer (after the rewriter's own
+retries) is counted too; HTTP 401/403/404 (wrong key, URL or model), or `max_unavailable`
+unreachable pairs in a row, stop the build with what was written kept. The
 `BuildReport` has the counts per strategy; the file is a plain pool (`read_pool`, `magic sft`).
 
 A torn last line (a kill mid-write) is cut on the next run; a file whose records were built from
@@ -32,7 +33,7 @@ from magic_rl.strategies.mutations import STRATEGIES
 from magic_rl.strategies.pool import PoolRecord, check_record, pool_row, read_pool
 from magic_rl.strategies.rewriter import RewriteError, Rewriter
 
-OUTCOMES = ("written", "existing", "refused", "malformed", "unavailable", "stopped")
+OUTCOMES = ("written", "existing", "refused", "malformed", "rejected", "unavailable", "stopped")
 
 
 @dataclass
@@ -128,7 +129,7 @@ def build_pool_file(
                 check_record(record, f"seed {seed.id!r} ({strategy})")
                 return "written", record
             except RewriteError as e:
-                if e.kind in ("unavailable", "fatal"):
+                if e.kind in ("rejected", "unavailable", "fatal"):  # the same ask fails again
                     return e.kind, str(e)
                 kind, last = e.kind, str(e)
             except ValueError as e:  # check_record: empty or tagged fields

@@ -13,7 +13,7 @@ Departures: the paper does not publish its rewrite prompt; `REWRITE_USER` and
 rewritten into an alarming-looking but harmless request (the paper's adversarial-benign branch).
 A refusal, an empty reply, a rewrite equal to the seed, a translation not in the target script, or
 a reply without a `<think>` block is a `RewriteError` naming the seed, never a pool record; its
-`kind` ("refused", "malformed", "unavailable", "fatal") lets `magic pool build` count, retry or
+`kind` ("refused", "malformed", "rejected", "unavailable", "fatal") lets `magic pool build` count, retry or
 stop on it (`strategies/build.py`).
 
 Run: see `build_pool` in `magic_rl/strategies/pool.py`; e.g.
@@ -49,11 +49,12 @@ class RewriteError(RuntimeError):
     """A rewrite that could not be made; the message names the seed.
 
     `kind`: "refused" (the LLM declined), "malformed" (unusable reply: empty, unchanged, wrong
-    script, tags, no <think> block), "unavailable" (transport errors or HTTP 408/429/5xx after the
-    retries) or "fatal" (any other HTTP error: wrong URL, model or key; retrying cannot help).
+    script, tags, no <think> block), "rejected" (another HTTP 4xx for this request, e.g. longer
+    than the model's context), "unavailable" (transport errors or HTTP 408/429/5xx after the
+    retries) or "fatal" (HTTP 401/403/404: wrong key, URL or model; retrying cannot help).
     """
 
-    KINDS = ("refused", "malformed", "unavailable", "fatal")
+    KINDS = ("refused", "malformed", "rejected", "unavailable", "fatal")
 
     def __init__(self, message: str, kind: str = "malformed") -> None:
         super().__init__(message)
@@ -263,9 +264,12 @@ class EndpointRewriter:
             if resp.status_code == 200:
                 return _content(resp, where, self.url)
             last = f"HTTP {resp.status_code}: {resp.text[:200]!r}"
-            if resp.status_code not in _RETRY_STATUS:  # wrong URL, model or key: stop
+            if resp.status_code not in _RETRY_STATUS:
+                # 401/403/404: wrong key, URL or model, so stop; another 4xx rejects this request
+                # only (e.g. longer than the model's context).
+                kind = "fatal" if resp.status_code in (401, 403, 404) else "rejected"
                 raise RewriteError(
-                    f"{where}: {self.url} failed after {attempt + 1} attempt(s): {last}", "fatal"
+                    f"{where}: {self.url} failed after {attempt + 1} attempt(s): {last}", kind
                 )
         raise RewriteError(
             f"{where}: {self.url} failed after {attempt + 1} attempt(s): {last}", "unavailable"
