@@ -111,7 +111,9 @@ def test_concurrent_greedy_requests_are_batched_and_match_single_runs(served) ->
 
     def one(p: str) -> str:
         msg = [{"role": "user", "content": p}]
-        r = client.chat.completions.create(model="tiny", messages=msg, max_tokens=6, temperature=0)
+        r = client.chat.completions.create(
+            model="tiny", messages=msg, max_tokens=6, temperature=0, seed=len(p)
+        )  # seeded requests batch too (a rewriter sends a seed with every request)
         return r.choices[0].message.content
 
     before = len(server.batcher.batch_sizes)

@@ -5,9 +5,11 @@ sandbox model, a run's checkpoint, a fetched model): chats go through the model'
 (`HFPolicy.encode_chats`), text prompts through its tokenizer (BOS added, as vLLM does), and
 concurrent requests are decoded together by one worker thread (`Batcher`) with the policy's
 batched sampler (`HFPolicy.generate_ids`: one left-padded batch, KV cache, finished rows
-dropped). Requests batch together when their temperature, top-p and max_tokens agree; a request
-with a `seed` is decoded alone, so the same seed and prompt give the same text whatever else is
-in flight. Honoured: temperature (0 = greedy), top_p, max_tokens / max_completion_tokens, n
+dropped). Requests batch together when their temperature, top-p and max_tokens agree. The shared
+sampler draws a batch from one generator, so a `seed` is exact for a request decoded alone (the
+same seed and prompt give the same text) and, in a batch, seeds the batch's generator from the
+seeds of its requests: reproducible for the same concurrent requests, not whatever else is in
+flight as vLLM's per-request generators are (docs/deviations.md). Honoured: temperature (0 = greedy), top_p, max_tokens / max_completion_tokens, n
 (rows of the same batch), seed, stop (strings, cut after decoding). Not implemented: streaming,
 logprobs, penalties (ignored, like other unknown fields). A prompt that leaves no room in the
 model's positions gets vLLM's 400. Any other `Policy` (e.g. `ScriptedPolicy`, for tests) is
@@ -22,6 +24,7 @@ Run: `magic serve policy sandbox:base --port 8001`, then any OpenAI client with
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +47,7 @@ class Job:
 
     def key(self) -> tuple:
         s = self.sampling
-        # Seeded requests run alone (their own generator); the rest batch by shared parameters.
-        return (s.temperature, s.top_p, s.max_tokens) if s.seed is None else (id(self),)
+        return (s.temperature, s.top_p, s.max_tokens)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class PolicyServer(Server):
         """Encode every job's inputs, decode all rows (n per input) in one call, split back."""
         policy: Any = self.policy
         s = jobs[0].sampling
+        seed = batch_seed([job.sampling.seed for job in jobs])
         encoded: list[list[list[int]] | HTTPError] = []
         for job in jobs:
             if job.chats is not None:
@@ -166,7 +169,7 @@ class PolicyServer(Server):
                 temperature=s.temperature,
                 top_p=s.top_p,
                 max_new_tokens=s.max_tokens,
-                seed=s.seed,
+                seed=seed,
             )
         texts = policy.tokenizer.batch_decode(
             [t[:-1] if f else t for t, f in zip(tokens, stopped, strict=True)],
@@ -220,6 +223,18 @@ class PolicyServer(Server):
                 )
             )
         return out
+
+
+def batch_seed(seeds: list[int | None]) -> int | None:
+    """The generator seed of a batch: a lone request's own seed; else one derived from all the
+    seeds given (stable across processes); None if no request set one."""
+    given = [s for s in seeds if s is not None]
+    if not given:
+        return None
+    if len(seeds) == 1:
+        return given[0]
+    digest = hashlib.sha256(repr(sorted(given)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _stop(text: str, finish: str, stop: tuple[str, ...]) -> tuple[str, str]:
