@@ -216,7 +216,8 @@ def serve_policy_cmd(
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         _fail(str(err))
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("magic_rl.serving.policy").setLevel(logging.INFO)  # one line per batch
     name = model_name or model
     console.print(f"[bold green]policy[/] {name} ({path}) at {server.url}", highlight=False)
     console.print(

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,8 @@ from magic_rl.policy.base import Chat, Policy
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
 from magic_rl.serving.server import HTTPError, Limits, Server, read_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,17 @@ class PolicyServer(Server):
         for members in groups.values():
             group = [jobs[i] for i in members]
             run = self._decode_ids if self.hf else self._decode_scripted
-            for i, r in zip(members, run(group), strict=True):
+            start = time.perf_counter()
+            out = run(group)
+            done = [r for r in out if isinstance(r, Result)]
+            prompt = sum(r.prompt_tokens for r in done)
+            new = sum(r.completion_tokens for r in done)
+            seconds = time.perf_counter() - start
+            log.info(
+                "batch: %d requests, %d prompt + %d completion tokens in %.1f s (%.1f tokens/s)",
+                len(group), prompt, new, seconds, (prompt + new) / max(seconds, 1e-9),
+            )  # fmt: skip
+            for i, r in zip(members, out, strict=True):
                 results[i] = r
         return results  # type: ignore[return-value]
 
