@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -205,3 +206,41 @@ def test_magic_serve_policy_command_serves_a_saved_model(policy, tmp_path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_queued_request_whose_client_left_never_reaches_the_model() -> None:
+    gate, seen = threading.Event(), []
+
+    def fn(chat) -> str:
+        seen.append(chat[-1]["content"])
+        gate.wait(10)  # the first request holds the model thread
+        return "ok"
+
+    server = PolicyServer(ScriptedPolicy(fn), "s", max_batch=1).start()
+    url = f"{server.url}/chat/completions"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                httpx.post,
+                url,
+                json={"messages": [{"role": "user", "content": "first"}]},
+                timeout=20,
+            )
+            while not seen:
+                time.sleep(0.01)
+            with pytest.raises(httpx.TimeoutException):  # queued behind "first"; the client leaves
+                httpx.post(
+                    url, json={"messages": [{"role": "user", "content": "left"}]}, timeout=0.3
+                )
+            time.sleep(1.5)  # the server polls for disconnects every second
+            gate.set()
+            assert first.result().status_code == 200
+        after = httpx.post(
+            url, json={"messages": [{"role": "user", "content": "after"}]}, timeout=20
+        )
+        assert after.status_code == 200
+        assert seen == ["first", "after"]  # "left" was dropped before it reached the model
+    finally:
+        gate.set()
+        server.shutdown()
+        server.server_close()

@@ -38,7 +38,15 @@ from magic_rl.judge.base import Judge
 from magic_rl.judge.formats import FORMATS, Call, GuardFormat
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
-from magic_rl.serving.server import HTTPError, Limits, Server, parse_json, read_body, snippet
+from magic_rl.serving.server import (
+    HTTPError,
+    Limits,
+    Server,
+    parse_json,
+    read_body,
+    snippet,
+    wait_for_model,
+)
 
 FAULTS = ("timeout", "500", "garbage", "slow")
 GARBAGE = ("I cannot help with classifying this.", "", "Safety? maybe\n\n", "yes no yes")
@@ -134,7 +142,7 @@ class JudgeServer(Server):
         if fault == "slow":
             await asyncio.sleep(self.slow_s)
         try:
-            text = await asyncio.wrap_future(self.batcher.submit(call))
+            text = await wait_for_model(request, self.batcher.submit(call))
         except Overloaded as e:
             raise HTTPError(503, f"judge busy: {e}") from None
         if fault == "garbage":

@@ -23,7 +23,6 @@ Run: `magic serve policy sandbox:base --port 8001`, then any OpenAI client with
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -36,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from magic_rl.policy.base import Chat, Policy
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
-from magic_rl.serving.server import HTTPError, Limits, Server, read_json
+from magic_rl.serving.server import HTTPError, Limits, Server, read_json, wait_for_model
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ class PolicyServer(Server):
         messages = openai.messages(payload)
         chat = tuple((m["role"], m["content"]) for m in messages)
         job = Job((chat,), None, openai.sampling(payload, self.caps, self.caps.max_tokens))
-        result = await self._submit(job)
+        result = await self._submit(request, job)
         use = openai.usage(result.prompt_tokens, result.completion_tokens)
         return JSONResponse(openai.chat_body(self.model_name, result.choices, use))
 
@@ -115,13 +114,13 @@ class PolicyServer(Server):
             raise HTTPError(400, "this policy serves /v1/chat/completions only")
         prompts = openai.prompts(payload, self.caps)
         job = Job(None, tuple(prompts), openai.sampling(payload, self.caps, 16))
-        result = await self._submit(job)
+        result = await self._submit(request, job)
         use = openai.usage(result.prompt_tokens, result.completion_tokens)
         return JSONResponse(openai.completion_body(self.model_name, result.choices, use))
 
-    async def _submit(self, job: Job) -> Result:
+    async def _submit(self, request: Request, job: Job) -> Result:
         try:
-            result = await asyncio.wrap_future(self.batcher.submit(job))
+            result = await wait_for_model(request, self.batcher.submit(job))
         except Overloaded as e:
             raise HTTPError(503, f"server busy: {e}") from None
         if isinstance(result, HTTPError):

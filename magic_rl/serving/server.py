@@ -11,7 +11,8 @@ tests/test_serving.py):
   from the previous response), and the app `read_timeout_s` to receive the body (408); idle
   keep-alive connections close after `keep_alive_s`. A slow client costs a socket, never a thread.
 - Bounded work: one event-loop thread parses and answers; model work runs on one `Batcher` thread.
-  Past `max_connections` open connections (or running requests) uvicorn answers 503 at once.
+  Past `max_connections` open connections (or running requests) uvicorn answers 503 at once. A
+  queued request whose client has left is dropped before it reaches the model (`wait_for_model`).
 - Malformed requests: every one gets a JSON 4xx in the OpenAI/vLLM error shape
   `{"error": {"message", "type", "param", "code"}}`, including the ones h11 rejects before the app
   sees them (a bad `Content-Length`: uvicorn's plain-text 400 is replaced here).
@@ -33,6 +34,7 @@ import math
 import socket
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +81,7 @@ class HTTPError(Exception):
         405: "MethodNotAllowedError",
         408: "RequestTimeoutError",
         413: "RequestTooLargeError",
+        499: "ClientClosedRequest",
         500: "InternalServerError",
         503: "ServiceUnavailableError",
         504: "GatewayTimeoutError",
@@ -144,6 +147,20 @@ def parse_json(body: bytes) -> dict[str, Any]:
 async def read_json(request: Request, limits: Limits) -> dict[str, Any]:
     """`parse_json(await read_body(...))`."""
     return parse_json(await read_body(request, limits))
+
+
+async def wait_for_model(request: Request, future: Future, poll_s: float = 1.0) -> Any:
+    """The result of a `Batcher` future; if the client leaves while the request is still queued,
+    the request is dropped (a batch already running finishes). Without this, a client that times
+    out and retries leaves its abandoned requests queued, and a slow server falls ever further
+    behind (docs/LOG.md, 2026-12-01)."""
+    wrapped = asyncio.wrap_future(future)
+    while not wrapped.done():
+        await asyncio.wait([wrapped], timeout=poll_s)
+        if not wrapped.done() and await request.is_disconnected():
+            future.cancel()
+            raise HTTPError(499, "client disconnected")
+    return wrapped.result()
 
 
 Handler = Callable[[Request], Awaitable[Response]]
