@@ -240,3 +240,35 @@ def test_magic_sft_trains_on_an_llm_built_pool(seed_file, tmp_path, tiny_overrid
     )
     assert sft.exit_code == 0, sft.output
     assert (tmp_path / "sandbox" / "attacker-sft" / "config.json").exists()
+
+
+def test_ctrl_c_keeps_what_is_written_and_ends_requests_in_flight(tmp_path) -> None:
+    from magic_rl.strategies.build import build_pool_file
+    from magic_rl.strategies.mutations import Mutation
+
+    closed = threading.Event()
+
+    class Hanging:
+        def rewrite(self, seeds, strategy, rng_seed):
+            if strategy != "slang":
+                closed.wait(30)  # a request that would hang until the client is closed
+                raise RewriteError("connection closed", "unavailable")
+            return [Mutation(strategy, "writing_style", f"yo {seeds[0].text}", "I go casual.")]
+
+        def close(self):
+            closed.set()
+
+    seeds = [Seed(s["id"], s["text"], s["label"]) for s in SEEDS[:1]]
+    calls = []
+
+    def interrupt():
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "pool.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        build_pool_file(
+            seeds, ["slang", "question"], Hanging(), out, concurrency=2, on_pair=interrupt
+        )
+    assert closed.is_set() and calls == [1]
+    assert [r.id for r in read_pool(out)] == ["h1/slang"]

@@ -3,7 +3,8 @@
 `build_pool_file(seeds, strategies, rewriter, out)` asks the rewriter for each pair missing from
 `out` (a rerun appends only those), `concurrency` pairs at a time, and appends each usable record
 to `out` as soon as it and every pair before it are done, so the file keeps seed-major, strategy
-order and a kill loses at most the pairs in flight. A pair whose rewrite the LLM refuses or
+order and a kill loses at most the pairs in flight (on Ctrl-C the rewriter is closed, which ends
+its requests in flight at once). A pair whose rewrite the LLM refuses or
 answers unusably (`RewriteError` "refused" / "malformed") is retried up to `retries` times, each
 with another sampling seed, then counted and reported, never written; a request the endpoint
 rejects (HTTP 4xx, e.g. over the model's context) or cannot answer (after the rewriter's own
@@ -142,7 +143,6 @@ def build_pool_file(
         try:
             for (_, strategy), future in zip(jobs, futures, strict=True):
                 outcome, value = future.result()
-                on_pair()
                 if outcome == "written":
                     f.write(json.dumps(pool_row(value), ensure_ascii=False) + "\n")
                     f.flush()
@@ -151,6 +151,7 @@ def build_pool_file(
                     report.stopped = value
                     stop.set()
                     report.add(strategy, "stopped")
+                    on_pair()
                     continue
                 else:
                     in_a_row = in_a_row + 1 if outcome == "unavailable" else 0
@@ -160,6 +161,13 @@ def build_pool_file(
                         )
                         stop.set()
                 report.add(strategy, outcome, value if isinstance(value, str) else "")
+                on_pair()
+        except BaseException:  # Ctrl-C: end the requests in flight now, keep what is written
+            close = getattr(rewriter, "close", None)
+            if close is not None:
+                stop.set()
+                close()
+            raise
         finally:
             stop.set()
             for future in futures:
