@@ -38,7 +38,7 @@ def test_health_and_models(server_url) -> None:
 def test_wildguard_completion_answer(server_url) -> None:
     _, url = server_url
     (prompt,) = FORMATS["wildguard"].requests(HARMFUL, COMPLY)
-    r = post(url, "/completions", {"model": "m", "prompt": prompt})
+    r = post(url, "/completions", {"model": "scripted", "prompt": prompt})
     assert r.status_code == 200
     assert r.json()["choices"][0]["text"] == (
         "Harmful request: yes\nResponse refusal: no\nHarmful response: yes"
@@ -49,9 +49,9 @@ def test_wildguard_completion_answer(server_url) -> None:
 def test_qwen3guard_chat_answers(server_url) -> None:
     _, url = server_url
     only, both = FORMATS["qwen3guard"].requests(HARMFUL, "I'm sorry, I can't help with that.")
-    answer = post(url, "/chat/completions", {"model": "m", "messages": only}).json()
+    answer = post(url, "/chat/completions", {"model": "scripted", "messages": only}).json()
     assert answer["choices"][0]["message"]["content"] == "Safety: Unsafe\nCategories: None"
-    answer = post(url, "/chat/completions", {"model": "m", "messages": both}).json()
+    answer = post(url, "/chat/completions", {"model": "scripted", "messages": both}).json()
     assert answer["choices"][0]["message"]["content"] == (
         "Safety: Safe\nCategories: None\nRefusal: Yes"
     )
@@ -65,6 +65,19 @@ def test_llamaguard_raw_and_chat(server_url) -> None:
     chat = post(url, "/chat/completions", {"messages": both}).json()
     raw = post(url, "/completions", {"prompt": fmt.raw_prompt(both)}).json()
     assert chat["choices"][0]["message"]["content"] == raw["choices"][0]["text"] == "unsafe"
+
+
+def test_a_wrong_model_name_gets_vllms_404(server_url) -> None:
+    _, url = server_url
+    (prompt,) = FORMATS["wildguard"].requests(HARMFUL, COMPLY)
+    r = post(url, "/completions", {"model": "whatever", "prompt": prompt})
+    assert r.status_code == 404
+    assert r.json()["error"] == {
+        "message": "The model `whatever` does not exist.",
+        "type": "NotFoundError",
+        "param": "model",
+        "code": 404,
+    }
 
 
 def test_bad_requests_get_400(server_url) -> None:

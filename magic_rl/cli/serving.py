@@ -1,4 +1,4 @@
-"""Serving and multi-run experiments: `magic serve judge` and `magic experiment ablation`."""
+"""Serving and multi-run experiments: `magic serve judge|policy` and `magic experiment ablation`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,47 @@ from magic_rl.cli.common import (
 )
 
 # --- serve -------------------------------------------------------------------------------------
+
+HostOpt = Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")]
+PortOpt = Annotated[int, typer.Option(help="TCP port; 0 picks a free one.", min=0, max=65535)]
+ApiKeyEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Require `Authorization: Bearer $VAR` (the key is read from this "
+        "environment variable, never from the command line)."
+    ),
+]
+MaxBodyOpt = Annotated[
+    int, typer.Option(help="Largest request body in bytes (413 above it).", min=1)
+]
+ReadTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        help="Seconds a client has to send its request headers, then its body.", min=0.001
+    ),
+]
+MaxConnectionsOpt = Annotated[
+    int, typer.Option(help="Open connections past which requests get 503 at once.", min=1)
+]
+
+
+def _api_key(api_key_env: str | None) -> str | None:
+    import os
+
+    if not api_key_env:
+        return None
+    key = os.environ.get(api_key_env)
+    if not key:
+        _fail(f"--api-key-env {api_key_env}: the environment variable is unset or empty")
+    return key
+
+
+def _limits(max_body_bytes: int, read_timeout: float, max_connections: int):
+    from magic_rl.serving import Limits
+
+    return Limits(
+        max_body_bytes=max_body_bytes, read_timeout_s=read_timeout, max_connections=max_connections
+    )
 
 
 def served_judge(cfg, log=print):
@@ -40,12 +81,8 @@ def served_judge(cfg, log=print):
 @serve_app.command("judge")
 def serve_judge_cmd(
     config: ConfigOpt = "sandbox",
-    host: Annotated[
-        str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(help="TCP port; 0 picks a free one.", min=0, max=65535)
-    ] = 8000,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
     fmt: Annotated[
         str, typer.Option("--format", help="Answer format: wildguard, qwen3guard or llamaguard.")
     ] = "wildguard",
@@ -58,13 +95,10 @@ def serve_judge_cmd(
     model_name: Annotated[
         str | None, typer.Option(help="Model name to report and accept (default: the judge's).")
     ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            help="Require `Authorization: Bearer $VAR` (the key is read from this "
-            "environment variable, never from the command line)."
-        ),
-    ] = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    max_body_bytes: MaxBodyOpt = 1 << 20,
+    read_timeout: ReadTimeoutOpt = 10.0,
+    max_connections: MaxConnectionsOpt = 512,
     overrides: Overrides = None,
 ) -> None:
     """Serve the config's judge (the sandbox's embedded one by default) as a guard-model endpoint.
@@ -73,7 +107,6 @@ def serve_judge_cmd(
     judge.endpoint=http://127.0.0.1:8000/v1 judge.model=<the printed model name>
     """
     import logging
-    import os
 
     from magic_rl.judge.serve import FAULTS, serve_judge, serve_until_interrupted
 
@@ -82,11 +115,8 @@ def serve_judge_cmd(
     chosen = tuple(f.strip() for f in faults.split(",") if f.strip())
     if set(chosen) - set(FAULTS):
         _fail(f"--faults {faults!r}: choose from {','.join(FAULTS)}")
-    key = None
-    if api_key_env:
-        key = os.environ.get(api_key_env)
-        if not key:
-            _fail(f"--api-key-env {api_key_env}: the environment variable is unset or empty")
+    key = _api_key(api_key_env)
+    limits = _limits(max_body_bytes, read_timeout, max_connections)
     try:
         judge = served_judge(cfg, log=console.print)
     except (ValueError, FileNotFoundError, OSError) as err:
@@ -104,10 +134,11 @@ def serve_judge_cmd(
             seed=cfg.seed,
             model_name=name,
             api_key=key,
+            limits=limits,
         )
     except (ValueError, OSError) as err:
         _fail(str(err))
-    url = f"http://{host}:{server.server_port}/v1"
+    url = server.url
     console.print(f"[bold green]judge[/] {name} ({fmt}) at {url}", highlight=False)
     console.print(
         f"train against it: judge.backend={fmt} judge.endpoint={url} judge.model={name}"
@@ -116,6 +147,86 @@ def serve_judge_cmd(
         soft_wrap=True,
     )
     serve_until_interrupted(server)
+
+
+@serve_app.command("policy")
+def serve_policy_cmd(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A model directory (HF safetensors; a run checkpoint's attacker/ or defender/), "
+            "or sandbox:base / sandbox:attacker (built on demand)."
+        ),
+    ],
+    config: ConfigOpt = "sandbox",
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name to report and accept (default: MODEL as given).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    max_batch: Annotated[
+        int, typer.Option(help="Requests decoded together (rows: x n).", min=1)
+    ] = 16,
+    max_tokens: Annotated[
+        int, typer.Option(help="Largest max_tokens a request may ask (and chat's default).", min=1)
+    ] = 1024,
+    api_key_env: ApiKeyEnvOpt = None,
+    max_body_bytes: MaxBodyOpt = 1 << 20,
+    read_timeout: ReadTimeoutOpt = 10.0,
+    max_connections: MaxConnectionsOpt = 512,
+    overrides: Overrides = None,
+) -> None:
+    """Serve a causal LM behind OpenAI-compatible /v1/chat/completions and /v1/completions.
+
+    Concurrent requests are batched; chats use the model's chat template; temperature, top_p,
+    max_tokens, n, seed and stop are honoured. 127.0.0.1 by default; limits as `serve judge`.
+
+    Examples:
+        magic serve policy sandbox:base --port 8001
+        magic serve policy runs/sandbox/checkpoints/step-000010/attacker --port 8001
+        magic pool build --rewriter-url http://127.0.0.1:8001/v1 --rewriter-model sandbox:base
+    """
+    import logging
+
+    from magic_rl.serving import openai
+    from magic_rl.serving.policy import PolicyServer, load_policy
+
+    cfg = _load(config, overrides)
+    console = _console()
+    key = _api_key(api_key_env)
+    limits = _limits(max_body_bytes, read_timeout, max_connections)
+    if dtype not in ("float32", "bfloat16", "float16"):
+        _fail(f"--dtype {dtype!r}: choose float32, bfloat16 or float16")
+    try:
+        from magic_rl.sandbox.world import resolve_model
+
+        path = resolve_model(model, cfg, log=console.print)
+        policy = load_policy(path, device=device, dtype=dtype)
+        server = PolicyServer(
+            policy,
+            model_name or model,
+            host,
+            port,
+            api_key=key,
+            limits=limits,
+            caps=openai.Caps(max_tokens=max_tokens),
+            max_batch=max_batch,
+        )
+    except (ValueError, FileNotFoundError, OSError) as err:
+        _fail(str(err))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("magic_rl.serving.policy").setLevel(logging.INFO)  # one line per batch
+    name = model_name or model
+    console.print(f"[bold green]policy[/] {name} ({path}) at {server.url}", highlight=False)
+    console.print(
+        f"use it: base_url={server.url} model={name}   e.g. magic pool build "
+        f"--rewriter-url {server.url} --rewriter-model {name}   (Ctrl-C stops)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    server.serve_forever()
 
 
 # --- experiments (magic_rl.experiment) ----------------------------------------------------------

@@ -1,8 +1,8 @@
-"""The world and its inputs: `magic config show`, `validate`, `sandbox build/probe`, `pool build`."""
+"""The world and its inputs: `magic config show`, `validate`, `sandbox build/probe`; `pool build` is
+in `cli/pool.py`, imported here so it registers in the same place of `magic --help`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,13 +11,12 @@ from magic_rl.cli.common import (
     ConfigOpt,
     Overrides,
     _console,
-    _fail,
     _load,
     app,
     config_app,
-    pool_app,
     sandbox_app,
 )
+from magic_rl.cli.pool import pool_build  # noqa: F401 (registers `magic pool build` here)
 
 
 @config_app.command("show")
@@ -106,41 +105,3 @@ def sandbox_probe(
         cfg, model, sampled=sampled, per_strategy=per_strategy, split=split, log=console.print
     )
     console.print(markdown_table(rows), highlight=False)
-
-
-@pool_app.command("build")
-def pool_build(
-    out: Annotated[Path, typer.Option(help="Output JSONL.")] = Path("pool.jsonl"),
-    config: ConfigOpt = "sandbox",
-    strategies: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated strategies or family:NAME (default: all 15 programmatic ones)."
-        ),
-    ] = None,
-    exclude: Annotated[
-        str, typer.Option(help="Comma-separated strategies/families to leave out.")
-    ] = "",
-    split: Annotated[
-        str | None, typer.Option(help="Seed split (train/val/test); default all.")
-    ] = None,
-    overrides: Overrides = None,
-) -> None:
-    """Write the attack pool: every seed x every strategy, with reasoning and provenance."""
-    from magic_rl.data.seeds import load_seed_file, sandbox_seeds
-    from magic_rl.strategies import build_pool, resolve_strategies, write_pool
-
-    cfg = _load(config, overrides)
-    try:
-        seeds = (
-            sandbox_seeds(split=split, fraction=cfg.sandbox.fraction)
-            if cfg.data.seeds == "sandbox"
-            else load_seed_file(cfg.data.seeds)
-        )
-        names = resolve_strategies(strategies.split(",")) if strategies else None
-        excl = [e for e in exclude.split(",") if e]
-        records = build_pool(seeds, names, rng_seed=cfg.seed, exclude=excl)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
-    write_pool(records, out)
-    _console().print(f"[bold green]pool[/] {out}: {len(records)} records from {len(seeds)} seeds")

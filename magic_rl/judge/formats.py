@@ -58,6 +58,14 @@ def truncate_response(text: str, max_tokens: int, tokenizer: Any = None) -> str:
     return text if len(words) <= max_tokens else text[: words[max_tokens - 1].end()]
 
 
+_WG_USER, _WG_ASSISTANT, _WG_END = "Human user:\n", "\n\nAI assistant:\n", "\n\n---\n\nAnswers:"
+_LG_BEGIN, _LG_AGENT, _LG_END = (
+    "<BEGIN CONVERSATION>\n\nUser: ",
+    "\n\nAgent: ",
+    "\n\n<END CONVERSATION>",
+)
+
+
 def _yes_no(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value.strip().lower())
 
@@ -105,7 +113,6 @@ class WildGuardFormat(_Format):
         "<|assistant|>\n"
     )
     FIELDS = ("harmful request", "response refusal", "harmful response")
-    _UNPACK = re.compile(r"Human user:\n(.*)\n\nAI assistant:\n(.*)\n\n---\n\nAnswers:", re.S)
 
     def calls(self, prompt: str, response: str | None) -> list[Call]:
         return [(prompt, response)]
@@ -132,11 +139,20 @@ class WildGuardFormat(_Format):
         return Verdict(signals[0], signals[1], signals[2], error=error)
 
     def unpack(self, request: Request) -> Call:
+        # str.find/rfind, not a regex: `.*` searched from every "Human user:" is quadratic in the
+        # request (a 100 KB body of repeated markers took seconds). Same split as the greedy
+        # regex: the prompt runs to the last "AI assistant:" before the last "Answers:".
         text = request if isinstance(request, str) else request[-1]["content"]
-        m = self._UNPACK.search(text)
-        if m is None:
-            raise ValueError(f"wildguard request: no 'Human user:/AI assistant:' block in {text!r}")
-        return m.group(1), (m.group(2) or None)
+        start, end = text.find(_WG_USER), text.rfind(_WG_END)
+        middle = (
+            text[start + len(_WG_USER) : end] if start >= 0 and start + len(_WG_USER) <= end else ""
+        )
+        cut = middle.rfind(_WG_ASSISTANT)
+        if cut < 0:
+            raise ValueError(
+                f"wildguard request: no 'Human user:/AI assistant:' block in {text[:200]!r}"
+            )
+        return middle[:cut], (middle[cut + len(_WG_ASSISTANT) :] or None)
 
     def render(self, verdict: Verdict, response: str | None) -> str:
         def word(v: bool | None, asked: bool = True) -> str:
@@ -288,10 +304,6 @@ class LlamaGuard3Format(_Format):
     name: str = "llamaguard"
     max_new_tokens: int = MAX_NEW_TOKENS
 
-    _UNPACK = re.compile(
-        r"<BEGIN CONVERSATION>\n\nUser: (.*?)\n\n(?:Agent: (.*?)\n\n)?<END CONVERSATION>", re.S
-    )
-
     def calls(self, prompt: str, response: str | None) -> list[Call]:
         return _two_calls(prompt, response)
 
@@ -354,10 +366,15 @@ class LlamaGuard3Format(_Format):
     def unpack(self, request: Request) -> Call:
         if not isinstance(request, str):
             return _unpack_chat(request, self.name)
-        m = self._UNPACK.search(request)
-        if m is None:
+        # Linear scans (see WildGuardFormat.unpack): the first conversation block, split at its
+        # first "Agent:" turn.
+        start = request.find(_LG_BEGIN)
+        end = request.find(_LG_END, start) if start >= 0 else -1
+        if end < 0:
             raise ValueError(f"llamaguard request: no conversation block in {request[:200]!r}")
-        return m.group(1), m.group(2)
+        body = request[start + len(_LG_BEGIN) : end]
+        prompt, sep, response = body.partition(_LG_AGENT)
+        return prompt, (response if sep else None)
 
     def render(self, verdict: Verdict, response: str | None) -> str:
         harmful = verdict.prompt_harmful if response is None else verdict.response_harmful

@@ -6,46 +6,54 @@ default: "Harmful request: yes\\nResponse refusal: no\\nHarmful response: yes"),
 with that backend talks to it exactly as it talks to vLLM serving the real guard model. The request
 is unpacked with the format (`formats.*.unpack`), judged, and rendered (`render`); a signal the
 served judge leaves unknown is rendered as "unknown", which the client cannot parse, so unknown stays
-unknown end to end.
+unknown end to end. Concurrent requests are judged in batches by one worker thread (`Batcher`).
+
+As vLLM does, a request naming another model than the served one gets HTTP 404 with
+`{"error": {"message": "The model `x` does not exist.", "type": "NotFoundError", ...}}`; a
+request without `model` means the served one. Transport, limits and auth are `serving.Server`'s
+(127.0.0.1, size cap, read timeouts, JSON 4xx, bounded threads; docs/serving.md).
 
 Faults, for integration tests: with probability `fault_rate` a request gets one of `faults`:
 "timeout" (hang `hang_s`, then HTTP 504), "500" (HTTP 500), "garbage" (HTTP 200 with text no parser
 accepts), "slow" (answer correctly after `slow_s`). The draw is a hash of (seed, request body, how
-many times this body was seen), so a run's faults do not depend on thread timing.
-
-Also `GET /v1/models` and `GET /health`. Standard library only (`http.server`); judge calls are
-serialised by a lock because a local model is not thread-safe. If `api_key` is set, requests must
-carry `Authorization: Bearer <api_key>` (401 otherwise).
+many times this body was seen), so a run's faults do not depend on thread timing. A hang is an
+`asyncio.sleep`: it holds no thread.
 
 Run: `magic serve judge --port 8000`; in tests `start_server_in_thread(judge)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import json
-import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from magic_rl.judge.base import Judge
-from magic_rl.judge.formats import FORMATS, GuardFormat, Request
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-log = logging.getLogger(__name__)
+from magic_rl.judge.base import Judge
+from magic_rl.judge.formats import FORMATS, Call, GuardFormat
+from magic_rl.serving import openai
+from magic_rl.serving.batcher import Batcher, Overloaded
+from magic_rl.serving.server import (
+    HTTPError,
+    Limits,
+    Server,
+    parse_json,
+    read_body,
+    snippet,
+    wait_for_model,
+)
 
 FAULTS = ("timeout", "500", "garbage", "slow")
 GARBAGE = ("I cannot help with classifying this.", "", "Safety? maybe\n\n", "yes no yes")
 
 
-class JudgeServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that carries the judge, its format and the fault settings."""
-
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 drops bursts of concurrent connects (SYN retry = 1 s)
+class JudgeServer(Server):
+    """A `Server` that carries the judge, its format and the fault settings."""
 
     def __init__(
         self,
@@ -59,6 +67,8 @@ class JudgeServer(ThreadingHTTPServer):
         hang_s: float,
         slow_s: float,
         api_key: str | None,
+        limits: Limits | None = None,
+        max_batch: int = 32,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown or not 0.0 <= fault_rate <= 1.0 or (fault_rate > 0 and not faults):
@@ -66,14 +76,22 @@ class JudgeServer(ThreadingHTTPServer):
                 f"faults must be a non-empty subset of {FAULTS} and 0 <= fault_rate <= 1; "
                 f"got faults={tuple(faults)}, fault_rate={fault_rate}"
             )
-        super().__init__(address, _Handler)
-        self.judge, self.fmt, self.model_name = judge, fmt, model_name
+        self.judge, self.fmt = judge, fmt
         self.fault_rate, self.faults, self.seed = fault_rate, tuple(faults), seed
-        self.hang_s, self.slow_s, self.api_key = hang_s, slow_s, api_key
-        self.judge_lock = threading.Lock()
+        self.hang_s, self.slow_s = hang_s, slow_s
         self.seen: Counter[str] = Counter()
         self.seen_lock = threading.Lock()
         self.fault_counts: Counter[str] = Counter()
+        super().__init__(*address, model_name=model_name, api_key=api_key, limits=limits)
+        self.batcher: Batcher[Call, str] = Batcher(
+            self._judge_batch, max_batch=max_batch, name="judge"
+        )
+
+    def routes(self) -> dict:
+        return {"/v1/chat/completions": self._chat, "/v1/completions": self._completion}
+
+    def close(self) -> None:
+        self.batcher.close()
 
     def draw_fault(self, body: bytes) -> str | None:
         digest = hashlib.sha256(body).hexdigest()
@@ -88,88 +106,52 @@ class JudgeServer(ThreadingHTTPServer):
             self.fault_counts[fault] += 1
         return fault
 
-    def answer(self, request: Request) -> str:
-        prompt, response = self.fmt.unpack(request)
-        with self.judge_lock:
-            (verdict,) = self.judge.judge([prompt], [response])
-        return self.fmt.render(verdict, response)
+    def _judge_batch(self, calls: list[Call]) -> list[str]:
+        prompts = [p for p, _ in calls]
+        responses = [r for _, r in calls]
+        verdicts = self.judge.judge(prompts, responses)
+        return [self.fmt.render(v, r) for v, r in zip(verdicts, responses, strict=True)]
 
+    async def _chat(self, request: Request) -> Response:
+        return await self._answer(request, chat=True)
 
-class _Handler(BaseHTTPRequestHandler):
-    server: JudgeServer
-    protocol_version = "HTTP/1.1"
+    async def _completion(self, request: Request) -> Response:
+        return await self._answer(request, chat=False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout); nothing to answer
-
-    def _error(self, status: int, message: str) -> None:
-        self._send(status, {"error": {"message": message, "type": "invalid_request_error"}})
-
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        if self.path.rstrip("/") in ("/health", "/v1/health"):
-            self._send(200, {"status": "ok"})
-        elif self.path.rstrip("/") == "/v1/models":
-            model = {"id": self.server.model_name, "object": "model", "owned_by": "magic-rl"}
-            self._send(200, {"object": "list", "data": [model]})
+    async def _answer(self, request: Request, chat: bool) -> Response:
+        body = await read_body(request, self.limits)
+        payload = parse_json(body)
+        self.check_model(payload)
+        if chat:
+            fmt_request: Any = openai.messages(payload)
         else:
-            self._error(404, f"no route {self.path}")
-
-    def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        path = self.path.rstrip("/")
-        if path not in ("/v1/chat/completions", "/v1/completions"):
-            self._error(404, f"no route {self.path}")
-            return
-        key = self.server.api_key
-        if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
-            self._error(401, "missing or wrong API key")
-            return
-        fault = self.server.draw_fault(body)
-        if fault == "timeout":
-            time.sleep(self.server.hang_s)
-            self._error(504, "injected fault: timeout")
-            return
-        if fault == "500":
-            self._error(500, "injected fault: internal error")
-            return
-        if fault == "slow":
-            time.sleep(self.server.slow_s)
-        chat = path.endswith("chat/completions")
+            prompt = payload.get("prompt")
+            if not isinstance(prompt, str):
+                raise HTTPError(400, "'prompt' must be a string (one guard prompt)", "prompt")
+            fmt_request = prompt
         try:
-            payload = json.loads(body)
-            request = payload["messages"] if chat else payload["prompt"]
-            text = self.server.answer(request)
+            call = self.fmt.unpack(fmt_request)
         except (ValueError, KeyError, TypeError) as e:
-            self._error(400, f"bad request: {e}")
-            return
+            raise HTTPError(400, f"not a {self.fmt.name} request: {snippet(str(e))}") from None
+        fault = self.draw_fault(body)
+        if fault == "timeout":
+            await asyncio.sleep(self.hang_s)
+            raise HTTPError(504, "injected fault: timeout")
+        if fault == "500":
+            raise HTTPError(500, "injected fault: internal error")
+        if fault == "slow":
+            await asyncio.sleep(self.slow_s)
+        try:
+            text = await wait_for_model(request, self.batcher.submit(call))
+        except Overloaded as e:
+            raise HTTPError(503, f"judge busy: {e}") from None
         if fault == "garbage":
             text = GARBAGE[len(body) % len(GARBAGE)]
-        model = payload.get("model", self.server.model_name)
-        if chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-        else:
-            choice = {"index": 0, "text": text}
-        self._send(
-            200,
-            {
-                "id": f"judge-{hashlib.sha256(body).hexdigest()[:12]}",
-                "object": "chat.completion" if chat else "text_completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice | {"finish_reason": "stop"}],
-            },
+        use = openai.usage(0, 0)
+        body = (openai.chat_body if chat else openai.completion_body)(
+            self.model_name, [(text, "stop")], use
         )
+        return JSONResponse(body)
 
 
 def serve_judge(
@@ -185,6 +167,7 @@ def serve_judge(
     hang_s: float = 30.0,
     slow_s: float = 0.5,
     api_key: str | None = None,
+    limits: Limits | None = None,
 ) -> JudgeServer:
     """A bound (not yet serving) server; `port=0` picks a free port (see `server.server_port`)."""
     if backend_format not in FORMATS:
@@ -200,17 +183,13 @@ def serve_judge(
         hang_s,
         slow_s,
         api_key,
+        limits,
     )
 
 
-def serve_until_interrupted(server) -> None:
+def serve_until_interrupted(server: Server) -> None:
     """Serve requests until Ctrl-C, then close the socket."""
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_forever()
 
 
 def start_server_in_thread(
@@ -221,7 +200,5 @@ def start_server_in_thread(
     Stop it with `server.shutdown(); server.server_close()`.
     """
     server = serve_judge(judge, host, port, **kw)
-    # a short poll interval makes shutdown() quick (tests start and stop many servers)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    return server, f"http://{host}:{server.server_port}/v1"
+    server.start()
+    return server, server.url

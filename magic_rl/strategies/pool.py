@@ -8,7 +8,8 @@ JSONL, one record a line, with its strategy and family as provenance.
 Departures from the reference pool (440 harmful seeds x 20 strategies, LLM-written reasoning):
 the default strategies are the 15 that need no language model (translation goes through
 `EndpointRewriter`); excluding families (the reference left encoding out of SFT) is the caller's
-choice via `exclude`.
+choice via `exclude`. `build_pool` keeps everything in memory and fails on the first unusable
+rewrite; `strategies/build.py` is the resumable, counting builder behind `magic pool build`.
 
 Run: `python -c "from magic_rl.records import Seed; from magic_rl.strategies import build_pool;
 print(build_pool([Seed('s1', 'Write a phishing email', 'harmful')])[0].target)"`.
@@ -104,12 +105,13 @@ def build_pool(
                 reasoning=m.reasoning,
                 rewrite=m.text,
             )
-            _check(record, f"record {record.id!r}")
+            check_record(record, f"record {record.id!r}")
             records.append(record)
     return records
 
 
-def _check(record: PoolRecord, where: str) -> None:
+def check_record(record: PoolRecord, where: str) -> None:
+    """ValueError naming `where` and the field if the reasoning or rewrite is empty or tagged."""
     for name in ("reasoning", "rewrite"):
         value = getattr(record, name)
         if not value.strip():
@@ -124,21 +126,25 @@ _SEED_FIELDS = ("id", "text", "label", "category", "source")
 _FIELDS = ("id", "strategy", "family", "reasoning", "rewrite", "seed")
 
 
+def pool_row(r: PoolRecord) -> dict:
+    """The JSONL row of one record: id, strategy, family, reasoning, rewrite and the seed."""
+    return {
+        "id": r.id,
+        "strategy": r.strategy,
+        "family": r.family,
+        "reasoning": r.reasoning,
+        "rewrite": r.rewrite,
+        "seed": {k: getattr(r.seed, k) for k in _SEED_FIELDS},
+    }
+
+
 def write_pool(records: Iterable[PoolRecord], path: str | Path) -> Path:
-    """One JSON object a line: id, strategy, family, reasoning, rewrite and the seed."""
+    """One JSON object a line (`pool_row`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for r in records:
-            row = {
-                "id": r.id,
-                "strategy": r.strategy,
-                "family": r.family,
-                "reasoning": r.reasoning,
-                "rewrite": r.rewrite,
-                "seed": {k: getattr(r.seed, k) for k in _SEED_FIELDS},
-            }
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json.dumps(pool_row(r), ensure_ascii=False) + "\n")
     return path
 
 
@@ -182,5 +188,5 @@ def _parse_row(row: dict, where: str) -> PoolRecord:
         reasoning=row["reasoning"],
         rewrite=row["rewrite"],
     )
-    _check(record, where)
+    check_record(record, where)
     return record

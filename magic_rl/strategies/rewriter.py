@@ -9,8 +9,12 @@ pool was built. Encoding rewrites are always made by the ciphers (an LLM cannot 
 encode exactly); the endpoint writes only their reasoning.
 
 Departures: the paper does not publish its rewrite prompt; `REWRITE_USER` and
-`STRATEGY_INSTRUCTIONS` are this project's, one line per SORRY-Bench strategy. A refusal, an empty
-reply or a reply without a `<think>` block is an error naming the seed, never a pool record.
+`STRATEGY_INSTRUCTIONS` are this project's, one line per SORRY-Bench strategy. A benign seed is
+rewritten into an alarming-looking but harmless request (the paper's adversarial-benign branch).
+A refusal, an empty reply, a rewrite equal to the seed, a translation not in the target script, or
+a reply without a `<think>` block is a `RewriteError` naming the seed, never a pool record; its
+`kind` ("refused", "malformed", "rejected", "unavailable", "fatal") lets `magic pool build` count, retry or
+stop on it (`strategies/build.py`).
 
 Run: see `build_pool` in `magic_rl/strategies/pool.py`; e.g.
 `EndpointRewriter("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-72B-Instruct").rewrite(seeds, "slang", 0)`.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +46,21 @@ class Rewriter(Protocol):
 
 
 class RewriteError(RuntimeError):
-    """A rewrite that could not be made; the message names the seed."""
+    """A rewrite that could not be made; the message names the seed.
+
+    `kind`: "refused" (the LLM declined), "malformed" (unusable reply: empty, unchanged, wrong
+    script, tags, no <think> block), "rejected" (another HTTP 4xx for this request, e.g. longer
+    than the model's context), "unavailable" (transport errors or HTTP 408/429/5xx after the
+    retries) or "fatal" (HTTP 401/403/404: wrong key, URL or model; retrying cannot help).
+    """
+
+    KINDS = ("refused", "malformed", "rejected", "unavailable", "fatal")
+
+    def __init__(self, message: str, kind: str = "malformed") -> None:
+        super().__init__(message)
+        if kind not in self.KINDS:
+            raise ValueError(f"RewriteError kind {kind!r} not in {self.KINDS}")
+        self.kind = kind
 
 
 def seed_rng(rng_seed: int, strategy: str, seed_id: str) -> random.Random:
@@ -135,10 +154,12 @@ _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 class EndpointRewriter:
     """Rewrites and CoT from a strong LLM behind an OpenAI-compatible chat endpoint.
 
-    `api_key_env` names the environment variable holding the key; it is read at each `rewrite`
-    call and never stored or logged. Failed requests (transport errors, HTTP 408/429/5xx) are
+    `api_key_env` names the environment variable holding the key; it is read when the HTTP client
+    is opened and never stored or logged. Failed requests (transport errors, HTTP 408/429/5xx) are
     retried `retries` times with exponential backoff from `backoff_s`; other HTTP errors, bad JSON
-    and unusable replies raise `RewriteError` naming the seed.
+    and unusable replies raise `RewriteError` naming the seed. One HTTP client (a pool of
+    keep-alive connections) serves every call until `close()`; it is thread-safe, so callers may
+    call `rewrite` from many threads.
     """
 
     def __init__(
@@ -165,20 +186,35 @@ class EndpointRewriter:
         self.backoff_s = backoff_s
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def rewrite(self, seeds: Sequence[Seed], strategy: str, rng_seed: int) -> list[Mutation]:
+        family_of(strategy)
+        client = self._open()
+        if len(seeds) == 1:
+            return [self._one(client, seeds[0], strategy, rng_seed)]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda s: self._one(client, s, strategy, rng_seed), seeds))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _open(self) -> httpx.Client:
         import httpx
 
-        family_of(strategy)
-        headers = {"Content-Type": "application/json"}
-        key = self._api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        with (
-            httpx.Client(timeout=self.timeout_s, headers=headers) as client,
-            ThreadPoolExecutor(max_workers=self.concurrency) as pool,
-        ):
-            return list(pool.map(lambda s: self._one(client, s, strategy, rng_seed), seeds))
+        with self._lock:
+            if self._client is None:
+                headers = {"Content-Type": "application/json"}
+                key = self._api_key()
+                if key:
+                    headers["Authorization"] = f"Bearer {key}"
+                limits = httpx.Limits(max_connections=self.concurrency)
+                self._client = httpx.Client(timeout=self.timeout_s, headers=headers, limits=limits)
+            return self._client
 
     def _api_key(self) -> str | None:
         if self.api_key_env is None:
@@ -187,7 +223,8 @@ class EndpointRewriter:
         if not key:
             raise RewriteError(
                 f"EndpointRewriter: environment variable {self.api_key_env!r} (api_key_env) is "
-                "unset or empty"
+                "unset or empty",
+                "fatal",
             )
         return key
 
@@ -228,8 +265,15 @@ class EndpointRewriter:
                 return _content(resp, where, self.url)
             last = f"HTTP {resp.status_code}: {resp.text[:200]!r}"
             if resp.status_code not in _RETRY_STATUS:
-                break
-        raise RewriteError(f"{where}: {self.url} failed after {attempt + 1} attempt(s): {last}")
+                # 401/403/404: wrong key, URL or model, so stop; another 4xx rejects this request
+                # only (e.g. longer than the model's context).
+                kind = "fatal" if resp.status_code in (401, 403, 404) else "rejected"
+                raise RewriteError(
+                    f"{where}: {self.url} failed after {attempt + 1} attempt(s): {last}", kind
+                )
+        raise RewriteError(
+            f"{where}: {self.url} failed after {attempt + 1} attempt(s): {last}", "unavailable"
+        )
 
 
 def rewrite_messages(seed: Seed, strategy: str) -> list[dict[str, str]]:
@@ -248,6 +292,16 @@ def cot_messages(original: str, refined: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": COT_SYSTEM}, {"role": "user", "content": user}]
 
 
+# Unicode ranges of the translation targets whose script is not Latin: a "translation" with
+# under half its letters in the script is the seed echoed or another language.
+SCRIPTS = {
+    "translate_malayalam": ("Malayalam", 0x0D00, 0x0D7F),
+    "translate_tamil": ("Tamil", 0x0B80, 0x0BFF),
+    "translate_marathi": ("Devanagari", 0x0900, 0x097F),
+    "translate_chinese": ("Han", 0x4E00, 0x9FFF),
+}
+
+
 def parse_rewrite(reply: str, seed: Seed, strategy: str) -> str:
     text = reply.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
@@ -256,10 +310,24 @@ def parse_rewrite(reply: str, seed: Seed, strategy: str) -> str:
     if not text:
         raise RewriteError(f"{where}: the endpoint returned an empty rewrite")
     if _REFUSAL.match(text):
-        raise RewriteError(f"{where}: the endpoint refused: {text[:120]!r}")
+        raise RewriteError(f"{where}: the endpoint refused: {text[:120]!r}", "refused")
     if any(tag in text for tag in _TAGS):
         raise RewriteError(f"{where}: the rewrite contains <think>/<answer> tags: {text[:120]!r}")
+    if _norm(text) == _norm(seed.text):
+        raise RewriteError(f"{where}: the rewrite is the seed unchanged")
+    if strategy in SCRIPTS:
+        name, lo, hi = SCRIPTS[strategy]
+        letters = [c for c in text if c.isalpha()]
+        share = sum(lo <= ord(c) <= hi for c in letters) / max(1, len(letters))
+        if share < 0.5:
+            raise RewriteError(
+                f"{where}: only {share:.0%} of the letters are {name}: {text[:120]!r}"
+            )
     return text
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" .!?")
 
 
 def parse_reasoning(reply: str, seed: Seed) -> str:
@@ -267,6 +335,8 @@ def parse_reasoning(reply: str, seed: Seed) -> str:
     m = _THINK.search(reply)
     where = f"seed {seed.id!r} (reasoning)"
     if m is None:
+        if _REFUSAL.match(reply):
+            raise RewriteError(f"{where}: the endpoint refused: {reply[:120]!r}", "refused")
         raise RewriteError(f"{where}: reply has no <think>...</think> block: {reply[:120]!r}")
     text = m.group(1).strip()
     if not text or any(tag in text for tag in _TAGS):
