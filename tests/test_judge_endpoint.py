@@ -41,6 +41,8 @@ def serve():
     servers = []
 
     def start(judge=None, **kw):
+        # the server answers vLLM's 404 for any other model name than the one it serves
+        kw.setdefault("model_name", "guard")
         server, url = start_server_in_thread(judge or ScriptedJudge(), **kw)
         servers.append(server)
         return server, url
