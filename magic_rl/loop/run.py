@@ -11,6 +11,7 @@ from pathlib import Path
 
 from magic_rl import game
 from magic_rl.config import RunConfig, trained_roles
+from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.loop.stages import (
     SeedSampler,
     StepJudge,
@@ -138,6 +139,7 @@ class Run:
                 [e.last.attack for e in episodes],
                 [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
             )
+            verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
         with timer("rewards"):
             rewards = compute_rewards(episodes, verdicts, cfg.reward)  # 3. rewards
         with timer("update"):
