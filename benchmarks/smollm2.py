@@ -22,7 +22,8 @@ Departure: the attacker is the base instruct model (MAGIC-base), so the benchmar
 output; its rollout lengths differ from an SFT'd attacker's.
 
 Run (after `magic models fetch smollm2-135m-instruct`; one job at a time, note `uptime`):
-    python benchmarks/smollm2.py [--threads 2] [--batch 32] [--new 64] [--skip rollout,update,step]
+    python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64] [--skip peak,rollout,update,step]
+        [override ...]   (overrides apply to the step measurement, e.g. train.seeds_per_step=4)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from sampling import bench as sampling_bench  # benchmarks/sampling.py: interleaved repeats
@@ -114,15 +116,20 @@ def update(model_dir, cfg, prompts, completions, repeats: int) -> dict:
 
 
 def step_shares(cfg_overrides: list[str]) -> dict:
+    """One `Run.step` per role (defender, then attacker) with the preset: `time/*` per stage."""
     from magic_rl.loop import Run
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(PRESET, [*cfg_overrides, f"output_dir={tmp}", "train.progress=false"])
-        run = Run(cfg, __import__("pathlib").Path(tmp) / "bench", log=lambda *a: None)
+        schedule = ["schedule.freq=1", "schedule.update_ratio.defender=1"]  # D, then A
+        cfg = load_config(
+            PRESET, [*cfg_overrides, *schedule, f"output_dir={tmp}", "train.progress=false"]
+        )
+        run = Run(cfg, Path(tmp) / "bench", log=lambda *a: None)
         out = {}
         for k, role in enumerate((Role.DEFENDER, Role.ATTACKER)):
-            run.scheduler.role = role
+            assert run.scheduler.role is role
             metrics, _ = run.step(k)
+            run.scheduler.advance(metrics)
             out[role.value] = {
                 key.removeprefix("time/"): v
                 for key, v in metrics.items()
@@ -145,6 +152,9 @@ def main() -> None:
     ap.add_argument("--update-repeats", type=int, default=1)
     ap.add_argument("--attack-seeds", type=int, default=2, help="attacker-phase groups of 4")
     ap.add_argument("--skip", default="", help="comma-separated: peak,rollout,update,step")
+    ap.add_argument(
+        "overrides", nargs="*", help="config overrides for the step, e.g. train.seeds_per_step=4"
+    )
     args = ap.parse_args()
     skip = set(args.skip.split(",")) - {""}
     torch.set_num_threads(args.threads)
@@ -208,7 +218,8 @@ def main() -> None:
                 )
             print(f"| {phase}: max abs logp diff fp32 vs bf16 | {res['max_logp_diff']:.3f} |")
     if "step" not in skip:
-        shares = step_shares([f"defender.model={model_dir}", f"attacker.model={model_dir}"])
+        models = [f"defender.model={model_dir}", f"attacker.model={model_dir}"]
+        shares = step_shares([*models, *args.overrides])
         print("\n| Run.step | stage | s | share |\n|---|---|---|---|")
         for role, times in shares.items():
             total = times["step"]
