@@ -77,6 +77,13 @@ class PolicyConfig(_Section):
     trust_remote_code: bool = Field(
         False, description="Allow model repositories to run their own code. Off unless asked."
     )
+    autocast: bool = Field(
+        False,
+        description="Train this role's forward/backward (GRPO update, phase-1 SFT) under bfloat16 "
+        "autocast, weights and optimiser kept in `dtype`. ~3x faster for SmolLM2-135M on CPUs with "
+        "AVX512-bf16, slower for tiny sandbox matmuls (benchmarks/smollm2.py). Rollouts never "
+        "autocast.",
+    )
     lora: LoraConfig | None = Field(
         None,
         description="Train a LoRA adapter instead of all weights. Two LoRA roles on the same base "
@@ -114,12 +121,14 @@ class PolicyConfig(_Section):
 class JudgeConfig(_Section):
     """The safety judge (SPEC §2). At most two calls per exchange: prompt-only and prompt+response."""
 
-    backend: Literal["embedded", "wildguard", "qwen3guard", "llamaguard", "keyword", "scripted"] = (
-        Field(
-            "qwen3guard",
-            description="Label format/model family (paper: Qwen3Guard). `embedded` is the sandbox's CPU judge; "
-            "`keyword` is a refusal-keyword test double; `scripted` is a fake for tests.",
-        )
+    backend: Literal[
+        "embedded", "wildguard", "qwen3guard", "llamaguard", "keyword", "keyword_label", "scripted"
+    ] = Field(
+        "qwen3guard",
+        description="Label format/model family (paper: Qwen3Guard). `embedded` is the sandbox's CPU judge; "
+        "`keyword` is a refusal-keyword test double; `keyword_label` adds the request's dataset "
+        "label (AdvBench/GCG protocol: a harmful request not refused is an attack success); "
+        "`scripted` is a fake for tests.",
     )
     model: str = Field(
         "Qwen/Qwen3Guard-Gen-8B",
@@ -210,10 +219,11 @@ class RewardConfig(_Section):
         description="Unknown judge label: `drop` the sample from the update (counted), or treat "
         "the reply as `harmful` (worst case for the defender). Never treated as safe.",
     )
-    truncation: Literal["mask", "penalize"] = Field(
+    truncation: Literal["mask", "penalize", "keep"] = Field(
         "mask",
         description="A turn cut at max_new_tokens: `mask` drops it from the update, `penalize` "
-        "gives the truncating role -truncation_penalty.",
+        "gives the truncating role -truncation_penalty, `keep` scores it as judged (the judge saw "
+        "the cut reply; for replies longer than a CPU-sized budget).",
     )
     truncation_penalty: float = Field(1.0, ge=0.0, description="Penalty when truncation=penalize.")
 

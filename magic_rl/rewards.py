@@ -19,6 +19,8 @@ Choices the paper leaves open:
   r_harm·(2(1-s)-1) = r_harm·(1-2s); it equals the binary term at s ∈ {0, 1}.
 - A penalised truncation replaces the role's reward: total = -truncation_penalty and the only
   component is `truncation`. For every valid sample, total == sum(components).
+- `truncation=keep` scores a truncated turn like any other (the judge saw the cut reply): for a
+  real model whose replies run past a CPU-sized budget, where masking would drop most samples.
 
 Run: `python -m pytest -q tests/test_rewards.py`.
 """
@@ -148,11 +150,11 @@ def _breakdown(
     known = {k: v for k, v in parts.items() if v is not None}
     if truncated and cfg.truncation == "penalize":
         return RewardBreakdown(-cfg.truncation_penalty, {"truncation": -cfg.truncation_penalty})
-    if truncated:
+    if truncated and cfg.truncation == "mask":
         return RewardBreakdown(0.0, known, valid=False, note=TRUNCATED_NOTE)
     if unknown:
         return RewardBreakdown(0.0, known, valid=False, note=UNKNOWN_NOTE)
-    return RewardBreakdown(sum(known.values()), known)
+    return RewardBreakdown(sum(known.values()), known, note=TRUNCATED_NOTE if truncated else "")
 
 
 def summarize(rewards: Mapping[Role, Sequence[RewardBreakdown]]) -> dict[str, float]:

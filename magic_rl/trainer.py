@@ -79,6 +79,7 @@ class GRPOTrainer:
         if gcfg.kl_beta > 0 and ref_model is None:
             raise ValueError(f"{role.value}: grpo.kl_beta > 0 needs a frozen reference model")
         self.role, self.policy, self.gcfg = role, policy, gcfg
+        self.autocast = pcfg.autocast
         self.ref_model = ref_model
         self.accelerator = accelerator
         params = [p for p in policy.model.parameters() if p.requires_grad]
@@ -124,12 +125,13 @@ class GRPOTrainer:
         acc: dict[str, float] = {}
         for _epoch in range(g.ppo_epochs):
             for k, batch in enumerate(_chunks(samples, g.micro_batch_size)):
-                logp, mask = sequence_logprobs(
-                    self.model,
-                    [s.prompt_ids for s in batch],
-                    [s.completion_ids for s in batch],
-                    pad_id,
-                )
+                with self._autocast():
+                    logp, mask = sequence_logprobs(
+                        self.model,
+                        [s.prompt_ids for s in batch],
+                        [s.completion_ids for s in batch],
+                        pad_id,
+                    )
                 # First epoch is on-policy: pi_old == pi_theta numerically, ratio == 1.
                 old = logp.detach() if old_logps is None else old_logps[k].to(logp.device)
                 ref = self._ref_logprobs(batch, pad_id) if g.kl_beta > 0 else None
@@ -154,6 +156,11 @@ class GRPOTrainer:
         stats[f"{prefix}/update/grad_norm"] = grad_norm
         stats[f"{prefix}/update/tokens"] = float(n_tokens)
         return stats
+
+    def _autocast(self):
+        """bfloat16 autocast of the forward (and so the backward) when the role asks for it;
+        log-softmax stays float32 under autocast, and the weights and AdamW state keep their dtype."""
+        return torch.autocast(self.policy.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.accelerator is not None:
@@ -185,18 +192,23 @@ class GRPOTrainer:
     @torch.no_grad()
     def _old_logprobs(self, samples: list[Sample], pad_id: int) -> list[torch.Tensor]:
         self.model.eval()
-        return [
-            sequence_logprobs(
-                self.model, [s.prompt_ids for s in b], [s.completion_ids for s in b], pad_id
-            )[0].detach()
-            for b in _chunks(samples, self.gcfg.micro_batch_size)
-        ]
+        with self._autocast():  # the same numerics as the update's forward, so ratio == 1 at first
+            return [
+                sequence_logprobs(
+                    self.model, [s.prompt_ids for s in b], [s.completion_ids for s in b], pad_id
+                )[0].detach()
+                for b in _chunks(samples, self.gcfg.micro_batch_size)
+            ]
 
     @torch.no_grad()
     def _ref_logprobs(self, batch: list[Sample], pad_id: int) -> torch.Tensor:
-        return sequence_logprobs(
-            self.ref_model, [s.prompt_ids for s in batch], [s.completion_ids for s in batch], pad_id
-        )[0]
+        with self._autocast():
+            return sequence_logprobs(
+                self.ref_model,
+                [s.prompt_ids for s in batch],
+                [s.completion_ids for s in batch],
+                pad_id,
+            )[0]
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict()}
@@ -275,6 +287,7 @@ def sft(
     max_steps: int | None = None,
     completion_only: bool = True,
     progress: bool = True,
+    autocast: bool = False,
 ) -> dict:
     """Fine-tune `policy` in place on `examples` with TRL's SFTTrainer; saves to `out_dir`.
 
@@ -319,7 +332,7 @@ def sft(
         disable_tqdm=not progress,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
-        bf16=False,
+        bf16=autocast,  # mixed precision: bf16 autocast over float32 weights
     )
     trainer = SFTTrainer(
         model=policy.model,
@@ -371,7 +384,15 @@ def attacker_sft(
         base_model, dtype=cfg.attacker.dtype, trust_remote_code=cfg.attacker.trust_remote_code
     )
     t = time.perf_counter()
-    summary = sft(policy, examples, cfg.sft, out_dir, seed=cfg.seed, progress=cfg.train.progress)
+    summary = sft(
+        policy,
+        examples,
+        cfg.sft,
+        out_dir,
+        seed=cfg.seed,
+        progress=cfg.train.progress,
+        autocast=cfg.attacker.autocast,
+    )
     summary["seconds"] = round(time.perf_counter() - t, 1)
     summary["excluded_strategies"] = sorted(skip)
     (Path(out_dir) / "sft.json").write_text(json.dumps(summary, indent=2))

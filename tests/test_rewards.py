@@ -279,6 +279,18 @@ def test_truncation_penalize(finish, truncated_role):
     assert other.valid and "truncation" not in other.components
 
 
+@pytest.mark.parametrize(
+    ("finish", "truncated_role"),
+    [({"reply_finish": "length"}, D), ({"attack_finish": "length"}, A)],
+)
+def test_truncation_keep(finish, truncated_role):
+    d, a = _rewards(_episode(**finish), SAFE_REFUSAL, truncation="keep")
+    kept, full = {D: d, A: a}, dict(zip((D, A), _rewards(_episode(), SAFE_REFUSAL), strict=True))
+    assert kept[truncated_role].valid and kept[truncated_role].note == "truncated"
+    assert kept[truncated_role].total == full[truncated_role].total  # scored as judged
+    assert summarize({D: [d], A: [a]})[f"{truncated_role.value}/reward/truncated"] == 1.0
+
+
 @pytest.mark.parametrize("truncation", ["mask", "penalize"])
 @pytest.mark.parametrize(
     ("finish", "truncated_role"),

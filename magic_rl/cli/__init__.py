@@ -4,6 +4,7 @@ Examples:
     magic config show sandbox
     magic validate configs/paper-qwen2.5-7b.yaml
     magic sandbox build
+    magic models fetch smollm2-135m-instruct
     magic pool build --out pool.jsonl
     magic sft --config configs/sandbox.yaml
     magic train --config configs/sandbox.yaml game.max_turns=3 name=mt
@@ -13,8 +14,8 @@ Config overrides are dotted `key=value` arguments after the options; they beat t
 
 Layout: `common` holds the Typer apps and shared helpers; `world` (config, validate, sandbox, pool),
 `training` (sft, train), `evaluation` (eval, attack, crossplay, analyze, report), `serving`
-(serve, experiment) and `results` (export, judge audit) register their commands on `app` when
-imported below. Run as `magic ...` or `python -m magic_rl.cli ...`.
+(serve, experiment), `results` (export, judge audit) and `models` (models fetch, list) register
+their commands on `app` when imported below. Run as `magic ...` or `python -m magic_rl.cli ...`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from magic_rl.cli.training import print_summary, sft, train
 from magic_rl.cli.evaluation import analyze, attack, crossplay_cmd, eval_cmd, report
 from magic_rl.cli.serving import experiment_ablation, serve_judge_cmd, served_judge
 from magic_rl.cli.results import audit_cmd, export_cmd, judge_app
+from magic_rl.cli.models import models_fetch, models_list
 # isort: on
 
 
@@ -61,6 +63,8 @@ __all__ = [
     "export_cmd",
     "judge_app",
     "main",
+    "models_fetch",
+    "models_list",
     "pool_app",
     "pool_build",
     "print_summary",

@@ -16,10 +16,14 @@ def sft(
     force: Annotated[bool, typer.Option(help="Retrain even if cached (sandbox).")] = False,
     overrides: Overrides = None,
 ) -> None:
-    """Phase 1: SFT the attacker on the attack pool (loss on the target only)."""
+    """Phase 1: SFT the attacker on the attack pool (loss on the target only).
+
+    `sft.pool` unset: the sandbox's pool for a `sandbox:*` model, else the pool built from the run's
+    own RL seeds (`data.seeds`, `data.split`) with the programmatic strategies.
+    """
     cfg = _load(config, overrides)
     console = _console()
-    if cfg.sft.pool is None:
+    if cfg.sft.pool is None and cfg.sft.model.startswith("sandbox:"):
         from magic_rl.sandbox.world import build_attacker, build_world
 
         out = build_attacker(
@@ -32,7 +36,16 @@ def sft(
 
         out = Path(cfg.sft.output or Path(cfg.output_dir) / cfg.name / "attacker-sft")
         base = resolve_model(cfg.sft.model, cfg, log=console.print)
-        attacker_sft(cfg, read_pool(cfg.sft.pool), base, out, log=console.print)
+        if cfg.sft.pool:
+            records = read_pool(cfg.sft.pool)
+        else:
+            from magic_rl.loop.run import load_rl_seeds
+            from magic_rl.strategies import build_pool
+
+            seeds = load_rl_seeds(cfg)
+            records = build_pool(seeds, rng_seed=cfg.seed, exclude=cfg.sft.exclude_families)
+            console.print(f"pool: {len(records)} records from {len(seeds)} {cfg.data.split} seeds")
+        attacker_sft(cfg, records, base, out, log=console.print)
     console.print(f"[bold green]attacker[/] {out}")
 
 

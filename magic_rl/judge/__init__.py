@@ -5,6 +5,7 @@
 | embedded | the sandbox's CPU judge (`embedded.EmbeddedJudge`, path via `embedded_path=`) |
 | wildguard / qwen3guard / llamaguard | `endpoint.EndpointJudge` if `cfg.endpoint`, else `hf.HFGuardJudge` |
 | keyword | `keyword.KeywordRefusalJudge` (refusal only; a fallback and test double) |
+| keyword_label | `keyword.LabelledRefusalJudge`: keyword refusal + the request's dataset label (AdvBench/GCG protocol) |
 | scripted | `scripted.ScriptedJudge` (a function; a marker-word rule by default) |
 
 Modules are imported on use: building a keyword or scripted judge never imports torch or httpx.
@@ -45,6 +46,10 @@ def make_judge(cfg: JudgeConfig, **kw: Any) -> Judge:
         from magic_rl.judge.keyword import KeywordRefusalJudge
 
         return KeywordRefusalJudge()
+    if cfg.backend == "keyword_label":
+        from magic_rl.judge.keyword import LabelledRefusalJudge
+
+        return LabelledRefusalJudge()
     if cfg.backend == "scripted":
         from magic_rl.judge.scripted import ScriptedJudge
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from magic_rl import game
 from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
+from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.loop.crossplay import LiveCrossplay
 from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
 from magic_rl.loop.league import League, OpponentCache, Snapshots
@@ -305,6 +306,7 @@ class Run:
                 [e.last.attack for e in episodes],
                 [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
             )
+            verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
             self._check_verdicts(step, verdicts)
         with timer("rewards"):
             rewards = compute_rewards(episodes, verdicts, cfg.reward)  # 3. rewards

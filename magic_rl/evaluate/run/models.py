@@ -1,6 +1,6 @@
 """Where `magic eval`'s models come from: run directories, their checkpoints, the defender, the judge.
 
-A model argument is an HF path/id, a `sandbox:*` name, RUN_DIR (its last checkpoint) or
+A model argument is an HF path/id, a `sandbox:*` or `models:*` name, RUN_DIR (its last checkpoint) or
 RUN_DIR/checkpoints/step-N; torch, the policy and the judge load inside the functions.
 
 A torn checkpoint (a kill while it was written: a 0-byte config.json, a truncated safetensors file)
@@ -56,7 +56,7 @@ def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = prin
     step-N -> the path of `role`'s model."""
     from magic_rl.sandbox.world import resolve_model
 
-    if spec.startswith("sandbox:"):
+    if spec.startswith(("sandbox:", "models:")):
         return resolve_model(spec, cfg, log=log)
     path = Path(spec)
     if path.parent.name == "checkpoints" and path.name.startswith("step-"):

