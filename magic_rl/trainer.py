@@ -160,7 +160,8 @@ class GRPOTrainer:
     def _autocast(self):
         """bfloat16 autocast of the forward (and so the backward) when the role asks for it;
         log-softmax stays float32 under autocast, and the weights and AdamW state keep their dtype."""
-        return torch.autocast(self.policy.device.type, dtype=torch.bfloat16, enabled=self.autocast)
+        device = next(self.policy.model.parameters()).device  # where the weights are (accelerate)
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.accelerator is not None:
