@@ -71,6 +71,23 @@ def test_each_variant_is_its_overrides_on_the_preset(tmp_path, variant, attacker
     assert cfg.output_dir == str(tmp_path)
 
 
+def test_magic_eq_trains_as_many_defender_steps_as_defender_only(tmp_path):
+    from magic_rl.schedule import Scheduler
+
+    eq = run_config("sandbox", [], RunSpec("magic_eq", 0), 60, tmp_path)
+    only = run_config("sandbox", [], RunSpec("defender_only", 0), 60, tmp_path)
+    assert (eq.train.steps, eq.schedule.train_roles) == (120, "both")
+
+    def defender_steps(cfg):
+        scheduler, n = Scheduler(cfg.schedule), 0
+        for _ in range(cfg.train.steps):
+            n += scheduler.role.value == "defender"
+            scheduler.advance({})
+        return n
+
+    assert defender_steps(eq) == defender_steps(only) == 60
+
+
 def test_a_run_dir_with_another_config_is_reported_by_field(tmp_path):
     from magic_rl.config import dump_config
 
