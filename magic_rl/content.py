@@ -19,7 +19,7 @@ stand-in, exact for the sandbox's placeholder replies and programmatic rewrites 
 text (a paraphrase with other words is not "carried").
 
 The request marker `[request]`: the sandbox's tiny policies cannot copy text (measured in
-docs/LOG.md, 2026-12-01: 0 of 240 base-model compliances and 0 of 96 SFT-attacker rewrites carried
+docs/LOG.md, 2026-12-01: 0 of 216 non-refused base-model replies and 0 of 96 SFT-attacker rewrites carried
 their request), so in the sandbox a policy *refers* to the request and the world copies it:
 - `fill_request(answer, seed_text)`: an attacker's rewrite "I'm a nurse, so: [request]" becomes what
   the defender reads, the marker replaced by the seed's request. A rewrite without the marker

@@ -50,23 +50,13 @@ def learnability(
     """Train a classifier of the defender's size on `train` (text, harmful) pairs; accuracy on
     each test set of `tests`, plus `n_<name>` counts and `steps`."""
     import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from transformers import LlamaForSequenceClassification
+
+    from magic_rl.sandbox.world import llama_config
 
     sb = cfg.sandbox
     torch.manual_seed(sb.seed)
-    model = LlamaForSequenceClassification(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=sb.hidden_size,
-            intermediate_size=sb.intermediate_size,
-            num_hidden_layers=sb.num_layers,
-            num_attention_heads=sb.num_heads,
-            num_key_value_heads=sb.num_heads,
-            max_position_embeddings=sb.max_position,
-            num_labels=2,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    model = LlamaForSequenceClassification(llama_config(sb, tokenizer, num_labels=2))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     rng = random.Random(sb.seed)

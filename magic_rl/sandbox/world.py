@@ -253,13 +253,11 @@ def judge_examples(cfg: RunConfig, seeds, pool, test_ids: set[str]):
 # --- building ------------------------------------------------------------------------------------
 
 
-def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
-    """A small Llama-style causal LM built from config (random init)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(sb: SandboxConfig, tokenizer, **extra):
+    """The world's Llama shape (policies, and the learnability check's classifier)."""
+    from transformers import LlamaConfig
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=sb.hidden_size,
         intermediate_size=sb.intermediate_size,
@@ -267,10 +265,23 @@ def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
         num_attention_heads=sb.num_heads,
         num_key_value_heads=sb.num_heads,
         max_position_embeddings=sb.max_position,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
+def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
+    """A small Llama-style causal LM built from config (random init)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = llama_config(
+        sb,
+        tokenizer,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
     )
     return LlamaForCausalLM(config)
 
