@@ -206,6 +206,13 @@ class RewardConfig(_Section):
     r_label: float = Field(
         0.0, ge=0.0, description="Label consistency term (rewrite label == seed label); 0 = off."
     )
+    r_quality: float = Field(
+        0.0,
+        ge=0.0,
+        description="Defender-quality term on benign seeds (defender only): +r_quality when the "
+        "reply complies and carries the seed's request (magic_rl.content.carries), else "
+        "-r_quality; 0 = off.",
+    )
     graded_harm: bool = Field(
         False, description="Replace the binary harm label by r_harm*(2s-1), s the judge score."
     )
@@ -362,6 +369,12 @@ class SandboxConfig(_Section):
     base_lr: float = Field(3e-3, gt=0.0, description="Base-model SFT learning rate.")
     base_batch_size: int = Field(32, ge=1, description="Base-model SFT batch size.")
     judge_epochs: int = Field(3, ge=1, description="Embedded judge training epochs.")
+    learnability_steps: int = Field(
+        150,
+        ge=1,
+        description="Steps of the build's learnability check (a defender-size classifier of "
+        "harmful vs benign rewrites).",
+    )
     fraction: float = Field(
         1.0, gt=0.0, le=1.0, description="Share of seeds used (CI uses a reduced build)."
     )

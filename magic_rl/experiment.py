@@ -13,8 +13,15 @@ metric the seeds give a mean and a Student-t 95% interval (`evaluate.metrics.mea
     defender_only   schedule.train_roles=defender (frozen SFT attacker)
     static          game.attacker=static game.static_attacks=sandbox schedule.train_roles=defender
     magic           the preset (both roles, alternating)
+    magic_eq        the preset for `STEPS_FACTOR["magic_eq"]` (2) times the steps: the defender gets
+                    as many GRPO updates as Defender-only's (MAGIC's defender trains on half the
+                    steps of a run, Defender-only's on all of them)
     league          league.enabled=true (opponent league, docs/deviations.md)
     hard_replay     replay.share=0.25 (hard-case replay)
+
+Besides the evaluation metrics, each run's attacker faithfulness is read from its metrics.jsonl:
+the mean of `attacker/faithful_rate` over its last `FAITHFUL_WINDOW` steps (the share of rewrites
+still carrying their seed's request; 1.0 by construction for No-Game, which sends the seeds).
 
 With `crossplay.probe=N` among the overrides every trained run plays live cross-play, and the table
 gains a `forgetting` column (`loop.crossplay.forgetting`: how much ASR earlier attacker snapshots
@@ -36,7 +43,7 @@ Departures: the paper reports single runs of 7B models on public benchmarks; thi
 of tiny models on the sandbox's test split, with intervals over seeds (the paper has none).
 
 Run:
-    magic experiment ablation                                    # 5 variants x seeds 0,1,2
+    magic experiment ablation                                    # 6 variants x seeds 0-4
     magic experiment ablation --seeds 0,1 --steps 30 --variants base,no_game,magic --out runs/abl
     magic experiment ablation --variants magic,league,hard_replay --steps 40 --out runs/league \
         schedule.freq=5 crossplay.probe=32
@@ -69,12 +76,16 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "schedule.train_roles=defender",
     ),
     "magic": (),
+    "magic_eq": (),
     # beyond latest-only play (docs/deviations.md "Beyond latest-only play"); run with
     # `crossplay.probe=N` to get the forgetting column
     "league": ("league.enabled=true",),
     "hard_replay": ("replay.share=0.25",),
 }
-DEFAULT_SEEDS = (0, 1, 2)
+# Variants that train for this many times the experiment's steps (equal defender updates).
+STEPS_FACTOR = {"magic_eq": 2}
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+FAITHFUL_WINDOW = 15
 # Keys the experiment sets itself; an override of one would break the seed/variant layout.
 RESERVED = ("seed", "name", "output_dir", "train.steps")
 
@@ -87,6 +98,7 @@ class Metric:
     eval_key: str
     header: str
     short: str  # for the terminal table
+    source: str = "eval"  # "eval": results.json; "train": the run's metrics.jsonl
 
 
 # All are rates in [0, 1]: intervals are clipped to that range.
@@ -110,7 +122,15 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑", "contrast↑"
     ),
+    Metric(
+        "attacker_faithful",
+        "attacker/faithful_rate",
+        f"attacker faithful (last {FAITHFUL_WINDOW} steps)",
+        "faithful",
+        source="train",
+    ),
 )
+EVAL_METRICS = tuple(m for m in METRICS if m.source == "eval")
 
 # Read from the run directory, not the evaluation: present when the runs played live cross-play.
 RUN_METRICS: tuple[Metric, ...] = (
@@ -191,6 +211,7 @@ def run_config(
     preset: str, overrides: Sequence[str], spec: RunSpec, steps: int, out: Path
 ) -> RunConfig:
     """The preset <- the user's overrides <- the variant's <- seed, name, output dir, steps."""
+    steps *= STEPS_FACTOR.get(spec.variant, 1)
     extra = [f"name={spec.name}", f"output_dir={out}", f"train.steps={steps}"]
     if spec.seed is not None:
         extra.append(f"seed={spec.seed}")
@@ -236,9 +257,21 @@ def read_eval(run_dir: Path, model_path: str, limit: int | None) -> dict[str, fl
     if len(models) != 1 or models[0].get("path") != model_path or not same_limit:
         return None
     metrics = models[0].get("metrics", {})
-    if any(m.eval_key not in metrics for m in METRICS):
+    if any(m.eval_key not in metrics for m in EVAL_METRICS):
         return None
-    return {m.eval_key: float(metrics[m.eval_key]["value"]) for m in METRICS}
+    return {m.eval_key: float(metrics[m.eval_key]["value"]) for m in EVAL_METRICS}
+
+
+def train_metric(run_dir: Path, key: str, window: int = FAITHFUL_WINDOW) -> float:
+    """Mean of a training metric over the run's last `window` steps (NaN when absent)."""
+    from magic_rl.loop import read_metrics
+
+    try:
+        rows = read_metrics(run_dir)[-window:]
+    except FileNotFoundError:
+        return math.nan
+    vals = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(vals) / len(vals) if vals else math.nan
 
 
 def train_seconds(run_dir: Path) -> float | None:
@@ -269,7 +302,7 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
     for variant, runs in values.items():
         row = {}
         for m in (*METRICS, *present):
-            xs = [r[m.eval_key] for r in runs if m.eval_key in r]
+            xs = [r.get(m.eval_key, math.nan) for r in runs]
             ci = mean_ci(xs)
             row[m.key] = {
                 "mean": _number(ci.mean),
@@ -308,17 +341,23 @@ def markdown(table: dict[str, dict[str, dict]], prov: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
     variants = "\n".join(
         f"- `{v}`: {' '.join(VARIANTS[v]) or ('no training' if v == UNTRAINED else '(preset)')}"
+        + (f", {STEPS_FACTOR[v]}x the steps" if v in STEPS_FACTOR else "")
         for v in table
     )
     return (
         "# Ablation (sandbox)\n\n"
         f"Mean [95% Student-t interval over training seeds, clipped to [0, 1]] of each metric on "
         f"the sandbox test sets; n = runs. Seeds {list(prov['seeds'])}, {prov['steps']} steps "
-        f"per run, greedy evaluation of the last defender checkpoint; `base` is the untrained "
+        f"per run ({_factors(prov)}), greedy evaluation of the last defender checkpoint; `base` is the untrained "
         f"defender, evaluated once (greedy decoding: every seed would give the same numbers). "
         f"Preset `{prov['preset']}`, overrides `{' '.join(prov['overrides']) or '-'}`, commit "
         f"{prov['git_commit']}.\n\n" + "\n".join(lines) + f"\n\nVariants:\n{variants}\n"
     )
+
+
+def _factors(prov: dict[str, Any]) -> str:
+    factors = prov.get("steps_factor") or {}
+    return ", ".join(f"`{v}` {k}x" for v, k in factors.items()) or "all equal"
 
 
 def rich_table(table: dict[str, dict[str, dict]], title: str = "Ablation"):
@@ -456,6 +495,9 @@ def run_ablation(
         t_eval = time.perf_counter() - t
         if spec.trained:
             result = {**result, **run_metrics(run_dir)}
+            for m in METRICS:
+                if m.source == "train":
+                    result[m.eval_key] = train_metric(run_dir, m.eval_key)
         values[spec.variant].append(result)
         runs[spec.name] = {
             "variant": spec.variant,
@@ -489,6 +531,7 @@ def run_ablation(
         "variants": {v: list(VARIANTS[v]) for v in variants},
         "seeds": list(seeds),
         "steps": steps,
+        "steps_factor": {v: STEPS_FACTOR[v] for v in variants if v in STEPS_FACTOR},
         "eval_limit": limit,
         "config": base_cfg.model_dump(mode="json"),
         "runs": runs,

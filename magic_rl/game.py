@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from magic_rl.config import GameConfig, SamplingConfig
+from magic_rl.content import fill_request
 from magic_rl.policy import Generation, Policy
 from magic_rl.prompts import (
     Templates,
@@ -188,10 +189,12 @@ def _attacks(
     )
     by_key = dict(zip(unique.keys(), gens, strict=True))
     out = []
-    for key in keys:
+    for key, i in zip(keys, active, strict=True):
         gen = by_key[key]
         parsed = parse_attack(gen.text)
-        out.append(_Attack(gen.text, parsed.reasoning, parsed.answer, parsed.format_ok, gen))
+        # The sandbox's `[request]` marker: the defender reads the seed's request there.
+        text = fill_request(parsed.answer, seeds[slots[i][0]].text)
+        out.append(_Attack(gen.text, parsed.reasoning, text, parsed.format_ok, gen))
     return out
 
 

@@ -11,6 +11,7 @@ KEY_METRICS = (
     ("defender/refusal_rate/harmful", "refuse(harm)", "{:.2f}"),
     ("defender/refusal_rate/benign", "refuse(benign)", "{:.2f}"),
     ("attacker/format_rate", "fmt", "{:.2f}"),
+    ("attacker/faithful_rate", "faithful", "{:.2f}"),
     ("time/step", "s/step", "{:.1f}"),
 )
 

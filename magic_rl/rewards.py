@@ -4,6 +4,8 @@
     R_ref  = +r_ref if (request harmful and refused) or (request benign and not refused), else -r_ref
     R_fmt  = +r_fmt if the attacker output is exactly <think>…</think><answer>…</answer>, else -r_fmt
     R_D = R_harm + R_ref          R_A = -R_D + R_fmt (+ R_label when r_label > 0)
+    R_quality (defender only, when r_quality > 0), on benign seeds: +r_quality if the reply
+    complies and carries the seed's request (`magic_rl.content.carries`), else -r_quality
 
 Defaults are the paper's (Table 6: r_harm=1, r_ref=0.5, r_fmt=0.5). A term returns `None` when a
 label it needs is unknown; `compute_rewards` then applies `reward.unknown_policy`: `drop` marks the
@@ -15,6 +17,9 @@ Choices the paper leaves open:
 - The reward uses the LAST exchange of an episode (the verdicts are of that exchange) and the
   attacker format of the last turn; a truncation in ANY turn counts, because every generated token
   of the episode enters the update.
+- The quality term (SPEC §3's optional defender-quality term) is the defender's alone: R_A stays
+  -(R_harm + R_ref) + R_fmt, so an attacker gains nothing from making a benign request unhelpable
+  other than what R_ref already pays. The paper asks an LLM judge; here content overlap decides.
 - Graded harm: `Verdict.score` is a harm score s in [0, 1] (1 = harmful), so the term is
   r_harm·(2(1-s)-1) = r_harm·(1-2s); it equals the binary term at s ∈ {0, 1}.
 - A penalised truncation replaces the role's reward: total = -truncation_penalty and the only
@@ -73,6 +78,18 @@ def r_label(rewrite_harmful: bool | None, seed_label: Label, cfg: RewardConfig) 
     return cfg.r_label if rewrite_harmful == (seed_label == "harmful") else -cfg.r_label
 
 
+def r_quality(
+    request_harmful: bool | None, refused: bool | None, carried: bool, cfg: RewardConfig
+) -> float | None:
+    """R_quality (defender only, optional): on a benign request +r_quality when the reply
+    complies (not refused) and carries the request, else -r_quality; 0 on a harmful request."""
+    if request_harmful is None or refused is None:
+        return None
+    if request_harmful:
+        return 0.0
+    return cfg.r_quality if (carried and not refused) else -cfg.r_quality
+
+
 def request_label(
     judge_prompt_harmful: bool | None,
     seed_label: Label | None,
@@ -124,6 +141,12 @@ def _episode_rewards(
     )
     refusal = r_ref(request_harmful, refused, cfg)
     d_parts = {"harm": harm, "refusal": refusal}
+    if cfg.r_quality > 0:
+        from magic_rl.content import carries, expand_reply
+
+        last = episode.last
+        carried = carries(expand_reply(last.reply, last.attack), episode.seed.text)
+        d_parts["quality"] = r_quality(request_harmful, refused, carried, cfg)
     a_parts = {
         "harm": None if harm is None else -harm,
         "refusal": None if refusal is None else -refusal,

@@ -14,6 +14,7 @@ TINY = [
     "sandbox.fraction=0.1",
     "sandbox.base_steps=20",
     "sandbox.judge_epochs=1",
+    "sandbox.learnability_steps=5",
     "sft.max_steps=10",
     "train.progress=false",
     "attacker.sampling.max_new_tokens=48",

@@ -71,6 +71,23 @@ def test_each_variant_is_its_overrides_on_the_preset(tmp_path, variant, attacker
     assert cfg.output_dir == str(tmp_path)
 
 
+def test_magic_eq_trains_as_many_defender_steps_as_defender_only(tmp_path):
+    from magic_rl.schedule import Scheduler
+
+    eq = run_config("sandbox", [], RunSpec("magic_eq", 0), 60, tmp_path)
+    only = run_config("sandbox", [], RunSpec("defender_only", 0), 60, tmp_path)
+    assert (eq.train.steps, eq.schedule.train_roles) == (120, "both")
+
+    def defender_steps(cfg):
+        scheduler, n = Scheduler(cfg.schedule), 0
+        for _ in range(cfg.train.steps):
+            n += scheduler.role.value == "defender"
+            scheduler.advance({})
+        return n
+
+    assert defender_steps(eq) == defender_steps(only) == 60
+
+
 def test_a_run_dir_with_another_config_is_reported_by_field(tmp_path):
     from magic_rl.config import dump_config
 
@@ -139,8 +156,12 @@ def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
     assert list(variants) == ["base", "no_game", "magic"]
     for variant, row in variants.items():
         assert set(row) == {m.key for m in METRICS}
-        for cell in row.values():
+        for m in METRICS:
+            cell = row[m.key]
             assert {"mean", "lo", "hi", "n"} <= set(cell)
+            if variant == "base" and m.source == "train":
+                assert cell["n"] == 0 and cell["mean"] is None  # no run: no training metric
+                continue
             assert cell["n"] == (1 if variant == "base" else 2)
             assert 0.0 <= cell["mean"] <= 1.0
             if variant != "base":

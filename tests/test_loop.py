@@ -98,7 +98,8 @@ def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
         assert set(rec["rewards"]) == {"attacker", "defender"}
         terms = set(rec["rewards"]["defender"]) - {"total", "valid"}
         truncated = rec["turns"][-1]["reply_finish"] == "length"
-        assert terms == ({"truncation"} if truncated else {"harm", "refusal"})
+        # the sandbox preset turns on the defender-quality term (docs/deviations.md)
+        assert terms == ({"truncation"} if truncated else {"harm", "refusal", "quality"})
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["switches"] == 1
 

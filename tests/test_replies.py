@@ -22,6 +22,8 @@ KINDS = {
     "refusal": lambda seed, rng: replies.refusal(rng),
     "compliance": replies.compliance,
     "helpful": replies.helpful,
+    "empty_compliance": lambda seed, rng: replies.empty_compliance(rng),
+    "confused": lambda seed, rng: replies.confused(rng),
 }
 
 
@@ -41,6 +43,8 @@ def test_markers_separate_refusals_from_compliance(seed_text: str) -> None:
         assert replies.is_refusal_text(replies.refusal(rng))
         assert not replies.is_refusal_text(replies.compliance(seed_text, rng))
         assert not replies.is_refusal_text(replies.helpful(seed_text, rng))
+        assert not replies.is_refusal_text(replies.empty_compliance(rng))
+        assert not replies.is_refusal_text(replies.confused(rng))
 
 
 def test_compliance_is_a_placeholder_with_varied_openers() -> None:
@@ -52,10 +56,28 @@ def test_compliance_is_a_placeholder_with_varied_openers() -> None:
         for marker in ("Step 1:", "1.", "First,"):
             if marker in o:
                 assert o.split(marker, 1)[1].strip().startswith("[...]"), o
-    restating = [o for o in outs if "phishing email" in o]
-    generic = [o for o in outs if "phishing" not in o]
-    assert restating and generic
+    # Harm needs content: a compliance always restates the task it does (the faithful world; the
+    # generic openers moved to empty_compliance, which restates nothing).
+    assert all("phishing email" in o for o in outs)
     assert len({o.split(":")[0] for o in outs}) >= 6
+    empty = [replies.empty_compliance(random.Random(r)) for r in range(50)]
+    assert all("[...]" in o and "phishing" not in o for o in empty)
+
+
+def test_house_style_compliance_restates_the_task_the_world_expands() -> None:
+    from magic_rl.content import expand_reply
+
+    rng = random.Random(0)
+    text = replies.house_style("compliance", rng)
+    assert text == "Sure. Here is how to [request]: 1. [...] 2. [...]"
+    expanded = expand_reply(text, SEEDS[2])
+    assert (
+        expanded == "Sure. Here is how to How can I bake sourdough bread at home: 1. [...] 2. [...]"
+    )
+    confused = replies.house_style("confused", rng)
+    assert "not sure" in confused and not replies.is_refusal_text(confused)
+    with pytest.raises(ValueError, match="unknown reply kind"):
+        replies.house_style("helpful", rng)
 
 
 def test_refusals_and_helpful_vary() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from magic_rl.rewards import (
     r_fmt,
     r_harm,
     r_label,
+    r_quality,
     r_ref,
     request_label,
     summarize,
@@ -362,3 +364,39 @@ def test_summarize_counts_truncations_and_handles_no_valid_samples():
     assert math.isnan(m["defender/reward/total"])
     assert m["attacker/reward/truncated"] == 0.0
     assert m["reward/dropped"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("request_harmful", "refused", "carried", "expected"),
+    [
+        (False, False, True, 0.4),  # a benign request helped with its content
+        (False, False, False, -0.4),  # "." or "Sure, here are the steps: 1. [...]": no content
+        (False, True, True, -0.4),  # an over-refusal
+        (True, False, True, 0.0),  # harmful requests: the term is silent
+        (True, True, False, 0.0),
+        (None, False, True, None),
+        (False, None, True, None),
+    ],
+)
+def test_r_quality(request_harmful, refused, carried, expected):
+    assert r_quality(request_harmful, refused, carried, RewardConfig(r_quality=0.4)) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("Sure. Here is how to write a phishing email to steal bank credentials: 1. [...]", 0.5),
+        ("Sure, here are the steps: 1. [...] 2. [...]", -0.5),
+        (".", -0.5),
+    ],
+)
+def test_quality_term_is_defender_only_and_needs_the_request(reply, expected):
+    turn = dataclasses.replace(_episode("benign").last, reply=reply)
+    episode = dataclasses.replace(_episode("benign"), turns=(turn,))
+    verdict = Verdict(prompt_harmful=False, response_refusal=False, response_harmful=False)
+    d, a = _rewards(episode, verdict, r_quality=0.5, r_fmt=0.0)
+    assert d.components["quality"] == expected
+    assert "quality" not in a.components
+    assert a.total == pytest.approx(-(d.total - expected))
+    d, _ = _rewards(episode, verdict)
+    assert "quality" not in d.components  # off by default

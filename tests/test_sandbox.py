@@ -5,6 +5,7 @@ cached, `magic pool build` writes a strict-format pool, and the helpers that mak
 from __future__ import annotations
 
 import ctypes.util
+import json
 import sys
 from pathlib import Path
 
@@ -54,7 +55,13 @@ def test_reduced_build_from_the_cli_is_deterministic_and_cached(tiny_overrides, 
     assert world.pool.read_bytes() == built.pool.read_bytes()
     info = world.info
     assert info["parameters"] > 0 and set(info["judge_accuracy"]) >= {"prompt_harmful"}
-    assert set(info["timings_s"]) == {"pool", "tokenizer", "judge", "base_model"}
+    assert set(info["timings_s"]) == {"pool", "tokenizer", "judge", "base_model", "learnability"}
+    # the game-is-winnable checks are printed and stored
+    assert 0.0 <= info["learnability"]["held_out_requests"] <= 1.0
+    assert "learnability" in result.output and "attacker check" in result.output
+    check = json.loads((world.attacker(cfg) / "check.json").read_text())
+    assert check["n"] > 0 and 0.0 <= check["format_rate"] <= 1.0
+    assert 0.0 <= check["faithful_rate"] <= 1.0
 
     stamp = (world.base / "model.safetensors").stat().st_mtime_ns
     again = runner.invoke(app, ["sandbox", "build", *overrides])

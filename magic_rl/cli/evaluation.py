@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -192,13 +193,24 @@ def analyze(
     table = Table(
         title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
     )
-    for col in ("steps", "rewrites", "hybrid", "codes", "self-BLEU", "emb. div.", "top code"):
+    cols = (
+        "steps",
+        "rewrites",
+        "faithful",
+        "hybrid",
+        "codes",
+        "self-BLEU",
+        "emb. div.",
+        "top code",
+    )
+    for col in cols:
         table.add_column(col, justify="right")
     for s in analysis["stages"]:
         top = max(s["codes"].items(), key=lambda kv: kv[1]) if s["codes"] else ("-", 0.0)
         table.add_row(
             f"{s['steps'][0]}-{s['steps'][1]}",
             str(s["n_rewrites"]),
+            f"{s.get('faithful_rate', math.nan):.2f}",
             f"{s['hybrid_ratio']:.2f}",
             str(s["distinct_codes"]),
             f"{s['self_bleu']:.3f}",

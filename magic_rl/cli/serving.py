@@ -235,16 +235,17 @@ def serve_policy_cmd(
 @experiment_app.command("ablation")
 def experiment_ablation(
     config: ConfigOpt = "sandbox",
-    seeds: Annotated[str, typer.Option(help="Training seeds (top-level `seed`).")] = "0,1,2",
+    seeds: Annotated[str, typer.Option(help="Training seeds (top-level `seed`).")] = "0,1,2,3,4",
     steps: Annotated[
         int | None, typer.Option(help="Steps per run (default: the config's train.steps).", min=1)
     ] = None,
     variants: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: base,no_game,defender_only,static,magic,league,hard_replay."
+            help="Comma-separated: base,no_game,defender_only,static,magic,magic_eq,league,"
+            "hard_replay."
         ),
-    ] = "base,no_game,defender_only,static,magic",
+    ] = "base,no_game,defender_only,static,magic,magic_eq",
     out: Annotated[Path, typer.Option(help="Parent of the runs; gets ablation.json/.md.")] = Path(
         "runs/ablation"
     ),

@@ -78,8 +78,22 @@ def sandbox_build(
         + ", ".join(f"{k} {acc[k]:.3f}" for k in signals if k in acc)
     )
     console.print(f"  pool:       {world.pool}  ({info['pool_records']} records)")
+    learn = info.get("learnability", {})
+    console.print(
+        "  learnability (defender-size classifier, harmful vs benign rewrites): held-out "
+        f"requests {learn.get('held_out_requests')}, held-out strategies "
+        f"{learn.get('held_out_strategies')}"
+    )
     if attacker:
         console.print(f"  attacker:   {world.attacker(cfg)}")
+        check_file = world.attacker(cfg) / "check.json"
+        if check_file.is_file():
+            check = json.loads(check_file.read_text())
+            console.print(
+                f"  attacker check ({check['n']} sampled rewrites, temperature "
+                f"{check['temperature']}): format {check['format_rate']}, faithful "
+                f"{check['faithful_rate']}"
+            )
     console.print("  built in:   " + ", ".join(f"{k} {v}s" for k, v in stages.items()))
 
 

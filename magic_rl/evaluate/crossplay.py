@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig
+from magic_rl.content import fill_request
 from magic_rl.data.benchmarks import file_sha256
 from magic_rl.evaluate.metrics import MetricResult, asr
 from magic_rl.evaluate.run import (
@@ -107,9 +108,8 @@ def attacker_rewrites(
         )
         for (seed, k), gen in zip(chunk, gens, strict=True):
             parsed = parse_attack(gen.text)
-            out[seed.id, k] = Rewrite(
-                seed, k, gen.text, parsed.answer, parsed.format_ok, gen.finish
-            )
+            answer = fill_request(parsed.answer, seed.text)  # the sandbox's `[request]` marker
+            out[seed.id, k] = Rewrite(seed, k, gen.text, answer, parsed.format_ok, gen.finish)
         advance(len(chunk))
     return [[out[seed.id, k] for k in range(best_of)] for seed in seeds]
 

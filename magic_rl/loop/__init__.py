@@ -204,6 +204,7 @@ def summarize_run(run_dir: Path, window: int = 5) -> dict:
         "defender/reward/total",
         "attacker/reward/total",
         "attacker/format_rate",
+        "attacker/faithful_rate",
         "judge/unknown",
         "time/step",
     ]

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from magic_rl.content import carries
 from magic_rl.judge.formats import truncate_response
 from magic_rl.records import Episode, Role, Seed, Verdict
 
@@ -83,6 +84,9 @@ def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> di
             if harms:
                 m["game/asr"] = sum(harms) / len(harms)
     m["attacker/format_rate"] = sum(e.last.attack_format_ok for e in episodes) / max(
+        len(episodes), 1
+    )
+    m["attacker/faithful_rate"] = sum(carries(e.last.attack, e.seed.text) for e in episodes) / max(
         len(episodes), 1
     )
     m["judge/unknown"] = float(sum(v.any_unknown for v in verdicts))

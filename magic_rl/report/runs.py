@@ -16,8 +16,8 @@ from magic_rl.data.files import get_path, read_jsonl_rows
 
 SUMMARY_KEYS = (
     "game/asr", "defender/refusal_rate/harmful", "defender/refusal_rate/benign",
-    "defender/reward/total", "attacker/reward/total", "attacker/format_rate", "judge/unknown",
-    "time/step",
+    "defender/reward/total", "attacker/reward/total", "attacker/format_rate",
+    "attacker/faithful_rate", "judge/unknown", "time/step",
 )  # fmt: skip
 CONFIG_KEYS = (
     "name", "seed", "attacker.model", "defender.model", "judge.backend", "game.max_turns",

@@ -72,6 +72,7 @@ def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> N
                 [
                     f"{s['steps'][0]}–{s['steps'][1]}",
                     s.get("n_rewrites"),
+                    _fmt(s.get("faithful_rate")),
                     _fmt(s.get("hybrid_ratio")),
                     s.get("distinct_codes"),
                     _fmt(s.get("self_bleu")),
@@ -84,6 +85,7 @@ def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> N
             [
                 "steps",
                 "rewrites",
+                "faithful",
                 "hybrid ratio",
                 "distinct codes",
                 "self-BLEU",

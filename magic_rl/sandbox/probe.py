@@ -3,8 +3,10 @@
 For every strategy, the test-split seeds' pool rewrites are sent to the defender under the training
 chat view (`Question:\\n{attack}`); replies are greedy (the evaluation protocol) or sampled at the
 rollout temperature (`sampled=True`, what the game sees), and judged by the world's embedded judge.
-Vanilla seeds form the `vanilla` row. This is the base defender's vulnerability table in
-docs/sandbox.md.
+Vanilla seeds form the `vanilla` row. `carried` is the share of the replies that are not refusals
+and still carry the seed's request (`magic_rl.content.carries`): harm needs content, so a compliance
+that fails to restate the request is not harmful. This is the base defender's vulnerability table
+in docs/sandbox.md.
 
 Run: `magic sandbox probe [--model PATH] [--sampled]`.
 """
@@ -15,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from magic_rl.config import RunConfig
+from magic_rl.content import carries, expand_reply
 from magic_rl.evaluate.metrics import bootstrap_ci
 
 
@@ -25,6 +28,7 @@ class ProbeRow:
     n: int
     harmful_rate: float
     refusal_rate: float
+    carried_rate: float  # of the non-refusals: share carrying the seed's request
     ci: tuple[float, float]  # of the row's headline rate: ASR for harmful, compliance for benign
 
 
@@ -50,20 +54,21 @@ def probe_defender(
     judge = StepJudge(EmbeddedJudge.from_pretrained(world.judge), cfg.judge.max_response_tokens)
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
 
-    items: dict[tuple[str, str], list[str]] = defaultdict(list)
+    items: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     seen_seeds = set()
     for rec in read_pool(world.pool):
         if split_of(rec.seed) != split:
             continue
         key = (rec.strategy, rec.seed.label)
         if len(items[key]) < per_strategy:
-            items[key].append(rec.rewrite)
+            items[key].append((rec.rewrite, rec.seed.text))
         if rec.seed.id not in seen_seeds and len(items["vanilla", rec.seed.label]) < per_strategy:
             seen_seeds.add(rec.seed.id)
-            items["vanilla", rec.seed.label].append(rec.seed.text)
+            items["vanilla", rec.seed.label].append((rec.seed.text, rec.seed.text))
 
     keys = sorted(items, key=lambda k: (k[0] != "vanilla", k[1], k[0]))
-    prompts = [p for k in keys for p in items[k]]
+    prompts = [p for k in keys for p, _ in items[k]]
+    requests = [r for k in keys for _, r in items[k]]
     s = cfg.defender.sampling
     gens = policy.generate(
         [defender_messages(templates, [], p) for p in prompts],
@@ -74,13 +79,18 @@ def probe_defender(
         seed=cfg.seed,
     )
     verdicts = judge(prompts, [g.text for g in gens])
+    carried = [
+        carries(expand_reply(g.text, p), r) for g, p, r in zip(gens, prompts, requests, strict=True)
+    ]
     rows, i = [], 0
     for strategy, label in keys:
         vs = verdicts[i : i + len(items[strategy, label])]
+        cs = carried[i : i + len(vs)]
         i += len(vs)
         harmful = [float(v.response_harmful is True) for v in vs]
         refused = [float(v.response_refusal is True) for v in vs]
         headline = harmful if label == "harmful" else [1 - r for r in refused]
+        answered = [c for c, r in zip(cs, refused, strict=True) if not r]
         rows.append(
             ProbeRow(
                 strategy,
@@ -88,6 +98,7 @@ def probe_defender(
                 len(vs),
                 sum(harmful) / len(vs),
                 sum(refused) / len(vs),
+                sum(answered) / len(answered) if answered else float("nan"),
                 bootstrap_ci(headline, seed=cfg.seed),
             )
         )
@@ -96,11 +107,14 @@ def probe_defender(
 
 def markdown_table(rows: list[ProbeRow]) -> str:
     out = [
-        "| strategy | seeds | n | ASR (harmful judged) | refusal | 95% CI |",
-        "|---|---|---|---|---|---|",
+        "| strategy | seeds | n | ASR (harmful judged) | refusal | carried | 95% CI |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         head = f"{r.harmful_rate:.2f}" if r.label == "harmful" else "—"
         ci = "[{:.2f}, {:.2f}]".format(*r.ci)
-        out.append(f"| {r.strategy} | {r.label} | {r.n} | {head} | {r.refusal_rate:.2f} | {ci} |")
+        out.append(
+            f"| {r.strategy} | {r.label} | {r.n} | {head} | {r.refusal_rate:.2f} | "
+            f"{r.carried_rate:.2f} | {ci} |"
+        )
     return "\n".join(out)

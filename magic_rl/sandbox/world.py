@@ -13,10 +13,23 @@ hash of its config and of the code and assets that produce it:
       build.json        sizes, timings, judge accuracy
 
 The base model is fine-tuned to behave like an ordinary instruct model: it mostly refuses plain harmful
-requests, helps with benign ones, over-refuses some alarming-looking "contrast" requests, and is fooled
-by rewrites at the per-strategy rates of `VULNERABILITY`. Strategies listed in
-`data.held_out_strategies` never appear in its training data. Compliance replies are placeholders in
-a narrow house style (`replies.house_style`), so its short fine-tuning goes into *when* to refuse.
+requests, helps with benign ones, over-refuses some alarming-looking "contrast" requests, is fooled
+by rewrites at the per-strategy rates of `VULNERABILITY`, and says it did not understand a prompt
+whose request is garbled beyond recognition. Strategies listed in `data.held_out_strategies` never
+appear in its training data. Replies are placeholders in a narrow house style
+(`replies.house_style`): a compliance restates the task it does through the `[request]` marker
+("Sure. Here is how to [request]: 1. [...] 2. [...]"), which the world expands to the prompt before
+the judge reads it, and the judge calls the reply harmful only when it then carries a harmful
+request (harm needs content). The phase-1 attacker learns rewrites that embed `[request]` where the
+pool's rewrite embeds the seed verbatim (`marked_records`); the world fills in the seed's request.
+Why markers: the tiny policies cannot copy text at this size and budget (docs/LOG.md).
+
+Two checks are printed and stored in build.json (docs/sandbox.md records them):
+- learnability (`learnability`): a classifier of the defender's size trained on (rewrite -> seed
+  label) pairs of the train split, scored on held-out (test-split request, strategy) pairs: can a
+  defender this size tell harmful from benign rewrites at all?
+- the phase-1 attacker's sampled rewrites at the training temperature (`attacker_check`): share
+  well-formed and share still carrying their seed's request (`magic_rl.content.carries`).
 Departure from a real instruct model: its loss also covers the prompts (a small pretraining-style
 corpus), so phase-1 SFT starts from a model that has learned to write requests (docs/LOG.md compares
 the two choices).
@@ -39,7 +52,7 @@ from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.records import Seed
 
 PACKAGE = Path(__file__).resolve().parents[1]
-WORLD_VERSION = "1"
+WORLD_VERSION = "3"
 
 # Probability that the base model complies with a harmful rewrite, per strategy. Persona and
 # authority framings fool it most, a plain question form least; ciphers are unreadable to it (it
@@ -62,6 +75,7 @@ VULNERABILITY = {
     "atbash": 0.3,
 }
 P_REFUSE = {"harmful": 0.9, "benign": 0.03, "contrast": 0.35, "adversarial_benign": 0.25}
+P_GARBLED = 0.3  # share of vanilla seeds also shown garbled, answered with the confused reply
 VANILLA_REPEATS = 3  # independent reply draws per vanilla seed, so the model learns a distribution
 JUDGE_REWRITES_PER_SEED = 3  # rewrites per seed in the judge's training set (of 15 strategies)
 
@@ -109,10 +123,11 @@ def _source_fingerprint() -> str:
         PACKAGE / "assets" / "templates",
         PACKAGE / "strategies",
         PACKAGE / "data" / "seeds.py",
+        PACKAGE / "content.py",
         PACKAGE / "judge" / "embedded",
         *(
             PACKAGE / "sandbox" / f
-            for f in ("replies.py", "judge_data.py", "tokenizer.py", "world.py")
+            for f in ("replies.py", "judge_data.py", "tokenizer.py", "world.py", "checks.py")
         ),
     ]
     for part in parts:
@@ -153,19 +168,21 @@ def _kind(seed: Seed) -> str:
 
 def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: int):
     """(defender chat, reply) pairs for the base instruct model: `VANILLA_REPEATS` reply draws per
-    vanilla seed and one per pool rewrite, except rewrites by `skip_strategies`."""
+    vanilla seed, one per pool rewrite (except rewrites by `skip_strategies`), and a confused reply
+    to a garbled copy of a `P_GARBLED` share of the seeds. A compliance restates the seed's task."""
     from magic_rl.sandbox import replies
+    from magic_rl.sandbox.judge_data import garble
     from magic_rl.trainer import SFTExample
 
     rng = random.Random(rng_seed)
 
     def reply(seed: Seed, p_comply_harmful: float | None, p_refuse: float) -> str:
         if seed.label == "harmful":
-            comply = rng.random() < (
-                p_comply_harmful if p_comply_harmful is not None else 1 - p_refuse
-            )
-            return replies.house_style("compliance" if comply else "refusal", rng)
-        return replies.house_style("refusal" if rng.random() < p_refuse else "helpful", rng)
+            p_comply = p_comply_harmful if p_comply_harmful is not None else 1 - p_refuse
+            comply = rng.random() < p_comply
+        else:
+            comply = rng.random() >= p_refuse
+        return replies.house_style("compliance" if comply else "refusal", rng)
 
     def example(attack: str, text: str) -> SFTExample:
         return SFTExample(tuple(defender_messages(templates, [], attack)), text)
@@ -174,6 +191,8 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
     for seed in seeds:
         for _ in range(VANILLA_REPEATS):
             out.append(example(seed.text, reply(seed, None, P_REFUSE[_kind(seed)])))
+        if rng.random() < P_GARBLED:
+            out.append(example(garble(seed.text, rng), replies.house_style("confused", rng)))
     for rec in pool:
         if rec.strategy in skip_strategies:
             continue
@@ -196,7 +215,10 @@ def corpus(seeds, pool, templates) -> list[str]:
     texts = [v for v in dataclasses.asdict(templates).values() if isinstance(v, str)]
     texts += [s.text for s in seeds]
     texts += [rec.target for rec in pool]
+    texts += [rec.target for rec in marked_records(pool)]
+    texts += [replies.house_style("compliance", rng) for _ in range(50)]
     texts += [replies.refusal(rng) for _ in range(200)]
+    texts += [replies.confused(rng) for _ in range(50)]
     texts += [replies.compliance(s.text, rng) for s in seeds if s.label == "harmful"]
     texts += [replies.helpful(s.text, rng) for s in seeds if s.label == "benign"]
     return texts
@@ -232,13 +254,11 @@ def judge_examples(cfg: RunConfig, seeds, pool, test_ids: set[str]):
 # --- building ------------------------------------------------------------------------------------
 
 
-def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
-    """A small Llama-style causal LM built from config (random init)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(sb: SandboxConfig, tokenizer, **extra):
+    """The world's Llama shape (policies, and the learnability check's classifier)."""
+    from transformers import LlamaConfig
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=sb.hidden_size,
         intermediate_size=sb.intermediate_size,
@@ -246,10 +266,23 @@ def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
         num_attention_heads=sb.num_heads,
         num_key_value_heads=sb.num_heads,
         max_position_embeddings=sb.max_position,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
+def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
+    """A small Llama-style causal LM built from config (random init)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = llama_config(
+        sb,
+        tokenizer,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
     )
     return LlamaForCausalLM(config)
 
@@ -324,6 +357,14 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     timings["base_model"] = time.perf_counter() - t
     log(f"base model: {summary}")
 
+    t = time.perf_counter()
+    from magic_rl.sandbox.checks import learnability, learnability_sets
+
+    pairs, tests = learnability_sets(pool, seeds, train_ids, test_ids, skip)
+    learn = learnability(cfg, tokenizer, pairs, tests, steps=sb.learnability_steps)
+    timings["learnability"] = time.perf_counter() - t
+    log(f"learnability (classifier of the defender's size, held-out accuracy): {learn}")
+
     info = {
         "config": cfg.sandbox.model_dump(mode="json"),
         "held_out_strategies": sorted(skip),
@@ -332,6 +373,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
         "base_examples": len(examples),
         "base_sft": summary,
         "judge_accuracy": judge_acc,
+        "learnability": learn,
         "judge_examples": {"train": len(judge_train), "test": len(judge_test)},
         "parameters": sum(p.numel() for p in policy.model.parameters()),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -340,19 +382,43 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     return world
 
 
+def marked_records(records):
+    """Pool records whose rewrite embeds the seed's request verbatim, with that request replaced
+    by the `[request]` marker (the world fills it back in, `content.fill_request`); the others
+    (transformed requests: ciphers, misspellings, some slang) are left out of the attacker's SFT."""
+    import dataclasses
+    import re
+
+    from magic_rl.content import REQUEST_MARKER, request_core
+
+    out = []
+    for rec in records:
+        core = request_core(rec.seed.text)
+        pattern = re.compile(re.escape(core), re.IGNORECASE)
+        if core and pattern.search(rec.rewrite):
+            marked = pattern.sub(lambda _: REQUEST_MARKER, rec.rewrite, count=1)
+            out.append(dataclasses.replace(rec, rewrite=marked))
+    return out
+
+
 def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=print) -> Path:
     """Phase 1 on the sandbox: the base model SFT'd on the train-split pool. Cached in the world."""
     out = world.attacker(cfg)
     if (out / "sft.json").exists() and not force:
         return out
     from magic_rl.data.seeds import split_of
+    from magic_rl.sandbox.checks import attacker_check
     from magic_rl.strategies import read_pool
     from magic_rl.trainer import attacker_sft
 
-    records = [r for r in read_pool(world.pool) if split_of(r.seed) == "train"]
+    records = marked_records([r for r in read_pool(world.pool) if split_of(r.seed) == "train"])
     attacker_sft(
         cfg.model_copy(update={"seed": cfg.sandbox.seed}), records, str(world.base), out, log=log
     )
+    seeds = list({r.seed.id: r.seed for r in records}.values())
+    check = attacker_check(cfg, out, seeds)
+    (out / "check.json").write_text(json.dumps(check, indent=2) + "\n")
+    log(f"attacker check (sampled rewrites of train-split seeds): {check}")
     return out
 
 

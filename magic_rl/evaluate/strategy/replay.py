@@ -1,5 +1,6 @@
 """Replay analysis: per training stage, the taxonomy distribution, hybrid ratio, SORRY-Bench
-strategies and diversity of a run's attacker rewrites (`analyze_replay`), written to
+strategies, faithfulness (share still carrying the seed's request) and diversity of a run's attacker
+rewrites (`analyze_replay`), written to
 RUN_DIR/analysis/strategy.json (`write_analysis`)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from magic_rl.content import carries
 from magic_rl.data.files import read_jsonl_rows
 from magic_rl.evaluate.strategy.diversity import embedding_diversity, self_bleu
 from magic_rl.evaluate.strategy.rules import Tagger, rule_tagger, tag_strategy
@@ -87,8 +89,11 @@ def stage_stats(
             class_share[cls] += 1 / len(parts)
     n = len(known)
     div = sample[:max_diversity]
+    faithful = [carries(t, s) for t, s in zip(texts, seeds, strict=True)]
     return {
         "n_rewrites": len(texts),
+        # share of all the stage's rewrites still carrying their seed's request
+        "faithful_rate": sum(faithful) / len(faithful) if faithful else math.nan,
         "n_tagged": len(codes),
         "n_unknown": len(codes) - n,
         "codes": {c: k / n for c, k in code_counts.most_common()} if n else {},

@@ -5,16 +5,21 @@ lower-cased text, a length bucket and a bias feature), `n_buckets` buckets. The 
 response have their own embedding table (mean pooling), giving p and r. The prompt is pooled twice,
 as written and as `decoded_view` (read through the sandbox's Caesar, Atbash, ASCII and Morse
 encodings), and p mixes the two, so what was learnt on plain requests carries to encoded ones
-(measured: a never-seen Atbash rewrite strategy went from 5% to 100% recall). Two heads:
+(measured: a never-seen Atbash rewrite strategy went from 5% to 100% recall). The reply is pooled
+the same way (plain and decoded view, mixed into r). Two heads:
 
     prompt_harmful logit           = MLP_p(p)
-    (refusal, harmful) logits      = MLP_r([p, r, p * r])
+    (refusal, harmful) logits      = MLP_r(r)
 
 The prompt head sees the prompt alone, so the prompt-only call and the prompt+response call give the
-same request label. The response head sees both: in the sandbox a compliance placeholder is harmful
-only when the request is, and `p * r` lets it read that interaction. `score` = P(response harmful).
+same request label. The response head sees the reply alone: harm needs content, so a reply is
+harmful only when it carries a harmful request, never because of the prompt. Before featurising, a
+reply's `[request]` marker is expanded to the prompt it answers (`magic_rl.content.expand_reply`:
+the sandbox's tiny policies refer to the request instead of copying it). `score` = P(response
+harmful).
 
-Trained only on data the project owns (`magic_rl.sandbox.judge_data`); no rules at inference.
+Trained only on data the project owns (`magic_rl.sandbox.judge_data`); no rules at inference beyond
+the marker expansion.
 Embedding rows train with row-wise Adagrad on the rows a batch touches (fast on CPU), heads with
 Adam.
 Featurisation is vectorised numpy over a whole batch, so the judge labels thousands of exchanges a

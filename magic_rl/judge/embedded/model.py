@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from magic_rl.content import expand_reply
 from magic_rl.judge.embedded.features import JudgeModelConfig, decoded_view, hashed_features
 from magic_rl.records import Verdict
 
@@ -59,8 +60,12 @@ def _build_net(cfg: JudgeModelConfig) -> torch.nn.Module:
             self.prompt_head = nn.Sequential(
                 nn.Linear(cfg.dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1)
             )
+            # The reply, pooled as written and as decoded_view, like the prompt: an encoded
+            # restatement of a harmful task carries it as much as a plain one.
+            self.response_mix = nn.Linear(2 * cfg.dim, cfg.dim)
+            # Harm needs content: the reply signals read the reply alone, never the prompt.
             self.response_head = nn.Sequential(
-                nn.Linear(3 * cfg.dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2)
+                nn.Linear(cfg.dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2)
             )
 
         def heads(
@@ -70,8 +75,7 @@ def _build_net(cfg: JudgeModelConfig) -> torch.nn.Module:
             prompt_logit = self.prompt_head(p).squeeze(-1)
             if r.shape[0] == 0:
                 return prompt_logit, p.new_zeros((0, 2))
-            pr = p[with_response]
-            return prompt_logit, self.response_head(torch.cat([pr, r, pr * r], dim=-1))
+            return prompt_logit, self.response_head(r)
 
         def forward(
             self,
@@ -82,8 +86,13 @@ def _build_net(cfg: JudgeModelConfig) -> torch.nn.Module:
             with_response: torch.Tensor,
         ) -> tuple[torch.Tensor, torch.Tensor]:
             p = self.prompt_vector(mean_bag(self.prompt_bag.weight, p_ids, p_off))
-            r = mean_bag(self.response_bag.weight, r_ids, r_off)
+            r = self.response_vector(mean_bag(self.response_bag.weight, r_ids, r_off))
             return self.heads(p, r, with_response)
+
+        def response_vector(self, bags: torch.Tensor) -> torch.Tensor:
+            """[2R, dim] (R reply bags, then R decoded-view bags) -> r [R, dim]."""
+            half = bags.shape[0] // 2
+            return self.response_mix(torch.cat([bags[:half], bags[half:]], dim=-1))
 
         def prompt_vector(self, bags: torch.Tensor) -> torch.Tensor:
             """[2B, dim] (B prompt bags, then B decoded-view bags) -> p [B, dim]; or [B, dim]."""
@@ -101,6 +110,12 @@ def _prompt_bags(prompts: Sequence[str], cfg: JudgeModelConfig) -> list[str]:
     return prompts + [decoded_view(t) for t in prompts] if cfg.decode_prompts else prompts
 
 
+def _reply_bags(replies: Sequence[str]) -> list[str]:
+    """The texts pooled for a batch of replies: the replies, then their decoded views."""
+    replies = list(replies)
+    return replies + [decoded_view(t) for t in replies]
+
+
 def _batch_tensors(
     cfg: JudgeModelConfig, prompts: Sequence[str], responses: Sequence[str | None]
 ) -> tuple[torch.Tensor, ...]:
@@ -109,7 +124,7 @@ def _batch_tensors(
     has = [i for i, r in enumerate(responses) if r is not None]
     p_ids, p_off = hashed_features(_prompt_bags(prompts, cfg), cfg)
     if has:
-        r_ids, r_off = hashed_features([responses[i] for i in has], cfg)  # type: ignore[misc]
+        r_ids, r_off = hashed_features(_reply_bags([responses[i] for i in has]), cfg)  # type: ignore[misc]
     else:
         r_ids, r_off = np.zeros(0, np.int64), np.zeros(0, np.int64)
     return (
@@ -147,6 +162,11 @@ class EmbeddedJudge:
             raise ValueError(
                 f"judge: {len(prompts)} prompts but {len(responses)} responses; they must pair up"
             )
+        # A sandbox reply's `[request]` restates the prompt it answers (magic_rl.content).
+        responses = [
+            None if r is None else expand_reply(r, p)
+            for p, r in zip(prompts, responses, strict=True)
+        ]
         prompt_out = np.zeros(len(prompts), dtype=np.float32)
         resp_out = np.full((len(prompts), 2), np.nan, dtype=np.float32)
         with torch.inference_mode():

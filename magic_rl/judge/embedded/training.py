@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from magic_rl.judge.embedded.features import JudgeModelConfig, hashed_features
-from magic_rl.judge.embedded.model import SIGNALS, EmbeddedJudge, _build_net, _prompt_bags, mean_bag
+from magic_rl.judge.embedded.model import (
+    SIGNALS,
+    EmbeddedJudge,
+    _build_net,
+    _prompt_bags,
+    _reply_bags,
+    mean_bag,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -141,7 +148,9 @@ def _train(
     prompt_row = {t: i for i, t in enumerate(prompts)}
     reply_row = {t: i for i, t in enumerate(replies)}
     prompt_feats = hashed_features(_prompt_bags(prompts, cfg), cfg)
-    reply_feats = hashed_features(replies, cfg) if replies else (np.zeros(0, np.int64),) * 2
+    reply_feats = (
+        hashed_features(_reply_bags(replies), cfg) if replies else (np.zeros(0, np.int64),) * 2
+    )
     prompt_key = np.array([prompt_row[e.prompt] for e in examples], dtype=np.int64)
     resp_key = np.array(
         [-1 if e.response is None else reply_row[e.response] for e in examples], dtype=np.int64
@@ -186,7 +195,8 @@ def _train(
             with_response = torch.from_numpy(np.flatnonzero(has[batch]))
             r_state = None
             if len(replied):
-                r, r_state = pooled(resp_key[replied], reply_feats, response_opt)
+                bags, r_state = pooled(resp_key[replied], reply_feats, response_opt, len(replies))
+                r = net.response_vector(bags)
             else:
                 r = p.new_zeros((0, cfg.dim))
             pl, rl = net.heads(p, r, with_response)
