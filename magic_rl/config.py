@@ -195,6 +195,12 @@ class GameConfig(_Section):
     stop_on_harmful: bool = Field(
         True, description="Multi-turn: end the episode when a reply is judged harmful."
     )
+    request_marker: bool = Field(
+        False,
+        description="Sandbox: the defender reads an attacker answer's `[request]` marker as the "
+        "seed's request (`content.fill_request`; the tiny policies cannot copy text, "
+        "docs/deviations.md). Off for real models, whose answers are read as written.",
+    )
 
 
 class RewardConfig(_Section):

@@ -192,8 +192,9 @@ def _attacks(
     for key, i in zip(keys, active, strict=True):
         gen = by_key[key]
         parsed = parse_attack(gen.text)
-        # The sandbox's `[request]` marker: the defender reads the seed's request there.
-        text = fill_request(parsed.answer, seeds[slots[i][0]].text)
+        text = parsed.answer
+        if cfg.request_marker:  # the sandbox's `[request]` marker: the seed's request goes there
+            text = fill_request(text, seeds[slots[i][0]].text)
         out.append(_Attack(gen.text, parsed.reasoning, text, parsed.format_ok, gen))
     return out
 

@@ -108,7 +108,9 @@ def attacker_rewrites(
         )
         for (seed, k), gen in zip(chunk, gens, strict=True):
             parsed = parse_attack(gen.text)
-            answer = fill_request(parsed.answer, seed.text)  # the sandbox's `[request]` marker
+            answer = parsed.answer
+            if cfg.game.request_marker:  # the sandbox's `[request]` marker
+                answer = fill_request(answer, seed.text)
             out[seed.id, k] = Rewrite(seed, k, gen.text, answer, parsed.format_ok, gen.finish)
         advance(len(chunk))
     return [[out[seed.id, k] for k in range(best_of)] for seed in seeds]
