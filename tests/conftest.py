@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,36 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"public benchmark files not found at {root}")
     return root
+
+
+@pytest.fixture
+def cli_server():
+    """Start `magic ARGS...` in a subprocess and return the URL it prints as `KEY=URL` (waiting at
+    most 120 s); every server started is terminated at teardown."""
+    procs = []
+
+    def start(args: list[str], key: str) -> str:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "300"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "magic_rl.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        procs.append(proc)
+        url, deadline, seen = None, time.monotonic() + 120, []
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            url = next((w.split("=", 1)[1] for w in line.split() if w.startswith(f"{key}=")), None)
+        assert url, "".join(seen)
+        return url
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)

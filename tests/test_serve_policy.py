@@ -3,13 +3,9 @@ client library (the compatibility check), with batching, seeds, n, stop and the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import openai
@@ -179,33 +175,18 @@ def test_api_key_and_size_cap() -> None:
 
 
 @pytest.mark.slow
-def test_magic_serve_policy_command_serves_a_saved_model(policy, tmp_path) -> None:
+def test_magic_serve_policy_command_serves_a_saved_model(policy, tmp_path, cli_server) -> None:
     policy.save_pretrained(tmp_path / "model")
-    cmd = [sys.executable, "-m", "magic_rl.cli", "serve", "policy", str(tmp_path / "model"),
-           "--port", "0", "--model-name", "tiny", "--device", "cpu"]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "300"}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        cwd=Path(__file__).resolve().parents[1],
+    url = cli_server(
+        ["serve", "policy", str(tmp_path / "model"), "--port", "0", "--model-name", "tiny",
+         "--device", "cpu"],
+        "base_url",
     )  # fmt: skip
-    try:
-        url, deadline, seen = None, time.monotonic() + 120, []
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            url = next(
-                (w.split("=", 1)[1] for w in line.split() if w.startswith("base_url=")), None
-            )
-        assert url and url.startswith("http://127.0.0.1:"), "".join(seen)
-        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
-        r = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=3, temperature=0)
-        assert r.choices[0].message.content is not None
-        assert httpx.get(url.removesuffix("/v1") + "/health", timeout=5).status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    assert url.startswith("http://127.0.0.1:")
+    client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+    r = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=3, temperature=0)
+    assert r.choices[0].message.content is not None
+    assert httpx.get(url.removesuffix("/v1") + "/health", timeout=5).status_code == 200
 
 
 def test_a_queued_request_whose_client_left_never_reaches_the_model() -> None:

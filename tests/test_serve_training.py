@@ -5,11 +5,6 @@ server (`magic serve judge`), a chat-completion round trip, and a sandbox run th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -126,41 +121,8 @@ def test_training_survives_a_faulty_judge_endpoint(judge, tiny_overrides, tmp_pa
     )
 
 
-def test_magic_serve_judge_command_prints_a_working_url(tiny_overrides):
-    cmd = [
-        sys.executable,
-        "-m",
-        "magic_rl.cli",
-        "serve",
-        "judge",
-        "--port",
-        "0",
-        "--model-name",
-        "sandbox-judge",
-        *tiny_overrides,
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    try:
-        url, deadline, seen = None, time.monotonic() + 120, []
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            for word in line.split():
-                if word.startswith("judge.endpoint="):
-                    url = word.split("=", 1)[1]
-        assert url, "".join(seen)
-        models = httpx.get(f"{url}/models", timeout=10.0).json()
-        assert models["data"][0]["id"] == "sandbox-judge"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def test_magic_serve_judge_command_prints_a_working_url(tiny_overrides, cli_server):
+    args = ["serve", "judge", "--port", "0", "--model-name", "sandbox-judge", *tiny_overrides]
+    url = cli_server(args, "judge.endpoint")
+    models = httpx.get(f"{url}/models", timeout=10.0).json()
+    assert models["data"][0]["id"] == "sandbox-judge"
