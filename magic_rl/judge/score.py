@@ -1,7 +1,10 @@
 """Scoring plumbing shared by the judges: de-duplication, the call cache, counters, verdict assembly.
 
-- `score_exchanges(judge, prompts, responses)`: asks any `Judge` once per distinct (prompt, reply)
-  pair and returns verdicts in input order (GRPO groups repeat prompts, and often replies).
+- `score_exchanges(judge, prompts, responses, max_words, memo)`: the one judging helper of
+  training (`loop.stages.StepJudge`), evaluation (`evaluate.run.judge_replies`) and scoring: cuts
+  replies to the judge's word budget, asks any `Judge` once per distinct (prompt, reply) pair (GRPO
+  groups repeat prompts, and often replies), optionally memoised across calls, and returns verdicts
+  in input order.
 - Model-backed judges (`EndpointJudge`, `HFGuardJudge`) go through `plan_calls` -> cache/model ->
   `assemble`: replies are truncated to what the judge may see, each exchange becomes its format's
   calls (prompt-only and/or prompt+reply), identical calls across the batch are made once, answers
@@ -33,21 +36,31 @@ CacheKey = tuple[str, str, str, str | None]  # (judge name, model, prompt, respo
 
 
 def score_exchanges(
-    judge: Judge, prompts: Sequence[str], responses: Sequence[str | None]
+    judge: Judge,
+    prompts: Sequence[str],
+    responses: Sequence[str | None],
+    max_words: int | None = None,
+    memo: dict[tuple[str, str | None], Verdict] | None = None,
 ) -> list[Verdict]:
-    """One verdict per exchange, in order; each distinct (prompt, response) is judged once."""
+    """One verdict per exchange, in order: each reply cut to its first `max_words` words (None:
+    whole), each distinct (prompt, reply) judged once, in one `judge.judge` call. A reply of None
+    asks for the prompt label only. `memo` (a dict the caller keeps) carries verdicts across calls:
+    a pair found in it is not judged again, and new verdicts are added to it."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    index: dict[tuple[str, str | None], int] = {}
-    for pair in zip(prompts, responses, strict=True):
-        index.setdefault(pair, len(index))
-    unique = list(index)
-    verdicts = judge.judge([p for p, _ in unique], [r for _, r in unique])
-    if len(verdicts) != len(unique):
-        raise RuntimeError(
-            f"judge {judge.name!r} returned {len(verdicts)} verdicts for {len(unique)}"
-        )
-    return [verdicts[index[pair]] for pair in zip(prompts, responses, strict=True)]
+    keys = [
+        (p, r if r is None or max_words is None else truncate_response(r, max_words))
+        for p, r in zip(prompts, responses, strict=True)
+    ]
+    memo = {} if memo is None else memo
+    todo = list(dict.fromkeys(k for k in keys if k not in memo))
+    if todo:
+        verdicts = judge.judge([p for p, _ in todo], [r for _, r in todo])
+        if len(verdicts) != len(todo):
+            name = getattr(judge, "name", type(judge).__name__)
+            raise RuntimeError(f"judge {name!r} returned {len(verdicts)} verdicts for {len(todo)}")
+        memo.update(zip(todo, verdicts, strict=True))
+    return [memo[k] for k in keys]
 
 
 @dataclass

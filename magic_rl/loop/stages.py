@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from magic_rl.content import carries
-from magic_rl.judge.formats import truncate_response
+from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Episode, Role, Seed, Verdict
 
 
@@ -45,25 +45,20 @@ class SeedSampler:
 
 
 class StepJudge:
-    """Judges exchanges once per step: multi-turn early stopping and the reward stage share verdicts."""
+    """Judges exchanges once per step: multi-turn early stopping and the reward stage share verdicts
+    (`judge.score.score_exchanges` with a memo that lives as long as the step)."""
 
     def __init__(self, judge, max_response_words: int):
         self.judge = judge
         self.max_words = max_response_words
-        self.memo: dict[tuple[str, str], Verdict] = {}
+        self.memo: dict[tuple[str, str | None], Verdict] = {}
         self.calls = 0
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
-        keys = [
-            (p, truncate_response(r, self.max_words))
-            for p, r in zip(prompts, responses, strict=True)
-        ]
-        todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
-        if todo:
-            verdicts = self.judge.judge([k[0] for k in todo], [k[1] for k in todo])
-            self.calls += len(todo)
-            self.memo.update(zip(todo, verdicts, strict=True))
-        return [self.memo[k] for k in keys]
+        before = len(self.memo)
+        verdicts = score_exchanges(self.judge, prompts, responses, self.max_words, self.memo)
+        self.calls += len(self.memo) - before
+        return verdicts
 
 
 def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> dict[str, float]:

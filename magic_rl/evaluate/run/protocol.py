@@ -18,8 +18,8 @@ from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.metrics import MetricResult, summarize_items
 from magic_rl.evaluate.run.items import SANDBOX, EvalSet, ItemResult, Log
 from magic_rl.evaluate.run.models import load_policy
-from magic_rl.judge.formats import truncate_response
 from magic_rl.judge.keyword import apply_request_labels
+from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Role, Verdict
 
 
@@ -83,20 +83,12 @@ def greedy_replies(
 def judge_replies(
     judge, requests: Sequence[str], replies: Sequence[str | None], max_words: int
 ) -> list[Verdict]:
-    """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words); equal pairs once.
-    A reply of None asks for the prompt label only."""
+    """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words); equal pairs once
+    (`judge.score.score_exchanges`). A reply of None asks for the prompt label only."""
     from magic_rl.prompts import strip_reasoning
 
-    keys = [
-        (q, None if r is None else truncate_response(strip_reasoning(r), max_words))
-        for q, r in zip(requests, replies, strict=True)
-    ]
-    unique = list(dict.fromkeys(keys))
-    verdicts = judge.judge([k[0] for k in unique], [k[1] for k in unique]) if unique else []
-    if len(verdicts) != len(unique):
-        raise ValueError(f"judge {judge.name!r} gave {len(verdicts)} verdicts for {len(unique)}")
-    memo = dict(zip(unique, verdicts, strict=True))
-    return [memo[k] for k in keys]
+    stripped = [None if r is None else strip_reasoning(r) for r in replies]
+    return score_exchanges(judge, requests, stripped, max_words)
 
 
 def evaluate_policy(
