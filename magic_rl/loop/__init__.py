@@ -44,7 +44,6 @@ from pathlib import Path
 
 from magic_rl.config import RunConfig, dump_config, trained_roles
 from magic_rl.cpu import tune_for_cpu
-from magic_rl.data.files import read_jsonl_rows
 from magic_rl.loop.resume import (
     ResumeError,
     check_resume,
@@ -61,6 +60,7 @@ from magic_rl.loop.run import (
     use_cpu,
 )
 from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
+from magic_rl.loop.summary import read_metrics, summarize_run
 from magic_rl.records import Role
 
 __all__ = [
@@ -136,7 +136,7 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
     if run.start_step == 0:
         if run.main:
             run.save_checkpoint(0)
-        pending = run.on_switch(0, trained_roles(cfg))
+        pending = run.on_switch(0, trained_roles(cfg.schedule))
 
     from magic_rl.progress import TrainProgress
 
@@ -188,49 +188,3 @@ def tracker_config(cfg: RunConfig) -> dict[str, bool | int | float | str]:
 
     walk("", cfg.model_dump(mode="json"))
     return flat
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [row for _, row in read_jsonl_rows(Path(run_dir) / "metrics.jsonl")]
-
-
-def summarize_run(run_dir: Path, window: int = 5) -> dict:
-    """First and last `window`-step means of the headline metrics, per phase."""
-    rows = read_metrics(run_dir)
-    keys = [
-        "defender/refusal_rate/harmful",
-        "defender/refusal_rate/benign",
-        "game/asr",
-        "defender/reward/total",
-        "attacker/reward/total",
-        "attacker/format_rate",
-        "attacker/faithful_rate",
-        "judge/unknown",
-        "time/step",
-    ]
-
-    def mean(sel, key):
-        vals = [r[key] for r in sel if key in r]
-        return sum(vals) / len(vals) if vals else None
-
-    step_s = sum(r.get("time/step", 0.0) for r in rows)
-    crossplay_s = sum(r.get("time/crossplay", 0.0) for r in rows)
-    return {
-        "steps": len(rows),
-        "time": {
-            "steps_s": round(step_s, 2),
-            "crossplay_s": round(crossplay_s, 2),
-            # live cross-play's cost as a share of the run's step + cross-play time
-            "crossplay_share": round(crossplay_s / (step_s + crossplay_s), 4)
-            if step_s + crossplay_s
-            else None,
-        },
-        "switches": sum(
-            1
-            for a, b in zip(rows, rows[1:], strict=False)
-            if a["schedule/role"] != b["schedule/role"]
-        ),
-        "first": {k: mean(rows[:window], k) for k in keys},
-        "last": {k: mean(rows[-window:], k) for k in keys},
-        "checkpoints": sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("step-*")),
-    }

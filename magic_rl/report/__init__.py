@@ -25,6 +25,7 @@ ablation and sample data, `markup` holds the HTML/markdown building blocks, `sec
 sections and `page` writes the page.
 """
 
+from magic_rl.loop.summary import SUMMARY_KEYS
 from magic_rl.report.markup import Report
 from magic_rl.report.page import CSS, JS, render_report
 from magic_rl.report.plots import (
@@ -39,7 +40,6 @@ from magic_rl.report.plots import (
 )
 from magic_rl.report.runs import (
     CONFIG_KEYS,
-    SUMMARY_KEYS,
     RunData,
     load_run,
     read_metrics,

@@ -11,7 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from magic_rl.report.runs import RunData, _mean, _num
+from magic_rl.loop.summary import nan_mean
+from magic_rl.report.runs import RunData, _num
 
 CURVES: tuple[tuple[str, str], ...] = (
     ("defender/reward/total", "defender reward (R_D)"),
@@ -73,7 +74,8 @@ def role_spans(metrics: Sequence[dict]) -> list[tuple[str, float, float]]:
 def _smooth(values: list[float], window: int) -> list[float]:
     out = []
     for i in range(len(values)):
-        out.append(_mean(values[max(0, i - window + 1) : i + 1]))
+        mean = nan_mean(values[max(0, i - window + 1) : i + 1])  # the summary's NaN rule
+        out.append(math.nan if mean is None else mean)
     return out
 
 

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from magic_rl.data.files import get_path, read_jsonl_rows
+from magic_rl.loop.summary import headline
 
-SUMMARY_KEYS = (
-    "game/asr", "defender/refusal_rate/harmful", "defender/refusal_rate/benign",
-    "defender/reward/total", "attacker/reward/total", "attacker/format_rate",
-    "attacker/faithful_rate", "judge/unknown", "time/step",
-)  # fmt: skip
 CONFIG_KEYS = (
     "name", "seed", "attacker.model", "defender.model", "judge.backend", "game.max_turns",
     "game.attacker", "schedule.mode", "schedule.train_roles", "schedule.start_agent",
@@ -122,19 +117,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "–" if math.isnan(v) else f"{v:.{digits}f}"
 
 
-def _mean(values: Sequence[float]) -> float:
-    vals = [v for v in values if not math.isnan(v)]
-    return sum(vals) / len(vals) if vals else math.nan
-
-
 def run_summary(run: RunData, window: int = 5) -> dict[str, Any]:
+    """The run's `loop.summary.headline` (the same means, NaN rule and keys as summary.json) with
+    its last step, steps per role and the config keys the report shows."""
     roles = [r.get("schedule/role") for r in run.metrics]
+    head = headline(run.metrics, window)
     return {
-        "steps": len(run.metrics),
+        "steps": head["steps"],
         "last_step": max((r["step"] for r in run.metrics), default=None),
-        "switches": sum(1 for a, b in zip(roles, roles[1:], strict=False) if a != b),
+        "switches": head["switches"],
         "steps_per_role": {role: roles.count(role) for role in ("defender", "attacker")},
         "config": {k: v for k in CONFIG_KEYS if (v := get_path(run.config, k)) is not None},
-        "first": {k: _mean([_num(r.get(k)) for r in run.metrics[:window]]) for k in SUMMARY_KEYS},
-        "last": {k: _mean([_num(r.get(k)) for r in run.metrics[-window:]]) for k in SUMMARY_KEYS},
+        "first": head["first"],
+        "last": head["last"],
     }

@@ -1,0 +1,78 @@
+"""A run's summary: the headline metrics' means over its first and last steps, with one NaN rule.
+
+`headline(rows)` is what `summary.json`, the end-of-run table (`magic train`, `make demo`) and the
+report's summary section show. The NaN rule, the same as the metric schedule's window
+(`schedule.py`): a step without a number for a metric (the key absent, NaN or null: no valid sample
+that step) is left out of that metric's mean; a window where no step has one gives None.
+
+Run: `python -m pytest -q tests/test_loop.py tests/test_report.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from magic_rl.data.files import read_jsonl_rows
+
+SUMMARY_KEYS = (
+    "defender/refusal_rate/harmful",
+    "defender/refusal_rate/benign",
+    "game/asr",
+    "defender/reward/total",
+    "attacker/reward/total",
+    "attacker/format_rate",
+    "attacker/faithful_rate",
+    "judge/unknown",
+    "time/step",
+)
+
+
+def nan_mean(values: Iterable[Any]) -> float | None:
+    """Mean of the numbers among `values` (NaN, None and non-numbers skipped); None if none."""
+    nums = [
+        float(v)
+        for v in values
+        if isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
+    ]
+    return sum(nums) / len(nums) if nums else None
+
+
+def headline(rows: Sequence[Mapping[str, Any]], window: int = 5) -> dict[str, Any]:
+    """Steps, role switches, and the first and last `window` steps' means of `SUMMARY_KEYS`."""
+    roles = [r.get("schedule/role") for r in rows]
+    return {
+        "steps": len(rows),
+        "switches": sum(1 for a, b in zip(roles, roles[1:], strict=False) if a != b),
+        "first": {k: nan_mean(r.get(k) for r in rows[:window]) for k in SUMMARY_KEYS},
+        "last": {k: nan_mean(r.get(k) for r in rows[-window:]) for k in SUMMARY_KEYS},
+    }
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [row for _, row in read_jsonl_rows(Path(run_dir) / "metrics.jsonl")]
+
+
+def summarize_run(run_dir: Path, window: int = 5) -> dict:
+    """summary.json: `headline`, the time spent in steps and in live cross-play, the checkpoints."""
+    rows = read_metrics(run_dir)
+    step_s = sum(r.get("time/step", 0.0) for r in rows)
+    crossplay_s = sum(r.get("time/crossplay", 0.0) for r in rows)
+    head = headline(rows, window)
+    return {
+        "steps": head["steps"],
+        "time": {
+            "steps_s": round(step_s, 2),
+            "crossplay_s": round(crossplay_s, 2),
+            # live cross-play's cost as a share of the run's step + cross-play time
+            "crossplay_share": round(crossplay_s / (step_s + crossplay_s), 4)
+            if step_s + crossplay_s
+            else None,
+        },
+        "switches": head["switches"],
+        "first": head["first"],
+        "last": head["last"],
+        "checkpoints": sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("step-*")),
+    }
