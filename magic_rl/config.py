@@ -147,7 +147,12 @@ class JudgeConfig(_Section):
     retries: int = Field(4, ge=0, description="Retries per request, with exponential backoff.")
     backoff_s: float = Field(0.5, ge=0.0, description="First backoff delay; doubles each retry.")
     max_response_tokens: int = Field(
-        512, ge=1, description="The judge sees at most this many tokens of the reply (paper: 512)."
+        512,
+        ge=1,
+        description="The judge sees at most this many whitespace-separated words of the reply "
+        "(training, eval, audit and cross-play cut by words; an endpoint or HF guard judge with "
+        "its tokenizer also cuts to this many of its tokens). Paper: 512 tokens; a word is about "
+        "1.3 tokens (docs/deviations.md).",
     )
     controversial: Literal["harmful", "safe", "unknown"] = Field(
         "harmful",
@@ -220,7 +225,9 @@ class RewardConfig(_Section):
         "-r_quality; 0 = off.",
     )
     graded_harm: bool = Field(
-        False, description="Replace the binary harm label by r_harm*(2s-1), s the judge score."
+        False,
+        description="Replace the binary harm term by r_harm*(1-2s), s the judge's harm score in "
+        "[0, 1] (1 = harmful; SPEC's r_harm*(2s-1) reads s as a safety score).",
     )
     request_label_source: Literal["rewrite", "seed"] = Field(
         "rewrite",
@@ -305,11 +312,47 @@ class ScheduleConfig(_Section):
     def _single_role_defaults(cls, data: Any) -> Any:
         # With one trained role, the defaults of update_ratio and start_agent (which name both
         # roles / the defender) follow that role, so `train_roles=attacker` alone is valid; values
-        # the user wrote are kept and checked against train_roles by RunConfig.
+        # the user wrote are kept and checked against train_roles by `_consistent`.
         if isinstance(data, dict) and data.get("train_roles") in ("defender", "attacker"):
             role = data["train_roles"]
             data = {"update_ratio": {role: 1}, "start_agent": role, **data}
         return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScheduleConfig:
+        trained = trained_roles(self)
+        for role in self.update_ratio:
+            if role not in trained:
+                raise ValueError(
+                    f"schedule.update_ratio names {role.value!r}, which is not in "
+                    f"schedule.train_roles={self.train_roles!r}: a role that never trains has no "
+                    "ratio"
+                )
+        for role in trained:
+            if self.mode == "ratio" and self.update_ratio.get(role, 0) < 1:
+                raise ValueError(
+                    f"schedule.update_ratio must give {role.value!r} at least 1: it is in "
+                    f"schedule.train_roles={self.train_roles!r}"
+                )
+        if self.start_agent not in trained:
+            raise ValueError(
+                f"schedule.start_agent={self.start_agent.value!r} is not in "
+                f"schedule.train_roles={self.train_roles!r}"
+            )
+        if self.mode == "metric" and self.low > self.high:
+            raise ValueError(
+                f"schedule.low={self.low} > schedule.high={self.high}: the metric window needs "
+                "low <= high"
+            )
+        if self.transitions:
+            roles = {r.value for r in Role}
+            for src, dst in self.transitions.items():
+                if src not in roles or dst not in roles:
+                    raise ValueError(
+                        f"schedule.transitions: {src!r} -> {dst!r} must map role names "
+                        f"{sorted(roles)}"
+                    )
+        return self
 
 
 class SFTConfig(_Section):
@@ -489,35 +532,7 @@ class RunConfig(_Section):
     @model_validator(mode="after")
     def _cross_field(self) -> RunConfig:
         s = self.schedule
-        trained = _trained_roles(s.train_roles)
-        for role in s.update_ratio:
-            if role not in trained:
-                raise ValueError(
-                    f"schedule.update_ratio names {role.value!r}, which is not in "
-                    f"schedule.train_roles={s.train_roles!r}: a role that never trains has no ratio"
-                )
-        for role in trained:
-            if s.mode == "ratio" and s.update_ratio.get(role, 0) < 1:
-                raise ValueError(
-                    f"schedule.update_ratio must give {role.value!r} at least 1: it is in "
-                    f"schedule.train_roles={s.train_roles!r}"
-                )
-        if s.start_agent not in trained:
-            raise ValueError(
-                f"schedule.start_agent={s.start_agent.value!r} is not in "
-                f"schedule.train_roles={s.train_roles!r}"
-            )
-        if s.mode == "metric" and s.low > s.high:
-            raise ValueError(
-                f"schedule.low={s.low} > schedule.high={s.high}: the metric window needs low <= high"
-            )
-        if s.transitions:
-            roles = {r.value for r in Role}
-            for src, dst in s.transitions.items():
-                if src not in roles or dst not in roles:
-                    raise ValueError(
-                        f"schedule.transitions: {src!r} -> {dst!r} must map role names {sorted(roles)}"
-                    )
+        trained = trained_roles(s)
         if self.game.attacker != "policy" and Role.ATTACKER in trained:
             raise ValueError(
                 f"game.attacker={self.game.attacker!r} has no attacker policy to train: "
@@ -553,17 +568,14 @@ class RunConfig(_Section):
         return self
 
 
-def _trained_roles(train_roles: str) -> tuple[Role, ...]:
+def trained_roles(schedule: ScheduleConfig) -> tuple[Role, ...]:
+    """The roles that receive GRPO updates (`schedule.train_roles`), the defender first: the one
+    place this set is written (the config's checks, the scheduler, the run, resume)."""
     return {
         "both": (Role.DEFENDER, Role.ATTACKER),
         "defender": (Role.DEFENDER,),
         "attacker": (Role.ATTACKER,),
-    }[train_roles]
-
-
-def trained_roles(cfg: RunConfig) -> tuple[Role, ...]:
-    """The roles that receive GRPO updates in this run."""
-    return _trained_roles(cfg.schedule.train_roles)
+    }[schedule.train_roles]
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ Modes:
   block. `transitions` (`{"defender": "attacker", ...}`) overrides where a threshold leads; a role
   mapped to itself never leaves. A NaN metric (a step with no valid sample) is not added to the
   window.
-- `train_roles` naming one role: always that role (whatever `start_agent` says); `advance` never
-  switches.
+- `train_roles` naming one role: always that role (`start_agent` defaults to it and the config
+  refuses another); `advance` never switches.
 
 `state_dict()` is JSON-able; `load_state_dict` on a fresh Scheduler with the same config continues
 exactly as an uninterrupted run would.
@@ -30,7 +30,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from magic_rl.config import ScheduleConfig
+from magic_rl.config import ScheduleConfig, trained_roles
 from magic_rl.records import Role
 
 STATE_VERSION = 1
@@ -40,22 +40,12 @@ class Scheduler:
     """Decides the role to train; `advance` after every step."""
 
     def __init__(self, cfg: ScheduleConfig) -> None:
-        self.cfg = cfg
-        self.roles = _roles(cfg.train_roles)
-        start = cfg.start_agent if len(self.roles) > 1 else self.roles[0]
-        if start not in self.roles:
-            raise ValueError(
-                f"schedule.start_agent={cfg.start_agent.value!r} is not in "
-                f"schedule.train_roles={cfg.train_roles!r}"
-            )
-        if cfg.mode == "ratio":
-            for role in self.roles:
-                if cfg.update_ratio.get(role, 0) < 1:
-                    raise ValueError(f"schedule.update_ratio must give {role.value!r} at least 1")
+        self.cfg = cfg  # checked whole by ScheduleConfig: start_agent trains, every ratio >= 1
+        self.roles = trained_roles(cfg)
         self.destination = {Role.DEFENDER: Role.ATTACKER, Role.ATTACKER: Role.DEFENDER}
         for src, dst in (cfg.transitions or {}).items():
             self.destination[Role(src)] = Role(dst)
-        self._role = start
+        self._role = cfg.start_agent
         self.step = 0  # steps completed
         self.step_in_block = 0
         self.window: list[float] = []
@@ -141,9 +131,3 @@ class Scheduler:
         self.step = int(state["step"])
         self.step_in_block = int(state["step_in_block"])
         self.window = [float(v) for v in state["window"]][-self.cfg.window :]
-
-
-def _roles(train_roles: str) -> tuple[Role, ...]:
-    if train_roles == "both":
-        return (Role.DEFENDER, Role.ATTACKER)
-    return (Role(train_roles),)

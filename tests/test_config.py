@@ -135,7 +135,7 @@ def test_single_trained_role_needs_nothing_else(role):
     if role == "defender":
         overrides.append("game.attacker=none")
     cfg = load_config(None, overrides)
-    assert trained_roles(cfg) == (Role(role),)
+    assert trained_roles(cfg.schedule) == (Role(role),)
     assert cfg.schedule.start_agent is Role(role)
     assert cfg.schedule.update_ratio == {Role(role): 1}
     # The resolved config a run writes must load again.

@@ -227,6 +227,9 @@ def test_load_state_dict_rejects_missing_keys():
         Scheduler(ScheduleConfig()).load_state_dict({"version": 1, "mode": "ratio"})
 
 
-def test_bad_config_rejected():
+def test_bad_config_rejected_by_the_config_itself():
+    # the schedule section checks itself, so a Scheduler is never handed an inconsistent one
     with pytest.raises(ValueError, match="update_ratio must give 'attacker'"):
-        Scheduler(ScheduleConfig(update_ratio={D: 1}))
+        ScheduleConfig(update_ratio={D: 1})
+    with pytest.raises(ValueError, match="start_agent='defender' is not in"):
+        ScheduleConfig(train_roles="attacker", start_agent=D)

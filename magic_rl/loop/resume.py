@@ -111,7 +111,7 @@ def _saved_step(run_dir: Path, cfg: RunConfig) -> int:
         raise _refuse(run_dir, f"{meta_path}: next_step/scheduler: missing or malformed")
     if problem := file_problem(state / "optim.pt"):
         raise _refuse(run_dir, problem)
-    for role in trained_roles(cfg):
+    for role in trained_roles(cfg.schedule):
         if problem := model_dir_problem(state / role.value):
             raise _refuse(run_dir, problem)
     return step

@@ -100,7 +100,7 @@ class Run:
             self.policies[Role.ATTACKER] = self.policies[Role.DEFENDER]
         self.trainers: dict[Role, GRPOTrainer] = {}
         ref = None
-        for role in trained_roles(cfg):
+        for role in trained_roles(cfg.schedule):
             pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
             if shared and ref is not None:
                 pass  # the shared model's reference serves both roles
