@@ -124,12 +124,12 @@ def step_shares(cfg_overrides: list[str]) -> dict:
         cfg = load_config(
             PRESET, [*cfg_overrides, *schedule, f"output_dir={tmp}", "train.progress=false"]
         )
+        (Path(tmp) / "bench").mkdir()  # Run.step logs into its run dir
         run = Run(cfg, Path(tmp) / "bench", log=lambda *a: None)
         out = {}
         for k, role in enumerate((Role.DEFENDER, Role.ATTACKER)):
             assert run.scheduler.role is role
-            metrics, _ = run.step(k)
-            run.scheduler.advance(metrics)
+            metrics = run.step(k)  # stage 5 schedules the next role
             out[role.value] = {
                 key.removeprefix("time/"): v
                 for key, v in metrics.items()

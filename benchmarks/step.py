@@ -110,6 +110,7 @@ def bench_role(cfg_overrides: list[str], role: Role, repeats: int, out: Path):
             f"name={role.value}",
         ],
     )
+    (out / role.value).mkdir(parents=True, exist_ok=True)  # Run.step logs into its run dir
     run = Run(cfg, out / role.value, log=lambda *a: None)
     snap = snapshot(run, role)
     run.step(0)  # warm-up (allocator, first-call costs); its update is undone below
@@ -122,7 +123,7 @@ def bench_role(cfg_overrides: list[str], role: Role, repeats: int, out: Path):
         snap = snapshot(run, role)
         times, tokens = stages_alone(run, role, step)
         restore(run, role, snap)
-        metrics, _ = run.step(step)
+        metrics = run.step(step)
         restore(run, role, snap)  # every repeat starts from the same weights
         same &= tokens == metrics["tokens/attacker"] + metrics["tokens/defender"]
         for stage in STAGES:

@@ -7,8 +7,11 @@ Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop
     2. judge     <= 2 judge calls per exchange, de-duplicated and memoised within the step
     3. rewards   per-role rewards with their components
     4. update    GRPO for the scheduled role only; the other role is frozen
-    5. log       metrics.jsonl, replay.jsonl, progress bar, tracker
-    6. schedule  next role; checkpoints of both roles at every switch
+    5. schedule  next role; checkpoints of both roles at every switch
+    6. log       metrics.jsonl, replay.jsonl, tracker; the state resume needs
+
+All seven are in `Run.step` (`loop/run.py`); `train` prepares the run directory, resumes, and runs
+the steps under the progress bar.
 
 Run directory (runs/<name>/): config.yaml (resolved), metrics.jsonl, replay.jsonl, checkpoints/
 step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights, optimisers, schedule,
@@ -38,11 +41,9 @@ Build the sandbox world before launching.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
-from magic_rl.config import RunConfig, dump_config, trained_roles
+from magic_rl.config import RunConfig, dump_config
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.loop.resume import (
     ResumeError,
@@ -61,7 +62,6 @@ from magic_rl.loop.run import (
 )
 from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
 from magic_rl.loop.summary import read_metrics, summarize_run
-from magic_rl.records import Role
 
 __all__ = [
     "JudgeUnusable",
@@ -82,13 +82,6 @@ __all__ = [
     "train",
     "use_cpu",
 ]
-
-
-def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
-    with path.open("a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
@@ -127,16 +120,11 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
         if run.main and (path := record_overrides(run_dir, cfg, next_step)):
             log(f"settings changed on resume recorded in {path} (config.yaml is unchanged)")
         run.load_state(next_step)
-    metrics_path, replay_path = run_dir / "metrics.jsonl", run_dir / "replay.jsonl"
     if run.main:
         truncate_logs(run_dir, run.start_step)
     if cfg.train.tracker != "none":
         run.accelerator.init_trackers(cfg.name, config=tracker_config(cfg))
-    pending: dict[str, float] = {}  # timings of the step-0 switch, logged with the first step
-    if run.start_step == 0:
-        if run.main:
-            run.save_checkpoint(0)
-        pending = run.on_switch(0, trained_roles(cfg.schedule))
+    run.begin()
 
     from magic_rl.progress import TrainProgress
 
@@ -144,26 +132,7 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
         cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
     ) as bar:
         for step in range(run.start_step, cfg.train.steps):
-            metrics, replay = run.step(step)
-            metrics.update(pending)
-            pending = {}
-            switched = run.advance(metrics)  # 6. schedule
-            last = step + 1 == cfg.train.steps
-            if (switched and cfg.train.checkpoint_at_switch) or last:
-                run.save_checkpoint(step + 1)
-                trained = run.roles_at() if run.concurrent else (Role(metrics["schedule/role"]),)
-                metrics.update(run.on_switch(step + 1, trained))
-            if run.main:  # 5. log
-                _append_jsonl(replay_path, replay)
-                _append_jsonl(metrics_path, [metrics])
-                if cfg.train.tracker != "none":
-                    run.accelerator.log(
-                        {k: v for k, v in metrics.items() if isinstance(v, float)}, step=step
-                    )
-            bar.update(metrics)
-            every = cfg.train.checkpoint_every
-            if switched or last or (every and (step + 1) % every == 0):
-                run.save_state(step + 1)
+            bar.update(run.step(step))
     if cfg.train.tracker != "none":
         run.accelerator.end_training()
     if run.main:

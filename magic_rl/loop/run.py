@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -140,6 +141,7 @@ class Run:
         self.scheduler = Scheduler(schedule_for(cfg.schedule))
         self.start_step = 0
         self._judge_counts: dict[str, float] = {}
+        self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
         self.device = device
         self.snapshots = Snapshots()
         self.league = League(cfg.league, self.snapshots, cfg.seed)
@@ -188,6 +190,38 @@ class Run:
         self.accelerator.wait_for_everyone()
         return {"time/crossplay": time.perf_counter() - t0}
 
+    def begin(self) -> None:
+        """Before the first step of a fresh run: the step-0 checkpoint, which joins the snapshot
+        lists (and live cross-play) like a switch's; its timings are logged with the first step."""
+        if self.start_step == 0:
+            self.save_checkpoint(0)
+            self._switch_times = self.on_switch(0, trained_roles(self.cfg.schedule))
+
+    def _schedule(self, step: int, roles: Sequence[Role], metrics: dict) -> bool:
+        """Stage 5: the next step's role. At a switch (and after the last step) both roles'
+        checkpoint, and the roles that trained join their snapshot lists. True at a switch."""
+        metrics.update(self._switch_times)
+        self._switch_times = {}
+        switched = self.advance(metrics)
+        last = step + 1 == self.cfg.train.steps
+        if (switched and self.cfg.train.checkpoint_at_switch) or last:
+            self.save_checkpoint(step + 1)
+            metrics.update(self.on_switch(step + 1, roles))
+        return switched
+
+    def _log(self, step: int, metrics: dict, replay: list[dict], switched: bool) -> None:
+        """Stage 6: metrics.jsonl, replay.jsonl and the tracker (main process), then the state
+        resume needs, at a switch, after the last step and every `train.checkpoint_every` steps."""
+        if self.main:
+            append_jsonl(self.run_dir / "replay.jsonl", replay)
+            append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+            if self.cfg.train.tracker != "none":
+                floats = {k: v for k, v in metrics.items() if isinstance(v, float)}
+                self.accelerator.log(floats, step=step)
+        every, last = self.cfg.train.checkpoint_every, step + 1 == self.cfg.train.steps
+        if switched or last or (every and (step + 1) % every == 0):
+            self.save_state(step + 1)
+
     def _batch(self, step: int, role: Role) -> tuple[list[Seed], list[str | None], dict]:
         """Stage 0 for `role`: the step's seeds and, per seed, a stored attack to replay."""
         batch = self.sampler.batch(step)
@@ -223,7 +257,7 @@ class Run:
 
     # -- one step ----------------------------------------------------------------------------------
 
-    def step(self, step: int) -> tuple[dict, list[dict]]:
+    def step(self, step: int) -> dict:
         cfg, timer = self.cfg, Timer()
         roles = self.roles_at()
         t0 = time.perf_counter()
@@ -275,7 +309,9 @@ class Run:
         for k, rec in enumerate(replay):
             rec["episode"] = k
         self._after_step(roles, opponents, replay, metrics)
-        return metrics, replay
+        switched = self._schedule(step, roles, metrics)  # 5. schedule
+        self._log(step, metrics, replay, switched)  # 6. log
+        return metrics
 
     def _play(self, step: int, role: Role, k: int, opponents: dict, timer: Timer):
         """Stages 0-3 for one trained role: seeds, rollout, judge, rewards."""
@@ -446,6 +482,14 @@ class Run:
                 + last_good_checkpoint(self.run_dir)
             ) from e
         self.start_step = next_step
+
+
+def append_jsonl(path: Path, records: Sequence[dict]) -> None:
+    """Append records as JSON lines, synced to disk (a kill loses no logged step)."""
+    with path.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def schedule_for(cfg: ScheduleConfig) -> ScheduleConfig:

@@ -1,5 +1,5 @@
 """The step's stage helpers: the seed sampler (stage 0), the memoised step judge (stage 2), the
-game metrics and replay records (stage 5), and the stage timer."""
+game metrics and replay records (stage 6, log), and the stage timer."""
 
 from __future__ import annotations
 
