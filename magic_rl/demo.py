@@ -21,6 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+from magic_rl.config import load_config
+from magic_rl.evaluate.run import evaluate_run
+from magic_rl.loop import preflight, summarize_run, train
+from magic_rl.progress import summary_table
+from magic_rl.sandbox.resolve import resolve_world
+from magic_rl.sandbox.world import build_attacker, build_world
+
 KEPT = 0.05
 # (eval metric key, label, higher is better)
 HEADLINE = (
@@ -35,11 +42,6 @@ HEADLINE = (
 def main(argv: list[str]) -> int:
     from rich.console import Console
 
-    from magic_rl.cli import print_summary
-    from magic_rl.config import load_config
-    from magic_rl.loop import summarize_run, train
-    from magic_rl.sandbox.world import build_attacker, build_world
-
     console = Console(soft_wrap=True)  # printed paths stay whole, as in `magic`
     t0 = time.perf_counter()
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -52,19 +54,19 @@ def main(argv: list[str]) -> int:
     attacker = build_attacker(cfg, world, log=console.print)
     console.print(f"attacker: {attacker}")
     console.rule("[bold]3. phase 2: co-evolution")
-    run_dir = train(cfg, log=console.print)
-    print_summary(summarize_run(run_dir), run_dir)
+    preflight(cfg)
+    resolved = resolve_world(cfg, log=console.print)
+    run_dir = train(resolved, log=console.print, recorded=cfg)
+    console.print(summary_table(summarize_run(run_dir), run_dir))
     console.rule("[bold]4. evaluation")
-    results = evaluate_demo(cfg, run_dir, console)
-    if results:
-        console.rule("[bold]5. the two-sided headline")
-        show_headline(run_dir / "eval" / "results.json", console)
+    results = evaluate_run(resolved, run_dir, log=console.print, sandbox_pool=world.pool)
+    console.rule("[bold]5. the two-sided headline")
+    show_headline(run_dir / "eval" / "results.json", console)
     console.rule("[bold]done")
     console.print(f"run directory: {run_dir}  ({time.perf_counter() - t0:.0f}s in all)")
     console.print(f"  metrics: {run_dir / 'metrics.jsonl'}\n  replay:  {run_dir / 'replay.jsonl'}")
     console.print(f"  checkpoints: {run_dir / 'checkpoints'}")
-    if results:
-        console.print(f"  evaluation: {results}")
+    console.print(f"  evaluation: {results}")
     console.print(f"  report: magic report {run_dir} --out {run_dir / 'report.html'}")
     return 0
 
@@ -110,18 +112,6 @@ def show_headline(results_json: Path, console) -> None:
         table.add_row(label, f"{before:.2f}", f"{after:.2f}")
     console.print(table)
     console.print(f"[bold]{verdict}[/]")
-
-
-def evaluate_demo(cfg, run_dir: Path, console) -> Path | None:
-    try:
-        from magic_rl.evaluate.run import evaluate_run
-    except ImportError:
-        console.print(
-            "[yellow]`magic eval` is not built yet: the training metrics above are the "
-            "demo's results.[/]"
-        )
-        return None
-    return evaluate_run(cfg, run_dir, log=console.print)
 
 
 if __name__ == "__main__":

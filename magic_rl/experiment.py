@@ -62,6 +62,23 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig, config_diff, load_config
+from magic_rl.evaluate.metrics import mean_ci
+from magic_rl.evaluate.run import (
+    SANDBOX,
+    evaluate_models,
+    git_commit,
+    load_sets,
+    provenance,
+    resolve_role_model,
+    run_checkpoints,
+    show,
+    write_results,
+)
+from magic_rl.judge import make_judge
+from magic_rl.loop import preflight, read_metrics, train
+from magic_rl.loop.crossplay import forgetting, read_rows
+from magic_rl.records import Role
+from magic_rl.sandbox.resolve import resolve_judge, resolve_model, resolve_world, sandbox_pool
 
 Log = Callable[..., None]
 
@@ -140,8 +157,6 @@ RUN_METRICS: tuple[Metric, ...] = (
 
 def run_metrics(run_dir: Path) -> dict[str, float]:
     """{run metric key: value} from RUN_DIR/crossplay.jsonl (live cross-play), when present."""
-    from magic_rl.loop.crossplay import forgetting, read_rows
-
     rows = read_rows(run_dir / "crossplay.jsonl")
     value = forgetting(rows) if rows else math.nan
     return {} if math.isnan(value) else {"crossplay/forgetting": value}
@@ -264,8 +279,6 @@ def read_eval(run_dir: Path, model_path: str, limit: int | None) -> dict[str, fl
 
 def train_metric(run_dir: Path, key: str, window: int = FAITHFUL_WINDOW) -> float:
     """Mean of a training metric over the run's last `window` steps (NaN when absent)."""
-    from magic_rl.loop import read_metrics
-
     try:
         rows = read_metrics(run_dir)[-window:]
     except FileNotFoundError:
@@ -276,8 +289,6 @@ def train_metric(run_dir: Path, key: str, window: int = FAITHFUL_WINDOW) -> floa
 
 def train_seconds(run_dir: Path) -> float | None:
     """Training time from metrics.jsonl (sum of time/step), so resumed runs count every step."""
-    from magic_rl.loop import read_metrics
-
     try:
         return round(sum(r.get("time/step", 0.0) for r in read_metrics(run_dir)), 2)
     except FileNotFoundError:
@@ -295,8 +306,6 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
     """{variant: [one {eval metric key: value} per run]} -> {variant: {metric key: {mean, lo, hi,
     n, sd, values}}}: mean and Student-t 95% interval over runs, clipped to [0, 1] (every metric
     is a rate); null when undefined (lo/hi when n < 2)."""
-    from magic_rl.evaluate.metrics import mean_ci
-
     table: dict[str, dict[str, dict]] = {}
     present = [m for m in RUN_METRICS if any(m.eval_key in r for rs in values.values() for r in rs)]
     for variant, runs in values.items():
@@ -386,39 +395,35 @@ class _Shared:
 
     @property
     def sets(self):
-        from magic_rl.evaluate.run import SANDBOX, load_sets
-
         if self._sets is None:
-            self._sets = load_sets([SANDBOX], self.cfg, limit=self.limit, log=self.log)
+            pool = sandbox_pool(self.cfg)
+            self._sets = load_sets(
+                [SANDBOX], self.cfg, limit=self.limit, sandbox_pool=pool, log=self.log
+            )
         return self._sets
 
     @property
     def judge(self):
-        from magic_rl.evaluate.run import make_eval_judge
-
         if self._judge is None:
-            self._judge = make_eval_judge(self.cfg, log=self.log)
+            self._judge = make_judge(resolve_judge(self.cfg, log=self.log).judge)
         return self._judge
 
 
 def defender_path(spec: RunSpec, cfg: RunConfig, run_dir: Path, log: Log) -> str:
     """The defender a run is judged by: the LAST checkpoint, or the preset's model for `base`."""
-    from magic_rl.evaluate.run import resolve_role_model, run_checkpoints
-    from magic_rl.records import Role
-
     if not spec.trained:
-        return resolve_role_model(cfg.defender.model, Role.DEFENDER, cfg, log=log)
+        model = resolve_model(cfg.defender.model, cfg, log=log)
+        return resolve_role_model(model, Role.DEFENDER, cfg, log=log)
     return str(run_checkpoints(run_dir)[-1] / Role.DEFENDER.value)
 
 
 def train_run(cfg: RunConfig, run_dir: Path, log: Log) -> bool:
     """Train (or finish) one run; False when it was already complete."""
-    from magic_rl.loop import train
-
     if training_done(run_dir, cfg.train.steps):
         return False
     resume = run_dir if (run_dir / "metrics.jsonl").is_file() else None
-    train(cfg, resume=resume, log=log)
+    preflight(cfg, resume=resume)
+    train(resolve_world(cfg, log=log), resume=resume, log=log, recorded=cfg)
     return True
 
 
@@ -427,8 +432,6 @@ def evaluate_run(
 ) -> tuple[dict[str, float], bool]:
     """({eval metric key: value}, evaluated now?) of the run's defender; a finished eval is
     reused."""
-    from magic_rl.evaluate.run import evaluate_models, provenance, write_results
-
     path = defender_path(spec, cfg, run_dir, log)
     done = read_eval(run_dir, path, shared.limit)
     if done is not None:
@@ -463,8 +466,6 @@ def run_ablation(
     """Train and evaluate every (variant, seed), aggregate, write OUT/ablation.{json,md} and
     OUT/provenance.json. `steps` defaults to the preset's train.steps; `limit` keeps N prompts per
     eval set (smoke runs). Returns the path of ablation.json."""
-    from magic_rl.evaluate.run import git_commit, show
-
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; choose from {list(VARIANTS)}")

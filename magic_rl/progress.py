@@ -1,5 +1,6 @@
 """Rich progress bars: `new_bar` (description, bar, n/total, elapsed, remaining) for any long job, and
-`TrainProgress`, which adds the role being trained and the key metrics live."""
+`TrainProgress`, which adds the role being trained and the key metrics live; `summary_table`, the
+end-of-run table of `loop.summarize_run` (printed by `magic train` and `make demo`)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,20 @@ class TrainProgress:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def summary_table(summary: dict, run_dir) -> Any:
+    """A rich table of a run summary's first and last 5-step means."""
+    from rich.table import Table
+
+    table = Table(title=f"{run_dir}  ({summary['steps']} steps, {summary['switches']} switches)")
+    table.add_column("metric")
+    table.add_column("first 5 steps", justify="right")
+    table.add_column("last 5 steps", justify="right")
+    for key, first in summary["first"].items():
+        table.add_row(key, _fmt(first), _fmt(summary["last"][key]))
+    return table

@@ -24,6 +24,7 @@ def main(argv: list[str]) -> None:
 
     from magic_rl import loop
     from magic_rl.config import load_config
+    from magic_rl.sandbox.resolve import resolve_world
 
     torch.set_num_threads(1)
     out, rest = Path(argv[0]), argv[1:]
@@ -40,7 +41,9 @@ def main(argv: list[str]) -> None:
             runs.append(self)
 
     loop.Run = KeptRun
-    loop.train(cfg, resume=resume, log=lambda *a: None)
+    loop.train(
+        resolve_world(cfg, log=lambda *a: None), resume=resume, log=lambda *a: None, recorded=cfg
+    )
     (run,) = runs
     out.mkdir(parents=True, exist_ok=True)
     rank = run.accelerator.process_index

@@ -17,10 +17,10 @@ from magic_rl.judge.embedded import (
     hashed_features,
     train_embedded_judge,
 )
+from magic_rl.judge.embedded.examples import JudgeExample
 from magic_rl.records import Seed
 from magic_rl.sandbox.judge_data import (
     HELD_OUT_STRATEGIES,
-    JudgeExample,
     build_judge_examples,
     degenerate,
     truncate,

@@ -276,10 +276,10 @@ def test_make_judge_picks_backends() -> None:
     assert isinstance(scripted, ScriptedJudge) and scripted.fn is fn
     endpoint = make_judge(JudgeConfig(backend="qwen3guard", endpoint="http://127.0.0.1:1/v1"))
     assert type(endpoint).__name__ == "EndpointJudge" and endpoint.name == "qwen3guard"
-    with pytest.raises(ValueError, match="embedded_path"):
-        make_judge(JudgeConfig(backend="embedded"))
+    with pytest.raises(ValueError, match="not a judge directory"):
+        make_judge(JudgeConfig(backend="embedded"))  # sandbox:judge, unresolved
     with pytest.raises(ValueError, match="guard format"):
-        make_judge(JudgeConfig(backend="embedded", endpoint="http://x/v1"), embedded_path="p")
+        make_judge(JudgeConfig(backend="embedded", endpoint="http://x/v1", model="p"))
 
 
 def test_judge_package_imports_lazily() -> None:

@@ -151,7 +151,9 @@ BASE = ["train.seeds_per_step=4", "schedule.freq=2"]
 def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
     tiny_overrides, tmp_path, monkeypatch
 ):
-    from magic_rl.loop import Run, train
+    from sandbox_train import train
+
+    from magic_rl.loop import Run
 
     common = [
         *tiny_overrides,
@@ -246,8 +248,7 @@ def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
 )
 def test_protocols_run_on_the_one_loop(tiny_overrides, tmp_path, protocol):
     from safetensors.torch import load_file
-
-    from magic_rl.loop import train
+    from sandbox_train import train
 
     cfg = load_config(
         "sandbox",

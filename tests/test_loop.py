@@ -63,7 +63,7 @@ def test_role_samples_take_each_role_own_generated_tokens_in_every_turn():
 def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
     tiny_overrides, tmp_path
 ):
-    from magic_rl.loop import train
+    from sandbox_train import train
 
     # The tiny world's policies rarely stop on their own: penalising truncation (instead of masking
     # it) gives every group reward variance, so each update has a gradient.
@@ -119,7 +119,7 @@ def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
     ids=["no-game", "static", "attacker-only", "multi-turn", "defender-cot", "kl", "no-kl"],
 )
 def test_variants_run(tiny_overrides, tmp_path, variant):
-    from magic_rl.loop import train
+    from sandbox_train import train
 
     cfg = load_config(
         "sandbox",
@@ -226,9 +226,8 @@ def test_step_judge_cuts_replies_to_the_budget_keeping_line_breaks_and_memoises(
 @pytest.mark.slow
 def test_tensorboard_tracker_gets_every_step(tiny_overrides, tmp_path):
     pytest.importorskip("tensorboard")
+    from sandbox_train import train
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from magic_rl.loop import train
 
     overrides = ["train.steps=2", "train.seeds_per_step=4", "train.tracker=tensorboard"]
     cfg = load_config("sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}", "name=tb"])

@@ -224,7 +224,10 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_sandbox_run_with_two_lora_roles_on_one_base_with_kl_and_resume(tiny_overrides, tmp_path):
-    from magic_rl.loop import Run, train
+    from sandbox_train import train
+
+    from magic_rl.loop import Run
+    from magic_rl.sandbox.resolve import resolve_world
 
     common = [
         *tiny_overrides,
@@ -253,7 +256,7 @@ def test_sandbox_run_with_two_lora_roles_on_one_base_with_kl_and_resume(tiny_ove
     assert (state / "attacker" / ADAPTER_CONFIG).exists()
 
     cfg3 = load_config("sandbox", [*common, "train.steps=3"])
-    run = Run(cfg3, run_dir, log=lambda *a: None)
+    run = Run(resolve_world(cfg3, log=lambda *a: None), run_dir, log=lambda *a: None)
     assert run.policies[A].model.shared is run.policies[D].model.shared
     train(cfg3, resume=run_dir, log=lambda *a: None)
     assert [r["step"] for r in _rows(run_dir / "metrics.jsonl")] == [0, 1, 2]
@@ -271,7 +274,7 @@ def test_sandbox_run_with_two_lora_roles_on_one_base_with_kl_and_resume(tiny_ove
 def test_sandbox_run_with_lora_roles_on_their_own_bases(
     tiny_overrides, tmp_path, overrides, attacker_file
 ):
-    from magic_rl.loop import train
+    from sandbox_train import train
 
     cfg = load_config(
         "sandbox",

@@ -29,7 +29,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def base_run(tiny_overrides, tmp_path_factory) -> Path:
-    from magic_rl.loop import train
+    from sandbox_train import train
 
     out = tmp_path_factory.mktemp("resume_faults")
     cfg = load_config(

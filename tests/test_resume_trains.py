@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sandbox_train import train
 
 from magic_rl import loop
 from magic_rl.config import load_config
@@ -40,7 +41,7 @@ def _train(overrides: list[str], run_dir: Path, *, resume: bool, stop_at: int | 
     monkeypatch.setattr(loop.Run, "step", stopping_step)
     cfg = load_config(str(run_dir / "config.yaml")) if resume else load_config("sandbox", overrides)
     try:
-        loop.train(cfg, resume=run_dir if resume else None, log=lambda *a: None)
+        train(cfg, resume=run_dir if resume else None, log=lambda *a: None)
     except Stop:
         return False
     finally:

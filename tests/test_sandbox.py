@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from magic_rl.cli import app
 from magic_rl.config import load_config
 from magic_rl.prompts import is_format_ok
-from magic_rl.sandbox.world import resolve_model, world_for
+from magic_rl.sandbox.resolve import resolve_model
+from magic_rl.sandbox.world import world_for
 from magic_rl.strategies import read_pool, resolve_strategies
 from magic_rl.trainer import SFTExample, tokenize_sft
 

@@ -112,11 +112,12 @@ def test_config_holds_the_name_of_the_key_variable_never_a_key():
 
 @pytest.mark.slow
 def test_api_key_is_sent_but_never_written(tiny_overrides, tmp_path, monkeypatch):
+    from sandbox_train import train
+
     from magic_rl.cli import served_judge
     from magic_rl.judge import make_judge
     from magic_rl.judge.endpoint import JudgeUnavailable
     from magic_rl.judge.serve import start_server_in_thread
-    from magic_rl.loop import train
 
     key = "sk-test-" + secrets.token_hex(16)
     monkeypatch.setenv("MAGIC_TEST_JUDGE_KEY", key)

@@ -63,7 +63,9 @@ def test_chat_completion_returns_a_parsable_wildguard_verdict(judge):
 
 
 def test_training_survives_a_faulty_judge_endpoint(judge, tiny_overrides, tmp_path):
-    from magic_rl.loop import read_metrics, train
+    from sandbox_train import train
+
+    from magic_rl.loop import read_metrics
 
     # 20% of requests fail: a timeout (the server hangs past the client's timeout), HTTP 500,
     # garbage text (a parse failure, never retried, never "safe"), or a slow but good answer.

@@ -62,15 +62,26 @@ def eval_cmd(
         magic eval --model runs/sandbox/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.run import evaluate, rich_table
+    from magic_rl.evaluate.run import evaluate, load_sets, rich_table
+    from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
 
     cfg = _eval_config(config, [model], overrides)
     console = _console()
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
     try:
-        out_dir, models = evaluate(
-            cfg, model, names, out=out, limit=limit, data_root=data_root, log=console.print
+        sets = load_sets(  # a bad benchmark fails before any model is built or loaded
+            names,
+            cfg,
+            limit=limit,
+            data_root=data_root,
+            sandbox_pool=sandbox_pool(cfg),
+            log=console.print,
         )
+        if not sets:
+            raise ValueError(f"no items to evaluate in {names}")
+        model = resolve_model(model, cfg, log=console.print)
+        cfg = resolve_judge(cfg, log=console.print)
+        out_dir, models = evaluate(cfg, model, sets, out=out, limit=limit, log=console.print)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     console.print(rich_table(models, title=f"{models[0].path}"))
@@ -109,10 +120,16 @@ def attack(
 
     Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     """
-    from magic_rl.evaluate.crossplay import attack_transfer
+    from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
+    from magic_rl.sandbox.resolve import resolve_judge, resolve_model
 
     cfg = _eval_config(config, [attacker, target], overrides)
+    log = _console().print
     try:
+        harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
+        attacker = resolve_model(attacker, cfg, log=log)
+        target = resolve_model(target, cfg, log=log)
+        cfg = resolve_judge(cfg, log=log)
         attack_transfer(
             cfg,
             attacker,
@@ -141,10 +158,14 @@ def crossplay_cmd(
     Example: magic crossplay runs/sandbox --limit 40
     """
     from magic_rl.evaluate.crossplay import crossplay
+    from magic_rl.evaluate.run import run_checkpoints
+    from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = _eval_config(config, [str(run_dir)], overrides)
     console = _console()
     try:
+        run_checkpoints(run_dir, log=lambda *a: None)  # not a run: fails before the judge is built
+        cfg = resolve_judge(cfg, log=console.print)
         path = crossplay(cfg, run_dir, limit=limit, log=console.print)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))

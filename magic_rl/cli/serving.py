@@ -64,18 +64,14 @@ def _limits(max_body_bytes: int, read_timeout: float, max_connections: int):
 def served_judge(cfg, log=print):
     """The judge a config names, built locally to be served (never a client of another endpoint)."""
     from magic_rl.judge import make_judge
+    from magic_rl.sandbox.resolve import resolve_judge
 
     if cfg.judge.endpoint:
         raise ValueError(
             f"judge.endpoint={cfg.judge.endpoint!r}: this config's judge is already a client of an "
             "endpoint; serve a local judge (judge.endpoint=null)"
         )
-    kw = {}
-    if cfg.judge.backend == "embedded":
-        from magic_rl.sandbox.world import resolve_model
-
-        kw["embedded_path"] = resolve_model(cfg.judge.model, cfg, log=log)
-    return make_judge(cfg.judge, **kw)
+    return make_judge(resolve_judge(cfg, log=log).judge)
 
 
 @serve_app.command("judge")
@@ -200,7 +196,7 @@ def serve_policy_cmd(
     if dtype not in ("float32", "bfloat16", "float16"):
         _fail(f"--dtype {dtype!r}: choose float32, bfloat16 or float16")
     try:
-        from magic_rl.sandbox.world import resolve_model
+        from magic_rl.sandbox.resolve import resolve_model
 
         path = resolve_model(model, cfg, log=console.print)
         policy = load_policy(path, device=device, dtype=dtype)

@@ -30,8 +30,9 @@ def sft(
             cfg, build_world(cfg, log=console.print), force=force, log=console.print
         )
     else:
-        from magic_rl.sandbox.world import resolve_model
-        from magic_rl.strategies import read_pool
+        from magic_rl.data.seeds import load_seeds
+        from magic_rl.sandbox.resolve import resolve_model
+        from magic_rl.strategies import build_pool, read_pool
         from magic_rl.trainer import attacker_sft
 
         out = Path(cfg.sft.output or Path(cfg.output_dir) / cfg.name / "attacker-sft")
@@ -39,10 +40,13 @@ def sft(
         if cfg.sft.pool:
             records = read_pool(cfg.sft.pool)
         else:
-            from magic_rl.loop.run import load_rl_seeds
-            from magic_rl.strategies import build_pool
-
-            seeds = load_rl_seeds(cfg)
+            d = cfg.data
+            seeds = load_seeds(
+                d.seeds,
+                split=d.split,
+                include_contrast=d.include_contrast,
+                fraction=cfg.sandbox.fraction,
+            )
             records = build_pool(seeds, rng_seed=cfg.seed, exclude=cfg.sft.exclude_families)
             console.print(f"pool: {len(records)} records from {len(seeds)} {cfg.data.split} seeds")
         attacker_sft(cfg, records, base, out, log=console.print)
@@ -58,8 +62,9 @@ def train(
     overrides: Overrides = None,
 ) -> None:
     """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
-    from magic_rl.loop import summarize_run
+    from magic_rl.loop import preflight, summarize_run
     from magic_rl.loop import train as run_training
+    from magic_rl.sandbox.resolve import resolve_world
 
     if resume is not None:
         if not (resume / "config.yaml").exists():
@@ -69,7 +74,9 @@ def train(
         cfg = _load(config, overrides)
     console = _console()
     try:
-        run_dir = run_training(cfg, resume=resume, log=console.print)
+        preflight(cfg, resume=resume)  # a bad seed file fails before the world is built
+        resolved = resolve_world(cfg, log=console.print)
+        run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
     except FileExistsError as err:
         _fail(str(err))
     from accelerate import PartialState
@@ -78,17 +85,7 @@ def train(
         print_summary(summarize_run(run_dir), run_dir)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def print_summary(summary: dict, run_dir: Path) -> None:
-    from rich.table import Table
+    from magic_rl.progress import summary_table
 
-    table = Table(title=f"{run_dir}  ({summary['steps']} steps, {summary['switches']} switches)")
-    table.add_column("metric")
-    table.add_column("first 5 steps", justify="right")
-    table.add_column("last 5 steps", justify="right")
-    for key, first in summary["first"].items():
-        table.add_row(key, _fmt(first), _fmt(summary["last"][key]))
-    _console().print(table)
+    _console().print(summary_table(summary, run_dir))

@@ -371,5 +371,17 @@ def load_seed_file(path: str | Path) -> list[Seed]:
     return seeds
 
 
+def load_seeds(
+    source: str, *, split: str | None, include_contrast: bool = True, fraction: float = 1.0
+) -> list[Seed]:
+    """RL seeds from `source` (`data.seeds`): `sandbox` = the built-in seed sets of `split` (harmful,
+    benign and, with `include_contrast`, contrast; `fraction` as in `sandbox_seeds`), else a
+    user's seed file (`load_seed_file`, every row: a user's file is the training set)."""
+    if source == "sandbox":
+        kinds = ("harmful", "benign", "contrast") if include_contrast else ("harmful", "benign")
+        return sandbox_seeds(split=split, kinds=kinds, fraction=fraction)
+    return load_seed_file(source)
+
+
 if __name__ == "__main__":
     print(json.dumps(seed_stats(), indent=2))

@@ -42,13 +42,13 @@ from magic_rl.evaluate.run import (
     greedy_replies,
     judge_replies,
     load_policy,
-    make_eval_judge,
     progress_bar,
     provenance,
     resolve_role_model,
     run_checkpoints,
     verdict_dict,
 )
+from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
 from magic_rl.records import Role, Seed, Verdict
 
@@ -174,7 +174,7 @@ def attack_transfer(
     seed_list = harmful_seeds(cfg, seeds, limit)
     attacker_path = resolve_role_model(attacker, Role.ATTACKER, cfg, log=log)
     target_path = resolve_role_model(target, Role.DEFENDER, cfg, log=log)
-    judge = make_eval_judge(cfg, log=log)
+    judge = make_judge(cfg.judge)
     t0 = time.perf_counter()
     with progress_bar(cfg.train.progress) as task:
         policy = load_policy(attacker_path, Role.ATTACKER, cfg)
@@ -272,7 +272,7 @@ def crossplay(
         if not seeds:
             raise ValueError(f"{cfg.data.seeds}: no test-split harmful seeds for cross-play")
     seeds = seeds if limit is None else seeds[:limit]
-    judge = make_eval_judge(cfg, log=log)
+    judge = make_judge(cfg.judge)
     t0 = time.perf_counter()
     rewrites: dict[str, list[list[Rewrite]]] = {}  # weights key -> rewrites
     a_keys = [weights_key(c / Role.ATTACKER.value) for c in attackers]

@@ -35,7 +35,7 @@ Data-parallel (`accelerate launch --multi_gpu --num_processes N`; on CPU with no
 note that `accelerate launch --cpu` ignores --num_processes): each process plays a shard of the step's
 seeds, the trained role's gradients are summed across ranks with a whole-step loss denominator (the
 step equals the single-process step), metrics are reduced, and only the main process writes files.
-Build the sandbox world before launching.
+Build the sandbox world before launching (`magic sandbox build`: a launch never builds it).
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ from magic_rl.loop.run import (
 )
 from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
 from magic_rl.loop.summary import read_metrics, summarize_run
+from magic_rl.progress import TrainProgress
+from magic_rl.records import Seed
 
 __all__ = [
     "JudgeUnusable",
@@ -75,6 +77,7 @@ __all__ = [
     "load_policy",
     "load_rl_seeds",
     "load_static_attacks",
+    "preflight",
     "read_metrics",
     "replay_records",
     "summarize_run",
@@ -84,19 +87,17 @@ __all__ = [
 ]
 
 
-def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
-    """Run phase 2 to `train.steps`. Returns the run directory."""
-    run_dir = resume or Path(cfg.output_dir) / cfg.name
-    if resume is None and (run_dir / "metrics.jsonl").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
-            "it, or choose another name (name=...)"
-        )
-    seeds = load_rl_seeds(cfg)  # a bad seed file fails before anything is written
-    try:
-        SeedSampler(seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed)
-    except ValueError as e:
-        raise ValueError(f"{cfg.data.seeds}: {e}") from None
+def train(
+    cfg: RunConfig, *, resume: Path | None = None, log=print, recorded: RunConfig | None = None
+) -> Path:
+    """Run phase 2 to `train.steps`. Returns the run directory.
+
+    `cfg` names its models and files by path (the entry point resolved any sandbox or catalog
+    name: `magic_rl.sandbox.resolve.resolve_world`); `recorded` is the config as the user gave it
+    (default `cfg`), which config.yaml keeps and a resume compares against.
+    """
+    recorded = recorded or cfg
+    run_dir, seeds = preflight(cfg, resume=resume)
     tune_for_cpu()
     if resume is not None:
         from accelerate import PartialState
@@ -115,18 +116,16 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
             run_dir.rmdir()  # a run that could not start leaves no empty directory behind
         raise
     if resume is None and run.main:
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        (run_dir / "config.yaml").write_text(dump_config(recorded))
     if resume is not None:
-        if run.main and (path := record_overrides(run_dir, cfg, next_step)):
+        if run.main and (path := record_overrides(run_dir, recorded, next_step)):
             log(f"settings changed on resume recorded in {path} (config.yaml is unchanged)")
         run.load_state(next_step)
     if run.main:
         truncate_logs(run_dir, run.start_step)
     if cfg.train.tracker != "none":
-        run.accelerator.init_trackers(cfg.name, config=tracker_config(cfg))
+        run.accelerator.init_trackers(cfg.name, config=tracker_config(recorded))
     run.begin()
-
-    from magic_rl.progress import TrainProgress
 
     with TrainProgress(
         cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
@@ -139,6 +138,24 @@ def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
         summary = summarize_run(run_dir)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return run_dir
+
+
+def preflight(cfg: RunConfig, *, resume: Path | None = None) -> tuple[Path, list[Seed]]:
+    """(run directory, RL seeds), or the error a run would stop on before anything is written or
+    built: a new run over an existing one, a bad seed file. Entry points call it before they
+    resolve (and maybe build) the sandbox world; `train` calls it again."""
+    run_dir = resume or Path(cfg.output_dir) / cfg.name
+    if resume is None and (run_dir / "metrics.jsonl").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
+            "it, or choose another name (name=...)"
+        )
+    seeds = load_rl_seeds(cfg)
+    try:
+        SeedSampler(seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed)
+    except ValueError as e:
+        raise ValueError(f"{cfg.data.seeds}: {e}") from None
+    return run_dir, seeds
 
 
 def tracker_config(cfg: RunConfig) -> dict[str, bool | int | float | str]:

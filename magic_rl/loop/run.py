@@ -23,6 +23,8 @@ from pathlib import Path
 
 from magic_rl import game
 from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
+from magic_rl.data.seeds import load_seeds
+from magic_rl.judge import make_judge
 from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.loop.crossplay import LiveCrossplay
 from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
@@ -36,9 +38,12 @@ from magic_rl.loop.stages import (
     is_count,
     replay_records,
 )
+from magic_rl.policy import HFPolicy
+from magic_rl.prompts import load_templates
 from magic_rl.records import Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, summarize
 from magic_rl.schedule import Scheduler
+from magic_rl.strategies import read_pool, resolve_strategies
 
 
 class JudgeUnusable(RuntimeError):
@@ -54,9 +59,6 @@ class Run:
         import torch
         from accelerate import Accelerator
 
-        from magic_rl.judge import make_judge
-        from magic_rl.policy import HFPolicy
-        from magic_rl.prompts import load_templates
         from magic_rl.trainer import GRPOTrainer
 
         self.cfg, self.run_dir, self.log = cfg, run_dir, log
@@ -64,8 +66,6 @@ class Run:
         log_with = None if cfg.train.tracker == "none" else cfg.train.tracker
         self.accelerator = Accelerator(cpu=cpu, log_with=log_with, project_dir=str(run_dir))
         self.main = self.accelerator.is_main_process
-        if self.accelerator.num_processes > 1:
-            require_built_world(cfg)
         torch.manual_seed(cfg.seed)
         device = str(self.accelerator.device)
 
@@ -86,13 +86,10 @@ class Run:
             if pcfg.lora is not None:  # the saved state of a LoRA role is its adapter alone
                 from magic_rl.lora import LoraRole
 
-                base = resolve(pcfg.model, cfg, log)
-                require_safetensors(base)
-                lora_roles[role] = LoraRole(base, pcfg, saved)
+                require_safetensors(pcfg.model)
+                lora_roles[role] = LoraRole(pcfg.model, pcfg, saved)
             else:
-                self.policies[role] = load_policy(
-                    saved or resolve(pcfg.model, cfg, log), pcfg, device
-                )
+                self.policies[role] = load_policy(saved or pcfg.model, pcfg, device)
         if lora_roles:  # roles on the same base share one frozen copy, one adapter each
             from magic_rl.lora import load_lora_policies
 
@@ -110,10 +107,10 @@ class Run:
 
                 ref = reference_model(self.policies[role])  # the base, adapters off: no copy
             elif cfg.grpo.kl_beta > 0 and shared:
-                ref = load_policy(resolve(cfg.defender.model, cfg, log), pcfg, device).model.eval()
+                ref = load_policy(cfg.defender.model, pcfg, device).model.eval()
                 ref.requires_grad_(False)
             elif cfg.grpo.kl_beta > 0:
-                ref = load_policy(resolve(pcfg.model, cfg, log), pcfg, device).model.eval()
+                ref = load_policy(pcfg.model, pcfg, device).model.eval()
                 ref.requires_grad_(False)
             self.trainers[role] = GRPOTrainer(
                 role,
@@ -127,10 +124,7 @@ class Run:
             if policy is not None and role not in self.trainers:
                 policy.model.requires_grad_(False)
 
-        judge_kw = {}
-        if cfg.judge.backend == "embedded":
-            judge_kw["embedded_path"] = resolve(cfg.judge.model, cfg, log)
-        self.judge = make_judge(cfg.judge, **judge_kw)
+        self.judge = make_judge(cfg.judge)
         self.players = game.Players(
             attacker=self.policies[Role.ATTACKER],
             defender=self.policies[Role.DEFENDER],
@@ -156,8 +150,6 @@ class Run:
         pcfg = self.cfg.attacker if role is Role.ATTACKER else self.cfg.defender
         if pcfg.lora is None:
             return load_policy(path, pcfg.model_copy(update={"backend": "hf"}), self.device)
-        from magic_rl.policy import HFPolicy
-
         return HFPolicy.from_pretrained(path, dtype=pcfg.dtype, device=pcfg.device or self.device)
 
     # -- protocols ---------------------------------------------------------------------------------
@@ -512,37 +504,12 @@ def use_cpu(cfg: RunConfig) -> bool:
     return cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
 
 
-def resolve(model: str, cfg: RunConfig, log) -> str:
-    from magic_rl.sandbox.world import resolve_model
-
-    return resolve_model(model, cfg, log=log)
-
-
-def require_built_world(cfg: RunConfig) -> None:
-    """A data-parallel run finds the sandbox world built: building it trains models with TRL, which
-    would itself go data-parallel inside one process of the launch and hang."""
-    from magic_rl.sandbox.world import world_for
-
-    judge = cfg.judge.model if cfg.judge.backend == "embedded" else ""
-    if not any(m.startswith("sandbox:") for m in (cfg.attacker.model, cfg.defender.model, judge)):
-        return
-    world = world_for(cfg)
-    attacker = cfg.game.attacker == "policy" and cfg.attacker.model == "sandbox:attacker"
-    if not world.built or (attacker and not (world.attacker(cfg) / "sft.json").exists()):
-        raise RuntimeError(
-            f"data-parallel run: the sandbox world {world.root} is not built; build it first in "
-            "one process with the same config and overrides (`magic sandbox build ...`), then launch"
-        )
-
-
 def load_policy(path: str | Path, pcfg, device: str):
     """A fully fine-tuned role from a model dir or Hub id, on `pcfg.device` if set, else `device`.
 
     `pcfg.backend == "vllm"` wraps it with a vLLM engine for rollouts (`magic_rl.vllm_policy`).
     LoRA roles load through `magic_rl.lora.load_lora_policies` instead.
     """
-    from magic_rl.policy import HFPolicy
-
     require_safetensors(path)
     device = pcfg.device or device
     policy = HFPolicy.from_pretrained(
@@ -572,30 +539,21 @@ def require_safetensors(path: str | Path) -> None:
 
 
 def load_rl_seeds(cfg: RunConfig) -> list[Seed]:
-    from magic_rl.data.seeds import load_seed_file, sandbox_seeds
-
-    if cfg.data.seeds == "sandbox":
-        kinds = (
-            ("harmful", "benign", "contrast")
-            if cfg.data.include_contrast
-            else ("harmful", "benign")
-        )
-        return sandbox_seeds(split=cfg.data.split, kinds=kinds, fraction=cfg.sandbox.fraction)
-    return load_seed_file(cfg.data.seeds)
+    """The run's RL seeds: a seed file, or the built-in seed set of `data.seeds`."""
+    return load_seeds(
+        cfg.data.seeds,
+        split=cfg.data.split,
+        include_contrast=cfg.data.include_contrast,
+        fraction=cfg.sandbox.fraction,
+    )
 
 
 def load_static_attacks(cfg: RunConfig) -> dict[str, list[str]]:
-    """seed id -> pre-written rewrites (pool JSONL), held-out strategies removed."""
-    from magic_rl.strategies import read_pool, resolve_strategies
-
-    path = cfg.game.static_attacks
-    if path == "sandbox":
-        from magic_rl.sandbox.world import build_world
-
-        path = str(build_world(cfg).pool)
+    """seed id -> pre-written rewrites (`game.static_attacks`, a pool JSONL), held-out strategies
+    removed."""
     skip = set(resolve_strategies(cfg.data.held_out_strategies))
     out: dict[str, list[str]] = {}
-    for rec in read_pool(path):
+    for rec in read_pool(cfg.game.static_attacks):
         if rec.strategy not in skip:
             out.setdefault(rec.seed.id, []).append(rec.rewrite)
     return out

@@ -21,6 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig
+from magic_rl.content import carries, fill_request
+from magic_rl.policy import HFPolicy
+from magic_rl.prompts import attacker_messages, load_templates, parse_attack
 
 MAX_TOKENS = 128  # rewrites are at most ~60 words, cipher payloads aside
 ATTACKER_SAMPLES = 96
@@ -114,9 +117,6 @@ def learnability_sets(pool, seeds, train_ids: set[str], test_ids: set[str], held
 def attacker_check(cfg: RunConfig, attacker: Path, seeds, n: int = ATTACKER_SAMPLES) -> dict:
     """Format and faithfulness rates of the attacker's rewrites sampled at the training
     temperature, for `n` seeds drawn from `seeds`."""
-    from magic_rl.content import carries, fill_request
-    from magic_rl.policy import HFPolicy
-    from magic_rl.prompts import attacker_messages, load_templates, parse_attack
 
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     chosen = random.Random(cfg.sandbox.seed).sample(list(seeds), min(n, len(seeds)))

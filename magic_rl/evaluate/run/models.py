@@ -1,7 +1,7 @@
 """Where `magic eval`'s models come from: run directories, their checkpoints, the defender, the judge.
 
-A model argument is an HF path/id, a `sandbox:*` or `models:*` name, RUN_DIR (its last checkpoint) or
-RUN_DIR/checkpoints/step-N; torch, the policy and the judge load inside the functions.
+A model argument is an HF path/id, RUN_DIR (its last checkpoint) or RUN_DIR/checkpoints/step-N (the
+entry point turned a `sandbox:*` or `models:*` name into a path); torch loads inside the functions.
 
 A torn checkpoint (a kill while it was written: a 0-byte config.json, a truncated safetensors file)
 is skipped with a warning when a run's checkpoints are listed, and named when asked for directly;
@@ -15,6 +15,7 @@ from pathlib import Path
 from magic_rl.config import RunConfig
 from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
 from magic_rl.evaluate.run.items import Log
+from magic_rl.policy import HFPolicy, resolve_device
 from magic_rl.records import Role
 
 
@@ -52,12 +53,8 @@ def run_dir_of(spec: str) -> Path | None:
 
 
 def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = print) -> str:
-    """An HF path/id, a `sandbox:*` name, RUN_DIR (its LAST checkpoint) or RUN_DIR/checkpoints/
-    step-N -> the path of `role`'s model."""
-    from magic_rl.sandbox.world import resolve_model
-
-    if spec.startswith(("sandbox:", "models:")):
-        return resolve_model(spec, cfg, log=log)
+    """An HF path/id, RUN_DIR (its LAST checkpoint) or RUN_DIR/checkpoints/step-N -> the path of
+    `role`'s model."""
     path = Path(spec)
     if path.parent.name == "checkpoints" and path.name.startswith("step-"):
         ckpt = path
@@ -75,8 +72,6 @@ def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = prin
 
 
 def load_policy(path: str, role: Role, cfg: RunConfig):
-    from magic_rl.policy import HFPolicy, resolve_device
-
     pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
     if (is_local(path) or Path(path).is_dir()) and (problem := model_dir_problem(path)):
         raise FileNotFoundError(f"{role.value} model: {problem}")
@@ -86,14 +81,3 @@ def load_policy(path: str, role: Role, cfg: RunConfig):
         device=resolve_device(cfg.device),
         trust_remote_code=pcfg.trust_remote_code,
     )
-
-
-def make_eval_judge(cfg: RunConfig, *, log: Log = print):
-    """The run's judge (the embedded one is found, or built, through the sandbox world)."""
-    from magic_rl.judge import make_judge
-    from magic_rl.sandbox.world import resolve_model
-
-    kw = {}
-    if cfg.judge.backend == "embedded":
-        kw["embedded_path"] = resolve_model(cfg.judge.model, cfg, log=log)
-    return make_judge(cfg.judge, **kw)

@@ -1,7 +1,7 @@
 """The eval sets: benchmarks by name or file, and the six sandbox sets from the TEST-split seeds.
 
-Sandbox rewrites come from the world's pool.jsonl (rebuilt in memory for seeds a reduced or unbuilt
-world lacks); at most `REWRITES_PER_SEED` per seed, picked by a stable hash of (seed, strategy).
+Sandbox rewrites come from the world's pool.jsonl, which the entry point passes as a path
+(`sandbox_pool`; rebuilt in memory for seeds a reduced or unbuilt world lacks); at most `REWRITES_PER_SEED` per seed, picked by a stable hash of (seed, strategy).
 The judge request of a rewrite is its seed, as WildJailbreak's is its vanilla request.
 """
 
@@ -19,6 +19,7 @@ from magic_rl.data.benchmarks import (
     file_sha256,
     load_benchmark,
 )
+from magic_rl.data.seeds import sandbox_seeds
 from magic_rl.evaluate.run.items import (
     REWRITES_PER_SEED,
     SANDBOX,
@@ -28,6 +29,7 @@ from magic_rl.evaluate.run.items import (
     Log,
 )
 from magic_rl.records import Seed
+from magic_rl.strategies import build_pool, read_pool, resolve_strategies
 
 
 def _rank(seed: Seed, strategy: str) -> str:
@@ -106,25 +108,26 @@ def sandbox_items(
 
 
 def sandbox_sets(
-    cfg: RunConfig, names: Sequence[str], limit: int | None = None, *, log: Log = print
+    cfg: RunConfig,
+    names: Sequence[str],
+    limit: int | None = None,
+    *,
+    pool_path: Path | None = None,
+    log: Log = print,
 ) -> list[EvalSet]:
     """The sandbox sets `names`: every test-split seed, whatever `sandbox.fraction` the world was
-    built with (test seeds never reach training, so a reduced world still has the full test)."""
-    from magic_rl.data.seeds import sandbox_seeds
-    from magic_rl.sandbox.world import world_for
-    from magic_rl.strategies import build_pool, read_pool, resolve_strategies
-
+    built with (test seeds never reach training, so a reduced world still has the full test).
+    `pool_path`: the built world's pool.jsonl (None: no world built)."""
     unknown = [n for n in names if n not in SANDBOX_SETS]
     if unknown:
         raise ValueError(f"unknown sandbox sets {unknown} (sets: {list(SANDBOX_SETS)})")
     seeds = sandbox_seeds(split="test")
     test_ids = {s.id for s in seeds}
-    world = world_for(cfg)
     files = {str(p): file_sha256(p) for p in sorted(SEEDS_DIR.glob("*.jsonl"))}
     pool = []
-    if world.built:
-        pool = [r for r in read_pool(world.pool) if r.seed.id in test_ids]
-        files[str(world.pool)] = file_sha256(world.pool)
+    if pool_path is not None:
+        pool = [r for r in read_pool(pool_path) if r.seed.id in test_ids]
+        files[str(pool_path)] = file_sha256(pool_path)
     # Seeds a reduced world (sandbox.fraction < 1) left out are rewritten here; the records are the
     # world's own, as each rewrite's rng depends only on (world seed, strategy, seed id).
     pooled = {r.seed.id for r in pool}
@@ -154,9 +157,11 @@ def load_sets(
     *,
     limit: int | None = None,
     data_root: str | Path | None = None,
+    sandbox_pool: Path | None = None,
     log: Log = print,
 ) -> list[EvalSet]:
-    """Benchmark names (data.benchmarks), files, `sandbox` (all six sets) or `sandbox/<set>`."""
+    """Benchmark names (data.benchmarks), files, `sandbox` (all six sets) or `sandbox/<set>`;
+    `sandbox_pool`: the built world's pool.jsonl, if any (`sandbox_sets`)."""
     sandbox_names: list[str] = []
     out: list[EvalSet] = []
     for name in names:
@@ -169,7 +174,8 @@ def load_sets(
             files = {str(path): file_sha256(path)} if path is not None and path.is_file() else {}
             out.append(EvalSet(name, items, files))
     if sandbox_names:
-        out = sandbox_sets(cfg, list(dict.fromkeys(sandbox_names)), limit, log=log) + out
+        names = list(dict.fromkeys(sandbox_names))
+        out = sandbox_sets(cfg, names, limit, pool_path=sandbox_pool, log=log) + out
     return out
 
 

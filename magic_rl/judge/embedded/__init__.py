@@ -18,7 +18,7 @@ reply's `[request]` marker is expanded to the prompt it answers (`magic_rl.conte
 the sandbox's tiny policies refer to the request instead of copying it). `score` = P(response
 harmful).
 
-Trained only on data the project owns (`magic_rl.sandbox.judge_data`); no rules at inference beyond
+Trained only on data the project owns (`JudgeExample`s written by `magic_rl.sandbox.judge_data`); no rules at inference beyond
 the marker expansion.
 Embedding rows train with row-wise Adagrad on the rows a batch touches (fast on CPU), heads with
 Adam.
@@ -35,6 +35,7 @@ Run:
     judge.save_pretrained("judge/"); EmbeddedJudge.from_pretrained("judge/").judge(prompts, replies)
 """
 
+from magic_rl.judge.embedded.examples import JudgeExample
 from magic_rl.judge.embedded.features import JudgeModelConfig, decoded_view, hashed_features
 from magic_rl.judge.embedded.model import (
     CONFIG_FILE,
@@ -50,6 +51,7 @@ __all__ = [
     "SIGNALS",
     "WEIGHTS_FILE",
     "EmbeddedJudge",
+    "JudgeExample",
     "JudgeModelConfig",
     "decoded_view",
     "evaluate_judge",

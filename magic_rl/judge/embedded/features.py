@@ -1,5 +1,6 @@
 """Featurisation of the embedded judge: each text -> a bag of hashed n-gram ids, vectorised numpy
-over a batch; `decoded_view` reads a prompt through the sandbox's four ciphers; `JudgeModelConfig`."""
+over a batch (prompts and replies also through `content.decoded_view`, the sandbox's four ciphers
+read back); `JudgeModelConfig`."""
 
 from __future__ import annotations
 
@@ -11,22 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from magic_rl.content import decoded_view
+
+__all__ = ["JudgeModelConfig", "decoded_view", "hashed_features"]
+
 _P = np.uint64(0x100000001B3)  # FNV prime: multiplier of the rolling byte hash
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _PUNCT = re.compile(r"([^\w\s])")
-_ASCII_RUN = re.compile(r"\b(?:\d{2,3}\s+){3,}\d{2,3}\b")
-_MORSE_RUN = re.compile(r"(?:[.\-]{1,7}\s+(?:/\s+)?){3,}[.\-]{1,7}")
-_LOWER = "abcdefghijklmnopqrstuvwxyz"
-_CAESAR_BACK = str.maketrans(
-    _LOWER + _LOWER.upper(), _LOWER[-3:] + _LOWER[:-3] + (_LOWER[-3:] + _LOWER[:-3]).upper()
-)
-_ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER[::-1].upper())
-_MORSE_CODES = (
-    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- "
-    ".-- -..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- "
-    "--..-- ..--.. .----. -.-.-- -..-. -....- ---..."
-)
-_MORSE = dict(zip(_MORSE_CODES.split(), _LOWER + "0123456789.,?'!/-:", strict=True))
 
 
 @dataclass(frozen=True)
@@ -65,23 +57,6 @@ def _mix(h: np.ndarray, salt: int, n_buckets: int) -> np.ndarray:
     h *= _MIX
     h ^= h >> np.uint64(29)
     return (h % np.uint64(n_buckets)).astype(np.int64)
-
-
-def decoded_view(text: str) -> str:
-    """The text read through the sandbox's four encodings: Caesar(-3) and Atbash of the whole
-    text, plus every run of decimal ASCII codes and of Morse code decoded.
-
-    It is pooled as a second bag of the prompt table, so "sklvklqj" (Caesar) lands on the rows
-    of "phishing" and what the judge learnt from plain requests carries over to encoded ones. Reading an encoding is part of understanding a request (a 7B guard model reads
-    these too); the decision is still the trained model's.
-    """
-    parts = [text.translate(_CAESAR_BACK), text.translate(_ATBASH)]
-    for run in _ASCII_RUN.findall(text):
-        parts.append("".join(chr(int(c)) for c in run.split() if 32 <= int(c) < 127))
-    for run in _MORSE_RUN.findall(text):
-        words = run.split("/")
-        parts.append(" ".join("".join(_MORSE.get(c, "") for c in w.split()) for w in words))
-    return "\n".join(parts)
 
 
 def _word_features(

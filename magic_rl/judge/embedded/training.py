@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from magic_rl.judge.embedded.examples import JudgeExample
 from magic_rl.judge.embedded.features import JudgeModelConfig, hashed_features
 from magic_rl.judge.embedded.model import (
     SIGNALS,
@@ -20,8 +21,6 @@ from magic_rl.judge.embedded.model import (
 
 if TYPE_CHECKING:
     import torch
-
-    from magic_rl.sandbox.judge_data import JudgeExample
 
 
 def _targets(examples: Sequence[JudgeExample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
