@@ -1,5 +1,12 @@
 """`Run`: one training run in memory — both roles' policies and trainers, the judge, the scheduler,
-the accelerator — and `Run.step`, the numbered step program; saving and loading its state.
+the accelerator — and `Run.step`, the step program; saving and loading its state.
+
+`Run.step` holds the seven stages in order, each a line or two (seeds, rollout, judge, rewards,
+update, schedule, log; docs/ARCHITECTURE.md), with one helper per stage below it. `Run.__init__`
+reads as the run's parts, each from a named builder: `build_policies` (saved state or model; LoRA
+adapters on a shared base; shared weights), `build_trainers` (with `reference_model_for`, the KL
+reference), `judge.make_judge`, `build_players`. Data-parallel bookkeeping (seed shards, sampling
+streams, reduced metrics, gathered replay) is one helper, `loop.shards.Shards`.
 
 Checkpoints and state/ are written to a temporary folder and renamed (`resume.replace_dir`), so a
 kill never leaves a half-written one under its final name. A step whose judge labels are mostly
@@ -11,14 +18,13 @@ nothing.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from magic_rl import game
@@ -30,17 +36,17 @@ from magic_rl.loop.crossplay import LiveCrossplay
 from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
 from magic_rl.loop.league import League, OpponentCache, Snapshots
 from magic_rl.loop.resume import ResumeError, last_good_checkpoint, replace_dir
+from magic_rl.loop.shards import Shards
 from magic_rl.loop.stages import (
     SeedSampler,
     StepJudge,
     Timer,
     game_metrics,
-    is_count,
     replay_records,
 )
 from magic_rl.policy import HFPolicy
 from magic_rl.prompts import load_templates
-from magic_rl.records import Role, Seed, Verdict
+from magic_rl.records import Episode, RewardBreakdown, Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, summarize
 from magic_rl.schedule import Scheduler
 from magic_rl.strategies import read_pool, resolve_strategies
@@ -48,6 +54,19 @@ from magic_rl.strategies import read_pool, resolve_strategies
 
 class JudgeUnusable(RuntimeError):
     """Most of a step's judge labels are unknown: the run stops rather than train on nothing."""
+
+
+@dataclass(frozen=True)
+class Played:
+    """One role's rollout of a step (stages 0-3): what its update, metrics and replay read."""
+
+    role: Role
+    episodes: list[Episode]
+    verdicts: list[Verdict]
+    rewards: dict[Role, list[RewardBreakdown]]
+    fixed: list[str | None]  # per seed: the stored attack replayed, or None
+    extra: dict[str, float]  # stage 0's own metrics (replay share, attacks collected)
+    judge_calls: int
 
 
 class Run:
@@ -59,84 +78,28 @@ class Run:
         import torch
         from accelerate import Accelerator
 
-        from magic_rl.trainer import GRPOTrainer
-
         self.cfg, self.run_dir, self.log = cfg, run_dir, log
-        cpu = use_cpu(cfg)
         log_with = None if cfg.train.tracker == "none" else cfg.train.tracker
-        self.accelerator = Accelerator(cpu=cpu, log_with=log_with, project_dir=str(run_dir))
+        self.accelerator = Accelerator(
+            cpu=use_cpu(cfg), log_with=log_with, project_dir=str(run_dir)
+        )
         self.main = self.accelerator.is_main_process
+        self.shards = Shards(self.accelerator)
+        self.device = str(self.accelerator.device)
         torch.manual_seed(cfg.seed)
-        device = str(self.accelerator.device)
 
         self.seeds = seeds if seeds is not None else load_rl_seeds(cfg)
         self.sampler = SeedSampler(
             self.seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed
         )
         self.static_attacks = load_static_attacks(cfg) if cfg.game.attacker == "static" else None
-
-        self.policies: dict[Role, HFPolicy | None] = {Role.ATTACKER: None, Role.DEFENDER: None}
-        state = run_dir / "state"
-        lora_roles = {}
-        shared = cfg.schedule.shared_weights
-        for role, pcfg in ((Role.ATTACKER, cfg.attacker), (Role.DEFENDER, cfg.defender)):
-            if role is Role.ATTACKER and (cfg.game.attacker != "policy" or shared):
-                continue
-            saved = state / role.value if (state / role.value).exists() else None
-            if pcfg.lora is not None:  # the saved state of a LoRA role is its adapter alone
-                from magic_rl.lora import LoraRole
-
-                require_safetensors(pcfg.model)
-                lora_roles[role] = LoraRole(pcfg.model, pcfg, saved)
-            else:
-                self.policies[role] = load_policy(saved or pcfg.model, pcfg, device)
-        if lora_roles:  # roles on the same base share one frozen copy, one adapter each
-            from magic_rl.lora import load_lora_policies
-
-            self.policies.update(load_lora_policies(lora_roles, device))
-        if shared:  # one model plays both roles; each role has its own optimiser state
-            self.policies[Role.ATTACKER] = self.policies[Role.DEFENDER]
-        self.trainers: dict[Role, GRPOTrainer] = {}
-        ref = None
-        for role in trained_roles(cfg.schedule):
-            pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
-            if shared and ref is not None:
-                pass  # the shared model's reference serves both roles
-            elif cfg.grpo.kl_beta > 0 and pcfg.lora is not None:
-                from magic_rl.lora import reference_model
-
-                ref = reference_model(self.policies[role])  # the base, adapters off: no copy
-            elif cfg.grpo.kl_beta > 0 and shared:
-                ref = load_policy(cfg.defender.model, pcfg, device).model.eval()
-                ref.requires_grad_(False)
-            elif cfg.grpo.kl_beta > 0:
-                ref = load_policy(pcfg.model, pcfg, device).model.eval()
-                ref.requires_grad_(False)
-            self.trainers[role] = GRPOTrainer(
-                role,
-                self.policies[role],
-                pcfg,
-                cfg.grpo,
-                ref_model=ref,
-                accelerator=self.accelerator,
-            )
-        for role, policy in self.policies.items():
-            if policy is not None and role not in self.trainers:
-                policy.model.requires_grad_(False)
-
+        self.policies = build_policies(cfg, run_dir / "state", self.device)
+        self.trainers = build_trainers(cfg, self.policies, self.device, self.accelerator)
         self.judge = make_judge(cfg.judge)
-        self.players = game.Players(
-            attacker=self.policies[Role.ATTACKER],
-            defender=self.policies[Role.DEFENDER],
-            templates=load_templates(cfg.game.template_set, cfg.game.templates_dir),
-            attacker_sampling=cfg.attacker.sampling,
-            defender_sampling=cfg.defender.sampling,
-        )
+        self.players = build_players(cfg, self.policies)
         self.scheduler = Scheduler(schedule_for(cfg.schedule))
-        self.start_step = 0
-        self._judge_counts: dict[str, float] = {}
-        self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
-        self.device = device
+
+        # beyond latest-only play (docs/deviations.md): league, hard cases, live cross-play
         self.snapshots = Snapshots()
         self.league = League(cfg.league, self.snapshots, cfg.seed)
         self.opponents = OpponentCache(run_dir, self._load_frozen)
@@ -145,12 +108,221 @@ class Run:
         self.pending = CaseBuffer(None) if hardening else None  # attacks since the last hardening
         self.crossplay = LiveCrossplay(cfg, run_dir, self.judge) if cfg.crossplay.probe else None
 
+        self.start_step = 0
+        self._judge_counts: dict[str, float] = {}
+        self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
+
     def _load_frozen(self, path: Path, role: Role):
         """A past opponent from its checkpoint directory (a LoRA role's is an adapter dir)."""
         pcfg = self.cfg.attacker if role is Role.ATTACKER else self.cfg.defender
         if pcfg.lora is None:
             return load_policy(path, pcfg.model_copy(update={"backend": "hf"}), self.device)
         return HFPolicy.from_pretrained(path, dtype=pcfg.dtype, device=pcfg.device or self.device)
+
+    # -- one step ----------------------------------------------------------------------------------
+
+    def step(self, step: int) -> dict:
+        """One training step, its seven stages in order (docs/ARCHITECTURE.md); returns the step's
+        metrics row as logged. Under `schedule.protocol=concurrent` stages 0-3 run once per role
+        (both rollouts before either update) and stage 4 updates both."""
+        t0, timer, roles = time.perf_counter(), Timer(), self.roles_at()
+        opponents = {role: self._opponent(step, role) for role in roles}  # league: past or None
+        played: list[Played] = []
+        for k, role in enumerate(roles):
+            judge = StepJudge(self.judge, self.cfg.judge.max_response_tokens)
+            with timer("seeds"):
+                batch, fixed, extra = self._seeds(step, role)  # 0. seeds
+            players = self._players(role, opponents[role])
+            with timer("rollout"):
+                episodes = self._rollout(step, k, role, batch, fixed, players, judge)  # 1. rollout
+            with timer("judge"):
+                verdicts = self._judge(step, episodes, judge)  # 2. judge
+            with timer("rewards"):
+                rewards = compute_rewards(episodes, verdicts, self.cfg.reward)  # 3. rewards
+            played.append(Played(role, episodes, verdicts, rewards, fixed, extra, judge.calls))
+        with timer("update"):  # 4. update: GRPO on the scheduled role(s); the other stays frozen
+            updates = [self.trainers[p.role].update(p.episodes, p.rewards[p.role]) for p in played]
+        metrics = self._metrics(step, played, updates, opponents, timer, t0)  # over all ranks
+        replay = self._replay(step, played, opponents)  # over all ranks
+        switched = self._schedule(step, roles, opponents, metrics, replay)  # 5. schedule
+        self._log(step, metrics, replay, switched)  # 6. log
+        return metrics
+
+    def _opponent(self, step: int, role: Role) -> str | None:
+        """The past snapshot of the other role that `role` meets at `step` (league), or None."""
+        if not self.cfg.league.enabled:
+            return None
+        return self.league.pick(role, step, latest_in_pool=not self.concurrent)
+
+    def _seeds(self, step: int, role: Role) -> tuple[list[Seed], list[str | None], dict]:
+        """Stage 0 for `role`: this rank's share of the step's seeds and, per seed, a stored
+        attack to replay (defender: hard cases, or the attacks collected for victim hardening)."""
+        batch = self.sampler.batch(step)
+        fixed: list[str | None] = [None] * len(batch)
+        extra: dict[str, float] = {}
+        rng = random.Random(f"{self.cfg.seed}:replay:{step}")
+        if role is Role.DEFENDER and self.pending is not None:  # victim hardening
+            cases = self.pending.draw(len(batch), rng)
+            if cases:
+                batch, fixed = [c.seed for c in cases], [c.attack for c in cases]
+            extra["hardening/collected"] = float(len(self.pending))
+        elif role is Role.DEFENDER and self.cfg.replay.share > 0:
+            batch, fixed = mix_in(batch, self.hard_cases, self.cfg.replay.share, rng)
+            extra["replay/share"] = sum(f is not None for f in fixed) / max(len(batch), 1)
+        return self.shards.take(batch), self.shards.take(fixed), extra
+
+    def _players(self, role: Role, opponent: str | None) -> game.Players:
+        """The players of `role`'s rollout: the current ones, or a past opponent (loaded from its
+        checkpoint on demand) in the other role's seat."""
+        if opponent is None:
+            return self.players
+        return replace(self.players, **{role.other.value: self.opponents.get(role.other, opponent)})
+
+    def _rollout(
+        self, step: int, k: int, role: Role, batch, fixed, players, judge: StepJudge
+    ) -> list[Episode]:
+        """Stage 1: attacker -> defender on every seed of the batch; the trained role samples
+        `grpo.group_size` per seed. `k`: the rollout's index in the step (its own stream)."""
+        G = self.cfg.grpo.group_size
+        return game.play(
+            batch,
+            players,
+            self.cfg.game,
+            attack_samples=G if role is Role.ATTACKER else 1,
+            reply_samples=1 if role is Role.ATTACKER else G,
+            rng_seed=self.shards.rng_seed(self.cfg.seed, step) + k * 7_919_000_003,
+            static_attacks=self.static_attacks,
+            judge_turn=judge,
+            fixed_attacks=fixed if any(f is not None for f in fixed) else None,
+        )
+
+    def _judge(self, step: int, episodes: list[Episode], judge: StepJudge) -> list[Verdict]:
+        """Stage 2: the step's judge on each episode's last exchange, the request label as
+        configured; mostly unknown labels stop the run here (`JudgeUnusable`)."""
+        verdicts = judge(
+            [e.last.attack for e in episodes],
+            [game.reply_for_judge(e.last.reply, self.cfg.game) for e in episodes],
+        )
+        verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
+        self._check_verdicts(step, verdicts)
+        return verdicts
+
+    def _check_verdicts(self, step: int, verdicts: list[Verdict]) -> None:
+        """Raise JudgeUnusable when more than `judge.max_unknown_fraction` of the step's
+        exchanges (over all data-parallel ranks) have an unknown label."""
+        unknown, total = self.shards.sum(sum(v.any_unknown for v in verdicts), len(verdicts))
+        limit = self.cfg.judge.max_unknown_fraction
+        if not total or unknown <= limit * total:
+            return
+        errors = Counter(v.error for v in verdicts if v.any_unknown and v.error)
+        why = f"; most common error: {errors.most_common(1)[0][0][:200]}" if errors else ""
+        raise JudgeUnusable(
+            f"judge.max_unknown_fraction: step {step}: {unknown}/{total} judge labels unknown "
+            f"(limit {limit:.0%}){why}. The run stopped before training on them (nothing of "
+            f"this step was written); check judge.backend={self.cfg.judge.backend}, "
+            f"judge.model={self.cfg.judge.model!r} and judge.endpoint, then resume with "
+            f"`magic train --resume {self.run_dir}`"
+        )
+
+    def _metrics(
+        self,
+        step: int,
+        played: Sequence[Played],
+        updates: Sequence[dict],
+        opponents: dict,
+        timer: Timer,
+        t0: float,
+    ) -> dict:
+        """The step's metrics row: the game, rewards and updates (reduced over ranks), the judge's
+        request counters, the league, then the stage timings."""
+        metrics: dict[str, float] = {}
+        for k, p in enumerate(played):
+            m = {**game_metrics(p.episodes, p.verdicts), **summarize(p.rewards), **p.extra}
+            m["judge/calls"] = float(p.judge_calls)
+            if k == 0:
+                metrics.update(m)
+                continue
+            for key, value in m.items():  # the second rollout's own role keys replace the
+                if key.startswith(f"{p.role.value}/"):  # first's; the rest are kept apart
+                    metrics[key] = value
+                elif key == "judge/calls":
+                    metrics[key] += value
+                else:
+                    metrics[f"{p.role.value}_rollout/{key}"] = value
+        for update in updates:
+            metrics.update(update)
+        judge_stats = getattr(self.judge, "stats", None)
+        if judge_stats is not None:  # endpoint / HF judges count requests, retries, failures
+            now = judge_stats.metrics()
+            metrics.update({k: v - self._judge_counts.get(k, 0.0) for k, v in now.items()})
+            self._judge_counts = now
+        if self.cfg.league.enabled:
+            for role, opponent in opponents.items():
+                metrics[f"league/{role.value}/past_opponent"] = float(opponent is not None)
+        metrics = self.shards.reduce(metrics)
+        metrics.update(timer.times)
+        metrics["time/step"] = time.perf_counter() - t0
+        role_name = "both" if self.concurrent else played[0].role.value
+        return {"step": step, "schedule/role": role_name, **metrics}
+
+    def _replay(self, step: int, played: Sequence[Played], opponents: dict) -> list[dict]:
+        """The step's replay records, every rank's, numbered in the whole step's order."""
+        replay: list[dict] = []
+        for p in played:
+            recs = list(replay_records(step, p.role, p.episodes, p.verdicts, p.rewards))
+            for rec in recs:
+                rec["replayed"] = p.fixed[rec["group"]] is not None
+                if opponents[p.role] is not None:
+                    rec["opponent"] = opponents[p.role]
+            replay += self.shards.gather(recs)
+        for k, rec in enumerate(replay):
+            rec["episode"] = k
+        return replay
+
+    def _schedule(
+        self, step: int, roles: Sequence[Role], opponents: dict, metrics: dict, replay: list[dict]
+    ) -> bool:
+        """Stage 5: what the next steps play. The hard-case buffers and the league's statistics
+        learn from this step, the scheduler picks the next role; at a switch (and after the last
+        step) both roles' checkpoint, and the roles that trained join their snapshot lists (live
+        cross-play plays them). True at a switch."""
+        self._feed(roles, opponents, replay, metrics)
+        metrics.update(self._switch_times)
+        self._switch_times = {}
+        switched = self.advance(metrics)
+        last = step + 1 == self.cfg.train.steps
+        if (switched and self.cfg.train.checkpoint_at_switch) or last:
+            self.save_checkpoint(step + 1)
+            metrics.update(self.on_switch(step + 1, roles))
+        return switched
+
+    def _feed(self, roles: Sequence[Role], opponents: dict, replay: list[dict], metrics) -> None:
+        """The hard-case buffers and the league's statistics learn from the finished step."""
+        if self.cfg.replay.share > 0:
+            self.hard_cases.add(case_of(r) for r in replay if is_hard(r))
+            metrics["replay/buffer_size"] = float(len(self.hard_cases))
+        if self.pending is not None:
+            if Role.DEFENDER in roles:
+                self.pending.clear()
+            else:
+                self.pending.add((case_of(r) for r in replay), distinct=False)
+        for k, role in enumerate(roles):  # the asr of the rollout this role trained on
+            if opponents.get(role) is not None:
+                key = "game/asr" if k == 0 else f"{role.value}_rollout/game/asr"
+                self.league.record(role.other, opponents[role], metrics.get(key))
+
+    def _log(self, step: int, metrics: dict, replay: list[dict], switched: bool) -> None:
+        """Stage 6: metrics.jsonl, replay.jsonl and the tracker (main process), then the state
+        resume needs, at a switch, after the last step and every `train.checkpoint_every` steps."""
+        if self.main:
+            append_jsonl(self.run_dir / "replay.jsonl", replay)
+            append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+            if self.cfg.train.tracker != "none":
+                floats = {k: v for k, v in metrics.items() if isinstance(v, float)}
+                self.accelerator.log(floats, step=step)
+        every, last = self.cfg.train.checkpoint_every, step + 1 == self.cfg.train.steps
+        if switched or last or (every and (step + 1) % every == 0):
+            self.save_state(step + 1)
 
     # -- protocols ---------------------------------------------------------------------------------
 
@@ -188,219 +360,6 @@ class Run:
         if self.start_step == 0:
             self.save_checkpoint(0)
             self._switch_times = self.on_switch(0, trained_roles(self.cfg.schedule))
-
-    def _schedule(self, step: int, roles: Sequence[Role], metrics: dict) -> bool:
-        """Stage 5: the next step's role. At a switch (and after the last step) both roles'
-        checkpoint, and the roles that trained join their snapshot lists. True at a switch."""
-        metrics.update(self._switch_times)
-        self._switch_times = {}
-        switched = self.advance(metrics)
-        last = step + 1 == self.cfg.train.steps
-        if (switched and self.cfg.train.checkpoint_at_switch) or last:
-            self.save_checkpoint(step + 1)
-            metrics.update(self.on_switch(step + 1, roles))
-        return switched
-
-    def _log(self, step: int, metrics: dict, replay: list[dict], switched: bool) -> None:
-        """Stage 6: metrics.jsonl, replay.jsonl and the tracker (main process), then the state
-        resume needs, at a switch, after the last step and every `train.checkpoint_every` steps."""
-        if self.main:
-            append_jsonl(self.run_dir / "replay.jsonl", replay)
-            append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
-            if self.cfg.train.tracker != "none":
-                floats = {k: v for k, v in metrics.items() if isinstance(v, float)}
-                self.accelerator.log(floats, step=step)
-        every, last = self.cfg.train.checkpoint_every, step + 1 == self.cfg.train.steps
-        if switched or last or (every and (step + 1) % every == 0):
-            self.save_state(step + 1)
-
-    def _batch(self, step: int, role: Role) -> tuple[list[Seed], list[str | None], dict]:
-        """Stage 0 for `role`: the step's seeds and, per seed, a stored attack to replay."""
-        batch = self.sampler.batch(step)
-        fixed: list[str | None] = [None] * len(batch)
-        extra: dict[str, float] = {}
-        if role is not Role.DEFENDER:
-            return batch, fixed, extra
-        rng = random.Random(f"{self.cfg.seed}:replay:{step}")
-        if self.pending is not None:  # victim hardening: the attacks collected since last time
-            cases = self.pending.draw(len(batch), rng)
-            if cases:
-                batch, fixed = [c.seed for c in cases], [c.attack for c in cases]
-            extra["hardening/collected"] = float(len(self.pending))
-        elif self.cfg.replay.share > 0:
-            batch, fixed = mix_in(batch, self.hard_cases, self.cfg.replay.share, rng)
-            extra["replay/share"] = sum(f is not None for f in fixed) / max(len(batch), 1)
-        return batch, fixed, extra
-
-    def _after_step(self, roles: Sequence[Role], opponents: dict, replay: list[dict], metrics):
-        """Feed the buffers and the league's statistics with the finished step."""
-        if self.cfg.replay.share > 0:
-            self.hard_cases.add(case_of(r) for r in replay if is_hard(r))
-            metrics["replay/buffer_size"] = float(len(self.hard_cases))
-        if self.pending is not None:
-            if Role.DEFENDER in roles:
-                self.pending.clear()
-            else:
-                self.pending.add((case_of(r) for r in replay), distinct=False)
-        for k, role in enumerate(roles):  # the asr of the rollout this role trained on
-            if opponents.get(role) is not None:
-                key = "game/asr" if k == 0 else f"{role.value}_rollout/game/asr"
-                self.league.record(role.other, opponents[role], metrics.get(key))
-
-    # -- one step ----------------------------------------------------------------------------------
-
-    def step(self, step: int) -> dict:
-        cfg, timer = self.cfg, Timer()
-        roles = self.roles_at()
-        t0 = time.perf_counter()
-        metrics: dict[str, float] = {}
-        played = []
-        opponents: dict[Role, str | None] = {}
-        for k, role in enumerate(roles):  # concurrent: both rollouts before either update
-            opponents[role] = (
-                self.league.pick(role, step, latest_in_pool=not self.concurrent)
-                if cfg.league.enabled
-                else None
-            )
-            episodes, verdicts, rewards, m, fixed = self._play(step, role, k, opponents, timer)
-            played.append((role, episodes, verdicts, rewards, fixed))
-            if k == 0:
-                metrics.update(m)
-            else:  # the second rollout's own role keys replace the first's; the rest kept apart
-                for key, value in m.items():
-                    if key.startswith(f"{role.value}/"):
-                        metrics[key] = value
-                    elif key == "judge/calls":
-                        metrics[key] += value
-                    else:
-                        metrics[f"{role.value}_rollout/{key}"] = value
-        with timer("update"):  # 4. GRPO update of the scheduled role(s); the other stays frozen
-            for role, episodes, _, rewards, _ in played:
-                metrics.update(self.trainers[role].update(episodes, rewards[role]))
-        judge_stats = getattr(self.judge, "stats", None)
-        if judge_stats is not None:  # endpoint / HF judges count requests, retries, failures
-            now = judge_stats.metrics()
-            metrics.update({k: v - self._judge_counts.get(k, 0.0) for k, v in now.items()})
-            self._judge_counts = now
-        if cfg.league.enabled:
-            for role in roles:
-                metrics[f"league/{role.value}/past_opponent"] = float(opponents[role] is not None)
-        metrics = self._reduce(metrics)
-        metrics.update(timer.times)
-        metrics["time/step"] = time.perf_counter() - t0
-        role_name = "both" if self.concurrent else roles[0].value
-        metrics = {"step": step, "schedule/role": role_name, **metrics}
-        replay: list[dict] = []
-        for role, episodes, verdicts, rewards, fixed in played:
-            recs = list(replay_records(step, role, episodes, verdicts, rewards))
-            for rec in recs:
-                rec["replayed"] = fixed[rec["group"]] is not None
-                if opponents.get(role) is not None:
-                    rec["opponent"] = opponents[role]
-            replay += self._gather(recs)
-        for k, rec in enumerate(replay):
-            rec["episode"] = k
-        self._after_step(roles, opponents, replay, metrics)
-        switched = self._schedule(step, roles, metrics)  # 5. schedule
-        self._log(step, metrics, replay, switched)  # 6. log
-        return metrics
-
-    def _play(self, step: int, role: Role, k: int, opponents: dict, timer: Timer):
-        """Stages 0-3 for one trained role: seeds, rollout, judge, rewards."""
-        cfg, G = self.cfg, self.cfg.grpo.group_size
-        step_judge = StepJudge(self.judge, cfg.judge.max_response_tokens)
-        with timer("seeds"):
-            batch, fixed, extra = self._batch(step, role)  # 0. seeds
-            n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
-            batch, fixed = batch[rank::n_proc], fixed[rank::n_proc]
-        players = self.players
-        if opponents.get(role) is not None:  # league: a past opponent from its checkpoint
-            opponent = self.opponents.get(role.other, opponents[role])
-            players = replace(players, **{role.other.value: opponent})
-        with timer("rollout"):
-            episodes = game.play(  # 1. rollout
-                batch,
-                players,
-                cfg.game,
-                attack_samples=G if role is Role.ATTACKER else 1,
-                reply_samples=1 if role is Role.ATTACKER else G,
-                rng_seed=self._rng_seed(step) + k * 7_919_000_003,
-                static_attacks=self.static_attacks,
-                judge_turn=step_judge,
-                fixed_attacks=fixed if any(f is not None for f in fixed) else None,
-            )
-        with timer("judge"):
-            verdicts = step_judge(  # 2. judge
-                [e.last.attack for e in episodes],
-                [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
-            )
-            verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
-            self._check_verdicts(step, verdicts)
-        with timer("rewards"):
-            rewards = compute_rewards(episodes, verdicts, cfg.reward)  # 3. rewards
-        m = {**game_metrics(episodes, verdicts), **summarize(rewards), **extra}
-        m["judge/calls"] = float(step_judge.calls)
-        return episodes, verdicts, rewards, m, fixed
-
-    def _gather(self, replay: list[dict]) -> list[dict]:
-        n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
-        if n_proc == 1:
-            return replay
-        from accelerate.utils import gather_object
-
-        for rec in replay:  # the seed's index in the whole step's batch (strided shards)
-            rec["group"] = rec["group"] * n_proc + rank
-        return sorted(gather_object(replay), key=lambda r: (r["group"], r["member"]))
-
-    def _check_verdicts(self, step: int, verdicts: list[Verdict]) -> None:
-        """Raise JudgeUnusable when more than `judge.max_unknown_fraction` of the step's
-        exchanges (over all data-parallel ranks) have an unknown label."""
-        unknown, total = sum(v.any_unknown for v in verdicts), len(verdicts)
-        if self.accelerator.num_processes > 1:
-            import torch
-
-            t = torch.tensor([unknown, total], dtype=torch.float64, device=self.accelerator.device)
-            unknown, total = (int(x) for x in self.accelerator.reduce(t, reduction="sum").tolist())
-        limit = self.cfg.judge.max_unknown_fraction
-        if not total or unknown <= limit * total:
-            return
-        errors = Counter(v.error for v in verdicts if v.any_unknown and v.error)
-        why = f"; most common error: {errors.most_common(1)[0][0][:200]}" if errors else ""
-        raise JudgeUnusable(
-            f"judge.max_unknown_fraction: step {step}: {unknown}/{total} judge labels unknown "
-            f"(limit {limit:.0%}){why}. The run stopped before training on them (nothing of "
-            f"this step was written); check judge.backend={self.cfg.judge.backend}, "
-            f"judge.model={self.cfg.judge.model!r} and judge.endpoint, then resume with "
-            f"`magic train --resume {self.run_dir}`"
-        )
-
-    def _rng_seed(self, step: int) -> int:
-        # Shards draw from distinct streams; one process keeps the (seed, step) stream.
-        n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
-        return (self.cfg.seed * 100_003 + step) * n_proc + rank
-
-    def _reduce(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Combine the shards' metrics: counts add up; rates and means are averaged over the
-        ranks that have them (a rank lacks a key, or holds NaN, when none of its samples is
-        valid)."""
-        if self.accelerator.num_processes == 1:
-            return metrics
-        import torch
-        from accelerate.utils import gather_object
-
-        keys = sorted(set(gather_object(list(metrics))))
-        values = [metrics.get(k, math.nan) for k in keys]
-        has = [0.0 if math.isnan(v) else 1.0 for v in values]
-        t = torch.tensor(
-            [[v if h else 0.0 for v, h in zip(values, has, strict=True)], has],
-            dtype=torch.float64,
-            device=self.accelerator.device,
-        )
-        total, n = self.accelerator.reduce(t, reduction="sum").tolist()
-        return {
-            k: math.nan if not c else s if is_count(k) else s / c
-            for k, s, c in zip(keys, total, n, strict=True)
-        }
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -474,6 +433,82 @@ class Run:
                 + last_good_checkpoint(self.run_dir)
             ) from e
         self.start_step = next_step
+
+
+def build_policies(cfg: RunConfig, state_dir: Path, device: str) -> dict[Role, HFPolicy | None]:
+    """Both roles' policies, each from its saved state (resume) or its model. LoRA roles on the
+    same base share one frozen copy, one adapter each; under `schedule.shared_weights` the
+    defender's model plays both roles; a static or absent attacker has no policy (None)."""
+    policies: dict[Role, HFPolicy | None] = {Role.ATTACKER: None, Role.DEFENDER: None}
+    lora_roles = {}
+    shared = cfg.schedule.shared_weights
+    for role in (Role.ATTACKER, Role.DEFENDER):
+        if role is Role.ATTACKER and (cfg.game.attacker != "policy" or shared):
+            continue
+        pcfg = getattr(cfg, role.value)  # the role's PolicyConfig
+        saved = state_dir / role.value if (state_dir / role.value).exists() else None
+        if pcfg.lora is not None:  # the saved state of a LoRA role is its adapter alone
+            from magic_rl.lora import LoraRole
+
+            require_safetensors(pcfg.model)
+            lora_roles[role] = LoraRole(pcfg.model, pcfg, saved)
+        else:
+            policies[role] = load_policy(saved or pcfg.model, pcfg, device)
+    if lora_roles:
+        from magic_rl.lora import load_lora_policies
+
+        policies.update(load_lora_policies(lora_roles, device))
+    if shared:  # one model plays both roles; each role has its own optimiser state
+        policies[Role.ATTACKER] = policies[Role.DEFENDER]
+    return policies
+
+
+def build_trainers(cfg: RunConfig, policies: dict, device: str, accelerator) -> dict:
+    """A `GRPOTrainer` per trained role, with its KL reference (`reference_model_for`; under
+    shared weights one reference serves both roles); the policies that do not train are frozen."""
+    from magic_rl.trainer import GRPOTrainer
+
+    trainers: dict[Role, GRPOTrainer] = {}
+    ref = None
+    for role in trained_roles(cfg.schedule):
+        pcfg = getattr(cfg, role.value)
+        if not (cfg.schedule.shared_weights and ref is not None):
+            ref = reference_model_for(cfg, role, policies[role], device)
+        trainers[role] = GRPOTrainer(
+            role, policies[role], pcfg, cfg.grpo, ref_model=ref, accelerator=accelerator
+        )
+    for role, policy in policies.items():
+        if policy is not None and role not in trainers:
+            policy.model.requires_grad_(False)
+    return trainers
+
+
+def reference_model_for(cfg: RunConfig, role: Role, policy, device: str):
+    """The frozen model `role`'s KL term is measured against (None at `grpo.kl_beta=0`): a LoRA
+    role's base with its adapters off (no copy), else a fresh copy of the role's starting model
+    (the defender's under shared weights)."""
+    pcfg = getattr(cfg, role.value)
+    if cfg.grpo.kl_beta <= 0:
+        return None
+    if pcfg.lora is not None:
+        from magic_rl.lora import reference_model
+
+        return reference_model(policy)
+    start = cfg.defender.model if cfg.schedule.shared_weights else pcfg.model
+    ref = load_policy(start, pcfg, device).model.eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def build_players(cfg: RunConfig, policies: dict) -> game.Players:
+    """The game's players: both policies, the chat templates and each role's sampling."""
+    return game.Players(
+        attacker=policies[Role.ATTACKER],
+        defender=policies[Role.DEFENDER],
+        templates=load_templates(cfg.game.template_set, cfg.game.templates_dir),
+        attacker_sampling=cfg.attacker.sampling,
+        defender_sampling=cfg.defender.sampling,
+    )
 
 
 def append_jsonl(path: Path, records: Sequence[dict]) -> None:
