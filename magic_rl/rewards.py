@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from magic_rl.config import RewardConfig
+from magic_rl.content import carries, expand_reply
 from magic_rl.records import Episode, Label, RewardBreakdown, Role, Verdict
 
 UNKNOWN_NOTE = "unknown judge label"
@@ -142,8 +143,6 @@ def _episode_rewards(
     refusal = r_ref(request_harmful, refused, cfg)
     d_parts = {"harm": harm, "refusal": refusal}
     if cfg.r_quality > 0:
-        from magic_rl.content import carries, expand_reply
-
         last = episode.last
         carried = carries(expand_reply(last.reply, last.attack), episode.seed.text)
         d_parts["quality"] = r_quality(request_harmful, refused, carried, cfg)

@@ -26,8 +26,11 @@ import torch
 
 from magic_rl import grpo
 from magic_rl.config import GRPOConfig, PolicyConfig, RunConfig, SFTConfig
-from magic_rl.policy import HFPolicy, sequence_logprobs
+from magic_rl.cpu import tune_for_cpu
+from magic_rl.policy import HFPolicy, quiet_transformers, sequence_logprobs
+from magic_rl.prompts import attacker_messages, load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role
+from magic_rl.strategies import resolve_strategies
 
 
 @dataclass(frozen=True)
@@ -302,9 +305,6 @@ def sft(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    from magic_rl.cpu import tune_for_cpu
-    from magic_rl.policy import quiet_transformers
-
     quiet_transformers()
     tune_for_cpu()
     datasets.disable_progress_bars()
@@ -363,10 +363,6 @@ def attacker_sft(
     """
     import json
     import time
-
-    from magic_rl.policy import HFPolicy
-    from magic_rl.prompts import attacker_messages, load_templates
-    from magic_rl.strategies import resolve_strategies
 
     skip = set(
         resolve_strategies(

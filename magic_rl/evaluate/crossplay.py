@@ -36,6 +36,7 @@ from typing import Any
 from magic_rl.config import RunConfig
 from magic_rl.content import fill_request
 from magic_rl.data.benchmarks import file_sha256
+from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
 from magic_rl.evaluate.metrics import MetricResult, asr
 from magic_rl.evaluate.run import (
     Log,
@@ -50,6 +51,7 @@ from magic_rl.evaluate.run import (
 )
 from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
+from magic_rl.prompts import attacker_messages, load_templates, parse_attack
 from magic_rl.records import Role, Seed, Verdict
 
 
@@ -68,8 +70,6 @@ class Rewrite:
 def harmful_seeds(cfg: RunConfig, source: str = "sandbox", limit: int | None = None) -> list[Seed]:
     """Harmful seeds: the sandbox's test split (all of it, whatever `sandbox.fraction`) or a seed
     file's harmful rows (all of them: a file given here is taken to be an evaluation file)."""
-    from magic_rl.data.seeds import load_seed_file, sandbox_seeds
-
     if source == "sandbox":
         seeds = sandbox_seeds(split="test", kinds=("harmful",))
     else:
@@ -88,8 +88,6 @@ def attacker_rewrites(
     advance: Callable[[int], None] = lambda k: None,
 ) -> list[list[Rewrite]]:
     """`best_of` rewrites per seed: one greedy rewrite when 1, else samples (attacker.sampling)."""
-    from magic_rl.prompts import attacker_messages, load_templates, parse_attack
-
     if best_of < 1:
         raise ValueError(f"best_of must be >= 1, got {best_of}")
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
@@ -266,8 +264,6 @@ def crossplay(
         raise FileNotFoundError(f"{run_dir}: cross-play needs attacker/ and defender/ checkpoints")
     seeds = harmful_seeds(cfg, cfg.data.seeds)
     if cfg.data.seeds != "sandbox":  # the run's own seed file: its test split, as in training
-        from magic_rl.data.seeds import split_of
-
         seeds = [s for s in seeds if split_of(s) == "test"]
         if not seeds:
             raise ValueError(f"{cfg.data.seeds}: no test-split harmful seeds for cross-play")

@@ -25,18 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig
+from magic_rl.data.seeds import split_of
+from magic_rl.evaluate.crossplay import _asr, attack_outcomes, attacker_rewrites, harmful_seeds
+from magic_rl.evaluate.run import load_policy
 from magic_rl.records import Role
 
 
 class LiveCrossplay:
     def __init__(self, cfg: RunConfig, run_dir: Path, judge) -> None:
-        from magic_rl.evaluate.crossplay import harmful_seeds
-
         self.cfg, self.run_dir, self.judge = cfg, run_dir, judge
         seeds = harmful_seeds(cfg, cfg.data.seeds)
         if cfg.data.seeds != "sandbox":
-            from magic_rl.data.seeds import split_of
-
             seeds = [s for s in seeds if split_of(s) == "test"]
         if not seeds:
             raise ValueError(f"crossplay.probe: {cfg.data.seeds} has no test-split harmful seeds")
@@ -45,13 +44,9 @@ class LiveCrossplay:
         self._rewrites: dict[str, list] = {}
 
     def _policy(self, name: str, role: Role):
-        from magic_rl.evaluate.run import load_policy
-
         return load_policy(str(self.run_dir / "checkpoints" / name / role.value), role, self.cfg)
 
     def _attacks(self, name: str) -> list:
-        from magic_rl.evaluate.crossplay import attacker_rewrites
-
         if name not in self._rewrites:
             self._rewrites[name] = attacker_rewrites(
                 self._policy(name, Role.ATTACKER), self.seeds, self.cfg
@@ -63,8 +58,6 @@ class LiveCrossplay:
     ) -> list[dict]:
         """Play each new snapshot (the last of its role) against every snapshot of the other role
         whose cell is not yet in the file; append and return the rows."""
-        from magic_rl.evaluate.crossplay import _asr, attack_outcomes
-
         done = {(r["attacker"], r["defender"]) for r in read_rows(self.path)}
         cells = []
         for role in new:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from magic_rl.evaluate.strategy import TAXONOMY
 from magic_rl.loop.summary import nan_mean
 from magic_rl.report.runs import RunData, _num
 
@@ -164,8 +165,6 @@ def crossplay_figure(run: RunData, index: int) -> Figure | None:
 
 
 def strategy_figure(run: RunData, index: int) -> Figure | None:
-    from magic_rl.evaluate.strategy import TAXONOMY
-
     stages = (run.analysis or {}).get("stages") or []
     if not stages:
         return None

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.data.files import get_path, read_jsonl_rows
+from magic_rl.evaluate.strategy import analyze_replay, read_replay
+from magic_rl.loop.crossplay import matrix, read_rows
 from magic_rl.loop.summary import headline
 
 CONFIG_KEYS = (
@@ -59,8 +61,6 @@ def _read_json(path: Path) -> Any:
 
 def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     """Read a run directory; only metrics.jsonl is required."""
-    from magic_rl.evaluate.strategy import analyze_replay, read_replay
-
     path = Path(run_dir)
     if not (path / "metrics.jsonl").exists():
         raise FileNotFoundError(f"{path}: no metrics.jsonl: not a run directory")
@@ -80,8 +80,6 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
             _read_json(path / "crossplay" / "crossplay.json"), path / "crossplay" / "crossplay.json"
         )
     elif (path / "crossplay.jsonl").exists():  # live cross-play, drawn as it stands
-        from magic_rl.loop.crossplay import matrix, read_rows
-
         run.crossplay = {**matrix(read_rows(path / "crossplay.jsonl")), "live": True}
     if (path / "eval" / "results.json").exists():
         run.eval_results = _read_json(path / "eval" / "results.json")

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from magic_rl.evaluate.strategy import TAXONOMY
 from magic_rl.loop.summary import SUMMARY_KEYS
 from magic_rl.report.markup import Report, _e, _md_cell
 from magic_rl.report.plots import crossplay_figure, curves_figure, strategy_figure
@@ -44,8 +45,6 @@ def _summary_section(rep: Report, runs: Sequence[RunData]) -> None:
 
 
 def _strategy_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> None:
-    from magic_rl.evaluate.strategy import TAXONOMY
-
     if not any((run.analysis or {}).get("stages") for run in runs):
         return
     rep.section("strategy", "Attack patterns per training stage")

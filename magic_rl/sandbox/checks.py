@@ -55,7 +55,7 @@ def learnability(
     import torch
     from transformers import LlamaForSequenceClassification
 
-    from magic_rl.sandbox.world import llama_config
+    from magic_rl.sandbox.world import llama_config  # world imports this module
 
     sb = cfg.sandbox
     torch.manual_seed(sb.seed)

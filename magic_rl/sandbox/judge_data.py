@@ -39,10 +39,13 @@ import string
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from magic_rl.content import REQUEST_MARKER, expand_reply
+from magic_rl.content import REQUEST_MARKER, carries, content_words, expand_reply
+from magic_rl.data.seeds import sandbox_seeds
 from magic_rl.judge.embedded.examples import JudgeExample
 from magic_rl.records import Seed
 from magic_rl.sandbox import replies
+from magic_rl.strategies import build_pool
+from magic_rl.strategies.ciphers import CIPHERS, encode
 
 TRUNCATE_KEEP = 0.6
 ECHO_WORDS = 40
@@ -103,8 +106,6 @@ def degenerate(prompt: str, rng: random.Random) -> tuple[str, str]:
 def garble(text: str, rng: random.Random) -> str:
     """The text with its content words scrambled beyond recognition (letters shuffled and cut),
     as a tiny policy's failed copy: it no longer carries the request."""
-    from magic_rl.content import content_words
-
     content = set(content_words(text))
     out = []
     for w in text.split():
@@ -121,8 +122,6 @@ def _content_reply(kind: str, task: str, rng: random.Random) -> str:
     """A complying reply restating `task` (kind: compliance, helpful, encoded). A multi-line or long
     task (a whole prompt) is restated as the world expands `[request]`, else as `restate` does."""
     if kind == "encoded":
-        from magic_rl.strategies.ciphers import CIPHERS, encode
-
         cipher, plain = rng.choice(CIPHERS), replies.restate(task)
         try:
             return replies.compliance(encode(cipher, plain), rng, restated=True)
@@ -152,7 +151,6 @@ def examples_for_prompt(
 ) -> list[JudgeExample]:
     """The prompt-only example and one example per reply kind for one request; `others` are the
     seeds an `other_task` reply may restate (the seed itself when empty)."""
-    from magic_rl.content import carries
 
     def example(kind: str, text: str, refused: bool, content: Seed | None) -> JudgeExample:
         bad = (
@@ -238,9 +236,6 @@ def sandbox_judge_examples(
     exclude: Sequence[str] = (),
 ) -> list[JudgeExample]:
     """Judge examples of one seed split (None = all) of the sandbox world: seeds + pool rewrites."""
-    from magic_rl.data.seeds import sandbox_seeds
-    from magic_rl.strategies import build_pool
-
     seeds = sandbox_seeds(split=split, fraction=fraction)
     pool = build_pool(seeds, strategies, rng_seed=rng_seed, exclude=exclude)
     return build_judge_examples(seeds, pool, rng_seed=rng_seed)
@@ -263,9 +258,6 @@ def sandbox_judge_splits(
         test = sandbox_judge_examples("test", rng_seed=rng_seed + 1, fraction=fraction)
         return train, test
     if protocol == "rewrites":
-        from magic_rl.data.seeds import sandbox_seeds
-        from magic_rl.strategies import build_pool
-
         train = sandbox_judge_examples(
             None, rng_seed=rng_seed, fraction=fraction, exclude=HELD_OUT_STRATEGIES
         )

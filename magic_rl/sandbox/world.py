@@ -56,6 +56,7 @@ from magic_rl.policy import HFPolicy
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.records import Seed
 from magic_rl.sandbox import replies
+from magic_rl.sandbox.checks import attacker_check, learnability, learnability_sets
 from magic_rl.sandbox.judge_data import build_judge_examples, garble
 from magic_rl.sandbox.tokenizer import train_tokenizer
 from magic_rl.strategies import build_pool, read_pool, resolve_strategies, write_pool
@@ -293,7 +294,6 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
         return world
     import torch
 
-    from magic_rl.sandbox.checks import learnability, learnability_sets  # imports this module
     from magic_rl.trainer import sft  # torch
 
     sb = cfg.sandbox
@@ -394,7 +394,6 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     out = world.attacker(cfg)
     if (out / "sft.json").exists() and not force:
         return out
-    from magic_rl.sandbox.checks import attacker_check  # imports this module
     from magic_rl.trainer import attacker_sft  # torch
 
     records = marked_records([r for r in read_pool(world.pool) if split_of(r.seed) == "train"])

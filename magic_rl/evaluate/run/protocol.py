@@ -18,15 +18,16 @@ from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.metrics import MetricResult, summarize_items
 from magic_rl.evaluate.run.items import SANDBOX, EvalSet, ItemResult, Log
 from magic_rl.evaluate.run.models import load_policy
+from magic_rl.game import DEFENDER_COT_INSTRUCTION
 from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.judge.score import score_exchanges
+from magic_rl.progress import new_bar
+from magic_rl.prompts import defender_messages, load_templates, strip_reasoning
 from magic_rl.records import Role, Verdict
 
 
 def defender_system(cfg: RunConfig) -> str | None:
     """The defender's system prompt, as in training (game._replies)."""
-    from magic_rl.game import DEFENDER_COT_INSTRUCTION
-
     system = cfg.game.defender_system_prompt
     if cfg.game.defender_format == "think_answer":
         return f"{system}\n{DEFENDER_COT_INSTRUCTION}" if system else DEFENDER_COT_INSTRUCTION
@@ -39,7 +40,6 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int],
     if not enabled:
         yield lambda desc, total: lambda k: None
         return
-    from magic_rl.progress import new_bar
 
     with new_bar() as bar:
 
@@ -59,8 +59,6 @@ def greedy_replies(
 ) -> list[Any]:
     """One greedy `Generation` per prompt under the training chat view; equal prompts decode once,
     in batches of `eval.batch_size` prompts of similar length."""
-    from magic_rl.prompts import defender_messages, load_templates
-
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     system = defender_system(cfg)
     unique = sorted(dict.fromkeys(prompts), key=len)
@@ -85,8 +83,6 @@ def judge_replies(
 ) -> list[Verdict]:
     """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words); equal pairs once
     (`judge.score.score_exchanges`). A reply of None asks for the prompt label only."""
-    from magic_rl.prompts import strip_reasoning
-
     stripped = [None if r is None else strip_reasoning(r) for r in replies]
     return score_exchanges(judge, requests, stripped, max_words)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from magic_rl.config import RunConfig
 from magic_rl.data.benchmarks import (
+    BENCHMARKS,
     DatasetError,
     EvalItem,
     benchmark_path,
@@ -182,8 +183,6 @@ def load_sets(
 def _load_benchmark(
     name: str, limit: int | None, data_root: str | Path | None
 ) -> tuple[list[EvalItem], Path | None]:
-    from magic_rl.data.benchmarks import BENCHMARKS
-
     if name in BENCHMARKS:
         return load_benchmark(name, limit=limit, data_root=data_root), benchmark_path(
             name, data_root

@@ -38,9 +38,11 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from magic_rl.data.seeds import sandbox_seeds
 from magic_rl.evaluate.strategy.cues import CUES
 from magic_rl.evaluate.strategy.diversity import tokenize
 from magic_rl.evaluate.strategy.taxonomy import NONE, classes_of, code_of, is_hybrid
+from magic_rl.strategies import build_pool
 from magic_rl.strategies.mutations import SIGNATURES, STRATEGIES
 
 
@@ -152,9 +154,6 @@ def pool_accuracy(records: Sequence[Any] | None = None) -> dict[str, Any]:
     Returns {"n", "taxonomy": {"hit", "exact", "hybrid_ratio"}, "strategy": {"accuracy"},
     "per_strategy": {name: {"n", "hit", "exact", "strategy_accuracy", "top_codes"}}}."""
     if records is None:
-        from magic_rl.data.seeds import sandbox_seeds
-        from magic_rl.strategies import build_pool
-
         records = build_pool(sandbox_seeds())
     per: dict[str, dict[str, Any]] = {}
     for r in records:
