@@ -269,6 +269,35 @@ def test_score_exchanges_dedups_and_keeps_order() -> None:
         score_exchanges(judge, ["a"], [])
 
 
+def test_score_exchanges_cuts_to_words_keeps_prompt_only_calls_and_memoises() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    class Recorder:
+        name = "recorder"
+
+        def judge(self, prompts, responses):
+            seen.extend(zip(prompts, responses, strict=True))
+            return [Verdict(False, None if r is None else False, False) for r in responses]
+
+    memo: dict = {}
+    out = score_exchanges(Recorder(), ["q", "q", "p"], ["a b c d", "a b c e", None], 3, memo)
+    assert seen == [("q", "a b c"), ("p", None)]  # the same first 3 words: one call
+    assert out[0] is out[1] and out[2].response_refusal is None
+    score_exchanges(Recorder(), ["q"], ["a b c"], 3, memo)  # already in the memo: no call
+    assert len(seen) == 2 and len(memo) == 2
+
+
+def test_score_exchanges_refuses_a_judge_that_loses_verdicts() -> None:
+    class Lossy:
+        name = "lossy"
+
+        def judge(self, prompts, responses):
+            return [Verdict(False, False, False)]
+
+    with pytest.raises(RuntimeError, match="'lossy' returned 1 verdicts for 2"):
+        score_exchanges(Lossy(), ["a", "b"], ["x", "y"])
+
+
 def test_make_judge_picks_backends() -> None:
     assert isinstance(make_judge(JudgeConfig(backend="keyword")), KeywordRefusalJudge)
     fn = lambda p, r: Verdict(True, True, False)  # noqa: E731

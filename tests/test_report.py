@@ -429,3 +429,22 @@ def test_console_error_detection_can_fail(chromium, tmp_path) -> None:
     broken.write_text("<!DOCTYPE html><html><body><script>noSuchFunction();</script></body></html>")
     proc = _run_chromium(chromium, broken, tmp_path, "--dump-dom")
     assert _page_errors(proc.stderr), proc.stderr[-2000:]
+
+
+def test_run_summary_and_summary_json_share_one_nan_rule(tmp_path: Path) -> None:
+    from magic_rl.loop import summarize_run
+    from magic_rl.report import run_summary
+
+    rows = [
+        {"step": 0, "schedule/role": "defender", "game/asr": 0.5, "judge/unknown": math.nan},
+        {"step": 1, "schedule/role": "defender", "game/asr": math.nan, "judge/unknown": math.nan},
+        {"step": 2, "schedule/role": "attacker", "game/asr": 0.25},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    saved, shown = summarize_run(tmp_path, window=3), run_summary(load_run(tmp_path), window=3)
+    for summary in (saved, shown):
+        assert summary["steps"] == 3 and summary["switches"] == 1
+        assert summary["first"]["game/asr"] == 0.375  # the NaN step is left out, not NaN
+        assert summary["first"]["judge/unknown"] is None  # no step has a number
+        assert summary["last"]["defender/refusal_rate/harmful"] is None  # absent everywhere
+    assert saved["first"] == shown["first"] and saved["last"] == shown["last"]
