@@ -114,7 +114,7 @@ class Run:
 
     def _load_frozen(self, path: Path, role: Role):
         """A past opponent from its checkpoint directory (a LoRA role's is an adapter dir)."""
-        pcfg = self.cfg.attacker if role is Role.ATTACKER else self.cfg.defender
+        pcfg = getattr(self.cfg, role.value)  # the role's PolicyConfig
         if pcfg.lora is None:
             return load_policy(path, pcfg.model_copy(update={"backend": "hf"}), self.device)
         return HFPolicy.from_pretrained(path, dtype=pcfg.dtype, device=pcfg.device or self.device)
