@@ -10,10 +10,10 @@ Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop
     5. log       metrics.jsonl, replay.jsonl, progress bar, tracker
     6. schedule  next role; checkpoints of both roles at every switch
 
-Run directory (runs/<name>/): config.yaml (resolved), metrics.jsonl, replay.jsonl, checkpoints/
-step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights, optimisers, schedule,
-league snapshots and statistics, hard-case buffers: what resume needs), summary.json, and with
-`crossplay.probe` crossplay.jsonl (live cross-play, `loop.crossplay`).
+Run directory (runs/<name>/): config.yaml (every field, as the user gave it), metrics.jsonl,
+replay.jsonl, checkpoints/step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights,
+optimisers, schedule, league snapshots and statistics, hard-case buffers: what resume needs),
+summary.json, and with `crossplay.probe` crossplay.jsonl (live cross-play, `loop.crossplay`).
 
 Beyond latest-only play, in this same step program (`loop.league`, `loop.hardcases`,
 `loop.crossplay`, `Run.roles_at`; docs/deviations.md): an opponent league, hard-case replay, live
