@@ -43,6 +43,7 @@ from magic_rl.models import DEFAULT_CACHE, fetch
 from magic_rl.policy import HFPolicy, sequence_logprobs
 from magic_rl.prompts import attacker_messages, defender_messages, load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role, Turn
+from magic_rl.sandbox.resolve import resolve_world
 from magic_rl.trainer import GRPOTrainer
 
 PRESET = "configs/smollm2-cpu.yaml"
@@ -125,7 +126,7 @@ def step_shares(cfg_overrides: list[str]) -> dict:
             PRESET, [*cfg_overrides, *schedule, f"output_dir={tmp}", "train.progress=false"]
         )
         (Path(tmp) / "bench").mkdir()  # Run.step logs into its run dir
-        run = Run(cfg, Path(tmp) / "bench", log=lambda *a: None)
+        run = Run(resolve_world(cfg, log=lambda *a: None), Path(tmp) / "bench", log=lambda *a: None)
         out = {}
         for k, role in enumerate((Role.DEFENDER, Role.ATTACKER)):
             assert run.scheduler.role is role

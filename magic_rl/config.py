@@ -181,7 +181,9 @@ class GameConfig(_Section):
         "(No-Game); `static`: rewrites from `static_attacks` (static adversarial data).",
     )
     static_attacks: str | None = Field(
-        None, description="JSONL of pre-written attacks (pool format) when attacker='static'."
+        None,
+        description="JSONL of pre-written attacks (pool format) when attacker='static'; `sandbox` "
+        "= the sandbox world's pool (the entry point turns it into the pool's path).",
     )
     defender_format: Literal["plain", "think_answer"] = Field(
         "plain", description="`think_answer` forces the defender into <think>/<answer> (w/ CoT)."

@@ -25,7 +25,7 @@ from magic_rl.config import load_config
 from magic_rl.evaluate.run import evaluate_run
 from magic_rl.loop import preflight, summarize_run, train
 from magic_rl.progress import summary_table
-from magic_rl.sandbox.resolve import resolve_world
+from magic_rl.sandbox.resolve import resolve_judge, resolve_world
 from magic_rl.sandbox.world import build_attacker, build_world
 
 KEPT = 0.05
@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
     run_dir = train(resolved, log=console.print, recorded=cfg)
     console.print(summary_table(summarize_run(run_dir), run_dir))
     console.rule("[bold]4. evaluation")
-    results = evaluate_run(resolved, run_dir, log=console.print, sandbox_pool=world.pool)
+    judged = resolve_judge(cfg, log=console.print)  # the policies stay named as given
+    results = evaluate_run(judged, run_dir, log=console.print, sandbox_pool=world.pool)
     console.rule("[bold]5. the two-sided headline")
     show_headline(run_dir / "eval" / "results.json", console)
     console.rule("[bold]done")

@@ -63,7 +63,8 @@ def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
                 source = node.module or ""
             # `from pkg import mod` imports the module pkg.mod; `from mod import name` imports mod
             targets = [
-                f"{source}.{a.name}" if f"{source}.{a.name}".removeprefix("magic_rl.") in known
+                f"{source}.{a.name}"
+                if f"{source}.{a.name}".removeprefix("magic_rl.") in known
                 else source
                 for a in node.names
             ]
@@ -135,3 +136,17 @@ def test_an_upward_import_is_found(table, tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     problems = upward_imports(table)
     assert len(problems) == 1 and f"{leaf} (floor {lowest}) imports cli" in problems[0]
+
+
+def test_below_the_entry_points_nothing_imports_the_sandbox():
+    """loop, evaluate, judge and trainer take paths: the entry points resolve sandbox names."""
+    mods = modules()
+    core = ("loop", "evaluate", "judge", "trainer", "game", "policy", "rewards")
+    found = [
+        f"{name} imports {target}"
+        for name, path in mods.items()
+        if name.split(".")[0] in core
+        for target, _ in imports(name, path, set(mods))
+        if target == "sandbox" or target.startswith("sandbox.")
+    ]
+    assert not found, found

@@ -296,12 +296,12 @@ def test_eval_writes_results_items_and_table(world, world_overrides, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_run_puts_first_and_last_side_by_side(fake_run, world_overrides):
+def test_evaluate_run_puts_first_and_last_side_by_side(fake_run, world, world_overrides):
     from magic_rl.evaluate.run import evaluate_run
+    from magic_rl.sandbox.resolve import resolve_judge
 
-    md = evaluate_run(
-        load_config("sandbox", world_overrides), fake_run, log=lambda *a: None, limit=2
-    )
+    cfg = resolve_judge(load_config("sandbox", world_overrides))  # as `make demo` does
+    md = evaluate_run(cfg, fake_run, log=lambda *a: None, limit=2, sandbox_pool=world.pool)
     doc = json.loads((fake_run / "eval" / "results.json").read_text())
     assert list(doc["models"]) == ["step-000000", "step-000005"]
     assert "| benchmark | metric | step-000000 | step-000005 |" in md.read_text()

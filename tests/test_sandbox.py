@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from magic_rl.cli import app
 from magic_rl.config import load_config
 from magic_rl.prompts import is_format_ok
-from magic_rl.sandbox.resolve import resolve_model
+from magic_rl.sandbox.resolve import resolve_model, resolve_world
 from magic_rl.sandbox.world import world_for
 from magic_rl.strategies import read_pool, resolve_strategies
 from magic_rl.trainer import SFTExample, tokenize_sft
@@ -68,6 +68,40 @@ def test_reduced_build_from_the_cli_is_deterministic_and_cached(tiny_overrides, 
     again = runner.invoke(app, ["sandbox", "build", *overrides])
     assert again.exit_code == 0, again.output
     assert (world.base / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_resolve_world_turns_what_the_run_uses_into_paths_once(tiny_overrides):
+    cfg = load_config("sandbox", tiny_overrides)
+    world = world_for(cfg)
+    quiet = lambda *a: None  # noqa: E731
+    out = resolve_world(cfg, log=quiet)
+    assert out.attacker.model == str(world.attacker(cfg))
+    assert out.defender.model == str(world.base)
+    assert out.judge.model == str(world.judge)
+    assert resolve_world(out, log=quiet) == out  # paths stay paths
+    assert cfg.attacker.model == "sandbox:attacker"  # the given config is left as it was
+    static = load_config(
+        "sandbox",
+        [
+            *tiny_overrides,
+            "game.attacker=static",
+            "game.static_attacks=sandbox",
+            "schedule.train_roles=defender",
+        ],
+    )
+    out = resolve_world(static, log=quiet)
+    assert out.game.static_attacks == str(world.pool)
+    assert out.attacker.model == "sandbox:attacker"  # not played: not resolved, not built
+
+
+def test_a_data_parallel_launch_never_builds_the_world(tiny_overrides, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    built = load_config("sandbox", tiny_overrides)
+    assert resolve_world(built, log=lambda *a: None).defender.model == str(world_for(built).base)
+    empty = load_config("sandbox", [*tiny_overrides, f"sandbox.cache_dir={tmp_path}"])
+    with pytest.raises(RuntimeError, match="not built"):
+        resolve_world(empty, log=lambda *a: None)
+    assert not any(tmp_path.iterdir())
 
 
 def test_resolve_model_passes_real_names_and_rejects_unknown_sandbox_parts(tiny_overrides):

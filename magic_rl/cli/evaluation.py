@@ -62,7 +62,8 @@ def eval_cmd(
         magic eval --model runs/sandbox/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.run import evaluate, load_sets, rich_table
+    from magic_rl.evaluate.run import evaluate, load_sets, resolve_role_model, rich_table
+    from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
 
     cfg = _eval_config(config, [model], overrides)
@@ -80,6 +81,7 @@ def eval_cmd(
         if not sets:
             raise ValueError(f"no items to evaluate in {names}")
         model = resolve_model(model, cfg, log=console.print)
+        resolve_role_model(model, Role.DEFENDER, cfg)  # a bad model fails before the judge's build
         cfg = resolve_judge(cfg, log=console.print)
         out_dir, models = evaluate(cfg, model, sets, out=out, limit=limit, log=console.print)
     except (DatasetError, FileNotFoundError, ValueError) as err:
@@ -121,6 +123,8 @@ def attack(
     Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     """
     from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
+    from magic_rl.evaluate.run import resolve_role_model
+    from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model
 
     cfg = _eval_config(config, [attacker, target], overrides)
@@ -129,6 +133,8 @@ def attack(
         harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
         attacker = resolve_model(attacker, cfg, log=log)
         target = resolve_model(target, cfg, log=log)
+        resolve_role_model(attacker, Role.ATTACKER, cfg)  # bad models fail before the judge's build
+        resolve_role_model(target, Role.DEFENDER, cfg)
         cfg = resolve_judge(cfg, log=log)
         attack_transfer(
             cfg,

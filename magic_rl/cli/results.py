@@ -88,7 +88,9 @@ def audit_cmd(
 
     from magic_rl.data.benchmarks import DatasetError, load_benchmark
     from magic_rl.evaluate.audit import AUDIT_HEADER, audit, audit_rows, markdown
-    from magic_rl.evaluate.run import make_eval_judge, progress_bar
+    from magic_rl.evaluate.run import progress_bar
+    from magic_rl.judge import make_judge
+    from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = _load(config, overrides)
     names = judge or ["keyword"]
@@ -121,7 +123,7 @@ def audit_cmd(
                 )
                 jcfg = cfg.model_copy(update={"judge": embedded})
             try:
-                j = make_eval_judge(jcfg, log=console.print)
+                j = make_judge(resolve_judge(jcfg, log=console.print).judge)
             except (FileNotFoundError, ValueError) as err:
                 _fail(f"--judge {name}: {err}")
         t0 = time.perf_counter()

@@ -79,6 +79,18 @@ def harmful_seeds(cfg: RunConfig, source: str = "sandbox", limit: int | None = N
     return seeds if limit is None else seeds[:limit]
 
 
+def crossplay_seeds(cfg: RunConfig, what: str) -> list[Seed]:
+    """The harmful seeds cross-play plays: the test split of the run's RL seeds (`data.seeds`:
+    the sandbox's test split, or the test split of the run's own seed file, as in training).
+    `what` names the caller in the error."""
+    seeds = harmful_seeds(cfg, cfg.data.seeds)
+    if cfg.data.seeds != "sandbox":
+        seeds = [s for s in seeds if split_of(s) == "test"]
+    if not seeds:
+        raise ValueError(f"{what}: {cfg.data.seeds} has no test-split harmful seeds")
+    return seeds
+
+
 def attacker_rewrites(
     policy,
     seeds: Sequence[Seed],
@@ -262,11 +274,7 @@ def crossplay(
     defenders = [c for c in ckpts if (c / Role.DEFENDER.value).is_dir()]
     if not attackers or not defenders:
         raise FileNotFoundError(f"{run_dir}: cross-play needs attacker/ and defender/ checkpoints")
-    seeds = harmful_seeds(cfg, cfg.data.seeds)
-    if cfg.data.seeds != "sandbox":  # the run's own seed file: its test split, as in training
-        seeds = [s for s in seeds if split_of(s) == "test"]
-        if not seeds:
-            raise ValueError(f"{cfg.data.seeds}: no test-split harmful seeds for cross-play")
+    seeds = crossplay_seeds(cfg, "cross-play")
     seeds = seeds if limit is None else seeds[:limit]
     judge = make_judge(cfg.judge)
     t0 = time.perf_counter()

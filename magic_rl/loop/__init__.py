@@ -13,10 +13,10 @@ Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop
 All seven are in `Run.step` (`loop/run.py`); `train` prepares the run directory, resumes, and runs
 the steps under the progress bar.
 
-Run directory (runs/<name>/): config.yaml (resolved), metrics.jsonl, replay.jsonl, checkpoints/
-step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights, optimisers, schedule,
-league snapshots and statistics, hard-case buffers: what resume needs), summary.json, and with
-`crossplay.probe` crossplay.jsonl (live cross-play, `loop.crossplay`).
+Run directory (runs/<name>/): config.yaml (every field, as the user gave it), metrics.jsonl,
+replay.jsonl, checkpoints/step-NNNNNN/{attacker,defender}/ (Hugging Face format), state/ (weights,
+optimisers, schedule, league snapshots and statistics, hard-case buffers: what resume needs),
+summary.json, and with `crossplay.probe` crossplay.jsonl (live cross-play, `loop.crossplay`).
 
 Beyond latest-only play, in this same step program (`loop.league`, `loop.hardcases`,
 `loop.crossplay`, `Run.roles_at`; docs/deviations.md): an opponent league, hard-case replay, live

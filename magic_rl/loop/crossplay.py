@@ -25,8 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig
-from magic_rl.data.seeds import split_of
-from magic_rl.evaluate.crossplay import _asr, attack_outcomes, attacker_rewrites, harmful_seeds
+from magic_rl.evaluate.crossplay import (
+    _asr,
+    attack_outcomes,
+    attacker_rewrites,
+    crossplay_seeds,
+)
 from magic_rl.evaluate.run import load_policy
 from magic_rl.records import Role
 
@@ -34,12 +38,7 @@ from magic_rl.records import Role
 class LiveCrossplay:
     def __init__(self, cfg: RunConfig, run_dir: Path, judge) -> None:
         self.cfg, self.run_dir, self.judge = cfg, run_dir, judge
-        seeds = harmful_seeds(cfg, cfg.data.seeds)
-        if cfg.data.seeds != "sandbox":
-            seeds = [s for s in seeds if split_of(s) == "test"]
-        if not seeds:
-            raise ValueError(f"crossplay.probe: {cfg.data.seeds} has no test-split harmful seeds")
-        self.seeds = seeds[: cfg.crossplay.probe]
+        self.seeds = crossplay_seeds(cfg, "crossplay.probe")[: cfg.crossplay.probe]
         self.path = run_dir / "crossplay.jsonl"
         self._rewrites: dict[str, list] = {}
 

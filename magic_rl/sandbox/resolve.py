@@ -1,9 +1,10 @@
 """The world is resolved once, at the edge: a config's sandbox and catalog names become plain paths.
 
-Every entry point (`magic train|sft|eval|attack|crossplay|serve|experiment`, `make demo`) calls
-`resolve_world(cfg)` (or `resolve_model` for a model named on its command line) before anything
-else; below them `loop`, `evaluate`, `judge` and `trainer` take paths and never import
-`magic_rl.sandbox`'s orchestrators. What is resolved:
+Every entry point (`magic train|sft|eval|attack|crossplay|serve|judge audit`, `magic experiment`,
+`make demo`) calls `resolve_world(cfg)` before the work, or what it needs of it: `resolve_model`
+for a model named on its command line, `resolve_judge` for the judge alone, `sandbox_pool` for the
+sandbox eval sets. Below them `loop`, `evaluate`, `judge` and `trainer` take paths and never import
+`magic_rl.sandbox` (tests/test_architecture.py). What is resolved:
 
     attacker.model / defender.model   `sandbox:base|attacker` -> the world's base model / the
                                       phase-1 attacker (built on demand); `models:NAME` -> the
@@ -14,13 +15,11 @@ else; below them `loop`, `evaluate`, `judge` and `trainer` take paths and never 
 Only what the run uses is resolved (and so built): the attacker's model when the game asks a
 policy attacker with weights of its own, the pool when the attacker is static. `data.seeds=sandbox`
 is not a world file: it names the built-in seed sets of `magic_rl.data.seeds` (package assets, no
-build), read there with the run's split and kinds.
+build), read there with the run's split and kinds (`data.seeds.load_seeds`).
 
 A data-parallel launch (`WORLD_SIZE` > 1) never builds: building trains models with TRL, which
 would itself go data-parallel inside one process of the launch and hang; it must find the world
 built (`magic sandbox build` with the same config and overrides first).
-
-Run: called by the CLI; `python -c "from magic_rl.sandbox.resolve import resolve_world"` in code.
 """
 
 from __future__ import annotations
@@ -104,9 +103,7 @@ def resolve_world(cfg: RunConfig, *, log=print) -> RunConfig:
     if uses_attacker:
         attacker = resolve_model(attacker, cfg, log=log)
     defender = resolve_model(cfg.defender.model, cfg, log=log)
-    judge = cfg.judge.model
-    if cfg.judge.backend == "embedded":
-        judge = resolve_model(judge, cfg, log=log)
+    judge = resolve_judge(cfg, log=log).judge
     static = cfg.game.static_attacks
     if cfg.game.attacker == "static" and static == "sandbox":
         static = str(_world(cfg, log).pool)
@@ -114,7 +111,7 @@ def resolve_world(cfg: RunConfig, *, log=print) -> RunConfig:
         update={
             "attacker": cfg.attacker.model_copy(update={"model": attacker}),
             "defender": cfg.defender.model_copy(update={"model": defender}),
-            "judge": cfg.judge.model_copy(update={"model": judge}),
+            "judge": judge,
             "game": cfg.game.model_copy(update={"static_attacks": static}),
         }
     )

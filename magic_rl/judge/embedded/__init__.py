@@ -18,8 +18,8 @@ reply's `[request]` marker is expanded to the prompt it answers (`magic_rl.conte
 the sandbox's tiny policies refer to the request instead of copying it). `score` = P(response
 harmful).
 
-Trained only on data the project owns (`JudgeExample`s written by `magic_rl.sandbox.judge_data`); no rules at inference beyond
-the marker expansion.
+Trained only on data the project owns (`JudgeExample`s written by `magic_rl.sandbox.judge_data`);
+no rules at inference beyond the marker expansion.
 Embedding rows train with row-wise Adagrad on the rows a batch touches (fast on CPU), heads with
 Adam.
 Featurisation is vectorised numpy over a whole batch, so the judge labels thousands of exchanges a
