@@ -4,8 +4,9 @@
 of OpenAI-style routes on uvicorn's h11 protocol. What it promises (docs/serving.md, "Reliability";
 tests/test_serving.py):
 
-- Request size: a body over `Limits.max_body_bytes` gets 413 (a too-large `Content-Length` before
-  a byte of the body is read); h11 refuses (400) a request head still incomplete past
+- Request size: a body over `Limits.max_body_bytes` gets 413 (a `Content-Length` over twice the cap
+  before a byte of the body is read; a smaller excess is read and dropped first, so the client sees
+  the 413 rather than a connection reset); h11 refuses (400) a request head still incomplete past
   `max_header_bytes` (one that arrives whole in a single 64 KiB read may be larger).
 - Slow clients: a connection has `read_timeout_s` to deliver its request headers (from connect or
   from the previous response), and the app `read_timeout_s` to receive the body (408); idle
@@ -116,20 +117,26 @@ def _no_constant(name: str) -> Any:
 async def read_body(request: Request, limits: Limits) -> bytes:
     """The request body, read within the size cap (413) and the read timeout (408)."""
     declared = request.headers.get("content-length")
-    if declared is not None and int(declared) > limits.max_body_bytes:  # h11 checked the syntax
-        raise HTTPError(413, f"request body of {declared} bytes > {limits.max_body_bytes}")
+    cap = limits.max_body_bytes
+    # Over the cap by at most as much again, the body is still read (and dropped) before the 413:
+    # a socket closed with unread bytes sends a reset, which a client may see instead of the 413.
+    if declared is not None and int(declared) > 2 * cap:  # h11 checked the syntax
+        raise HTTPError(413, f"request body of {declared} bytes > {cap}")
     chunks, size = [], 0
     try:
         async with asyncio.timeout(limits.read_timeout_s):
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limits.max_body_bytes:
-                    raise HTTPError(413, f"request body over {limits.max_body_bytes} bytes")
+                if size > 2 * cap:
+                    break
                 chunks.append(chunk)
     except TimeoutError:
-        raise HTTPError(
-            408, f"request body not received within {limits.read_timeout_s} s"
-        ) from None
+        if size <= cap:
+            raise HTTPError(
+                408, f"request body not received within {limits.read_timeout_s} s"
+            ) from None
+    if size > cap:
+        raise HTTPError(413, f"request body of {declared or 'over ' + str(cap)} bytes > {cap}")
     return b"".join(chunks)
 
 
