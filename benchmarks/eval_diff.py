@@ -1,9 +1,10 @@
 """Before/after table of two `magic eval` outputs on the items they share, with paired differences.
 
 For every (benchmark, subset, metric) present in both `items.jsonl` files: the rate before and after
-over the common items (their `outcome`: attack success for asr, refusal for rta, compliance for
-compliance), and the paired difference after - before with a 95% paired-t interval
-(`magic_rl.evaluate.metrics.diff_ci(paired=True)`). Items with an unknown outcome on either side are
+over the common items (each item's `outcome` flag: harmful for asr, refused for rta, compliance and
+compliance_asr, the two latter counting the items NOT refused, as `magic eval` does), and the paired difference after - before with a 95% paired bootstrap interval (items resampled with
+their before and after outcome together; `magic_rl.evaluate.metrics.bootstrap_ci`, 1000 resamples,
+seed 0). Items with an unknown outcome on either side are
 left out. Prints a markdown table.
 
 Run: python benchmarks/eval_diff.py runs/eval-before runs/eval-after
@@ -15,7 +16,12 @@ import argparse
 import json
 from pathlib import Path
 
-from magic_rl.evaluate.metrics import diff_ci
+import numpy as np
+
+from magic_rl.evaluate.metrics import bootstrap_ci
+
+# which outcome flag a metric counts (magic_rl.evaluate.metrics: asr, rta, compliance, compliance_asr)
+COUNTS = {"asr": True, "rta": True, "compliance": False, "compliance_asr": False}
 
 
 def outcomes(out_dir: Path) -> dict[tuple[str, str, str], dict[str, bool]]:
@@ -24,9 +30,8 @@ def outcomes(out_dir: Path) -> dict[tuple[str, str, str], dict[str, bool]]:
         row = json.loads(line)
         if row.get("outcome") is None:
             continue
-        table.setdefault((row["source"], row["subset"], row["metric"]), {})[row["id"]] = bool(
-            row["outcome"]
-        )
+        hit = bool(row["outcome"]) is COUNTS[row["metric"]]
+        table.setdefault((row["source"], row["subset"], row["metric"]), {})[row["id"]] = hit
     return table
 
 
@@ -44,11 +49,11 @@ def main() -> None:
             continue
         b = [float(before[key][i]) for i in ids]
         a = [float(after[key][i]) for i in ids]
-        d = diff_ci(a, b, paired=True)
-        ci = "" if d.lo != d.lo else f" [{d.lo:+.3f}, {d.hi:+.3f}]"  # NaN: one item
+        diff = np.array(a) - np.array(b)
+        lo, hi = bootstrap_ci(diff, 1000, 0.05, 0)
         print(
             f"| {'/'.join(key)} | {len(ids)} | {sum(b) / len(b):.3f} | {sum(a) / len(a):.3f} | "
-            f"{d.mean:+.3f}{ci} |"
+            f"{diff.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |"
         )
 
 
