@@ -69,10 +69,18 @@ def test_train_leaves_other_attackers_alone(calls, tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert calls == ["train:models:smollm2-135m-instruct"]
     half = tmp_path / "sft" / "attacker"
+    no_game = [
+        "game.attacker=none",
+        "schedule.train_roles=defender",
+        "schedule.update_ratio={defender: 1}",
+    ]
+    res = runner.invoke(app, [*_args(tmp_path, str(half)), *no_game])  # no attacker plays
+    assert res.exit_code == 0, res.output
+    assert calls[1:] == [f"train:{half}"]
     half.mkdir(parents=True)  # an interrupted phase 1 (no sft.json) is run again
     res = runner.invoke(app, _args(tmp_path, str(half)))
     assert res.exit_code == 0, res.output
-    assert calls[1:] == ["sft", f"train:{half}"]
+    assert calls[2:] == ["sft", f"train:{half}"]
 
 
 def test_a_taken_run_name_fails_before_phase1(calls, tmp_path, monkeypatch) -> None:

@@ -61,6 +61,8 @@ def phase1_pending(cfg) -> bool:
     """True when the attacker is this config's phase-1 output and that output is not complete yet
     (no `sft.json`, which `magic sft` writes last)."""
     model = cfg.attacker.model
+    if cfg.game.attacker != "policy":
+        return False  # no attacker model plays (No-Game, static attacks)
     if ":" in model or cfg.sft.model.startswith("sandbox:"):
         return False  # a named model (models:, sandbox:) is resolved, never trained, here
     out = sft_output(cfg)
