@@ -87,19 +87,21 @@ def train(
     else:
         cfg = _load(config, overrides)
     console = _console()
-    taken = resume is None and (Path(cfg.output_dir) / cfg.name / "metrics.jsonl").exists()
-    if phase1_pending(cfg) and not taken:  # a taken run name fails below, before any training
-        from accelerate import PartialState
-
-        if PartialState().num_processes > 1:
-            _fail(f"attacker.model {cfg.attacker.model} does not exist yet: run `magic sft` first")
-        console.print(
-            f"[bold]phase 1[/]: attacker.model is this config's sft.output ({cfg.attacker.model}), "
-            "not trained yet: running `magic sft` first"
-        )
-        run_phase1(cfg, log=console.print)
     try:
-        preflight(cfg, resume=resume)  # a bad seed file fails before the world is built
+        # A taken run name or a bad seed file fails here, before phase 1 or a world build.
+        preflight(cfg, resume=resume)
+        if phase1_pending(cfg):
+            from accelerate import PartialState
+
+            if PartialState().num_processes > 1:
+                _fail(
+                    f"attacker.model {cfg.attacker.model} does not exist yet: run `magic sft` first"
+                )
+            console.print(
+                f"[bold]phase 1[/]: attacker.model is this config's sft.output "
+                f"({cfg.attacker.model}), not trained yet: running `magic sft` first"
+            )
+            run_phase1(cfg, log=console.print)
         resolved = resolve_world(cfg, log=console.print)
         run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
     except FileExistsError as err:
