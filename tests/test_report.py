@@ -275,7 +275,7 @@ def test_read_metrics_names_file_and_line(tmp_path: Path, line: str, message: st
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 0, "game/asr": NaN}\n' + line + "\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl:2:") as err:
-        read_metrics(path)
+        read_metrics(tmp_path)
     assert message in str(err.value)
 
 

@@ -51,8 +51,20 @@ def headline(rows: Sequence[Mapping[str, Any]], window: int = 5) -> dict[str, An
     }
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [row for _, row in read_jsonl_rows(Path(run_dir) / "metrics.jsonl")]
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of RUN_DIR/metrics.jsonl as written (a null stays None: the NaN rule above reads
+    it). The one reader of that file (summary, experiments, report); raises ValueError naming the
+    file and line of a bad row, FileNotFoundError when there is none."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (runs write metrics.jsonl)")
+    rows = []
+    for lineno, row in read_jsonl_rows(path):
+        step = row.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise ValueError(f"{path}:{lineno}: field 'step' missing or not an integer")
+        rows.append(row)
+    return rows
 
 
 def summarize_run(run_dir: Path, window: int = 5) -> dict:

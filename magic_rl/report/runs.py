@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magic_rl.data.files import get_path, read_jsonl_rows
+from magic_rl.data.files import get_path
 from magic_rl.evaluate.strategy import analyze_replay, read_replay
 from magic_rl.loop.crossplay import matrix, read_rows
-from magic_rl.loop.summary import headline
+from magic_rl.loop.summary import headline, read_metrics
 
 CONFIG_KEYS = (
     "name", "seed", "attacker.model", "defender.model", "judge.backend", "game.max_turns",
@@ -37,21 +37,6 @@ class RunData:
     analysis: dict[str, Any] | None = None
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of metrics.jsonl; NaN/null values are kept as NaN. Raises ValueError naming the file
-    and line of a bad row."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics (runs write metrics.jsonl)")
-    rows = []
-    for lineno, row in read_jsonl_rows(path):
-        step = row.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
-            raise ValueError(f"{path}:{lineno}: field 'step' missing or not an integer")
-        rows.append({k: (math.nan if v is None else v) for k, v in row.items()})
-    return rows
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -64,7 +49,10 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     path = Path(run_dir)
     if not (path / "metrics.jsonl").exists():
         raise FileNotFoundError(f"{path}: no metrics.jsonl: not a run directory")
-    run = RunData(path=path, label=label or path.name, metrics=read_metrics(path / "metrics.jsonl"))
+    metrics = [
+        {k: (math.nan if v is None else v) for k, v in row.items()} for row in read_metrics(path)
+    ]  # the report's plots and tables read NaN for "no number this step"
+    run = RunData(path=path, label=label or path.name, metrics=metrics)
     if (path / "config.yaml").exists():
         import yaml
 
