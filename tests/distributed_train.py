@@ -79,7 +79,8 @@ def update_check(out: Path) -> None:
 
     import torch
     from accelerate import Accelerator
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_models import tiny_llama_config
+    from transformers import LlamaForCausalLM
 
     from magic_rl.config import GRPOConfig, PolicyConfig
     from magic_rl.records import Role
@@ -88,15 +89,7 @@ def update_check(out: Path) -> None:
     torch.set_num_threads(1)
     acc = Accelerator(cpu=True)
     torch.manual_seed(acc.process_index)  # different inits: the trainer must broadcast rank 0's
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        pad_token_id=0,
-    )
+    config = tiny_llama_config(64, num_key_value_heads=4, pad_token_id=0)
     if acc.process_index == 0:
         torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(torch.float64)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from tiny_models import XS, tiny_llama_config
 
 from magic_rl.config import JudgeConfig
 from magic_rl.judge.endpoint import EndpointJudge, JudgeUnavailable
@@ -213,7 +214,7 @@ def test_sync_judge_works_inside_a_running_loop(serve) -> None:
 def tiny_guard(tmp_path_factory) -> Iterator[tuple]:
     torch = pytest.importorskip("torch")
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -229,13 +230,9 @@ def tiny_guard(tmp_path_factory) -> Iterator[tuple]:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
     torch.manual_seed(0)
     model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=2,
+        tiny_llama_config(
+            len(tokenizer),
+            XS,
             max_position_embeddings=4096,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,

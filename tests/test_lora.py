@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tiny_models import tiny_llama_config
 
 from magic_rl.config import ConfigError, LoraConfig, PolicyConfig, load_config
 from magic_rl.lora import (
@@ -31,16 +32,12 @@ PROMPTS = [[5, 6, 7, 8], [9, 10, 11]]
 def base_dir(tmp_path_factory) -> Path:
     """A tiny random Llama with a word-level tokenizer (`t<i>` = id i), saved as safetensors."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     out = tmp_path_factory.mktemp("tiny_llama")
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+    cfg = tiny_llama_config(
+        64,
         num_key_value_heads=4,
         max_position_embeddings=128,
         eos_token_id=1,

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama_config
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from magic_rl.policy import (
     Generation,
@@ -55,13 +56,8 @@ def tok_dir(tmp_path_factory):
 def policy(tok_dir) -> HFPolicy:
     tok = AutoTokenizer.from_pretrained(tok_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+    config = tiny_llama_config(
+        len(tok),
         max_position_embeddings=256,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,

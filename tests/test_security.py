@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import XS, tiny_llama_config
 
 from magic_rl.config import JudgeConfig, PolicyConfig, dump_config, load_config
 
@@ -60,18 +61,10 @@ def test_no_module_hard_codes_trust_remote_code_or_unsafe_torch_load():
 @pytest.fixture(scope="module")
 def pickle_only_dir(tmp_path_factory) -> Path:
     """A model directory whose weights exist only as pytorch_model.bin (a pickle)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     out = tmp_path_factory.mktemp("pickle_only")
-    cfg = LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
+    cfg = tiny_llama_config(32, XS, max_position_embeddings=32)
     model = LlamaForCausalLM(cfg)
     cfg.save_pretrained(out)
     torch.save(model.state_dict(), out / "pytorch_model.bin")

@@ -11,7 +11,8 @@ import httpx
 import openai
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama_config
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from magic_rl.policy import HFPolicy, ScriptedPolicy
 from magic_rl.sandbox.tokenizer import train_tokenizer
@@ -49,10 +50,9 @@ def policy(tmp_path_factory) -> HFPolicy:
     train_tokenizer(lines, 300, out)
     tok = AutoTokenizer.from_pretrained(out, padding_side="left")
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    config = tiny_llama_config(
+        len(tok), max_position_embeddings=128, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )  # fmt: skip
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tiny_models import XS, tiny_llama_config
 
 from magic_rl.config import GRPOConfig, PolicyConfig
 from magic_rl.records import Episode, RewardBreakdown, Role, Seed, Turn
@@ -35,18 +36,10 @@ PAD = 0
 
 
 def _tiny_model(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        pad_token_id=PAD,
-    )
+    config = tiny_llama_config(32, XS, pad_token_id=PAD)
     return LlamaForCausalLM(config).to(torch.float64)
 
 
