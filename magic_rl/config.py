@@ -202,6 +202,12 @@ class GameConfig(_Section):
     stop_on_harmful: bool = Field(
         True, description="Multi-turn: end the episode when a reply is judged harmful."
     )
+    defender_phase_attack: Literal["greedy", "sampled"] = Field(
+        "greedy",
+        description="The frozen attacker's one rewrite per seed in defender phases: `greedy` "
+        "(paper) or `sampled` at the attacker's rollout temperature (the sandbox preset: a tiny "
+        "attacker's greedy rewrite is one framing for every seed, docs/deviations.md).",
+    )
     request_marker: bool = Field(
         False,
         description="Sandbox: the defender reads an attacker answer's `[request]` marker as the "

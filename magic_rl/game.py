@@ -3,8 +3,9 @@
 One call plays every seed of a step at once, so each generation is one batch across all seeds (and, in
 multi-turn, across all still-running episodes):
 
-- Defender phase (`attack_samples=1`): the frozen attacker writes one greedy rewrite per seed, computed
-  once per seed, and the defender samples G replies to it.
+- Defender phase (`attack_samples=1`): the frozen attacker writes one rewrite per seed, computed
+  once per seed (greedy, or sampled with `game.defender_phase_attack=sampled`), and the defender
+  samples G replies to it.
 - Attacker phase (`attack_samples=G`): the attacker samples G rewrites per seed, the defender answers
   each once (sampled).
 - Multi-turn (`max_turns > 1`): turn k+1's attacker sees its raw outputs and the defender's replies so
@@ -169,13 +170,14 @@ def _attacks(
     assert players.attacker is not None, "game.attacker='policy' needs an attacker policy"
     multiturn = cfg.max_turns > 1
     sampling = players.attacker_sampling
-    greedy = attack_samples == 1
+    one_per_chat = attack_samples == 1  # defender phase: the G replies answer one attack
+    greedy = one_per_chat and cfg.defender_phase_attack == "greedy"
     chats = [
         attacker_messages(players.templates, seeds[slots[i][0]], histories[i], multiturn)
         for i in active
     ]
-    # Greedy rewrites of identical chats are identical: generate each distinct chat once.
-    keys = [repr(c) for c in chats] if greedy else list(range(len(chats)))
+    # One rewrite per distinct chat (greedy ones are identical anyway): generate each chat once.
+    keys = [repr(c) for c in chats] if one_per_chat else list(range(len(chats)))
     unique: dict = {}
     for key, chat in zip(keys, chats, strict=True):
         unique.setdefault(key, chat)

@@ -1,5 +1,7 @@
 """The game with scripted players: group shapes, views per role, multi-turn stopping, variants."""
 
+from dataclasses import replace
+
 from magic_rl import game
 from magic_rl.config import GameConfig, SamplingConfig
 from magic_rl.policy import ScriptedPolicy
@@ -48,6 +50,35 @@ def test_defender_phase_shares_one_greedy_attack_per_seed():
         assert {e.seed.id for e in group} == {seed.id}
         assert len({e.last.attack for e in group}) == 1
         assert sorted(e.member for e in group) == [0, 1, 2, 3]
+
+
+class _TemperatureLog(ScriptedPolicy):
+    """A scripted attacker that records the temperature of each generate call."""
+
+    def __init__(self, fn, temperatures: list[float]):
+        super().__init__(fn)
+        self.temperatures = temperatures
+
+    def generate(self, chats, *, temperature=0.0, **kw):
+        self.temperatures.append(temperature)
+        return super().generate(chats, temperature=temperature, **kw)
+
+
+def test_defender_phase_attack_is_greedy_or_sampled_once_per_seed():
+    for mode, expected in (("greedy", 0.0), ("sampled", 0.7)):
+        players, log = _players()
+        temps: list[float] = []
+        players = replace(
+            players,
+            attacker=_TemperatureLog(players.attacker.fn, temps),
+            attacker_sampling=SamplingConfig(temperature=0.7, max_new_tokens=500),
+        )
+        cfg = GameConfig(defender_phase_attack=mode)
+        eps = game.play(SEEDS, players, cfg, attack_samples=1, reply_samples=4, rng_seed=0)
+        assert temps == [expected], mode
+        assert len(log["attacker"]) == 2, mode  # one rewrite per seed, shared by its G replies
+        for i in range(len(SEEDS)):
+            assert len({e.last.attack for e in eps if e.group == i}) == 1, mode
 
 
 def test_attacker_phase_samples_g_attacks_each_answered_once():
