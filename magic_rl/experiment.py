@@ -32,7 +32,8 @@ Outputs in OUT: ablation.json in the report's format (`{"title", "variants": {va
 `magic report RUN --ablation OUT/ablation.json`), provenance.json (command, config, per-variant
 overrides, git commit, seeds, steps, timings, run directories; kept out of ablation.json because
 the report reads every other top-level key as a variant), ablation.md (the table, cells
-"0.12 [0.05, 0.19]").
+"0.12 [0.05, 0.19]", then each trained variant's paired differences against Defender-only, run by
+run with the same seed: `paired`).
 
 Resumable: a run whose last checkpoint is at the requested step and that wrote summary.json is
 skipped, a half-finished one continues from its saved state (`loop.train(resume=...)`), an eval
@@ -325,13 +326,72 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
     return table
 
 
-def cell_text(cell: dict, digits: int = 2) -> str:
+PAIRED_REFERENCE = "defender_only"
+PAIRED_KEYS = ("held_out_asr", "benign_compliance", "adversarial_benign_compliance")
+
+
+def paired(
+    table: dict[str, dict[str, dict]], reference: str = PAIRED_REFERENCE
+) -> dict[str, dict[str, dict]]:
+    """{variant: {metric key: {mean, lo, hi, n}}}: each trained variant minus `reference`, run by
+    run with the same training seed (the runs of a variant are in seed order), mean and Student-t
+    95% interval of the differences (not clipped). Pairing removes what a seed does to every
+    variant alike (its seed draws, its world), so it separates variants that overlapping
+    per-variant intervals cannot. Empty without the reference."""
+    if reference not in table:
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for variant, row in table.items():
+        if variant in (reference, UNTRAINED):
+            continue
+        cells = {}
+        for key in PAIRED_KEYS:
+            mine, ref = row[key]["values"], table[reference][key]["values"]
+            diffs = [
+                a - b for a, b in zip(mine, ref, strict=False) if a is not None and b is not None
+            ]
+            ci = mean_ci(diffs)
+            cells[key] = {
+                "mean": _number(ci.mean),
+                "lo": _number(ci.lo),
+                "hi": _number(ci.hi),
+                "n": ci.n,
+            }
+        out[variant] = cells
+    return out
+
+
+def paired_markdown(table: dict[str, dict[str, dict]]) -> str:
+    diffs = paired(table)
+    if not diffs:
+        return ""
+    headers = {m.key: m.header for m in METRICS}
+    header = ["variant", "n pairs", *(headers[k] for k in PAIRED_KEYS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variant, cells in diffs.items():
+        n = max(c["n"] for c in cells.values())
+        lines.append(
+            "| "
+            + " | ".join(
+                [variant, str(n), *(cell_text(cells[k], signed=True) for k in PAIRED_KEYS)]
+            )
+            + " |"
+        )
+    return (
+        f"\nPaired differences against `{PAIRED_REFERENCE}` (variant minus `{PAIRED_REFERENCE}`, run by "
+        "run with the same training seed; mean [95% Student-t interval] of the differences; an "
+        "interval that excludes 0 separates the two variants):\n\n" + "\n".join(lines) + "\n"
+    )
+
+
+def cell_text(cell: dict, digits: int = 2, *, signed: bool = False) -> str:
     """ "0.12 [0.05, 0.19]"; the mean alone when there is no interval; "–" when undefined."""
     if cell.get("mean") is None:
         return "–"
-    text = f"{cell['mean']:.{digits}f}"
+    fmt = f"{'+' if signed else ''}.{digits}f"
+    text = f"{cell['mean']:{fmt}}"
     if cell.get("lo") is not None and cell.get("hi") is not None:
-        text += f" [{cell['lo']:.{digits}f}, {cell['hi']:.{digits}f}]"
+        text += f" [{cell['lo']:{fmt}}, {cell['hi']:{fmt}}]"
     return text
 
 
@@ -360,7 +420,11 @@ def markdown(table: dict[str, dict[str, dict]], prov: dict[str, Any]) -> str:
         f"per run ({_factors(prov)}), greedy evaluation of the last defender checkpoint; `base` is the untrained "
         f"defender, evaluated once (greedy decoding: every seed would give the same numbers). "
         f"Preset `{prov['preset']}`, overrides `{' '.join(prov['overrides']) or '-'}`, commit "
-        f"{prov['git_commit']}.\n\n" + "\n".join(lines) + f"\n\nVariants:\n{variants}\n"
+        f"{prov['git_commit']}.\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + paired_markdown(table)
+        + f"\nVariants:\n{variants}\n"
     )
 
 

@@ -15,6 +15,7 @@ from magic_rl.experiment import (
     cell_text,
     check_overrides,
     config_mismatch,
+    paired,
     parse_seeds,
     parse_variants,
     run_config,
@@ -132,6 +133,26 @@ def test_aggregate_gives_the_t_interval_over_seeds_and_null_where_undefined():
     assert cell_text(cell) == "0.20 [0.00, 0.45]"
     assert cell_text(table["base"]["held_out_asr"]) == "0.60"
     assert cell_text(table["base"]["rta"]) == "–"
+
+
+def test_paired_differences_remove_what_a_seed_does_to_every_variant():
+    # Seeds move both variants alike (0.2, 0.5, 0.8) and magic_eq is 0.1 lower in every one:
+    # the per-variant intervals overlap, the paired one is exactly -0.1 and excludes 0.
+    table = aggregate(
+        {
+            "base": [_run(held_out_asr=0.9)],
+            "defender_only": [_run(held_out_asr=x) for x in (0.3, 0.6, 0.9)],
+            "magic_eq": [_run(held_out_asr=x) for x in (0.2, 0.5, 0.8)],
+        }
+    )
+    lo, hi = table["defender_only"]["held_out_asr"]["lo"], table["magic_eq"]["held_out_asr"]["hi"]
+    assert lo < hi  # the unpaired intervals overlap
+    diff = paired(table)["magic_eq"]["held_out_asr"]
+    assert diff["n"] == 3 and diff["mean"] == pytest.approx(-0.1)
+    assert diff["lo"] == pytest.approx(-0.1) and diff["hi"] == pytest.approx(-0.1)
+    assert set(paired(table)) == {"magic_eq"}  # neither the reference nor the untrained base
+    assert cell_text(diff, signed=True) == "-0.10 [-0.10, -0.10]"
+    assert paired({"magic": table["magic_eq"]}) == {}  # no reference, no pairs
 
 
 @pytest.mark.slow
