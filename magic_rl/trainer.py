@@ -292,11 +292,13 @@ def sft(
     completion_only: bool = True,
     progress: bool = True,
     autocast: bool = False,
+    callbacks: Sequence = (),
 ) -> dict:
     """Fine-tune `policy` in place on `examples` with TRL's SFTTrainer; saves to `out_dir`.
 
     The loss covers the target only unless `completion_only=False` (the sandbox's base model, whose
-    loss also covers the prompts, like a small pretraining corpus).
+    loss also covers the prompts, like a small pretraining corpus). `callbacks` are transformers
+    `TrainerCallback`s (e.g. an evaluation every N steps, `benchmarks/copy_probe.py`).
 
     Returns a summary: examples used/skipped, steps, final loss.
     """
@@ -340,6 +342,7 @@ def sft(
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=policy.tokenizer,
+        callbacks=list(callbacks) or None,
     )
     result = trainer.train()
     policy.model.eval()
