@@ -716,6 +716,28 @@ def missing_fields(
     return out
 
 
+# Fields added after runs were already written, with the value that reproduces what a run written
+# before the field existed did. A saved config without one of these predates it; it is not truncated.
+LATER_FIELDS: dict[str, Any] = {
+    "game.defender_phase_attack": "greedy",
+}
+
+
+def _fill_later_fields(data: dict[str, Any], missing: list[str]) -> list[str]:
+    """Set the `LATER_FIELDS` among `missing` in `data`; returns the rest of `missing`."""
+    rest = []
+    for key in missing:
+        if key not in LATER_FIELDS:
+            rest.append(key)
+            continue
+        *parents, leaf = key.split(".")
+        section = data
+        for name in parents:
+            section = section[name]  # present: missing_fields names the outermost missing key
+        section[leaf] = LATER_FIELDS[key]
+    return rest
+
+
 def load_config(
     name_or_path: str | None = None,
     overrides: list[str] | None = None,
@@ -725,14 +747,15 @@ def load_config(
     """Defaults <- YAML <- dotted overrides, validated. Raises ConfigError naming file and field.
 
     `complete=True` is for a run's saved config.yaml: it was written whole, so a field it lacks
-    means the file was truncated or edited, and is an error rather than a silent default."""
+    means the file was truncated or edited, and is an error rather than a silent default, unless
+    the field is one of `LATER_FIELDS` (the run predates it and gets the value it ran with)."""
     data: dict[str, Any] = {}
     source = "<defaults>"
     if name_or_path:
         path = resolve_path(name_or_path)
         source = str(path)
         data = _read_yaml(path)
-        if complete and (missing := missing_fields(data)):
+        if complete and (missing := _fill_later_fields(data, missing_fields(data))):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ConfigError(
                 f"{path}: {missing[0]}: missing{more}; a run's saved config names every field, so "

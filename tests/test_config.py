@@ -157,3 +157,15 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 def test_presets_load(preset):
     cfg = load_config(str(preset))
     assert dump_config(cfg)
+
+
+def test_a_saved_config_from_before_a_later_field_loads_with_the_value_it_ran_with(tmp_path):
+    saved = yaml.safe_load(dump_config(RunConfig()))
+    del saved["game"]["defender_phase_attack"]  # written before the field existed
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    assert load_config(str(path), complete=True).game.defender_phase_attack == "greedy"
+    del saved["game"]["max_turns"]  # not a later field: the file was cut or edited
+    path.write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match=r"game\.max_turns: missing"):
+        load_config(str(path), complete=True)
