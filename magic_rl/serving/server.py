@@ -5,8 +5,8 @@ of OpenAI-style routes on uvicorn's h11 protocol. What it promises (docs/serving
 tests/test_serving.py):
 
 - Request size: a body over `Limits.max_body_bytes` gets 413 (a `Content-Length` over twice the cap
-  before a byte of the body is read; a smaller excess is read and dropped first, so the client sees
-  the 413 rather than a connection reset); h11 refuses (400) a request head still incomplete past
+  before a byte of the body is read; a smaller excess is read and dropped first); the connection
+  then closes with a lingering close (`LINGER_S`), so the client sees the 413 rather than a reset; h11 refuses (400) a request head still incomplete past
   `max_header_bytes` (one that arrives whole in a single 64 KiB read may be larger).
 - Slow clients: a connection has `read_timeout_s` to deliver its request headers (from connect or
   from the previous response), and the app `read_timeout_s` to receive the body (408); idle
@@ -311,19 +311,85 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     return error_response(405, f"method {request.method} not allowed on {request.url.path}")
 
 
+LINGER_S = 2.0
+"""How long a closing connection keeps reading (and dropping) what its client still sends."""
+
+
+class _LingeringTransport:
+    """A transport whose `close()`, while the client may still be sending (`unread()`), is a
+    lingering close: it half-closes (FIN after the response), reads and drops what the client
+    still sends, and closes when the client does or after `linger_s`. Closing a socket with unread
+    bytes in it sends a reset, which a client still sending its body (a 413 answered before the
+    body was read) may see instead of the response. Other closes are immediate."""
+
+    def __init__(
+        self,
+        transport: Any,
+        loop: asyncio.AbstractEventLoop,
+        linger_s: float,
+        unread: Callable[[], bool],
+    ):
+        self._transport = transport
+        self._loop = loop
+        self._linger_s = linger_s
+        self._unread = unread
+        self.lingering = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        t = self._transport
+        if self.lingering or t.is_closing() or not t.can_write_eof() or not self._unread():
+            t.close()
+            return
+        self.lingering = True
+        t.write_eof()  # the response is flushed, then FIN
+        t.resume_reading()  # flow control may have paused it while the app ignored the body
+        self._timer = self._loop.call_later(self._linger_s, t.close)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def _protocol(read_timeout_s: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with a deadline for request headers and JSON 400s.
+    """uvicorn's h11 protocol with a deadline for request headers, JSON 400s and lingering close.
 
     uvicorn times out idle keep-alive connections only after a response, so a client that connects
     and trickles its headers would hold the socket forever; here a connection that has no request
-    in flight `read_timeout_s` after it connected (or after its last response) is closed.
+    in flight `read_timeout_s` after it connected (or after its last response) is closed. A close
+    while the client may still be sending lingers (`_LingeringTransport`), so a response sent
+    before the request's body was read reaches the client.
     """
 
     class TimedH11Protocol(H11Protocol):
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            linger = min(LINGER_S, read_timeout_s)
+            super().connection_made(
+                _LingeringTransport(transport, self.loop, linger, self._client_may_be_sending)
+            )
             self._idle_since = self.loop.time()
             self._deadline = self.loop.call_later(read_timeout_s, self._check_deadline)
+
+        def _client_may_be_sending(self) -> bool:
+            """Mid-body (answered before the body was read), or after a malformed request."""
+            return self.conn.their_state in (h11.SEND_BODY, h11.ERROR)
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport.lingering:
+                return  # closing: what the client still sends is dropped
+            super().data_received(data)
+
+        def eof_received(self) -> None:
+            if self.transport.lingering:
+                self.transport.close()  # the client is done: close now, not at the linger deadline
+                return
+            super().eof_received()
 
         def on_response_complete(self) -> None:
             self._idle_since = self.loop.time()
@@ -331,6 +397,7 @@ def _protocol(read_timeout_s: float) -> type[H11Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._deadline.cancel()
+            self.transport.cancel()
             super().connection_lost(exc)
 
         def _check_deadline(self) -> None:
