@@ -40,7 +40,13 @@ from magic_rl.data.seeds import sandbox_seeds, split_of
 from magic_rl.policy import HFPolicy
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.sandbox import replies
-from magic_rl.sandbox.world import base_examples, build_world, held_out, tiny_model
+from magic_rl.sandbox.world import (
+    base_examples,
+    base_sft_config,
+    build_world,
+    held_out,
+    tiny_model,
+)
 from magic_rl.strategies import build_pool
 
 PER_SET = 40
@@ -205,19 +211,10 @@ def main(argv: list[str]) -> int:
                 evaluate(state.global_step)
                 policy.model.train()
 
-    base_sft = cfg.sft.model_copy(
-        update={
-            "lr": sb.base_lr,
-            "batch_size": sb.base_batch_size,
-            "max_length": sb.max_position,
-            "warmup_ratio": 0.05,
-            "scheduler": "cosine",
-        }
-    )
     sft(
         policy,
         examples,
-        base_sft,
+        base_sft_config(cfg),
         args.out / args.name,
         seed=sb.seed,
         max_steps=steps,

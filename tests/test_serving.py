@@ -35,6 +35,14 @@ def served():
     server.server_close()
 
 
+def read_until_closed(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
 def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
     """Send raw bytes, return everything the server answers before it closes (or times out)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -167,9 +175,7 @@ def test_a_body_a_little_over_the_cap_is_read_before_the_413(served) -> None:
             s.recv(1)
         s.settimeout(5.0)
         s.sendall(b"x" * size)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
+        out = read_until_closed(s)
     status, body = json_error(out)
     assert status == 413 and body["error"]["type"] == "RequestTooLargeError"
 
@@ -185,9 +191,7 @@ def test_a_client_still_sending_a_refused_body_reads_the_413_not_a_reset(served)
         s.sendall(head.encode())
         time.sleep(0.1)  # the 413 is sent and the connection closed before the body is
         s.sendall(b"x" * size)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
+        out = read_until_closed(s)
     status, body = json_error(out)
     assert status == 413 and body["error"]["type"] == "RequestTooLargeError"
 

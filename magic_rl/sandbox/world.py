@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from magic_rl.config import RunConfig, SandboxConfig
+from magic_rl.config import RunConfig, SandboxConfig, SFTConfig
 from magic_rl.content import REQUEST_MARKER, request_core
 from magic_rl.data.seeds import sandbox_seeds, seed_stats, split_of
 from magic_rl.judge.embedded import evaluate_judge, train_embedded_judge
@@ -287,6 +287,20 @@ def tiny_model(sb: SandboxConfig, tokenizer, seed: int):
     return LlamaForCausalLM(config)
 
 
+def base_sft_config(cfg: RunConfig) -> SFTConfig:
+    """The base model's SFT settings: the `sandbox` section's rate, batch and context, cosine."""
+    sb = cfg.sandbox
+    return cfg.sft.model_copy(
+        update={
+            "lr": sb.base_lr,
+            "batch_size": sb.base_batch_size,
+            "max_length": sb.max_position,
+            "warmup_ratio": 0.05,
+            "scheduler": "cosine",
+        }
+    )
+
+
 def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     """Build (or reuse) the world for `cfg`. Deterministic for a given config and code."""
     world = world_for(cfg)
@@ -330,19 +344,10 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     train_pool = [r for r in pool if r.seed.id in train_ids]
     examples = base_examples(seeds, train_pool, templates, skip, cfg.sandbox.seed)
     policy = HFPolicy(tiny_model(sb, tokenizer, cfg.sandbox.seed), tokenizer)
-    base_sft = cfg.sft.model_copy(
-        update={
-            "lr": sb.base_lr,
-            "batch_size": sb.base_batch_size,
-            "max_length": sb.max_position,
-            "warmup_ratio": 0.05,
-            "scheduler": "cosine",
-        }
-    )
     summary = sft(
         policy,
         examples,
-        base_sft,
+        base_sft_config(cfg),
         world.base,
         seed=cfg.sandbox.seed,
         max_steps=sb.base_steps,
