@@ -163,7 +163,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--mix", type=float, default=0.0, help="copy drills, as a share of the set")
     ap.add_argument("--out", type=Path, default=Path("/tmp/copy_probe"))
     ap.add_argument("overrides", nargs="*", help="config overrides, e.g. sandbox.hidden_size=256")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
 
     import torch
     from transformers import AutoTokenizer, TrainerCallback
