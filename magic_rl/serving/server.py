@@ -7,7 +7,8 @@ tests/test_serving.py):
 - Request size: a body over `Limits.max_body_bytes` gets 413 (a `Content-Length` over twice the cap
   before a byte of the body is read; a smaller excess is read and dropped first); the connection
   then closes with a lingering close (`LINGER_S`), so the client sees the 413 rather than a reset;
-  h11 refuses (400) a request head still incomplete past `max_header_bytes` (one that arrives whole in a single 64 KiB read may be larger).
+  h11 refuses (400) a request head still incomplete past `max_header_bytes` (one that arrives
+  whole in a single 64 KiB read may be larger).
 - Slow clients: a connection has `read_timeout_s` to deliver its request headers (from connect or
   from the previous response), and the app `read_timeout_s` to receive the body (408); idle
   keep-alive connections close after `keep_alive_s`. A slow client costs a socket, never a thread.
