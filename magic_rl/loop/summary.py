@@ -57,7 +57,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     file and line of a bad row, FileNotFoundError when there is none."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics (runs write metrics.jsonl)")
+        raise FileNotFoundError(f"{run_dir}: no metrics.jsonl: not a run directory")
     rows = []
     for lineno, row in read_jsonl_rows(path):
         step = row.get("step")

@@ -47,8 +47,6 @@ def _read_json(path: Path) -> Any:
 def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
     """Read a run directory; only metrics.jsonl is required."""
     path = Path(run_dir)
-    if not (path / "metrics.jsonl").exists():
-        raise FileNotFoundError(f"{path}: no metrics.jsonl: not a run directory")
     metrics = [
         {k: (math.nan if v is None else v) for k, v in row.items()} for row in read_metrics(path)
     ]  # the report's plots and tables read NaN for "no number this step"
