@@ -205,8 +205,8 @@ class GameConfig(_Section):
     defender_phase_attack: Literal["greedy", "sampled"] = Field(
         "greedy",
         description="The frozen attacker's one rewrite per seed in defender phases: `greedy` "
-        "(paper) or `sampled` at the attacker's rollout temperature (the sandbox preset: a tiny "
-        "attacker's greedy rewrite is one framing for every seed, docs/deviations.md).",
+        "(paper; the sandbox preset too) or `sampled` at the attacker's rollout temperature (a "
+        "tiny attacker's greedy rewrite is one framing for every seed, docs/deviations.md).",
     )
     request_marker: bool = Field(
         False,
