@@ -53,6 +53,11 @@ PER_SET = 40
 TEST_STRATEGIES = ("role_play", "logical_appeal", "slang")
 
 
+def seed_vocabulary(seeds) -> list[str]:
+    """The words of the seed texts (random-word prompts and copy drills draw from it)."""
+    return sorted({w for s in seeds for w in s.text.rstrip(".?!").split()})
+
+
 def copy_examples(cfg, seeds, pool, templates, mix: float) -> list:
     """The base model's SFT examples with the request restated in text instead of the marker."""
     from magic_rl.trainer import SFTExample  # torch
@@ -79,7 +84,7 @@ def copy_examples(cfg, seeds, pool, templates, mix: float) -> list:
         for e in examples
     ]
     rng = random.Random(1234)
-    vocab = sorted({w for s in seeds for w in s.text.rstrip(".?!").split()})
+    vocab = seed_vocabulary(seeds)
     for _ in range(round(mix * len(out))):
         prompt = " ".join(rng.choice(vocab) for _ in range(rng.randint(3, 10)))
         target = f"Sure. Here is how to {replies.restate(prompt)}: 1. [...] 2. [...]"
@@ -109,7 +114,7 @@ def eval_sets(seeds, pool) -> dict[str, list[tuple[str, str]]]:
             sets[f"{split}/{strategy}"] = [
                 (r.rewrite, r.seed.text) for r in pick(recs, lambda r: r.seed.label)
             ]
-    vocab = sorted({w for s in seeds for w in s.text.rstrip(".?!").split()})
+    vocab = seed_vocabulary(seeds)
     words = random.Random(99)
     prompts = [" ".join(words.choice(vocab) for _ in range(words.randint(4, 9))) for _ in range(40)]
     sets["novel/random_words"] = [(p, p) for p in prompts]
