@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from magic_rl.experiment import (
+from magic_rl.experiment.ablation import (
     METRICS,
     RunSpec,
     aggregate,
@@ -157,7 +157,7 @@ def test_paired_differences_remove_what_a_seed_does_to_every_variant():
 
 @pytest.mark.slow
 def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
-    from magic_rl.experiment import run_ablation
+    from magic_rl.experiment.ablation import run_ablation
     from magic_rl.report import render_report
 
     out = tmp_path / "abl"

@@ -259,7 +259,7 @@ def experiment_ablation(
         magic experiment ablation --seeds 0,1 --steps 30 --variants base,no_game,magic --out runs/abl
     """
     from magic_rl.config import ConfigError
-    from magic_rl.experiment import parse_seeds, parse_variants, run_ablation
+    from magic_rl.experiment.ablation import parse_seeds, parse_variants, run_ablation
 
     console = _console()
     try:

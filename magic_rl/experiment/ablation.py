@@ -3,7 +3,7 @@
 Each variant is one config away from the preset (README "Variants"); every trained variant runs once
 per training seed (top-level `seed`; the sandbox world, keyed on `sandbox.seed`, is shared), for the
 same number of steps, into OUT/<variant>-s<seed>/. The LAST defender checkpoint of each run is
-evaluated on the six sandbox sets (`evaluate.run`, greedy, the training chat view) into
+evaluated on the six sandbox sets (`evaluate.eval`, greedy, the training chat view) into
 RUN_DIR/eval/; the judge and the sets are built once for the whole experiment. Per variant and
 metric the seeds give a mean and a Student-t 95% interval (`evaluate.metrics.mean_ci`).
 
@@ -63,8 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig, config_diff, load_config
-from magic_rl.evaluate.metrics import mean_ci
-from magic_rl.evaluate.run import (
+from magic_rl.evaluate.eval import (
     SANDBOX,
     evaluate_models,
     git_commit,
@@ -75,6 +74,7 @@ from magic_rl.evaluate.run import (
     show,
     write_results,
 )
+from magic_rl.evaluate.metrics import mean_ci
 from magic_rl.judge import make_judge
 from magic_rl.loop import preflight, read_metrics, train
 from magic_rl.loop.crossplay import forgetting, read_rows

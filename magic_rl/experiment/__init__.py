@@ -1,0 +1,2 @@
+"""Multi-run experiments behind `magic experiment`: `ablation.py` (the ablation table over variants
+and training seeds)."""
