@@ -9,18 +9,16 @@ import time
 import pytest
 
 from magic_rl.experiment.ablation import (
-    METRICS,
     RunSpec,
-    aggregate,
-    cell_text,
     check_overrides,
     config_mismatch,
-    paired,
     parse_seeds,
     parse_variants,
     run_config,
     run_specs,
 )
+from magic_rl.experiment.design import METRICS, aggregate, paired
+from magic_rl.experiment.render import cell_text
 
 
 @pytest.mark.parametrize(
