@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from magic_rl import rundir
 from magic_rl.config import load_config
 from magic_rl.evaluate.eval import evaluate_run
 from magic_rl.loop import preflight, summarize_run, train
@@ -62,11 +63,11 @@ def main(argv: list[str]) -> int:
     judged = resolve_judge(cfg, log=console.print)  # the policies stay named as given
     results = evaluate_run(judged, run_dir, log=console.print, sandbox_pool=world.pool)
     console.rule("[bold]5. the two-sided headline")
-    show_headline(run_dir / "eval" / "results.json", console)
+    show_headline(rundir.eval_results(run_dir), console)
     console.rule("[bold]done")
     console.print(f"run directory: {run_dir}  ({time.perf_counter() - t0:.0f}s in all)")
-    console.print(f"  metrics: {run_dir / 'metrics.jsonl'}\n  replay:  {run_dir / 'replay.jsonl'}")
-    console.print(f"  checkpoints: {run_dir / 'checkpoints'}")
+    console.print(f"  metrics: {run_dir / rundir.METRICS}\n  replay:  {run_dir / rundir.REPLAY}")
+    console.print(f"  checkpoints: {run_dir / rundir.CHECKPOINTS}")
     console.print(f"  evaluation: {results}")
     console.print(f"  report: magic report {run_dir} --out {run_dir / 'report.html'}")
     return 0

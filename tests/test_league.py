@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from magic_rl.config import ConfigError, LeagueConfig, load_config
-from magic_rl.loop.crossplay import forgetting, matrix
 from magic_rl.loop.hardcases import Case, CaseBuffer, is_hard, mix_in
 from magic_rl.loop.league import League, Snapshots
 from magic_rl.records import Role, Seed
+from magic_rl.run_summary import forgetting, matrix
 
 
 def _rows(path: Path) -> list[dict]:

@@ -135,6 +135,11 @@ def test_variants_run(tiny_overrides, tmp_path, variant):
     run = train(cfg, log=lambda *a: None)
     rows = _rows(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1]
+    # every stage of the step program is timed; a row is written inside its own log stage, so
+    # stage 6's time comes with the next row
+    stages = ("seeds", "rollout", "judge", "rewards", "update", "schedule", "step")
+    assert all({f"time/{s}" for s in stages} <= r.keys() for r in rows)
+    assert "time/log" not in rows[0] and rows[1]["time/log"] > 0
     replay = _rows(run / "replay.jsonl")
     if cfg.game.attacker == "none":
         assert all(r["turns"][0]["attack"] == r["seed"]["text"] for r in replay)

@@ -14,12 +14,13 @@ from magic_rl.cli.common import Overrides, _console, _fail, _load, app
 def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
     """--config, else the config.yaml of the run a model argument points into, else `sandbox`."""
     from magic_rl.evaluate.eval import run_dir_of
+    from magic_rl.rundir import CONFIG
 
     if config is None:
         for spec in model_specs:
             run_dir = run_dir_of(spec)
-            if run_dir is not None and (run_dir / "config.yaml").is_file():
-                return _load(str(run_dir / "config.yaml"), overrides, complete=True)
+            if run_dir is not None and (run_dir / CONFIG).is_file():
+                return _load(str(run_dir / CONFIG), overrides, complete=True)
         config = "sandbox"
     return _load(config, overrides)
 

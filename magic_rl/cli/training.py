@@ -41,12 +41,13 @@ def train(
     from magic_rl.loop import preflight, summarize_run
     from magic_rl.loop import train as run_training
     from magic_rl.phase1 import ensure_attacker
+    from magic_rl.rundir import CONFIG
     from magic_rl.sandbox.resolve import resolve_world
 
     if resume is not None:
-        if not (resume / "config.yaml").exists():
-            _fail(f"{resume}: no config.yaml: not a run directory")
-        cfg = _load(str(resume / "config.yaml"), overrides, complete=True)
+        if not (resume / CONFIG).exists():
+            _fail(f"{resume}: no {CONFIG}: not a run directory")
+        cfg = _load(str(resume / CONFIG), overrides, complete=True)
     else:
         cfg = _load(config, overrides)
     console = _console()

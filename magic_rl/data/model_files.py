@@ -22,8 +22,10 @@ import struct
 import zipfile
 from pathlib import Path
 
+from magic_rl import rundir
+
 WEIGHTS_SUFFIX = ".safetensors"
-ROLE_DIRS = ("attacker", "defender")
+ROLE_DIRS = rundir.ROLES
 
 
 def safetensors_problem(path: Path) -> str | None:
@@ -126,10 +128,4 @@ def checkpoint_problem(ckpt: Path) -> str | None:
 
 def run_checkpoint_dirs(run_dir: str | Path) -> list[tuple[Path, str | None]]:
     """(checkpoint dir, problem or None) for each `checkpoints/step-NNNNNN` of a run, by step."""
-    found = [
-        p
-        for p in (Path(run_dir) / "checkpoints").glob("step-*")
-        if p.is_dir() and p.name.removeprefix("step-").isdigit()
-    ]
-    found.sort(key=lambda p: int(p.name.removeprefix("step-")))
-    return [(p, checkpoint_problem(p)) for p in found]
+    return [(p, checkpoint_problem(p)) for p in rundir.checkpoint_dirs(run_dir)]

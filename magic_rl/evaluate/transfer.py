@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from magic_rl import rundir
 from magic_rl.config import RunConfig
 from magic_rl.content import fill_request
 from magic_rl.data.benchmarks import file_sha256
@@ -303,7 +304,7 @@ def crossplay(
             for i, k in enumerate(keys):
                 verdicts[k, d_key] = vs[i * len(seeds) : (i + 1) * len(seeds)]
     cells = [[_asr(verdicts[a, d], cfg) for d in d_keys] for a in a_keys]
-    out_dir = run_dir / "crossplay"
+    out_dir = run_dir / rundir.CROSSPLAY_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "attackers": [c.name for c in attackers],
@@ -319,7 +320,7 @@ def crossplay(
         "seconds": round(time.perf_counter() - t0, 2),
         "provenance": provenance(cfg, judge, {}, run_dir=str(run_dir), limit=limit),
     }
-    path = out_dir / "crossplay.json"
+    path = out_dir / rundir.CROSSPLAY_MATRIX
     path.write_text(json.dumps(doc, indent=2) + "\n")
     plot_heatmap(
         doc["asr"],
@@ -377,5 +378,5 @@ def plot_heatmap(
 
 
 def _step(name: str) -> str:
-    step = name.removeprefix("step-")
-    return str(int(step)) if step.isdigit() else name
+    step = rundir.checkpoint_step(name)
+    return name if step is None else str(step)

@@ -24,7 +24,7 @@ the mean of `attacker/faithful_rate` over its last `FAITHFUL_WINDOW` steps (the 
 still carrying their seed's request; 1.0 by construction for No-Game, which sends the seeds).
 
 With `crossplay.probe=N` among the overrides every trained run plays live cross-play, and the table
-gains a `forgetting` column (`loop.crossplay.forgetting`: how much ASR earlier attacker snapshots
+gains a `forgetting` column (`run_summary.forgetting`: how much ASR earlier attacker snapshots
 regain against the last defender), read from RUN_DIR/crossplay.jsonl.
 
 Outputs in OUT: ablation.json in the report's format (`{"title", "variants": {variant: {metric:
@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from magic_rl import rundir
 from magic_rl.config import RunConfig, config_diff, load_config
 from magic_rl.evaluate.eval import (
     SANDBOX,
@@ -87,9 +88,10 @@ from magic_rl.experiment.design import (
 )
 from magic_rl.experiment.render import markdown, rich_table
 from magic_rl.judge import make_judge
-from magic_rl.loop import preflight, read_metrics, train
-from magic_rl.loop.crossplay import forgetting, read_rows
+from magic_rl.loop import preflight, train
 from magic_rl.records import Role
+from magic_rl.run_summary import forgetting
+from magic_rl.rundir import read_crossplay, read_metrics
 from magic_rl.sandbox.resolve import resolve_judge, resolve_model, resolve_world, sandbox_pool
 
 Log = Callable[..., None]
@@ -97,7 +99,7 @@ Log = Callable[..., None]
 
 def run_metrics(run_dir: Path) -> dict[str, float]:
     """{run metric key: value} from RUN_DIR/crossplay.jsonl (live cross-play), when present."""
-    rows = read_rows(run_dir / "crossplay.jsonl")
+    rows = read_crossplay(run_dir)
     value = forgetting(rows) if rows else math.nan
     return {} if math.isnan(value) else {"crossplay/forgetting": value}
 
@@ -178,7 +180,7 @@ def _comparable(cfg: RunConfig) -> dict[str, Any]:
 
 def config_mismatch(run_dir: Path, cfg: RunConfig) -> list[str]:
     """Dotted keys where RUN_DIR/config.yaml differs from `cfg` ([] when equal or absent)."""
-    path = run_dir / "config.yaml"
+    path = run_dir / rundir.CONFIG
     if not path.is_file():
         return []
     saved = _comparable(load_config(str(path)))
@@ -187,14 +189,14 @@ def config_mismatch(run_dir: Path, cfg: RunConfig) -> list[str]:
 
 def training_done(run_dir: Path, steps: int) -> bool:
     """summary.json is written after the final checkpoint, so both mean the run finished."""
-    last = run_dir / "checkpoints" / f"step-{steps:06d}" / "defender"
-    return (run_dir / "summary.json").is_file() and last.is_dir()
+    last = rundir.checkpoint_dir(run_dir, steps, Role.DEFENDER.value)
+    return (run_dir / rundir.SUMMARY).is_file() and last.is_dir()
 
 
 def read_eval(run_dir: Path, model_path: str, limit: int | None) -> dict[str, float] | None:
     """{eval metric key: value} from RUN_DIR/eval/results.json when it evaluated `model_path` on
     every metric with this `limit`; None otherwise (evaluate again)."""
-    path = run_dir / "eval" / "results.json"
+    path = rundir.eval_results(run_dir)
     if not path.is_file():
         return None
     try:
@@ -268,7 +270,7 @@ def train_run(cfg: RunConfig, run_dir: Path, log: Log) -> bool:
     """Train (or finish) one run; False when it was already complete."""
     if training_done(run_dir, cfg.train.steps):
         return False
-    resume = run_dir if (run_dir / "metrics.jsonl").is_file() else None
+    resume = run_dir if (run_dir / rundir.METRICS).is_file() else None
     preflight(cfg, resume=resume)
     train(resolve_world(cfg, log=log), resume=resume, log=log, recorded=cfg)
     return True
@@ -294,7 +296,7 @@ def evaluate_run(
         benchmarks=[s.name for s in shared.sets],
         limit=shared.limit,
     )
-    write_results(run_dir / "eval", models, prov)
+    write_results(run_dir / rundir.EVAL, models, prov)
     return read_eval(run_dir, path, shared.limit) or {}, True
 
 
@@ -397,7 +399,7 @@ def run_ablation(
 
 def _eval_seconds(run_dir: Path) -> float | None:
     try:
-        doc = json.loads((run_dir / "eval" / "results.json").read_text())
+        doc = json.loads(rundir.eval_results(run_dir).read_text())
         return next(iter(doc["models"].values())).get("seconds")
     except (OSError, json.JSONDecodeError, KeyError, StopIteration):
         return None

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from magic_rl import rundir
 from magic_rl.config import RunConfig, dump_config
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.loop.resume import (
@@ -61,9 +62,9 @@ from magic_rl.loop.run import (
     use_cpu,
 )
 from magic_rl.loop.stages import SeedSampler, StepJudge, game_metrics, is_count, replay_records
-from magic_rl.loop.summary import read_metrics, summarize_run
 from magic_rl.progress import TrainProgress
 from magic_rl.records import Seed
+from magic_rl.run_summary import read_metrics, summarize_run
 
 __all__ = [
     "JudgeUnusable",
@@ -116,7 +117,7 @@ def train(
             run_dir.rmdir()  # a run that could not start leaves no empty directory behind
         raise
     if resume is None and run.main:
-        (run_dir / "config.yaml").write_text(dump_config(recorded))
+        (run_dir / rundir.CONFIG).write_text(dump_config(recorded))
     if resume is not None:
         if run.main and (path := record_overrides(run_dir, recorded, next_step)):
             log(f"settings changed on resume recorded in {path} (config.yaml is unchanged)")
@@ -135,8 +136,7 @@ def train(
     if cfg.train.tracker != "none":
         run.accelerator.end_training()
     if run.main:
-        summary = summarize_run(run_dir)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        rundir.write_summary(run_dir, summarize_run(run_dir))
     return run_dir
 
 
@@ -145,7 +145,7 @@ def preflight(cfg: RunConfig, *, resume: Path | None = None) -> tuple[Path, list
     built: a new run over an existing one, a bad seed file. Entry points call it before they
     resolve (and maybe build) the sandbox world; `train` calls it again."""
     run_dir = resume or Path(cfg.output_dir) / cfg.name
-    if resume is None and (run_dir / "metrics.jsonl").exists():
+    if resume is None and (run_dir / rundir.METRICS).exists():
         raise FileExistsError(
             f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
             "it, or choose another name (name=...)"

@@ -18,12 +18,11 @@ summary.json and its share of the run (docs/LOG.md).
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from magic_rl import rundir
 from magic_rl.config import RunConfig
 from magic_rl.evaluate.eval import load_policy
 from magic_rl.evaluate.transfer import (
@@ -39,11 +38,13 @@ class LiveCrossplay:
     def __init__(self, cfg: RunConfig, run_dir: Path, judge) -> None:
         self.cfg, self.run_dir, self.judge = cfg, run_dir, judge
         self.seeds = crossplay_seeds(cfg, "crossplay.probe")[: cfg.crossplay.probe]
-        self.path = run_dir / "crossplay.jsonl"
+        self.path = run_dir / rundir.CROSSPLAY
         self._rewrites: dict[str, list] = {}
 
     def _policy(self, name: str, role: Role):
-        return load_policy(str(self.run_dir / "checkpoints" / name / role.value), role, self.cfg)
+        return load_policy(
+            str(rundir.checkpoint_dir(self.run_dir, name, role.value)), role, self.cfg
+        )
 
     def _attacks(self, name: str) -> list:
         if name not in self._rewrites:
@@ -57,7 +58,7 @@ class LiveCrossplay:
     ) -> list[dict]:
         """Play each new snapshot (the last of its role) against every snapshot of the other role
         whose cell is not yet in the file; append and return the rows."""
-        done = {(r["attacker"], r["defender"]) for r in read_rows(self.path)}
+        done = {(r["attacker"], r["defender"]) for r in rundir.read_rows(self.path)}
         cells = []
         for role in new:
             mine = snapshots[role][-1]
@@ -89,51 +90,5 @@ class LiveCrossplay:
                         "seconds": round(seconds, 3),
                     }
                 )
-        with self.path.open("a") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        rundir.append_jsonl(self.path, rows)
         return rows
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-    return rows
-
-
-def matrix(rows: Sequence[dict]) -> dict:
-    """{attackers, defenders, asr} (rows: attackers, columns: defenders, NaN where not played),
-    the shape `magic crossplay` writes and the report draws."""
-    attackers = sorted({r["attacker"] for r in rows})
-    defenders = sorted({r["defender"] for r in rows})
-    cell = {(r["attacker"], r["defender"]): r["asr"] for r in rows}
-    return {
-        "attackers": attackers,
-        "defenders": defenders,
-        "asr": [[_float(cell.get((a, d))) for d in defenders] for a in attackers],
-    }
-
-
-def _float(x) -> float:
-    return math.nan if x is None else float(x)
-
-
-def forgetting(rows: Sequence[dict]) -> float:
-    """Mean over the earlier attacker snapshots (all but the last) of ASR(a, last defender) minus
-    a's lowest ASR against any defender snapshot: how much of what some defender once blocked the
-    final defender lets through again (0 = nothing forgotten). NaN without such cells."""
-    m = matrix(rows)
-    if len(m["attackers"]) < 2 or not m["defenders"]:
-        return math.nan
-    last = len(m["defenders"]) - 1
-    gaps = []
-    for row in m["asr"][:-1]:
-        known = [v for v in row if not math.isnan(v)]
-        if known and not math.isnan(row[last]):
-            gaps.append(row[last] - min(known))
-    return sum(gaps) / len(gaps) if gaps else math.nan

@@ -28,6 +28,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from magic_rl import rundir
 from magic_rl.config import LeagueConfig
 from magic_rl.records import Role
 
@@ -127,7 +128,7 @@ class OpponentCache:
         if held is not None and held[0] == name:
             return held[1]
         self.held.pop(role, None)  # free the previous one before loading the next
-        path = self.run_dir / "checkpoints" / name / role.value
+        path = rundir.checkpoint_dir(self.run_dir, name, role.value)
         if not path.is_dir():
             raise FileNotFoundError(
                 f"league: opponent checkpoint {path} is missing (the run's checkpoints/ must keep "

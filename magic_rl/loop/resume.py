@@ -29,11 +29,12 @@ from pathlib import Path
 
 import yaml
 
+from magic_rl import rundir
 from magic_rl.config import RunConfig, config_diff, dump_config, trained_roles
 from magic_rl.data.files import get_path
 from magic_rl.data.model_files import file_problem, model_dir_problem, run_checkpoint_dirs
 
-LOGS = ("metrics.jsonl", "replay.jsonl")
+LOGS = rundir.LOGS
 
 
 class ResumeError(ValueError):
@@ -47,8 +48,8 @@ class _BadLog(ResumeError):
 def repair_state(run_dir: Path) -> None:
     """A kill between the two renames of `Run.save_state` leaves no `state/` and a whole
     `state.old/`: put it back. Run on the main process before anything reads state/."""
-    state, old = run_dir / "state", run_dir / "state.old"
-    if not state.exists() and (old / "meta.json").is_file():
+    state, old = run_dir / rundir.STATE, run_dir / rundir.STATE_OLD
+    if not state.exists() and (old / rundir.META).is_file():
         old.rename(state)
 
 
@@ -58,12 +59,10 @@ def last_good_checkpoint(run_dir: Path) -> str:
     if not good:
         return "no whole checkpoint to start from: start a new run"
     ckpt = good[-1]
-    roles = " ".join(
-        f"{r}.model={ckpt / r}" for r in ("attacker", "defender") if (ckpt / r).is_dir()
-    )
+    roles = " ".join(f"{r}.model={ckpt / r}" for r in rundir.ROLES if (ckpt / r).is_dir())
     return (
         f"the last whole checkpoint is {ckpt}: start a new run from it with "
-        f"`magic train --config {run_dir / 'config.yaml'} name=NEW {roles}`"
+        f"`magic train --config {run_dir / rundir.CONFIG} name=NEW {roles}`"
     )
 
 
@@ -93,23 +92,25 @@ def _read_log(path: Path) -> list[dict]:
 
 def _saved_step(run_dir: Path, cfg: RunConfig) -> int:
     """The step `state/` resumes at (0 when the run never saved one); raises ResumeError."""
-    state = run_dir / "state"
+    state = run_dir / rundir.STATE
     if not state.exists():
-        later = [p.name for p, _ in run_checkpoint_dirs(run_dir) if p.name != "step-000000"]
-        logged = {r["step"] for r in _read_log(run_dir / "metrics.jsonl")}
+        later = [
+            p.name for p, _ in run_checkpoint_dirs(run_dir) if p.name != rundir.checkpoint_name(0)
+        ]
+        logged = {r["step"] for r in _read_log(run_dir / rundir.METRICS)}
         every = cfg.train.checkpoint_every
         if later or (every and len(logged) >= every):
             seen = f"checkpoints up to {later[-1]}" if later else f"{len(logged)} logged steps"
             raise _refuse(run_dir, f"{state}: missing, but this run saved one ({seen})")
         return 0
-    meta_path = state / "meta.json"
+    meta_path = state / rundir.META
     if problem := file_problem(meta_path):
         raise _refuse(run_dir, problem)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     step = meta.get("next_step") if isinstance(meta, dict) else None
     if not isinstance(step, int) or step < 0 or not isinstance(meta.get("scheduler"), dict):
         raise _refuse(run_dir, f"{meta_path}: next_step/scheduler: missing or malformed")
-    if problem := file_problem(state / "optim.pt"):
+    if problem := file_problem(state / rundir.OPTIM):
         raise _refuse(run_dir, problem)
     for role in trained_roles(cfg.schedule):
         if problem := model_dir_problem(state / role.value):
@@ -139,7 +140,7 @@ def check_resume(run_dir: Path, cfg: RunConfig) -> int:
 
 # Live cross-play rows carry the step of the switch they were computed at, written before the state
 # saved at that switch: rows of step == next_step are kept too.
-LATE_LOGS = {"crossplay.jsonl": 1}
+LATE_LOGS = {rundir.CROSSPLAY: 1}
 
 
 def truncate_logs(run_dir: Path, next_step: int) -> None:
@@ -158,7 +159,7 @@ def truncate_logs(run_dir: Path, next_step: int) -> None:
 
 def record_overrides(run_dir: Path, cfg: RunConfig, next_step: int) -> Path | None:
     """Settings of this resume that differ from config.yaml, in overrides/ (config.yaml stays)."""
-    path = run_dir / "config.yaml"
+    path = run_dir / rundir.CONFIG
     if not path.exists():  # resumed through the API with no saved config: keep this one
         path.write_text(dump_config(cfg))
         return None
@@ -167,9 +168,7 @@ def record_overrides(run_dir: Path, cfg: RunConfig, next_step: int) -> Path | No
     if not keys:
         return None
     changed = {key: get_path(new, key) for key in keys}
-    out = (
-        run_dir / "overrides" / f"resume-step-{next_step:06d}-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
-    )
+    out = rundir.overrides_file(run_dir, next_step, time.strftime("%Y%m%d-%H%M%S"))
     out.parent.mkdir(exist_ok=True)
     doc = {"resumed_at_step": next_step, "overrides": changed}
     out.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -18,7 +18,6 @@ nothing.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from magic_rl import game
+from magic_rl import game, rundir
 from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
 from magic_rl.data.seeds import load_seeds
 from magic_rl.judge import make_judge
@@ -93,7 +92,7 @@ class Run:
             self.seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed
         )
         self.static_attacks = load_static_attacks(cfg) if cfg.game.attacker == "static" else None
-        self.policies = build_policies(cfg, run_dir / "state", self.device)
+        self.policies = build_policies(cfg, run_dir / rundir.STATE, self.device)
         self.trainers = build_trainers(cfg, self.policies, self.device, self.accelerator)
         self.judge = make_judge(cfg.judge)
         self.players = build_players(cfg, self.policies)
@@ -110,7 +109,9 @@ class Run:
 
         self.start_step = 0
         self._judge_counts: dict[str, float] = {}
-        self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
+        # timings of work outside a step's own stages, logged with the next row: the step-0
+        # switch's cross-play (with step 0), the previous step's log stage (`time/log`)
+        self._carried: dict[str, float] = {}
 
     def _load_frozen(self, path: Path, role: Role):
         """A past opponent from its checkpoint directory (a LoRA role's is an adapter dir)."""
@@ -122,9 +123,9 @@ class Run:
     # -- one step ----------------------------------------------------------------------------------
 
     def step(self, step: int) -> dict:
-        """One training step, its seven stages in order (docs/ARCHITECTURE.md); returns the step's
-        metrics row as logged. Under `schedule.protocol=concurrent` stages 0-3 run once per role
-        (both rollouts before either update) and stage 4 updates both."""
+        """One training step, its seven stages in order, each timed (docs/ARCHITECTURE.md); returns
+        the step's metrics row as logged. Under `schedule.protocol=concurrent` stages 0-3 run once
+        per role (both rollouts before either update) and stage 4 updates both."""
         t0, timer, roles = time.perf_counter(), Timer(), self.roles_at()
         opponents = {role: self._opponent(step, role) for role in roles}  # league: past or None
         played: list[Played] = []
@@ -142,10 +143,17 @@ class Run:
             played.append(Played(role, episodes, verdicts, rewards, fixed, extra, judge.calls))
         with timer("update"):  # 4. update: GRPO on the scheduled role(s); the other stays frozen
             updates = [self.trainers[p.role].update(p.episodes, p.rewards[p.role]) for p in played]
-        metrics = self._metrics(step, played, updates, opponents, timer, t0)  # over all ranks
+        stats = self._stats(played, updates, opponents)  # over all ranks
         replay = self._replay(step, played, opponents)  # over all ranks
-        switched = self._schedule(step, roles, opponents, metrics, replay)  # 5. schedule
-        self._log(step, metrics, replay, switched)  # 6. log
+        step_s = time.perf_counter() - t0
+        with timer("schedule"):  # 5. schedule
+            switched, scheduled = self._schedule(
+                step, roles, opponents, stats, replay, timer, step_s
+            )
+        metrics = self._row(step, roles, stats, timer, step_s, scheduled)  # the one row builder
+        with timer("log"):  # 6. log
+            self._log(step, metrics, replay, switched)
+        self._carried["time/log"] = timer.times["time/log"]  # logged with the next step
         return metrics
 
     def _opponent(self, step: int, role: Role) -> str | None:
@@ -224,17 +232,9 @@ class Run:
             f"`magic train --resume {self.run_dir}`"
         )
 
-    def _metrics(
-        self,
-        step: int,
-        played: Sequence[Played],
-        updates: Sequence[dict],
-        opponents: dict,
-        timer: Timer,
-        t0: float,
-    ) -> dict:
-        """The step's metrics row: the game, rewards and updates (reduced over ranks), the judge's
-        request counters, the league, then the stage timings."""
+    def _stats(self, played: Sequence[Played], updates: Sequence[dict], opponents: dict) -> dict:
+        """The step's statistics, reduced over ranks: the game, rewards and updates, the judge's
+        request counters, the league."""
         metrics: dict[str, float] = {}
         for k, p in enumerate(played):
             m = {**game_metrics(p.episodes, p.verdicts), **summarize(p.rewards), **p.extra}
@@ -259,11 +259,27 @@ class Run:
         if self.cfg.league.enabled:
             for role, opponent in opponents.items():
                 metrics[f"league/{role.value}/past_opponent"] = float(opponent is not None)
-        metrics = self.shards.reduce(metrics)
-        metrics.update(timer.times)
-        metrics["time/step"] = time.perf_counter() - t0
-        role_name = "both" if self.concurrent else played[0].role.value
-        return {"step": step, "schedule/role": role_name, **metrics}
+        return self.shards.reduce(metrics)
+
+    def _row(
+        self,
+        step: int,
+        roles: Sequence[Role],
+        stats: dict,
+        timer: Timer,
+        step_s: float,
+        scheduled: dict[str, float],
+    ) -> dict:
+        """The step's metrics row, built here only: the step and its trained role, the statistics,
+        the stage timings (`time/step`: stages 0-4), what stage 5 did (hard-case buffer size,
+        cross-play time at a switch) and the timings carried from outside the step's stages."""
+        role_name = "both" if self.concurrent else roles[0].value
+        times = {k: v for k, v in timer.times.items() if k not in ("time/schedule", "time/log")}
+        row = {"step": step, "schedule/role": role_name, **stats, **times, "time/step": step_s}
+        row.update(scheduled)
+        if "time/schedule" in timer.times:
+            row["time/schedule"] = timer.times["time/schedule"]
+        return row
 
     def _replay(self, step: int, played: Sequence[Played], opponents: dict) -> list[dict]:
         """The step's replay records, every rank's, numbered in the whole step's order."""
@@ -280,27 +296,38 @@ class Run:
         return replay
 
     def _schedule(
-        self, step: int, roles: Sequence[Role], opponents: dict, metrics: dict, replay: list[dict]
-    ) -> bool:
+        self,
+        step: int,
+        roles: Sequence[Role],
+        opponents: dict,
+        stats: dict,
+        replay: list[dict],
+        timer: Timer,
+        step_s: float,
+    ) -> tuple[bool, dict[str, float]]:
         """Stage 5: what the next steps play. The hard-case buffers and the league's statistics
-        learn from this step, the scheduler picks the next role; at a switch (and after the last
-        step) both roles' checkpoint, and the roles that trained join their snapshot lists (live
-        cross-play plays them). True at a switch."""
-        self._feed(roles, opponents, replay, metrics)
-        metrics.update(self._switch_times)
-        self._switch_times = {}
-        switched = self.advance(metrics)
+        learn from this step, the scheduler picks the next role (reading the row as it stands); at
+        a switch (and after the last step) both roles' checkpoint, and the roles that trained join
+        their snapshot lists (live cross-play plays them). Returns (switched, the stage's metrics
+        with the carried timings)."""
+        scheduled = {**self._feed(roles, opponents, replay, stats), **self._carried}
+        self._carried = {}
+        switched = self.advance(self._row(step, roles, stats, timer, step_s, scheduled))
         last = step + 1 == self.cfg.train.steps
         if (switched and self.cfg.train.checkpoint_at_switch) or last:
             self.save_checkpoint(step + 1)
-            metrics.update(self.on_switch(step + 1, roles))
-        return switched
+            scheduled.update(self.on_switch(step + 1, roles))
+        return switched, scheduled
 
-    def _feed(self, roles: Sequence[Role], opponents: dict, replay: list[dict], metrics) -> None:
-        """The hard-case buffers and the league's statistics learn from the finished step."""
+    def _feed(
+        self, roles: Sequence[Role], opponents: dict, replay: list[dict], stats: dict
+    ) -> dict[str, float]:
+        """The hard-case buffers and the league's statistics learn from the finished step; returns
+        the buffer's size when hard-case replay is on."""
+        fed: dict[str, float] = {}
         if self.cfg.replay.share > 0:
             self.hard_cases.add(case_of(r) for r in replay if is_hard(r))
-            metrics["replay/buffer_size"] = float(len(self.hard_cases))
+            fed["replay/buffer_size"] = float(len(self.hard_cases))
         if self.pending is not None:
             if Role.DEFENDER in roles:
                 self.pending.clear()
@@ -309,14 +336,15 @@ class Run:
         for k, role in enumerate(roles):  # the asr of the rollout this role trained on
             if opponents.get(role) is not None:
                 key = "game/asr" if k == 0 else f"{role.value}_rollout/game/asr"
-                self.league.record(role.other, opponents[role], metrics.get(key))
+                self.league.record(role.other, opponents[role], stats.get(key))
+        return fed
 
     def _log(self, step: int, metrics: dict, replay: list[dict], switched: bool) -> None:
         """Stage 6: metrics.jsonl, replay.jsonl and the tracker (main process), then the state
         resume needs, at a switch, after the last step and every `train.checkpoint_every` steps."""
         if self.main:
-            append_jsonl(self.run_dir / "replay.jsonl", replay)
-            append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+            rundir.append_jsonl(self.run_dir / rundir.REPLAY, replay)
+            rundir.append_jsonl(self.run_dir / rundir.METRICS, [metrics])
             if self.cfg.train.tracker != "none":
                 floats = {k: v for k, v in metrics.items() if isinstance(v, float)}
                 self.accelerator.log(floats, step=step)
@@ -344,7 +372,7 @@ class Run:
     def on_switch(self, step: int, trained: Sequence[Role]) -> dict[str, float]:
         """After the checkpoint at `step`: the roles that trained since join their snapshot lists
         (the league's pools) and live cross-play plays the new snapshots. Returns timings."""
-        name = f"step-{step:06d}"
+        name = rundir.checkpoint_name(step)
         new = [r for r in trained if self.snapshots.add(r, name)]
         if self.crossplay is None or not new:
             return {}
@@ -359,13 +387,13 @@ class Run:
         lists (and live cross-play) like a switch's; its timings are logged with the first step."""
         if self.start_step == 0:
             self.save_checkpoint(0)
-            self._switch_times = self.on_switch(0, trained_roles(self.cfg.schedule))
+            self._carried = self.on_switch(0, trained_roles(self.cfg.schedule))
 
     # -- checkpoints -------------------------------------------------------------------------------
 
     def save_checkpoint(self, step: int) -> Path:
         """Both roles in Hugging Face format at a switch boundary (loadable with from_pretrained)."""
-        out = self.run_dir / "checkpoints" / f"step-{step:06d}"
+        out = rundir.checkpoint_dir(self.run_dir, step)
         if self.main:
             tmp = out.with_name(f".tmp-{out.name}")  # hidden: readers list step-* only
             shutil.rmtree(tmp, ignore_errors=True)
@@ -382,12 +410,12 @@ class Run:
             return
         import torch
 
-        tmp = self.run_dir / "state.tmp"
+        tmp = self.run_dir / rundir.STATE_TMP
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for role in self.trainers:
             self.policies[role].save_pretrained(tmp / role.value)
-        torch.save({r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / "optim.pt")
+        torch.save({r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / rundir.OPTIM)
         meta = {
             "next_step": next_step,
             "scheduler": self.scheduler.state_dict(),
@@ -396,20 +424,20 @@ class Run:
             "hard_cases": self.hard_cases.state_dict(),
             "pending": None if self.pending is None else self.pending.state_dict(),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        replace_dir(tmp, self.run_dir / "state", self.run_dir / "state.old")
+        (tmp / rundir.META).write_text(json.dumps(meta))
+        replace_dir(tmp, self.run_dir / rundir.STATE, self.run_dir / rundir.STATE_OLD)
 
     def load_state(self, next_step: int) -> None:
         """Optimisers and schedule from state/ (checked whole by `resume.check_resume`, which
         gave `next_step`; 0 = the run never saved a state)."""
         import torch
 
-        state = self.run_dir / "state"
+        state = self.run_dir / rundir.STATE
         if next_step == 0 and not state.exists():
             self.log("no saved state: starting from step 0")
             return
         try:
-            meta = json.loads((state / "meta.json").read_text())
+            meta = json.loads((state / rundir.META).read_text())
             self.scheduler.load_state_dict(meta["scheduler"])
             self.snapshots.load_state_dict(meta.get("snapshots", {}))
             self.league.load_state_dict(meta.get("league", {}))
@@ -418,10 +446,10 @@ class Run:
                 self.pending.load_state_dict(meta.get("pending") or [])
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ResumeError(
-                f"{state / 'meta.json'}: scheduler, league or hard-case state: unreadable "
+                f"{state / rundir.META}: scheduler, league or hard-case state: unreadable "
                 f"({e!r}). " + last_good_checkpoint(self.run_dir)
             ) from e
-        optim_path = state / "optim.pt"
+        optim_path = state / rundir.OPTIM
         try:
             # on CPU first: a GPU rank must not load the main process's tensors onto cuda:0
             optim = torch.load(optim_path, map_location="cpu", weights_only=True)
@@ -509,14 +537,6 @@ def build_players(cfg: RunConfig, policies: dict) -> game.Players:
         attacker_sampling=cfg.attacker.sampling,
         defender_sampling=cfg.defender.sampling,
     )
-
-
-def append_jsonl(path: Path, records: Sequence[dict]) -> None:
-    """Append records as JSON lines, synced to disk (a kill loses no logged step)."""
-    with path.open("a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def schedule_for(cfg: ScheduleConfig) -> ScheduleConfig:

@@ -25,7 +25,6 @@ ablation and sample data, `markup` holds the HTML/markdown building blocks, `sec
 sections and `page` writes the page.
 """
 
-from magic_rl.loop.summary import SUMMARY_KEYS
 from magic_rl.report.markup import Report
 from magic_rl.report.page import CSS, JS, render_report
 from magic_rl.report.plots import (
@@ -47,6 +46,7 @@ from magic_rl.report.runs import (
 )
 from magic_rl.report.sections import build_report
 from magic_rl.report.tables import ablation_table, metric_rows, sample_exchanges
+from magic_rl.run_summary import SUMMARY_KEYS
 
 __all__ = [
     "CONFIG_KEYS",

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from magic_rl.evaluate.analyze import TAXONOMY
-from magic_rl.loop.summary import nan_mean
 from magic_rl.report.runs import RunData, _num
+from magic_rl.run_summary import nan_mean
 
 CURVES: tuple[tuple[str, str], ...] = (
     ("defender/reward/total", "defender reward (R_D)"),

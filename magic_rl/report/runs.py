@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magic_rl import rundir
 from magic_rl.data.files import get_path
-from magic_rl.evaluate.analyze import analyze_replay, read_replay
-from magic_rl.loop.crossplay import matrix, read_rows
-from magic_rl.loop.summary import headline, read_metrics
+from magic_rl.evaluate.analyze import analyze_replay
+from magic_rl.run_summary import headline, matrix
+from magic_rl.rundir import read_crossplay, read_metrics, read_replay
 
 CONFIG_KEYS = (
     "name", "seed", "attacker.model", "defender.model", "judge.backend", "game.max_turns",
@@ -51,26 +52,25 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
         {k: (math.nan if v is None else v) for k, v in row.items()} for row in read_metrics(path)
     ]  # the report's plots and tables read NaN for "no number this step"
     run = RunData(path=path, label=label or path.name, metrics=metrics)
-    if (path / "config.yaml").exists():
+    config = path / rundir.CONFIG
+    if config.exists():
         import yaml
 
         try:
-            run.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+            run.config = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             problem = " ".join(str(e).split())
-            raise ValueError(f"{path / 'config.yaml'}: unreadable ({problem})") from None
-    if (path / "replay.jsonl").exists():
-        run.replay = read_replay(path / "replay.jsonl")
-    if (path / "crossplay" / "crossplay.json").exists():
-        run.crossplay = _check_crossplay(
-            _read_json(path / "crossplay" / "crossplay.json"), path / "crossplay" / "crossplay.json"
-        )
-    elif (path / "crossplay.jsonl").exists():  # live cross-play, drawn as it stands
-        run.crossplay = {**matrix(read_rows(path / "crossplay.jsonl")), "live": True}
-    if (path / "eval" / "results.json").exists():
-        run.eval_results = _read_json(path / "eval" / "results.json")
-    if (path / "analysis" / "strategy.json").exists():
-        run.analysis = _read_json(path / "analysis" / "strategy.json")
+            raise ValueError(f"{config}: unreadable ({problem})") from None
+    if (path / rundir.REPLAY).exists():
+        run.replay = read_replay(path / rundir.REPLAY)
+    if (crossplay := rundir.crossplay_matrix(path)).exists():
+        run.crossplay = _check_crossplay(_read_json(crossplay), crossplay)
+    elif (path / rundir.CROSSPLAY).exists():  # live cross-play, drawn as it stands
+        run.crossplay = {**matrix(read_crossplay(path)), "live": True}
+    if (results := rundir.eval_results(path)).exists():
+        run.eval_results = _read_json(results)
+    if (analysis := rundir.strategy_analysis(path)).exists():
+        run.analysis = _read_json(analysis)
     elif run.replay:
         run.analysis = analyze_replay(path)
     return run

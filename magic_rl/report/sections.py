@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from magic_rl.evaluate.analyze import TAXONOMY
-from magic_rl.loop.summary import SUMMARY_KEYS
 from magic_rl.report.markup import Report, _e, _md_cell
 from magic_rl.report.plots import crossplay_figure, curves_figure, strategy_figure
 from magic_rl.report.runs import CONFIG_KEYS, RunData, _fmt, _num, run_summary
 from magic_rl.report.tables import _ci_text, ablation_table, metric_rows, sample_exchanges
+from magic_rl.run_summary import SUMMARY_KEYS
 
 
 def _summary_section(rep: Report, runs: Sequence[RunData]) -> None:

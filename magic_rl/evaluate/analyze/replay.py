@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from magic_rl.content import carries
-from magic_rl.data.files import read_jsonl_rows
 from magic_rl.evaluate.analyze.diversity import embedding_diversity, self_bleu
 from magic_rl.evaluate.analyze.rules import Tagger, rule_tagger, tag_strategy
 from magic_rl.evaluate.analyze.taxonomy import (
@@ -26,27 +25,7 @@ from magic_rl.evaluate.analyze.taxonomy import (
     classes_of,
     is_hybrid,
 )
-
-
-def read_replay(path: str | Path) -> list[dict]:
-    """Records of a replay.jsonl; raises ValueError naming the file, line and field of a bad row."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no replay buffer (runs write replay.jsonl)")
-    rows = []
-    for lineno, row in read_jsonl_rows(path):
-        where = f"{path}:{lineno}"
-        for key, kind in (("step", int), ("seed", dict), ("turns", list)):
-            if not isinstance(row.get(key), kind) or isinstance(row.get(key), bool):
-                raise ValueError(f"{where}: field {key!r} missing or not {kind.__name__}")
-        for key in ("label", "text"):
-            if not isinstance(row["seed"].get(key), str):
-                raise ValueError(f"{where}: field 'seed.{key}' missing or not a string")
-        for k, turn in enumerate(row["turns"]):
-            if not isinstance(turn, dict) or not isinstance(turn.get("attack"), str):
-                raise ValueError(f"{where}: field 'turns[{k}].attack' missing or not a string")
-        rows.append(row)
-    return rows
+from magic_rl.rundir import REPLAY, read_replay, strategy_analysis
 
 
 def stage_edges(steps: Sequence[int], stages: int) -> list[tuple[int, int]]:
@@ -134,7 +113,7 @@ def analyze_replay(
     run's step range evenly (`stage_edges`). Default tagger: `rule_tagger`.
     """
     run_dir = Path(run_dir)
-    rows = read_replay(run_dir / "replay.jsonl")
+    rows = read_replay(run_dir / REPLAY)
     tagger = tagger or rule_tagger
     seen: set[tuple] = set()
     items: list[tuple[int, str, str, str]] = []  # (step, attack, seed text, trained role)
@@ -182,7 +161,7 @@ def analyze_replay(
 
 def write_analysis(run_dir: str | Path, analysis: dict[str, Any]) -> Path:
     """RUN_DIR/analysis/strategy.json (NaN written as null)."""
-    path = Path(run_dir) / "analysis" / "strategy.json"
+    path = strategy_analysis(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_nan_to_none(analysis), indent=2) + "\n", encoding="utf-8")
     return path

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from magic_rl import rundir
 from magic_rl.config import RunConfig
 from magic_rl.evaluate.eval.items import SANDBOX, EvalSet, Log
 from magic_rl.evaluate.eval.model_args import (
@@ -38,7 +39,7 @@ def evaluate(
     run_dir = run_dir_of(model)
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = run_dir / "eval" if run_dir else Path(cfg.output_dir) / f"eval-{stamp}"
+        out = run_dir / rundir.EVAL if run_dir else Path(cfg.output_dir) / f"eval-{stamp}"
     label = Path(path).parent.name if run_dir else Path(path).name or path
     models = evaluate_models([(label, path)], sets, cfg, judge, log=log)
     files = {k: v for s in sets for k, v in s.files.items()}
@@ -68,6 +69,6 @@ def evaluate_run(
     )
     files = {k: v for s in sets for k, v in s.files.items()}
     prov = provenance(cfg, judge, files, run_dir=str(run_dir), benchmarks=[s.name for s in sets])
-    md = write_results(run_dir / "eval", models, prov)
+    md = write_results(run_dir / rundir.EVAL, models, prov)
     show(rich_table(models, title=f"{run_dir}: first vs last defender"), log)
     return md

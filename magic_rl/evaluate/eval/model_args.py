@@ -17,10 +17,7 @@ from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
 from magic_rl.evaluate.eval.items import Log
 from magic_rl.policy import HFPolicy, resolve_device
 from magic_rl.records import Role
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / "checkpoints").is_dir() or (path / "config.yaml").is_file()
+from magic_rl.rundir import is_checkpoint_dir, is_run_dir
 
 
 def run_checkpoints(run_dir: str | Path, *, log: Log = print) -> list[Path]:
@@ -47,7 +44,7 @@ def is_local(spec: str) -> bool:
 def run_dir_of(spec: str) -> Path | None:
     """The run directory a model argument points into (RUN_DIR or RUN_DIR/checkpoints/step-N)."""
     path = Path(spec)
-    if path.parent.name == "checkpoints" and path.name.startswith("step-"):
+    if is_checkpoint_dir(path):
         return path.parent.parent
     return path if is_run_dir(path) else None
 
@@ -56,7 +53,7 @@ def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = prin
     """An HF path/id, RUN_DIR (its LAST checkpoint) or RUN_DIR/checkpoints/step-N -> the path of
     `role`'s model."""
     path = Path(spec)
-    if path.parent.name == "checkpoints" and path.name.startswith("step-"):
+    if is_checkpoint_dir(path):
         ckpt = path
     elif is_run_dir(path):
         ckpt = run_checkpoints(path, log=log)[-1]

@@ -1,4 +1,6 @@
-"""A run's summary: the headline metrics' means over its first and last steps, with one NaN rule.
+"""What a run's logs say: the headline metrics' means over its first and last steps (one NaN rule),
+and the live cross-play matrix with its forgetting measure. Reads the run directory through
+`rundir`; training writes it, `magic report` and `magic experiment` read it here, not in `loop`.
 
 `headline(rows)` is what `summary.json`, the end-of-run table (`magic train`, `make demo`) and the
 report's summary section show. The NaN rule, the same as the metric schedule's window
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from magic_rl.data.files import read_jsonl_rows
+from magic_rl.rundir import checkpoint_names, read_metrics
 
 SUMMARY_KEYS = (
     "defender/refusal_rate/harmful",
@@ -51,22 +53,6 @@ def headline(rows: Sequence[Mapping[str, Any]], window: int = 5) -> dict[str, An
     }
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of RUN_DIR/metrics.jsonl as written (a null stays None: the NaN rule above reads
-    it). The one reader of that file (summary, experiments, report); raises ValueError naming the
-    file and line of a bad row, FileNotFoundError when there is none."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no metrics.jsonl: not a run directory")
-    rows = []
-    for lineno, row in read_jsonl_rows(path):
-        step = row.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
-            raise ValueError(f"{path}:{lineno}: field 'step' missing or not an integer")
-        rows.append(row)
-    return rows
-
-
 def summarize_run(run_dir: Path, window: int = 5) -> dict:
     """summary.json: `headline`, the time spent in steps and in live cross-play, the checkpoints."""
     rows = read_metrics(run_dir)
@@ -86,5 +72,41 @@ def summarize_run(run_dir: Path, window: int = 5) -> dict:
         "switches": head["switches"],
         "first": head["first"],
         "last": head["last"],
-        "checkpoints": sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("step-*")),
+        "checkpoints": checkpoint_names(run_dir),
     }
+
+
+# --- live cross-play (crossplay.jsonl) ------------------------------------------------------------
+
+
+def matrix(rows: Sequence[dict]) -> dict:
+    """{attackers, defenders, asr} (rows: attackers, columns: defenders, NaN where not played),
+    the shape `magic crossplay` writes and the report draws."""
+    attackers = sorted({r["attacker"] for r in rows})
+    defenders = sorted({r["defender"] for r in rows})
+    cell = {(r["attacker"], r["defender"]): r["asr"] for r in rows}
+    return {
+        "attackers": attackers,
+        "defenders": defenders,
+        "asr": [[_float(cell.get((a, d))) for d in defenders] for a in attackers],
+    }
+
+
+def _float(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+def forgetting(rows: Sequence[dict]) -> float:
+    """Mean over the earlier attacker snapshots (all but the last) of ASR(a, last defender) minus
+    a's lowest ASR against any defender snapshot: how much of what some defender once blocked the
+    final defender lets through again (0 = nothing forgotten). NaN without such cells."""
+    m = matrix(rows)
+    if len(m["attackers"]) < 2 or not m["defenders"]:
+        return math.nan
+    last = len(m["defenders"]) - 1
+    gaps = []
+    for row in m["asr"][:-1]:
+        known = [v for v in row if not math.isnan(v)]
+        if known and not math.isnan(row[last]):
+            gaps.append(row[last] - min(known))
+    return sum(gaps) / len(gaps) if gaps else math.nan
