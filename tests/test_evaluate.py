@@ -16,16 +16,17 @@ from typer.testing import CliRunner
 
 from magic_rl.cli import app
 from magic_rl.config import dump_config, load_config
-from magic_rl.data.benchmarks import EvalItem, artifact_asr, file_sha256, load_jbb_artifact
-from magic_rl.evaluate.eval import (
+from magic_rl.data.benchmarks import (
     SANDBOX_SETS,
+    EvalItem,
+    artifact_asr,
+    file_sha256,
+    load_jbb_artifact,
     pick_rewrites,
-    resolve_role_model,
-    run_checkpoints,
-    run_dir_of,
     sandbox_items,
 )
-from magic_rl.evaluate.eval.sets import _limit
+from magic_rl.data.benchmarks.sandbox import _limit
+from magic_rl.evaluate.eval import resolve_role_model, run_checkpoints, run_dir_of
 from magic_rl.evaluate.transfer import Rewrite, any_harmful, format_rate
 from magic_rl.records import Role, Seed, Verdict
 from magic_rl.strategies import build_pool

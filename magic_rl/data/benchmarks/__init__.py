@@ -27,7 +27,8 @@ Departures from the reference, on purpose:
 
 Layout: `items` (EvalItem, metrics), `harm_loaders` and `other_loaders` (one loader per format),
 `result_loaders` (other harnesses' result files: HarmBench results, JailbreakBench artifacts),
-`registry` (BENCHMARKS, load_benchmark). Pure Python; pandas/pyarrow are imported only to read
+`registry` (BENCHMARKS, load_benchmark, and the sandbox's own sets: `sandbox`, built from its
+test-split seeds and the world's pool). Pure Python; pandas/pyarrow are imported only to read
 parquet.
 Run: `python -m magic_rl.data.benchmarks` lists the benchmarks found under the data root.
 """
@@ -45,7 +46,7 @@ from magic_rl.data.benchmarks.harm_loaders import (
     load_wildjailbreak_benign,
     load_wildjailbreak_harmful,
 )
-from magic_rl.data.benchmarks.items import DEFAULT_DATA_ROOT, METRICS, EvalItem, Metric
+from magic_rl.data.benchmarks.items import DEFAULT_DATA_ROOT, METRICS, EvalItem, Metric, file_sha256
 from magic_rl.data.benchmarks.other_loaders import (
     OPENAI_MODERATION_CODES,
     XSTEST_SAFE_TYPES,
@@ -59,9 +60,9 @@ from magic_rl.data.benchmarks.registry import (
     BENCHMARKS,
     Benchmark,
     benchmark_path,
-    file_sha256,
     list_benchmarks,
     load_benchmark,
+    sandbox_names,
 )
 from magic_rl.data.benchmarks.result_loaders import (
     JBBArtifact,
@@ -71,10 +72,27 @@ from magic_rl.data.benchmarks.result_loaders import (
     load_jbb_artifact,
     load_jbb_artifacts_judge,
 )
+from magic_rl.data.benchmarks.sandbox import (
+    REWRITES_PER_SEED,
+    SANDBOX,
+    SANDBOX_SETS,
+    SEEDS_DIR,
+    pick_rewrites,
+    sandbox_items,
+    sandbox_sets,
+)
 from magic_rl.data.files import DatasetError
 
 __all__ = [
     "BENCHMARKS",
+    "REWRITES_PER_SEED",
+    "SANDBOX",
+    "SANDBOX_SETS",
+    "SEEDS_DIR",
+    "pick_rewrites",
+    "sandbox_items",
+    "sandbox_names",
+    "sandbox_sets",
     "DEFAULT_DATA_ROOT",
     "METRICS",
     "OPENAI_MODERATION_CODES",

@@ -1,10 +1,11 @@
 """The table of known benchmarks (`BENCHMARKS`) and the entry point `load_benchmark`, which reads
-a named benchmark from the data root or any file; `file_sha256` for results provenance."""
+a named benchmark from the data root or any file; beside them the sandbox's own sets (`SANDBOX`:
+`sandbox` for all six, `sandbox/<set>`), built from its seeds by `sandbox.sandbox_sets` rather than
+read from a file (`sandbox_names`); `file_sha256` (in `items`) for results provenance."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from magic_rl.data.benchmarks.other_loaders import (
     load_xstest,
 )
 from magic_rl.data.benchmarks.result_loaders import load_jbb_artifacts_judge
+from magic_rl.data.benchmarks.sandbox import SANDBOX, SANDBOX_SETS
 from magic_rl.data.files import DatasetError, decode_text
 
 
@@ -164,6 +166,16 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+def sandbox_names(name: str) -> list[str] | None:
+    """The sandbox sets an eval set name asks for (`sandbox`: all six; `sandbox/<set>`: one), or
+    None for any other name (a benchmark or a file)."""
+    if name == SANDBOX:
+        return list(SANDBOX_SETS)
+    if name.startswith(f"{SANDBOX}/"):
+        return [name.split("/", 1)[1]]
+    return None
+
+
 def list_benchmarks() -> list[str]:
     return sorted(BENCHMARKS)
 
@@ -220,12 +232,3 @@ def _load_file(path: Path, mapping: dict[str, Any]) -> list[EvalItem]:
         f"not a known benchmark name ({', '.join(list_benchmarks())}) nor a known file; "
         "pass a column mapping, e.g. prompt_field='prompt', label='harmful'",
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, for the provenance block of a results JSON."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -77,12 +77,7 @@ from magic_rl.evaluate.eval.protocol import (
     progress_bar,
     summarize,
 )
-from magic_rl.evaluate.eval.sets import (
-    load_sets,
-    pick_rewrites,
-    sandbox_items,
-    sandbox_sets,
-)
+from magic_rl.evaluate.eval.sets import load_sets
 
 __all__ = [
     "REPO",
@@ -106,15 +101,12 @@ __all__ = [
     "load_policy",
     "load_sets",
     "markdown_table",
-    "pick_rewrites",
     "progress_bar",
     "provenance",
     "resolve_role_model",
     "rich_table",
     "run_checkpoints",
     "run_dir_of",
-    "sandbox_items",
-    "sandbox_sets",
     "show",
     "summarize",
     "table_rows",

@@ -2,7 +2,7 @@
 
 `EvalSet` is a named list of `EvalItem`s with the files (path -> sha256) they were read from;
 `ItemResult` is one item's exchange (the defender's reply, the judge's verdict) and its items.jsonl
-line. `SANDBOX_SETS` names the six sandbox sets (see `evaluate.eval.sets`).
+line. `SANDBOX_SETS` names the six sandbox sets (`data.benchmarks.sandbox`).
 """
 
 from __future__ import annotations
@@ -12,24 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magic_rl.data.benchmarks import EvalItem
+from magic_rl.data.benchmarks import (  # noqa: F401 (the sandbox's names, re-exported)
+    REWRITES_PER_SEED,
+    SANDBOX,
+    SANDBOX_SETS,
+    SEEDS_DIR,
+    EvalItem,
+)
 from magic_rl.evaluate.metrics import outcome_flag
 from magic_rl.records import Verdict
 
 REPO = Path(__file__).resolve().parents[3]
-SEEDS_DIR = REPO / "magic_rl" / "assets" / "seeds"
-SANDBOX = "sandbox"
-SANDBOX_SETS: tuple[str, ...] = (
-    "vanilla_harmful",
-    "benign",
-    "contrast",
-    "train_strategies",
-    "held_out_strategies",
-    "adversarial_benign",
-)
-# Rewrites per test seed in the sandbox's rewrite sets: keeps the whole sandbox eval (~400 prompts
-# at fraction 1) within half a minute on 2 CPU cores.
-REWRITES_PER_SEED = 2
 
 Log = Callable[..., None]
 
