@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 import magic_rl.cli.training as training
 import magic_rl.loop as loop
-import magic_rl.phase1 as phase1
+import magic_rl.phases as phase1
+import magic_rl.run_summary as run_summary
 import magic_rl.sandbox.resolve as resolve
 from magic_rl.cli import app
 
@@ -40,7 +41,7 @@ def calls(monkeypatch, tmp_path):
     monkeypatch.setattr(loop, "train", phase2)
     # The instruct model's names stay unresolved (resolving would fetch the model).
     monkeypatch.setattr(resolve, "resolve_world", lambda cfg, log=print: cfg)
-    monkeypatch.setattr(loop, "summarize_run", lambda run_dir: {})
+    monkeypatch.setattr(run_summary, "summarize_run", lambda run_dir: {})
     monkeypatch.setattr(training, "print_summary", lambda summary, run_dir: None)
     return seen
 

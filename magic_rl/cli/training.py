@@ -21,7 +21,7 @@ def sft(
     `sft.pool` unset: the sandbox's pool for a `sandbox:*` model, else the pool built from the run's
     own RL seeds (`data.seeds`, `data.split`) with the programmatic strategies.
     """
-    from magic_rl.phase1 import run_phase1
+    from magic_rl.phases import run_phase1
 
     cfg = _load(config, overrides)
     console = _console()
@@ -37,12 +37,11 @@ def train(
     ] = None,
     overrides: Overrides = None,
 ) -> None:
-    """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
-    from magic_rl.loop import preflight, summarize_run
-    from magic_rl.loop import train as run_training
-    from magic_rl.phase1 import ensure_attacker
+    """Phase 2: alternating GRPO of attacker and defender (phase 1 first when the attacker is this
+    config's own, not yet trained, SFT output). Writes runs/<name>/."""
+    from magic_rl import phases
+    from magic_rl.run_summary import summarize_run
     from magic_rl.rundir import CONFIG
-    from magic_rl.sandbox.resolve import resolve_world
 
     if resume is not None:
         if not (resume / CONFIG).exists():
@@ -52,11 +51,7 @@ def train(
         cfg = _load(config, overrides)
     console = _console()
     try:
-        # A taken run name or a bad seed file fails here, before phase 1 or a world build.
-        preflight(cfg, resume=resume)
-        ensure_attacker(cfg, log=console.print)  # phase 1 first when its output is missing
-        resolved = resolve_world(cfg, log=console.print)
-        run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
+        run_dir = phases.train(cfg, resume=resume, log=console.print)
     except FileExistsError as err:
         _fail(str(err))
     from accelerate import PartialState

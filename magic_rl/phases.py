@@ -1,11 +1,15 @@
-"""Phase 1, the attacker's SFT on the attack pool, and the rule for when `magic train` runs it.
+"""The two training phases as one workflow below the CLI: phase 1, the attacker's SFT on the attack
+pool (`magic sft`), and `train`, what `magic train` runs: phase 1 first when it is pending, then
+phase 2 (`loop.train`) on the resolved world.
 
 `run_phase1(cfg)` is `magic sft`: the sandbox's cached attacker for a `sandbox:*` model, else the
 pool (`sft.pool`, or built from the run's own RL seeds with the programmatic strategies) through
 `sft.attacker_sft` into `sft_output(cfg)`. `ensure_attacker(cfg)` is what `magic train` calls before
 phase 2: when the attacker is this config's own phase-1 output and that is not complete yet (no
 `sft.json`, which phase 1 writes last), phase 1 runs first; a named model (`models:`, `sandbox:`), a
-finished output or a game without an attacker model is left alone.
+finished output or a game without an attacker model is left alone. `train(cfg)` checks the run
+before anything is built (`loop.preflight`: a taken name, a bad seed file), runs that rule,
+resolves the world at the edge (`sandbox.resolve.resolve_world`) and trains.
 
 Floor: above `loop` (its seed loader) and beside `sandbox.world` (the sandbox's attacker), below the
 CLI (docs/ARCHITECTURE.md).
@@ -14,6 +18,8 @@ CLI (docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from pathlib import Path
+
+from magic_rl.config import RunConfig
 
 
 class Phase1Missing(RuntimeError):
@@ -76,3 +82,17 @@ def ensure_attacker(cfg, *, log=print) -> None:
         f"({cfg.attacker.model}), not trained yet: running `magic sft` first"
     )
     run_phase1(cfg, log=log)
+
+
+def train(cfg: RunConfig, *, resume: Path | None = None, log=print) -> Path:
+    """`magic train`: phase 1 first when its output is pending (`ensure_attacker`), then phase 2 on
+    the resolved world; the config is recorded as given (sandbox names and all). Returns the run
+    directory. A taken run name or a bad seed file fails before phase 1 or a world build."""
+    from magic_rl.loop import preflight
+    from magic_rl.loop import train as train_phase2
+    from magic_rl.sandbox.resolve import resolve_world
+
+    preflight(cfg, resume=resume)
+    ensure_attacker(cfg, log=log)
+    resolved = resolve_world(cfg, log=log)
+    return train_phase2(resolved, resume=resume, log=log, recorded=cfg)
