@@ -18,6 +18,7 @@ Each role owns one `GRPOTrainer`, whose AdamW state persists across phase switch
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,11 @@ from magic_rl import grpo
 from magic_rl.config import GRPOConfig, PolicyConfig, RunConfig, SFTConfig
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.policy import HFPolicy, quiet_transformers, sequence_logprobs
+from magic_rl.progress import SFT_METRICS, TrainProgress
 from magic_rl.prompts import attacker_messages, load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role
 from magic_rl.strategies import resolve_strategies
+from magic_rl.tables import record_table
 
 
 @dataclass(frozen=True)
@@ -304,7 +307,7 @@ def sft(
     """
     import datasets
     from datasets import Dataset
-    from trl import SFTConfig as TRLSFTConfig
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
     quiet_transformers()
@@ -316,7 +319,39 @@ def sft(
         raise ValueError("SFT: no example fits sft.max_length; raise it or shorten the templates")
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = max_steps or cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
-    args = TRLSFTConfig(
+    with warnings.catch_warnings():
+        # transformers' TrainingArguments warns of its own deprecated field, which TRL's config
+        # passes on; nothing a user of ours can change
+        warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
+        args = sft_arguments(cfg, out_dir, total, seed, autocast)
+    trainer = SFTTrainer(
+        model=policy.model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=policy.tokenizer,
+        callbacks=list(callbacks) or None,
+    )
+    # our progress line, not the Trainer's tqdm bar and printed `{'loss': ...}` dicts
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    with TrainProgress(total, enabled=progress, title="sft", fields=SFT_METRICS) as bar:
+        trainer.add_callback(SFTProgress(bar))
+        result = trainer.train()
+    policy.model.eval()
+    policy.save_pretrained(out_dir)
+    return {
+        "examples": len(rows),
+        "skipped": len(examples) - len(rows),
+        "steps": total,
+        "train_loss": float(result.training_loss),
+    }
+
+
+def sft_arguments(cfg: SFTConfig, out_dir: str | Path, total: int, seed: int, autocast: bool):
+    """TRL's SFTConfig for `sft`: no checkpoints, no reports, no tqdm (our progress line)."""
+    from trl import SFTConfig as TRLSFTConfig
+
+    return TRLSFTConfig(
         output_dir=str(Path(out_dir) / "_trainer"),
         learning_rate=cfg.lr,
         lr_scheduler_type=cfg.scheduler,
@@ -332,27 +367,44 @@ def sft(
         report_to="none",
         seed=seed,
         data_seed=seed,
-        disable_tqdm=not progress,
+        disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         bf16=autocast,  # mixed precision: bf16 autocast over float32 weights
     )
-    trainer = SFTTrainer(
-        model=policy.model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=policy.tokenizer,
-        callbacks=list(callbacks) or None,
-    )
-    result = trainer.train()
-    policy.model.eval()
-    policy.save_pretrained(out_dir)
-    return {
-        "examples": len(rows),
-        "skipped": len(examples) - len(rows),
-        "steps": total,
-        "train_loss": float(result.training_loss),
-    }
+
+
+def SFTProgress(bar: TrainProgress):
+    """A transformers `TrainerCallback` that advances `bar` once per optimiser step with the
+    latest logged loss and learning rate. The Trainer logs a step after its `on_step_end`, so a
+    logging step's update waits for that log (or for the end of training)."""
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def __init__(self) -> None:
+            self.latest: dict[str, float] = {}
+            self.waiting = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_log:
+                self.waiting = True
+            else:
+                bar.update(self.latest)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.latest.update(
+                {k: v for k, v in (logs or {}).items() if k in ("loss", "learning_rate")}
+            )
+            if self.waiting:
+                self.waiting = False
+                bar.update(self.latest)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.waiting:
+                self.waiting = False
+                bar.update(self.latest)
+
+    return Callback()
 
 
 def attacker_sft(
@@ -396,5 +448,5 @@ def attacker_sft(
     summary["seconds"] = round(time.perf_counter() - t, 1)
     summary["excluded_strategies"] = sorted(skip)
     (Path(out_dir) / "sft.json").write_text(json.dumps(summary, indent=2))
-    log(f"attacker SFT: {summary}")
+    log(record_table("attacker SFT", summary))
     return summary
