@@ -51,8 +51,9 @@ class KeyTable:
     def column(self, i: int) -> list[str]:
         return [self.headers[i], *(r[i] for r in self.rows)]
 
-    def layout(self, max_width: int) -> tuple[list[str], list[list[str]], list[int] | None]:
-        """(headers, rows, column widths or None when the natural widths fit) for `max_width`."""
+    def layout(self, max_width: int) -> tuple[list[str], list[list[str]], list[int] | None, int]:
+        """(headers, rows, column widths or None when the natural widths fit, key columns) for
+        `max_width`."""
         boxed = self.table_kwargs.get("box", True) is not None
         n_values = len(self.headers) - self.keys
         values = [row[self.keys :] for row in self.rows]
@@ -76,13 +77,11 @@ class KeyTable:
                 return key_w + _spread(space - sum(key_w) - sum(least), least, natural)
             return False
 
-        if self.keys == 0:  # a record: values only, wrapped (or folded) to the line
-            space = room(n_values)
-            if sum(natural) <= space:
-                return self.headers, self.rows, None
-            if sum(least) <= space:
-                return self.headers, self.rows, _spread(space - sum(least), least, natural)
-            return self.headers, self.rows, _shave(least, space)
+        if self.keys == 0:  # a record: its fields side by side, else one field per line
+            if sum(natural) <= room(n_values):
+                return self.headers, self.rows, None, 0
+            rows = [[h, *(r[i] for r in self.rows)] for i, h in enumerate(self.headers)]
+            return ["field", *([""] * len(self.rows))], rows, None, 1
         self_keys = [row[: self.keys] for row in self.rows]
         broken = [[c.replace("/", "/\n") for c in row] for row in self_keys]
         stacked_header = [" / ".join(self.headers[: self.keys])]
@@ -95,7 +94,7 @@ class KeyTable:
             widths = fits(headers, keys)
             if widths is not False:
                 rows = [[*k, *v] for k, v in zip(keys, values, strict=True)]
-                return [*headers, *self.headers[self.keys :]], rows, widths
+                return [*headers, *self.headers[self.keys :]], rows, widths, len(headers)
         # narrower still: the stacked keys whole if the values keep 4 columns each, else folded
         space = room(1 + n_values)
         longest = max(_longest(stacked_header, words=True), _longest([k[0] for k in stacked]))
@@ -103,21 +102,23 @@ class KeyTable:
         key_w = max(key_w, 4)
         rows = [[*k, *v] for k, v in zip(stacked, values, strict=True)]
         widths = [key_w, *_shave(least, space - key_w)]
-        return [*stacked_header, *self.headers[self.keys :]], rows, widths
+        return [*stacked_header, *self.headers[self.keys :]], rows, widths, 1
 
     def render(self, max_width: int):
         from rich.table import Table
 
-        headers, rows, widths = self.layout(max_width)
-        keys = len(headers) - (len(self.headers) - self.keys)
+        headers, rows, widths, keys = self.layout(max_width)
         kwargs = dict(self.table_kwargs)
-        if keys < self.keys and kwargs.get("box", True) is not None:
+        transposed = self.keys < keys  # a record, one field per line
+        if transposed:
+            kwargs["show_header"] = False
+        if keys == 1 < self.keys and kwargs.get("box", True) is not None:
             kwargs.setdefault("show_lines", True)  # stacked keys: a rule between rows
         table = Table(title=self.title or None, title_justify="left", **kwargs)
         for i, header in enumerate(headers):
             table.add_column(
                 header,
-                justify="left" if i < keys else "right",
+                justify="left" if i < keys or transposed else "right",
                 overflow="fold",
                 width=None if widths is None else widths[i],
             )
@@ -155,8 +156,9 @@ def key_table(
 
 
 def record_table(title: str, record: dict[str, Any]) -> KeyTable:
-    """One result (a build stage's summary, a check) as a borderless two-line table: the field
-    names over their values; floats to 4 significant digits, lists joined by commas."""
+    """One result (a build stage's summary, a check) as a borderless table: the field names over
+    their values, or one field per line when they do not fit side by side; floats to 4
+    significant digits, lists joined by commas."""
 
     def text(value: Any) -> str:
         if isinstance(value, float):

@@ -140,6 +140,12 @@ def test_a_result_is_a_table_not_a_dict():
     assert "{" not in text and "'" not in text
     assert "prompt_harmful" in text and "0.9812" in text
     assert "{" not in str(record_table("x", {"a": [1, 2]}))  # through plain print too
+    wide = {"held_out_requests": 0.6914, "n_held_out_requests": 81.0, "excluded": ["a", "b"]}
+    text = _render(record_table("learnability", wide), 40)  # too wide side by side
+    lines = text.splitlines()
+    assert lines[0].strip() == "learnability"
+    assert [line.split()[0] for line in lines[1:]] == list(wide)  # one field per line
+    assert "0.6914" in lines[1] and lines[3].split(None, 1)[1].strip() == "a, b"
 
 
 def test_attacker_check_below_its_aim_warns():
