@@ -44,8 +44,9 @@ def _shave(widths: list[int], room: int, floor: int = 4) -> list[int]:
 class KeyTable:
     """A rich renderable: the table, built when drawn, with widths fitted to the line."""
 
-    def __init__(self, title, headers, rows, keys: int, table_kwargs: dict[str, Any]):
+    def __init__(self, title, headers, rows, keys: int, text: Sequence[str], table_kwargs):
         self.title, self.headers, self.keys, self.table_kwargs = title, headers, keys, table_kwargs
+        self.text = set(text)
         self.rows = [[str(c) for c in row] for row in rows]
 
     def column(self, i: int) -> list[str]:
@@ -118,7 +119,7 @@ class KeyTable:
         for i, header in enumerate(headers):
             table.add_column(
                 header,
-                justify="left" if i < keys or transposed else "right",
+                justify="left" if i < keys or transposed or header in self.text else "right",
                 overflow="fold",
                 width=None if widths is None else widths[i],
             )
@@ -147,12 +148,13 @@ def key_table(
     rows: Sequence[Sequence[Any]],
     *,
     keys: int = 1,
+    text: Sequence[str] = (),
     **table_kwargs: Any,
 ) -> KeyTable:
     """A table of `rows` (cells converted with str) under `headers`; the first `keys` columns are
-    left-aligned row keys, the others right-aligned values. `table_kwargs` go to `rich.table.Table`
-    (e.g. `box=None`)."""
-    return KeyTable(title, list(headers), rows, keys, table_kwargs)
+    left-aligned row keys, the others right-aligned values but for the `text` columns (named by
+    header). `table_kwargs` go to `rich.table.Table` (e.g. `box=None`)."""
+    return KeyTable(title, list(headers), rows, keys, text, table_kwargs)
 
 
 def record_table(title: str, record: dict[str, Any]) -> KeyTable:

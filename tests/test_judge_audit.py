@@ -120,7 +120,9 @@ def test_cli_audit_writes_json_and_markdown(shared_data: Path, tmp_path: Path) -
     assert "## keyword" in (tmp_path / "audit.md").read_text()
     # the table at 80 columns (not a terminal) keeps its row keys whole, cut nowhere
     assert "…" not in res.output
-    assert "jailbreakbench_artifacts" in res.output and "response_harmful<-not_refused" in res.output
+    assert (
+        "jailbreakbench_artifacts" in res.output and "response_harmful<-not_refused" in res.output
+    )
 
 
 def test_cli_audit_rejects_an_unknown_judge() -> None:

@@ -245,7 +245,7 @@ def analyze(
         )
     title = f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
     console = _console()
-    console.print(key_table(title, cols, rows))
+    console.print(key_table(title, cols, rows, text=["top code"]))
     console.print(f"[bold green]analysis[/] {path}")
 
 
