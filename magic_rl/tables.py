@@ -6,8 +6,9 @@ narrow for a table, shrinks the wrappable columns to one width and then crops ev
 so a key becomes `wild…`. Here the widths are chosen before rich sees the table: the keys stay whole
 while the values can still wrap into the rest of the line — on one line, else broken after each `/`
 (`wildguardtest_judge/` / `adversarial_harmful`) — and the values wrap beside them (`0.72 [0.65,`
-/ `0.80]`). Narrower still, the keys take at least half the line and fold onto more lines rather
-than lose characters. No cell is ever cropped with an ellipsis.
+/ `0.80]`). Narrower still, the keys stack in one column (a key per line), whole while the values
+keep 4 characters each, else folded onto more lines rather than losing characters. No cell is ever
+cropped with an ellipsis; cells are plain text (a `[tag]` in a value is not rich markup).
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ class KeyTable:
             min(_longest(self.column(self.keys + j), words=True), w) for j, w in enumerate(natural)
         ]
 
+        self_keys = [row[: self.keys] for row in self.rows]
+
         def room(columns: int) -> int:
             return max_width - columns * _PAD - (columns + 1 if boxed else 0)
 
         def fits(headers, keys):
+            """Widths with `keys` whole (None: the natural ones), or False if they do not fit."""
             key_w = [
                 max(_longest([h], words=True), _longest([k[i] for k in keys]))
                 for i, h in enumerate(headers)
@@ -83,7 +87,6 @@ class KeyTable:
                 return self.headers, self.rows, None, 0
             rows = [[h, *(r[i] for r in self.rows)] for i, h in enumerate(self.headers)]
             return ["field", *([""] * len(self.rows))], rows, None, 1
-        self_keys = [row[: self.keys] for row in self.rows]
         broken = [[c.replace("/", "/\n") for c in row] for row in self_keys]
         stacked_header = [" / ".join(self.headers[: self.keys])]
         stacked = [["\n".join(row)] for row in broken]
@@ -107,6 +110,7 @@ class KeyTable:
 
     def render(self, max_width: int):
         from rich.table import Table
+        from rich.text import Text
 
         headers, rows, widths, keys = self.layout(max_width)
         kwargs = dict(self.table_kwargs)
@@ -124,7 +128,7 @@ class KeyTable:
                 width=None if widths is None else widths[i],
             )
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(Text, row))
         return table
 
     def __rich_console__(self, console, options):

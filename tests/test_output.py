@@ -244,3 +244,8 @@ def test_sandbox_probe_prints_a_table_and_saves_it(tiny_overrides, tmp_path):
     assert (out / "probe.md").read_text().startswith("| strategy |")
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "exists" in again.output  # nothing overwritten
+
+
+def test_key_table_cells_are_text_not_markup():
+    text = _render(key_table(None, ["strategy", "note"], [["[request] slang", "[bold]x"]]), 80)
+    assert "[request] slang" in text and "[bold]x" in text
