@@ -119,7 +119,7 @@ class TrainProgress:
         if self.console is None:
             from rich.console import Console
 
-            self.console = Console(soft_wrap=True)
+            self.console = Console()  # plain lines print with soft_wrap (whole); the live one fits
         self._t0 = time.perf_counter()
         if self.console.is_terminal:
             from rich.progress import TextColumn
