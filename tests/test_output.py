@@ -178,7 +178,7 @@ def test_probe_rows_put_each_interval_beside_its_value(tmp_path):
 
 
 def test_strategy_codes_show_their_names():
-    from magic_rl.evaluate.strategy import code_name
+    from magic_rl.evaluate.analyze import code_name
 
     assert code_name("0_13") == "role-play + encoding (0_13)"
     assert code_name("19") == "none (19)"
