@@ -136,6 +136,11 @@ def test_cli_audit_writes_json_and_markdown(shared_data: Path, tmp_path: Path) -
     sets = {s["set"] for s in doc["judges"]["keyword"]["scores"]}
     assert {"jailbreakbench_artifacts", "wildguardtest_judge"} <= sets
     assert "## keyword" in (tmp_path / "audit.md").read_text()
+    # the table at 80 columns (not a terminal) keeps its row keys whole, cut nowhere
+    assert "…" not in res.output
+    assert (
+        "jailbreakbench_artifacts" in res.output and "response_harmful<-not_refused" in res.output
+    )
 
 
 def test_cli_audit_rejects_an_unknown_judge() -> None:
