@@ -220,3 +220,19 @@ def test_ablation_prints_its_plan_and_estimate_first(tmp_path) -> None:
     res = invoke(["experiment", "ablation", "--dry-run", "--variants", "magic", "--seeds", "0,1",
                   "--steps", "10", "--out", str(out)])  # fmt: skip
     assert "2 runs (1 already complete" in res.output and "10 training steps to go" in res.output
+
+
+def test_make_demo_links_runs_demo_to_the_latest_run(tmp_path) -> None:
+    from magic_rl.demo import link_latest
+
+    first, second = tmp_path / "demo-1", tmp_path / "demo-2"
+    first.mkdir(), second.mkdir()
+    assert link_latest(first) == tmp_path / "demo"
+    assert link_latest(second) == tmp_path / "demo"
+    assert (tmp_path / "demo").resolve() == second.resolve()
+    assert Path.readlink(tmp_path / "demo") == Path(
+        "demo-2"
+    )  # relative: the runs/ tree moves whole
+    (tmp_path / "demo").unlink()
+    (tmp_path / "demo").mkdir()  # a run of the user's own called demo is never replaced
+    assert link_latest(second) is None and (tmp_path / "demo").is_dir()
