@@ -119,7 +119,8 @@ def attack(
     limit: Annotated[int | None, typer.Option(help="First N seeds.", min=1)] = None,
     config: EvalConfigOpt = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")
+        Path | None,
+        typer.Option(help="Output directory (default runs/attack-<time>).", metavar="DIR"),
     ] = None,
     overrides: EvalOverrides = None,
 ) -> None:
@@ -257,7 +258,9 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Output HTML (default RUN_DIR/report.html); the markdown twin goes next to it."
+            help="Output HTML file (default RUN_DIR/report.html); the markdown twin goes next to "
+            "it.",
+            metavar="FILE",
         ),
     ] = None,
     ablation: Annotated[

@@ -279,9 +279,10 @@ def experiment_ablation(
             "hard_replay."
         ),
     ] = "base,no_game,defender_only,static,magic,magic_eq",
-    out: Annotated[Path, typer.Option(help="Parent of the runs; gets ablation.json/.md.")] = Path(
-        "runs/ablation"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(help="Parent directory of the runs; gets ablation.json/.md.", metavar="DIR"),
+    ] = Path("runs/ablation"),
     limit: Annotated[
         int | None, typer.Option(help="Prompts per sandbox eval set (smoke runs).", min=1)
     ] = None,
