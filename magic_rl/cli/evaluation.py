@@ -15,7 +15,7 @@ EvalOverrides = overrides("eval.max_new_tokens=64")
 
 def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
     """--config, else the config.yaml of the run a model argument points into, else `sandbox`."""
-    from magic_rl.evaluate.run import run_dir_of
+    from magic_rl.evaluate.eval import run_dir_of
 
     if config is None:
         for spec in model_specs:
@@ -64,7 +64,7 @@ def eval_cmd(
         magic eval --model runs/demo/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.run import evaluate, load_sets, rich_table
+    from magic_rl.evaluate.eval import evaluate, load_sets, rich_table
     from magic_rl.sandbox.resolve import model_dir, resolve_judge, resolve_model, sandbox_pool
 
     cfg = _eval_config(config, [model], overrides)
@@ -128,7 +128,7 @@ def attack(
 
     Example: magic attack --attacker runs/demo --target sandbox:base --best-of 4 --limit 20
     """
-    from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
+    from magic_rl.evaluate.transfer import attack_transfer, harmful_seeds
     from magic_rl.sandbox.resolve import model_dir, resolve_judge
 
     seeds = renamed("--seeds", "--prompts", old_seeds, prompts, "sandbox")
@@ -166,8 +166,8 @@ def crossplay_cmd(
 
     Example: magic crossplay runs/demo --limit 40
     """
-    from magic_rl.evaluate.crossplay import crossplay
-    from magic_rl.evaluate.run import run_checkpoints
+    from magic_rl.evaluate.eval import run_checkpoints
+    from magic_rl.evaluate.transfer import crossplay
     from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = _eval_config(config, [str(run_dir)], overrides)
@@ -203,7 +203,7 @@ def analyze(
 
     Example: magic analyze runs/demo --stages 4
     """
-    from magic_rl.evaluate.strategy import LLMTagger, analyze_replay, write_analysis
+    from magic_rl.evaluate.analyze import LLMTagger, analyze_replay, write_analysis
 
     tagger = None
     if llm_url is not None:
