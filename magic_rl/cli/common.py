@@ -128,7 +128,7 @@ experiment_app = typer.Typer(help="Multi-run experiments with seeds and CIs.", n
 
 
 def version() -> str:
-    """The installed package's version (the source tree's pyproject when not installed)."""
+    """The installed package's version (`make install` installs it, editable)."""
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 

@@ -81,7 +81,7 @@ def audit_cmd(
         str, typer.Option(help="Comma-separated labelled sets (judge_f1 benchmarks) or files.")
     ] = "jailbreakbench_artifacts,wildguardtest_judge",
     data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
-    limit: Annotated[int | None, typer.Option(help="First N items of each set.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N items of each set.", min=1)] = None,
     config: Annotated[
         str, typer.Option("--config", "-c", help="Preset or YAML (judge section, bootstrap).")
     ] = "sandbox",

@@ -3,7 +3,8 @@
 Every entry point (`magic train|sft|eval|attack|crossplay|serve|judge audit`, `magic experiment`,
 `make demo`) calls `resolve_world(cfg)` before the work, or what it needs of it: `model_dir` for a
 model named on its command line, `resolve_judge` for the judge alone, `sandbox_pool` for the
-sandbox eval sets.
+sandbox eval sets. Below them `loop`, `evaluate`, `judge` and `trainer` take paths and never import
+`magic_rl.sandbox` (tests/test_architecture.py).
 
 `model_dir(spec, role, cfg)` is the one rule for a model argument (`magic eval --model`, `attack
 --attacker/--target`, `sandbox probe --model`, `serve policy --model`):
@@ -16,8 +17,9 @@ sandbox eval sets.
     anything else                               -> one error naming the argument and the forms
 
 A path is local when it starts with `.`, `/` or `~`, has other than one `/`, or its first part is
-a local directory (`runs/typo` is a missing run, never a Hub id). Below them `loop`, `evaluate`, `judge` and `trainer` take paths and never import
-`magic_rl.sandbox` (tests/test_architecture.py). What is resolved:
+a local directory (`runs/typo` is a missing run, never a Hub id).
+
+What a config's names resolve to:
 
     attacker.model / defender.model   `sandbox:base|attacker` -> the world's base model / the
                                       phase-1 attacker (built on demand); `models:NAME` -> the
