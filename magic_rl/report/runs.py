@@ -102,7 +102,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def run_summary(run: RunData, window: int = 5) -> dict[str, Any]:
-    """The run's `loop.summary.headline` (the same means, NaN rule and keys as summary.json) with
+    """The run's `run_summary.headline` (the same means, NaN rule and keys as summary.json) with
     its last step, steps per role and the config keys the report shows."""
     roles = [r.get("schedule/role") for r in run.metrics]
     head = headline(run.metrics, window)
