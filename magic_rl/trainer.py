@@ -21,10 +21,6 @@ from magic_rl.config import GRPOConfig, PolicyConfig
 from magic_rl.policy import HFPolicy, sequence_logprobs
 from magic_rl.records import Episode, RewardBreakdown, Role
 
-# The sandbox world imports SFT from here: sandbox/world.py is part of the world's cache key, so it
-# keeps its imports and the names stay reachable under their old module.
-from magic_rl.sft import SFTExample, attacker_sft, sft  # noqa: E402,F401  (re-exported)
-
 
 @dataclass(frozen=True)
 class Sample:
