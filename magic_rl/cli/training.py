@@ -76,7 +76,7 @@ def train(
     overrides: Overrides = None,
 ) -> None:
     """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
-    from magic_rl.loop import preflight, summarize_run
+    from magic_rl.loop import Interrupted, preflight, summarize_run
     from magic_rl.loop import train as run_training
     from magic_rl.sandbox.resolve import resolve_world
 
@@ -106,6 +106,9 @@ def train(
         run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
     except FileExistsError as err:
         _fail(str(err))
+    except Interrupted as err:  # SIGTERM / SIGINT: not an error, the message says how to go on
+        typer.echo(str(err), err=True)
+        raise typer.Exit(err.code) from None
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # once, not once per data-parallel rank
