@@ -207,6 +207,8 @@ def test_a_run_that_never_saved_state_restarts_from_step_0(run):
     cfg = load_config(str(run / "config.yaml"), complete=True)
     assert check_resume(run, cfg) == 0
     # a step logged after that save proves the state existed: it was lost, the resume is refused
+    # (here the change of role between the logged steps shows the switch, and its save)
+    shutil.rmtree(run / "checkpoints/step-000001")
     shutil.copy(run / "metrics.jsonl", run / "one.jsonl")
     with (run / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 1, "schedule/role": "attacker"}) + "\n")
@@ -214,7 +216,6 @@ def test_a_run_that_never_saved_state_restarts_from_step_0(run):
         check_resume(run, cfg)
     # the logged steps reaching train.checkpoint_every are no proof on their own either
     (run / "one.jsonl").replace(run / "metrics.jsonl")
-    shutil.rmtree(run / "checkpoints/step-000001")
     every = cfg.model_copy(update={"train": cfg.train.model_copy(update={"checkpoint_every": 1})})
     assert check_resume(run, every) == 0
 
