@@ -233,8 +233,11 @@ def test_a_second_train_on_a_held_run_exits_2_naming_the_holder_and_changes_noth
 def test_a_lock_of_another_host_is_refused_naming_it(tmp_path):
     from magic_rl.loop.lock import RunLock, RunLocked
 
-    (tmp_path / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": 0}))
-    with pytest.raises(RunLocked, match="pid 1 on host elsewhere since 1970-01-01"):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that is not alive here: on another host it may well be
+    lock = {"pid": gone.pid, "host": "elsewhere", "since": 0}
+    (tmp_path / ".lock").write_text(json.dumps(lock))
+    with pytest.raises(RunLocked, match=f"pid {gone.pid} on host elsewhere since 1970-01-01"):
         RunLock(tmp_path).acquire()
     assert json.loads((tmp_path / ".lock").read_text())["host"] == "elsewhere"
 
@@ -335,3 +338,61 @@ def test_ctrl_c_before_training_is_reported_with_exit_130(monkeypatch):
     result = runner.invoke(app, ["train", "name=x"])
     assert result.exit_code == 130, result.output
     assert result.output.strip().splitlines()[-1] == "error: interrupted (Ctrl-C)"
+
+
+class Escaped(Exception):
+    """SIGTERM reached the test's own handler: the command installed none."""
+
+
+def test_sigterm_before_training_stops_with_a_message_and_exit_143(monkeypatch):
+    def escaped(signum, frame):
+        raise Escaped
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # while the world is resolved (before any step)
+
+    previous = signal.signal(signal.SIGTERM, escaped)  # no handler in the command: exit 1, not 143
+    try:
+        monkeypatch.setattr(loop, "preflight", terminated)
+        result = runner.invoke(app, ["train", "name=x"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, result.output
+    assert "SIGTERM before training started: stopped; run the same command again" in result.output
+
+
+def test_the_guard_stops_a_non_finite_update_before_the_optimiser_step():
+    from test_trainer_reference import EPISODES, PAD, REWARDS, _tiny_model
+
+    from magic_rl.config import GRPOConfig, PolicyConfig
+    from magic_rl.records import RewardBreakdown, Role
+    from magic_rl.trainer import Diverged, GRPOTrainer
+
+    def trainer(model, lr=1e-3):
+        policy = type("P", (), {"model": model, "pad_id": PAD})()
+        pcfg = PolicyConfig(model="tiny", lr=lr)
+        return GRPOTrainer(Role.DEFENDER, policy, pcfg, GRPOConfig(micro_batch_size=3))
+
+    def weights(model):
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    # a NaN gradient: dropped, the weights and the optimiser untouched
+    model = _tiny_model()
+    t, before = trainer(model), weights(model)
+    hook = next(model.parameters()).register_hook(lambda g: g * float("nan"))
+    with pytest.raises(Diverged, match="defender: non-finite gradient .*not applied"):
+        t.update(EPISODES, REWARDS)
+    hook.remove()
+    assert all(p.equal(before[n]) for n, p in model.named_parameters())
+    assert not t.optimizer.state and all(p.grad is None for p in model.parameters())
+    # a NaN loss (here a NaN reward) is named as such
+    nan_rewards = [RewardBreakdown(float("nan"), valid=True)] + REWARDS[1:]
+    with pytest.raises(Diverged, match="defender: non-finite loss"):
+        t.update(EPISODES, nan_rewards)
+    assert all(p.equal(before[n]) for n, p in model.named_parameters())
+    # weights that overflow in the step (an absurd learning rate) stop the run after it
+    with pytest.raises(Diverged, match="non-finite weights after the update"):
+        trainer(model, lr=1e308).update(EPISODES, REWARDS)
+    # and non-finite weights are refused before any forward
+    with pytest.raises(Diverged, match="non-finite weights before the update"):
+        trainer(model).update(EPISODES, REWARDS)

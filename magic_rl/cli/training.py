@@ -78,6 +78,7 @@ def train(
     """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
     from magic_rl.loop import Interrupted, preflight, summarize_run
     from magic_rl.loop import train as run_training
+    from magic_rl.loop.interrupt import sigterm_stops
     from magic_rl.sandbox.resolve import resolve_world
 
     if resume is not None:
@@ -87,23 +88,30 @@ def train(
     else:
         cfg = _load(config, overrides)
     console = _console()
+    again = (
+        f"resume with: magic train --resume {resume}"
+        if resume is not None
+        else "run the same command again (a finished phase 1 or sandbox world is kept)"
+    )
     try:
-        # A taken run name or a bad seed file fails here, before phase 1 or a world build.
-        preflight(cfg, resume=resume)
-        if phase1_pending(cfg):
-            from accelerate import PartialState
+        with sigterm_stops(f"SIGTERM before training started: stopped; {again}"):
+            # A taken run name or a bad seed file fails here, before phase 1 or a world build.
+            preflight(cfg, resume=resume)
+            if phase1_pending(cfg):
+                from accelerate import PartialState
 
-            if PartialState().num_processes > 1:
-                _fail(
-                    f"attacker.model {cfg.attacker.model} does not exist yet: run `magic sft` first"
+                if PartialState().num_processes > 1:
+                    _fail(
+                        f"attacker.model {cfg.attacker.model} does not exist yet: "
+                        "run `magic sft` first"
+                    )
+                console.print(
+                    f"[bold]phase 1[/]: attacker.model is this config's sft.output "
+                    f"({cfg.attacker.model}), not trained yet: running `magic sft` first"
                 )
-            console.print(
-                f"[bold]phase 1[/]: attacker.model is this config's sft.output "
-                f"({cfg.attacker.model}), not trained yet: running `magic sft` first"
-            )
-            run_phase1(cfg, log=console.print)
-        resolved = resolve_world(cfg, log=console.print)
-        run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
+                run_phase1(cfg, log=console.print)
+            resolved = resolve_world(cfg, log=console.print)
+            run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
     except FileExistsError as err:
         _fail(str(err))
     except Interrupted as err:  # SIGTERM / SIGINT: not an error, the message says how to go on

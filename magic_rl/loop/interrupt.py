@@ -9,6 +9,9 @@ stops at once: the handler raises `Interrupted` inside the step, and the run res
 saved state (state/ and checkpoints are written to a temporary folder and renamed, so a stop in the
 middle of a save keeps the previous one).
 
+Before the steps (phase 1, the sandbox world build, loading models) there is nothing of the run to
+save: `sigterm_stops` makes SIGTERM stop at once there, with a message, as Ctrl-C does.
+
 Data-parallel: the flag is summed over the ranks after every step, so every rank stops after the
 same step even when only one was signalled. Handlers can only be installed from the main thread;
 elsewhere (a training run in a worker thread) signals keep Python's defaults.
@@ -21,6 +24,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -76,3 +81,21 @@ class GracefulStop:
             f"interrupted at step {step}; resume with: magic train --resume {self.run_dir}",
             self.signum,
         )
+
+
+@contextmanager
+def sigterm_stops(message: str) -> Iterator[None]:
+    """SIGTERM raises `Interrupted(message)` (exit 143) while the block runs, instead of killing
+    the process without a word; `GracefulStop` takes over inside it for the training steps."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame) -> None:
+        raise Interrupted(message, signum)
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
