@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from magic_rl.config import load_config
-from magic_rl.evaluate.run import evaluate_run
+from magic_rl.evaluate.eval import evaluate_run
 from magic_rl.loop import preflight, summarize_run, train
 from magic_rl.progress import summary_table
 from magic_rl.sandbox.resolve import resolve_judge, resolve_world
