@@ -396,3 +396,18 @@ def test_the_guard_stops_a_non_finite_update_before_the_optimiser_step():
     # and non-finite weights are refused before any forward
     with pytest.raises(Diverged, match="non-finite weights before the update"):
         trainer(model).update(EPISODES, REWARDS)
+
+
+def test_a_stop_escaping_another_command_keeps_its_message_and_code(monkeypatch, tmp_path):
+    # `magic experiment` (or a report, here) runs training in-process: a stop there reaches the
+    # error boundary, which keeps the stop's own line and exit code; no `except Exception` takes it
+    import magic_rl.report
+
+    def stopped(*args, **kwargs):
+        raise loop.Interrupted("interrupted at step 3; resume with: magic train --resume R", 15)
+
+    assert not isinstance(loop.Interrupted("x", 15), Exception)
+    monkeypatch.setattr(magic_rl.report, "render_report", stopped)
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 143, result.output
+    assert "interrupted at step 3; resume with: magic train --resume R" in result.output

@@ -79,8 +79,8 @@ class ErrorBoundary(TyperGroup):
         # Ctrl-C outside a training step (which `loop.interrupt` handles) is reported here instead.
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise CLIError("interrupted (Ctrl-C)", 130) from None
+        except KeyboardInterrupt as err:  # loop.interrupt.Interrupted carries its message, code
+            raise CLIError(str(err) or "interrupted (Ctrl-C)", getattr(err, "code", 130)) from None
 
     def main(
         self,

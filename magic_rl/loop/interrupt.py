@@ -30,8 +30,10 @@ from contextlib import contextmanager
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class Interrupted(RuntimeError):
-    """The run stopped on a signal; `code` is the process exit code (128 + signal number)."""
+class Interrupted(KeyboardInterrupt):
+    """The run stopped on a signal; `code` is the process exit code (128 + signal number). A
+    KeyboardInterrupt, as Ctrl-C's own: no `except Exception` on the way (a loader's, a retry
+    loop's) takes a stop for an error."""
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
