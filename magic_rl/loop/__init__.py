@@ -140,7 +140,11 @@ def _train(cfg: RunConfig, resume: Path | None, recorded: RunConfig, stop, log) 
         if run.main and (path := record_overrides(run_dir, recorded, next_step)):
             log(f"settings changed on resume recorded in {path} (config.yaml is unchanged)")
     if cfg.train.tracker != "none":
-        run.accelerator.init_trackers(cfg.name, config=tracker_config(recorded))
+        # TensorBoard writes under project_dir/<this name>: RUN_DIR/tensorboard, not RUN_DIR/<name>
+        project = TENSORBOARD_DIR if cfg.train.tracker == "tensorboard" else cfg.name
+        run.accelerator.init_trackers(project, config=tracker_config(recorded))
+        if cfg.train.tracker == "tensorboard" and run.main:
+            log(f"TensorBoard: tensorboard --logdir {run_dir / TENSORBOARD_DIR}")
     run.begin()  # the logs are cut back to run.start_step with the first records written
 
     with TrainProgress(
@@ -161,6 +165,9 @@ def _train(cfg: RunConfig, resume: Path | None, recorded: RunConfig, stop, log) 
         summary = summarize_run(run_dir)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return run_dir
+
+
+TENSORBOARD_DIR = "tensorboard"  # RUN_DIR/tensorboard holds the event files
 
 
 def preflight(cfg: RunConfig, *, resume: Path | None = None) -> tuple[Path, list[Seed]]:
