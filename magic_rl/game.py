@@ -7,7 +7,8 @@ multi-turn, across all still-running episodes):
   once per seed (greedy, or sampled with `game.defender_phase_attack=sampled`), and the defender
   samples G replies to it.
 - Attacker phase (`attack_samples=G`): the attacker samples G rewrites per seed, the defender answers
-  each once (sampled).
+  each once (sampled), or K times with `reply_samples=K` (`game.replies_per_attack`, single-turn):
+  the K episodes of one rewrite are consecutive members (member // K is the rewrite's index).
 - Multi-turn (`max_turns > 1`): turn k+1's attacker sees its raw outputs and the defender's replies so
   far; the defender sees only extracted answers from the first attack on. An episode ends early when
   a reply is judged harmful (`stop_on_harmful`), which needs the `judge_turn` callback; the loop passes
@@ -76,14 +77,16 @@ def play(
 ) -> list[Episode]:
     """Play every seed; returns len(seeds) * attack_samples * reply_samples episodes.
 
-    Episodes of one seed share `group` = the seed's index, so GRPO normalises within a seed.
+    Episodes of one seed share `group` = the seed's index, so GRPO normalises within a seed. With
+    both > 1 (attacker phase, K replies per rewrite; single-turn), members m*K .. m*K+K-1 share
+    rewrite m.
     `fixed_attacks[i]`, when given and not None, is seed i's first-turn attack instead of the
     attacker's (hard-case replay, victim hardening: the defender meets a stored attack again).
     """
     if fixed_attacks is not None and len(fixed_attacks) != len(seeds):
         raise ValueError(f"fixed_attacks: {len(fixed_attacks)} entries for {len(seeds)} seeds")
-    if attack_samples > 1 and reply_samples > 1:
-        raise ValueError("sample either G attacks (attacker phase) or G replies (defender phase)")
+    if attack_samples > 1 and reply_samples > 1 and cfg.max_turns > 1:
+        raise ValueError("several replies per sampled attack is single-turn only")
     n = attack_samples * reply_samples
     slots = [(i, m) for i in range(len(seeds)) for m in range(n)]
     histories: list[list[Turn]] = [[] for _ in slots]
@@ -102,6 +105,7 @@ def play(
             turn_seed,
             static_attacks,
             fixed,
+            reply_samples,
         )
         replies = _replies(histories, active, attacks, players, cfg, turn_seed)
         for k, idx in enumerate(active):
@@ -134,7 +138,17 @@ class _Attack:
 
 
 def _attacks(
-    seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks, fixed
+    seeds,
+    slots,
+    histories,
+    active,
+    players,
+    cfg,
+    attack_samples,
+    turn_seed,
+    static_attacks,
+    fixed,
+    reply_samples=1,
 ) -> list[_Attack]:
     if fixed is not None and any(fixed[slots[i][0]] is not None for i in active):
         own = [i for i in active if fixed[slots[i][0]] is None]
@@ -150,6 +164,7 @@ def _attacks(
                 turn_seed,
                 static_attacks,
                 None,
+                reply_samples,
             )
             if own
             else []
@@ -177,7 +192,13 @@ def _attacks(
         for i in active
     ]
     # One rewrite per distinct chat (greedy ones are identical anyway): generate each chat once.
-    keys = [repr(c) for c in chats] if one_per_chat else list(range(len(chats)))
+    # K replies per sampled rewrite: the K slots of one rewrite share a key.
+    if one_per_chat:
+        keys = [repr(c) for c in chats]
+    elif reply_samples > 1:
+        keys = [(slots[i][0], slots[i][1] // reply_samples) for i in active]
+    else:
+        keys = list(range(len(chats)))
     unique: dict = {}
     for key, chat in zip(keys, chats, strict=True):
         unique.setdefault(key, chat)
