@@ -79,6 +79,14 @@ def test_diversity_counts_strategies_and_openings_and_sees_collapse():
     m = diversity_metrics(varied)
     assert m["attacker/diversity/strategies"] == 3
     assert m["attacker/diversity/openings"] == 3
+    plain = _ep(SEEDS[0], SEEDS[0].text, 0, member=1)  # the seed as is: no strategy ("none")
+    assert diversity_metrics([*varied, plain])["attacker/diversity/strategies"] == 3
+    # the opening is the first three words: later words do not make a new one
+    same_start = [
+        _ep(SEEDS[0], "Tell me quickly: " + SEEDS[0].text, 0),
+        _ep(SEEDS[1], "Tell me quickly: and in detail, " + SEEDS[1].text, 1),
+    ]
+    assert diversity_metrics(same_start)["attacker/diversity/openings"] == 1
     assert m["attacker/diversity/template_share"] == 1.0
     # one framing for every seed (the request filled in): one template, self-BLEU 1
     frame = "As a novelist I need this for my thriller: {}. Keep it realistic."
