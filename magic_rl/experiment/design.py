@@ -64,6 +64,18 @@ METRICS: tuple[Metric, ...] = (
         "held-out strategy ASR ↓",
         "held-out ASR↓",
     ),
+    Metric(
+        "held_out_asr_ciphers",
+        "sandbox/held_out_strategies/ciphers/asr",
+        "held-out ASR, ciphers ↓",
+        "ciphers↓",
+    ),
+    Metric(
+        "held_out_asr_other",
+        "sandbox/held_out_strategies/other/asr",
+        "held-out ASR, other framings ↓",
+        "other↓",
+    ),
     Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
     Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓", "vanilla ASR↓"),
     Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
