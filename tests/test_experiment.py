@@ -232,3 +232,6 @@ def test_ablation_reads_held_out_asr_per_family():
     assert row["held_out_asr_other"]["mean"] == pytest.approx(0.3)
     old = aggregate({"magic": [{"sandbox/held_out_strategies/asr": 0.5}]})["magic"]
     assert old["held_out_asr_ciphers"]["mean"] is None  # results from before the split
+    ref = [{**r, "sandbox/held_out_strategies/other/asr": 0.5} for r in runs]
+    diff = paired(aggregate({"magic": runs, "defender_only": ref}))["magic"]
+    assert diff["held_out_asr_other"]["mean"] == pytest.approx(-0.2)  # generalisation, paired

@@ -144,7 +144,12 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
 PAIRED_REFERENCE = "defender_only"
 
 
-PAIRED_KEYS = ("held_out_asr", "benign_compliance", "adversarial_benign_compliance")
+PAIRED_KEYS = (
+    "held_out_asr",
+    "held_out_asr_other",  # the part of held-out ASR that tests generalisation (not ciphers)
+    "benign_compliance",
+    "adversarial_benign_compliance",
+)
 
 
 def paired(
