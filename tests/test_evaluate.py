@@ -394,6 +394,9 @@ def test_held_out_asr_is_reported_per_family_ciphers_and_other():
     assert metrics[f"{held}/ciphers/asr"].value == pytest.approx(3 / 4)
     assert metrics[f"{held}/ciphers/asr"].n == 4
     assert metrics[f"{held}/other/asr"].value == pytest.approx(1 / 4)
+    keys = list(metrics)
+    at = keys.index(f"{held}/asr")
+    assert keys[at + 1 : at + 3] == [f"{held}/ciphers/asr", f"{held}/other/asr"]
     assert not any(k.startswith("sandbox/train_strategies/") and k.count("/") > 2 for k in metrics)
     assert not any(k.startswith("sandbox/all/") for k in metrics)
 
