@@ -32,7 +32,6 @@ from magic_rl.evaluate.eval.items import (
 from magic_rl.records import Seed
 from magic_rl.strategies import STRATEGIES, build_pool, read_pool, resolve_strategies
 
-
 HELD_OUT = "held_out_strategies"
 
 
