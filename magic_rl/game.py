@@ -87,6 +87,8 @@ def play(
         raise ValueError(f"fixed_attacks: {len(fixed_attacks)} entries for {len(seeds)} seeds")
     if attack_samples > 1 and reply_samples > 1 and cfg.max_turns > 1:
         raise ValueError("several replies per sampled attack is single-turn only")
+    # K replies per sampled rewrite: the attacker writes for each rewrite's first slot only
+    per_rewrite = reply_samples if attack_samples > 1 else 1
     n = attack_samples * reply_samples
     slots = [(i, m) for i in range(len(seeds)) for m in range(n)]
     histories: list[list[Turn]] = [[] for _ in slots]
@@ -94,19 +96,21 @@ def play(
     for turn in range(cfg.max_turns):
         turn_seed = rng_seed * 1000 + turn
         fixed = fixed_attacks if turn == 0 and fixed_attacks is not None else None
-        attacks = _attacks(
+        writers = [i for i in active if slots[i][1] % per_rewrite == 0]
+        written = _attacks(
             seeds,
             slots,
             histories,
-            active,
+            writers,
             players,
             cfg,
             attack_samples,
             turn_seed,
             static_attacks,
             fixed,
-            reply_samples,
         )
+        by_writer = dict(zip(writers, written, strict=True))
+        attacks = [by_writer[i - slots[i][1] % per_rewrite] for i in active]
         replies = _replies(histories, active, attacks, players, cfg, turn_seed)
         for k, idx in enumerate(active):
             histories[idx].append(_turn(attacks[k], replies[k]))
@@ -138,17 +142,7 @@ class _Attack:
 
 
 def _attacks(
-    seeds,
-    slots,
-    histories,
-    active,
-    players,
-    cfg,
-    attack_samples,
-    turn_seed,
-    static_attacks,
-    fixed,
-    reply_samples=1,
+    seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks, fixed
 ) -> list[_Attack]:
     if fixed is not None and any(fixed[slots[i][0]] is not None for i in active):
         own = [i for i in active if fixed[slots[i][0]] is None]
@@ -164,7 +158,6 @@ def _attacks(
                 turn_seed,
                 static_attacks,
                 None,
-                reply_samples,
             )
             if own
             else []
@@ -192,13 +185,7 @@ def _attacks(
         for i in active
     ]
     # One rewrite per distinct chat (greedy ones are identical anyway): generate each chat once.
-    # K replies per sampled rewrite: the K slots of one rewrite share a key.
-    if one_per_chat:
-        keys = [repr(c) for c in chats]
-    elif reply_samples > 1:
-        keys = [(slots[i][0], slots[i][1] // reply_samples) for i in active]
-    else:
-        keys = list(range(len(chats)))
+    keys = [repr(c) for c in chats] if one_per_chat else list(range(len(chats)))
     unique: dict = {}
     for key, chat in zip(keys, chats, strict=True):
         unique.setdefault(key, chat)
