@@ -41,13 +41,15 @@ from magic_rl.loop.stages import (
     SeedSampler,
     StepJudge,
     Timer,
+    diversity_metrics,
     game_metrics,
+    novelty_of,
     replay_records,
 )
 from magic_rl.policy import HFPolicy
 from magic_rl.prompts import load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role, Seed, Verdict
-from magic_rl.rewards import compute_rewards, summarize
+from magic_rl.rewards import compute_rewards, pool_replies, summarize
 from magic_rl.schedule import Scheduler
 from magic_rl.strategies import read_pool, resolve_strategies
 
@@ -64,6 +66,9 @@ class Played:
     episodes: list[Episode]
     verdicts: list[Verdict]
     rewards: dict[Role, list[RewardBreakdown]]
+    # what the role's update reads: its episodes and rewards, one per rewrite when an attacker's
+    # rewrite met K replies (`rewards.pool_replies`), else `episodes` and `rewards[role]`
+    trained: tuple[list[Episode], list[RewardBreakdown]]
     fixed: list[str | None]  # per seed: the stored attack replayed, or None
     extra: dict[str, float]  # stage 0's own metrics (replay share, attacks collected)
     judge_calls: int
@@ -140,10 +145,12 @@ class Run:
             with timer("judge"):
                 verdicts = self._judge(step, episodes, judge)  # 2. judge
             with timer("rewards"):
-                rewards = compute_rewards(episodes, verdicts, self.cfg.reward)  # 3. rewards
-            played.append(Played(role, episodes, verdicts, rewards, fixed, extra, judge.calls))
+                rewards, trained = self._rewards(role, episodes, verdicts)  # 3. rewards
+            played.append(
+                Played(role, episodes, verdicts, rewards, trained, fixed, extra, judge.calls)
+            )
         with timer("update"):  # 4. update: GRPO on the scheduled role(s); the other stays frozen
-            updates = [self.trainers[p.role].update(p.episodes, p.rewards[p.role]) for p in played]
+            updates = [self.trainers[p.role].update(*p.trained) for p in played]
         metrics = self._metrics(step, played, updates, opponents, timer, t0)  # over all ranks
         replay = self._replay(step, played, opponents)  # over all ranks
         switched = self._schedule(step, roles, opponents, metrics, replay)  # 5. schedule
@@ -184,14 +191,15 @@ class Run:
         self, step: int, k: int, role: Role, batch, fixed, players, judge: StepJudge
     ) -> list[Episode]:
         """Stage 1: attacker -> defender on every seed of the batch; the trained role samples
-        `grpo.group_size` per seed. `k`: the rollout's index in the step (its own stream)."""
-        G = self.cfg.grpo.group_size
+        `grpo.group_size` per seed (an attacker's rewrites each answered
+        `game.replies_per_attack` times). `k`: the rollout's index in the step (its own stream)."""
+        G, K = self.cfg.grpo.group_size, self.cfg.game.replies_per_attack
         return game.play(
             batch,
             players,
             self.cfg.game,
             attack_samples=G if role is Role.ATTACKER else 1,
-            reply_samples=1 if role is Role.ATTACKER else G,
+            reply_samples=K if role is Role.ATTACKER else G,
             rng_seed=self.shards.rng_seed(self.cfg.seed, step) + k * 7_919_000_003,
             static_attacks=self.static_attacks,
             judge_turn=judge,
@@ -208,6 +216,19 @@ class Run:
         verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
         self._check_verdicts(step, verdicts)
         return verdicts
+
+    def _rewards(
+        self, role: Role, episodes: list[Episode], verdicts: list[Verdict]
+    ) -> tuple[dict[Role, list[RewardBreakdown]], tuple[list[Episode], list[RewardBreakdown]]]:
+        """Stage 3: both roles' rewards per episode (the rewrites' novelty read from their text
+        first when `reward.r_novelty` > 0), and what `role`'s update reads: an attacker's rewrite
+        that met K replies scored once on their mean or best (`reward.reply_score`)."""
+        cfg, K = self.cfg.reward, self.cfg.game.replies_per_attack
+        novelty = novelty_of(episodes, K if role is Role.ATTACKER else 1) if cfg.r_novelty else None
+        rewards = compute_rewards(episodes, verdicts, cfg, novelty)
+        if role is Role.ATTACKER and K > 1:
+            return rewards, pool_replies(episodes, rewards[role], K, cfg.reply_score)
+        return rewards, (episodes, rewards[role])
 
     def _check_verdicts(self, step: int, verdicts: list[Verdict]) -> None:
         """Raise JudgeUnusable when more than `judge.max_unknown_fraction` of the step's
@@ -239,7 +260,17 @@ class Run:
         request counters, the league, then the stage timings."""
         metrics: dict[str, float] = {}
         for k, p in enumerate(played):
-            m = {**game_metrics(p.episodes, p.verdicts), **summarize(p.rewards), **p.extra}
+            m = {
+                **game_metrics(p.episodes, p.verdicts),
+                **diversity_metrics(p.episodes),
+                **summarize(p.rewards),
+                **p.extra,
+            }
+            if p.trained[0] is not p.episodes:  # K replies per rewrite: what the update read
+                pooled = [b.total for b in p.trained[1] if b.valid]
+                m[f"{p.role.value}/reward/pooled"] = (
+                    sum(pooled) / len(pooled) if pooled else float("nan")
+                )
             m["judge/calls"] = float(p.judge_calls)
             if k == 0:
                 metrics.update(m)
@@ -308,7 +339,9 @@ class Run:
             if Role.DEFENDER in roles:
                 self.pending.clear()
             else:
-                self.pending.add((case_of(r) for r in replay), distinct=False)
+                k = self.cfg.game.replies_per_attack  # a rewrite's K replies: one case
+                cases = (case_of(r) for r in replay if r["member"] % k == 0)
+                self.pending.add(cases, distinct=False)
         for k, role in enumerate(roles):  # the asr of the rollout this role trained on
             if opponents.get(role) is not None:
                 key = "game/asr" if k == 0 else f"{role.value}_rollout/game/asr"
