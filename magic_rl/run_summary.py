@@ -22,6 +22,7 @@ from magic_rl.rundir import checkpoint_names, read_metrics
 SUMMARY_KEYS = (
     "defender/refusal_rate/harmful",
     "defender/refusal_rate/benign",
+    "game/refusal_gap",
     "game/asr",
     "defender/reward/total",
     "attacker/reward/total",
@@ -42,14 +43,24 @@ def nan_mean(values: Iterable[Any]) -> float | None:
     return sum(nums) / len(nums) if nums else None
 
 
+def metric(row: Mapping[str, Any], key: str) -> Any:
+    """`row[key]`, with `game/refusal_gap` derived from the two refusal rates in rows logged before
+    the gap was (None when either is missing)."""
+    if key in row or key != "game/refusal_gap":
+        return row.get(key)
+    harmful = nan_mean([row.get("defender/refusal_rate/harmful")])
+    benign = nan_mean([row.get("defender/refusal_rate/benign")])
+    return None if harmful is None or benign is None else harmful - benign
+
+
 def headline(rows: Sequence[Mapping[str, Any]], window: int = 5) -> dict[str, Any]:
     """Steps, role switches, and the first and last `window` steps' means of `SUMMARY_KEYS`."""
     roles = [r.get("schedule/role") for r in rows]
     return {
         "steps": len(rows),
         "switches": sum(1 for a, b in zip(roles, roles[1:], strict=False) if a != b),
-        "first": {k: nan_mean(r.get(k) for r in rows[:window]) for k in SUMMARY_KEYS},
-        "last": {k: nan_mean(r.get(k) for r in rows[-window:]) for k in SUMMARY_KEYS},
+        "first": {k: nan_mean(metric(r, k) for r in rows[:window]) for k in SUMMARY_KEYS},
+        "last": {k: nan_mean(metric(r, k) for r in rows[-window:]) for k in SUMMARY_KEYS},
     }
 
 

@@ -4,6 +4,7 @@ through this module, never through `loop`.
 
     RUN_DIR/
       config.yaml                     the config as the user gave it (sandbox names and all)
+      .lock                           the training process that holds the run (`loop.lock`)
       overrides/resume-step-NNNNNN-<time>.yaml   settings a resume changed (config.yaml stays)
       metrics.jsonl                   one row per step (docs/metrics.md): `read_metrics`
       replay.jsonl                    every episode of every step: `read_replay`
@@ -28,9 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from magic_rl.data.files import read_jsonl_rows
+from magic_rl.data.files import DatasetError, read_jsonl_rows
 
 CONFIG = "config.yaml"
+LOCK = ".lock"  # held by the one `magic train` writing the run (`loop.lock`)
 OVERRIDES = "overrides"
 METRICS = "metrics.jsonl"
 REPLAY = "replay.jsonl"
@@ -136,17 +138,33 @@ def append_jsonl(path: Path, records: Sequence[dict]) -> None:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of RUN_DIR/metrics.jsonl as written (a null stays None: `run_summary`'s NaN rule
     reads it). The one reader of that file (summary, experiments, report); raises ValueError naming
-    the file and line of a bad row, FileNotFoundError when there is none."""
+    the file and line of a bad row, FileNotFoundError when there is none. A torn last line (a run
+    killed mid-write) is left out, as resume leaves it out (`loop.resume`): it is the step the
+    resume runs again."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {METRICS}: not a run directory")
     rows = []
-    for lineno, row in read_jsonl_rows(path):
-        step = row.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
-            raise ValueError(f"{path}:{lineno}: field 'step' missing or not an integer")
-        rows.append(row)
+    try:
+        for lineno, row in read_jsonl_rows(path):
+            step = row.get("step")
+            if not isinstance(step, int) or isinstance(step, bool):
+                raise DatasetError(path, "field 'step' missing or not an integer", line=lineno)
+            rows.append(row)
+    except DatasetError as err:
+        if err.line != _last_line(path):
+            raise
     return rows
+
+
+def _last_line(path: Path) -> int:
+    """The number of the last non-blank line of a file."""
+    last = 0
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if raw.strip():
+                last = lineno
+    return last
 
 
 def read_replay(path: str | Path) -> list[dict]:

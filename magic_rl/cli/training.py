@@ -40,6 +40,8 @@ def train(
     """Phase 2: alternating GRPO of attacker and defender (phase 1 first when the attacker is this
     config's own, not yet trained, SFT output). Writes runs/<name>/."""
     from magic_rl import phases
+    from magic_rl.loop import Interrupted
+    from magic_rl.loop.interrupt import sigterm_stops
     from magic_rl.run_summary import summarize_run
     from magic_rl.rundir import CONFIG
 
@@ -50,10 +52,20 @@ def train(
     else:
         cfg = _load(config, overrides)
     console = _console()
+    again = (
+        f"resume with: magic train --resume {resume}"
+        if resume is not None
+        else "run the same command again (a finished phase 1 or sandbox world is kept)"
+    )
     try:
-        run_dir = phases.train(cfg, resume=resume, log=console.print)
+        with sigterm_stops(f"SIGTERM before training started: stopped; {again}"):
+            # A taken run name or a bad seed file fails before phase 1 or a world build.
+            run_dir = phases.train(cfg, resume=resume, log=console.print)
     except FileExistsError as err:
         _fail(str(err))
+    except Interrupted as err:  # SIGTERM / SIGINT: not an error, the message says how to go on
+        typer.echo(str(err), err=True)
+        raise typer.Exit(err.code) from None
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # once, not once per data-parallel rank

@@ -22,7 +22,7 @@ from pathlib import Path
 from magic_rl.data.benchmarks.items import EvalItem, file_sha256
 from magic_rl.data.seeds import sandbox_seeds
 from magic_rl.records import Seed
-from magic_rl.strategies import build_pool, read_pool, resolve_strategies
+from magic_rl.strategies import STRATEGIES, build_pool, read_pool, resolve_strategies
 
 SANDBOX = "sandbox"
 SANDBOX_SETS: tuple[str, ...] = (
@@ -39,6 +39,13 @@ SEEDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "seeds"
 REWRITES_PER_SEED = 2
 
 Log = Callable[..., None]
+HELD_OUT = "held_out_strategies"
+
+
+def held_out_family(strategy: str) -> str:
+    """The held-out set's two families: `ciphers` (the encoding strategies, which a defender must
+    see to read) and `other` (framings, whose success tests generalisation)."""
+    return "ciphers" if STRATEGIES.get(strategy) == "encoding" else "other"
 
 
 def _rank(seed: Seed, strategy: str) -> str:

@@ -17,6 +17,7 @@ from magic_rl.data.benchmarks import (
     sandbox_names,
     sandbox_sets,
 )
+from magic_rl.data.benchmarks.sandbox import HELD_OUT, held_out_family  # noqa: F401 (protocol's)
 from magic_rl.evaluate.eval.items import EvalSet, Log
 
 
