@@ -186,8 +186,10 @@ def serve_policy_cmd(
     """
     import logging
 
+    from magic_rl.config import PolicyConfig
+    from magic_rl.policy.load import load_policy
     from magic_rl.serving import openai
-    from magic_rl.serving.policy import PolicyServer, load_policy
+    from magic_rl.serving.policy import PolicyServer
 
     cfg = _load(config, overrides)
     console = _console()
@@ -199,7 +201,7 @@ def serve_policy_cmd(
         from magic_rl.sandbox.resolve import resolve_model
 
         path = resolve_model(model, cfg, log=console.print)
-        policy = load_policy(path, device=device, dtype=dtype)
+        policy = load_policy(path, PolicyConfig(dtype=dtype), device)
         server = PolicyServer(
             policy,
             model_name or model,

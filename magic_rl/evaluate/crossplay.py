@@ -42,7 +42,6 @@ from magic_rl.evaluate.run import (
     Log,
     greedy_replies,
     judge_replies,
-    load_policy,
     progress_bar,
     provenance,
     resolve_role_model,
@@ -51,6 +50,7 @@ from magic_rl.evaluate.run import (
 )
 from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
+from magic_rl.policy.load import load_policy
 from magic_rl.prompts import attacker_messages, load_templates, parse_attack
 from magic_rl.records import Role, Seed, Verdict
 
@@ -187,7 +187,7 @@ def attack_transfer(
     judge = make_judge(cfg.judge)
     t0 = time.perf_counter()
     with progress_bar(cfg.train.progress) as task:
-        policy = load_policy(attacker_path, Role.ATTACKER, cfg)
+        policy = load_policy(attacker_path, cfg.attacker, cfg.device, what="attacker model")
         rewrites = attacker_rewrites(
             policy,
             seed_list,
@@ -196,7 +196,7 @@ def attack_transfer(
             advance=task("attacker", len(seed_list) * best_of),
         )
         del policy
-        policy = load_policy(target_path, Role.DEFENDER, cfg)
+        policy = load_policy(target_path, cfg.defender, cfg.device, what="defender model")
         n_attacks = len({r.attack for rs in rewrites for r in rs})
         gens, verdicts = attack_outcomes(
             policy, rewrites, judge, cfg, advance=task("target", n_attacks)
@@ -285,14 +285,16 @@ def crossplay(
     with progress_bar(cfg.train.progress) as task:
         for ckpt, key in zip(attackers, a_keys, strict=True):
             if key not in rewrites:
-                policy = load_policy(str(ckpt / Role.ATTACKER.value), Role.ATTACKER, cfg)
+                path = ckpt / Role.ATTACKER.value
+                policy = load_policy(path, cfg.attacker, cfg.device, what="attacker model")
                 rewrites[key] = attacker_rewrites(
                     policy, seeds, cfg, advance=task(f"attacker {ckpt.name}", len(seeds))
                 )
         for ckpt, d_key in zip(defenders, d_keys, strict=True):
             if any((a, d_key) in verdicts for a in rewrites):
                 continue
-            policy = load_policy(str(ckpt / Role.DEFENDER.value), Role.DEFENDER, cfg)
+            path = ckpt / Role.DEFENDER.value
+            policy = load_policy(path, cfg.defender, cfg.device, what="defender model")
             keys = list(rewrites)
             # One pass per defender over every attacker's rewrites (equal attacks decode once).
             joined = [rs for k in keys for rs in rewrites[k]]

@@ -55,7 +55,6 @@ from magic_rl.loop.resume import (
 from magic_rl.loop.run import (
     JudgeUnusable,
     Run,
-    load_policy,
     load_rl_seeds,
     load_static_attacks,
     use_cpu,
@@ -74,7 +73,6 @@ __all__ = [
     "check_resume",
     "game_metrics",
     "is_count",
-    "load_policy",
     "load_rl_seeds",
     "load_static_attacks",
     "preflight",
