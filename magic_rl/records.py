@@ -97,7 +97,9 @@ class Verdict:
 
     `prompt_harmful` is the request label of the prompt alone; `response_refusal` and
     `response_harmful` come from the prompt+response call. `score` (optional) is a graded harm score
-    in [0, 1] of the response; `error` says why a signal is unknown.
+    in [0, 1] of the response; `error` says why a signal is unknown. `reply_carries_request` is the
+    training judge stage's own label, not a judge's: does the reply carry the seed's request
+    (`game.carries_request`, read by the defender-quality reward); None where it was not computed.
     """
 
     prompt_harmful: bool | None
@@ -106,6 +108,7 @@ class Verdict:
     categories: tuple[str, ...] = ()
     score: float | None = None
     error: str = ""
+    reply_carries_request: bool | None = None
 
     @property
     def any_unknown(self) -> bool:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig
-from magic_rl.content import fill_request
 from magic_rl.data.benchmarks import file_sha256
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
 from magic_rl.evaluate.metrics import MetricResult, asr
@@ -48,10 +47,11 @@ from magic_rl.evaluate.run import (
     run_checkpoints,
     verdict_dict,
 )
+from magic_rl.game import rewrite
 from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
 from magic_rl.policy.load import load_policy
-from magic_rl.prompts import attacker_messages, load_templates, parse_attack
+from magic_rl.prompts import load_templates
 from magic_rl.records import Role, Seed, Verdict
 
 
@@ -103,25 +103,21 @@ def attacker_rewrites(
     if best_of < 1:
         raise ValueError(f"best_of must be >= 1, got {best_of}")
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
-    s = cfg.attacker.sampling
     jobs = [(seed, k) for seed in seeds for k in range(best_of)]
     out: dict[tuple[str, int], Rewrite] = {}
     for start in range(0, len(jobs), cfg.eval.batch_size):
         chunk = jobs[start : start + cfg.eval.batch_size]
-        gens = policy.generate(
-            [attacker_messages(templates, seed, [], False) for seed, _ in chunk],
-            temperature=0.0 if best_of == 1 else s.temperature,
-            top_p=1.0 if best_of == 1 else s.top_p,
-            max_new_tokens=s.max_new_tokens,
-            max_prompt_tokens=s.max_prompt_tokens,
+        attacks = rewrite(
+            policy,
+            templates,
+            [seed for seed, _ in chunk],
+            cfg.game,
+            cfg.attacker.sampling,
+            greedy=best_of == 1,
             seed=cfg.seed + start,
         )
-        for (seed, k), gen in zip(chunk, gens, strict=True):
-            parsed = parse_attack(gen.text)
-            answer = parsed.answer
-            if cfg.game.request_marker:  # the sandbox's `[request]` marker
-                answer = fill_request(answer, seed.text)
-            out[seed.id, k] = Rewrite(seed, k, gen.text, answer, parsed.format_ok, gen.finish)
+        for (seed, k), a in zip(chunk, attacks, strict=True):
+            out[seed.id, k] = Rewrite(seed, k, a.raw, a.text, a.format_ok, a.gen.finish)
         advance(len(chunk))
     return [[out[seed.id, k] for k in range(best_of)] for seed in seeds]
 
