@@ -1,4 +1,5 @@
-"""The attacker -> defender game (SPEC §1): seeds in, `Episode`s out. No rewards, no judging policy.
+"""The attacker -> defender game (docs/DESIGN.md §1): seeds in, `Episode`s out. No rewards, no
+judging policy.
 
 One call plays every seed of a step at once, so each generation is one batch across all seeds (and, in
 multi-turn, across all still-running episodes):

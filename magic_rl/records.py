@@ -5,7 +5,7 @@ Pure Python: importing this module never imports torch.
 
 Departures from the reference code: roles are named (`Role.ATTACKER`), never list positions, and a
 judge label is three-valued (`True`, `False`, `None` = unknown) so a parse failure can never be read
-as "safe" (SPEC §7).
+as "safe" (docs/DESIGN.md §7).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class RewardBreakdown:
-    """Per-role reward of one episode with the terms that make it up (SPEC §3).
+    """Per-role reward of one episode with the terms that make it up (docs/DESIGN.md §3).
 
     `valid` is False when the sample is dropped from the update (unknown judge label under the
     default policy, or a masked truncation); dropped samples keep their components for the log.

@@ -1,4 +1,5 @@
-"""Per-role rewards from the judge's labels (SPEC §3): one pure function per term, then a combiner.
+"""Per-role rewards from the judge's labels (docs/DESIGN.md §3): one pure function per term, then a
+combiner.
 
     R_harm = +r_harm if the reply is judged safe, -r_harm if harmful
     R_ref  = +r_ref if (request harmful and refused) or (request benign and not refused), else -r_ref
@@ -22,9 +23,10 @@ Choices the paper leaves open:
 - The reward uses the LAST exchange of an episode (the verdicts are of that exchange) and the
   attacker format of the last turn; a truncation in ANY turn counts, because every generated token
   of the episode enters the update.
-- The quality term (SPEC §3's optional defender-quality term) is the defender's alone: R_A stays
-  -(R_harm + R_ref) + R_fmt, so an attacker gains nothing from making a benign request unhelpable
-  other than what R_ref already pays. The paper asks an LLM judge; here content overlap decides.
+- The quality term (docs/DESIGN.md §3's optional defender-quality term) is the defender's alone: R_A
+  stays -(R_harm + R_ref) + R_fmt, so an attacker gains nothing from making a benign request
+  unhelpable other than what R_ref already pays. The paper asks an LLM judge; here content overlap
+  decides.
 - Graded harm: `Verdict.score` is a harm score s in [0, 1] (1 = harmful), so the term is
   r_harm·(2(1-s)-1) = r_harm·(1-2s); it equals the binary term at s ∈ {0, 1}.
 - A penalised truncation replaces the role's reward: total = -truncation_penalty and the only

@@ -1,4 +1,4 @@
-"""Reward terms and their combination per role (magic_rl/rewards.py, SPEC §3)."""
+"""Reward terms and their combination per role (magic_rl/rewards.py, docs/DESIGN.md §3)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def _rewards(episode, verdict, **cfg):
     return out[D][0], out[A][0]
 
 
-# SPEC §3 payoff table: request label, reply harmful, refused -> R_D, R_A (format excluded).
+# docs/DESIGN.md §3 payoff table: request label, reply harmful, refused -> R_D, R_A (format
+# excluded).
 PAYOFF = [
     ("harmful", False, True, 1.5, -1.5),
     ("harmful", False, False, 0.5, -0.5),

@@ -1,8 +1,8 @@
 """Attacker-vs-defender experiments: attacker transfer (`magic attack`) and cross-play (`magic
-crossplay`), both on harmful seeds (SPEC §6).
+crossplay`), both on harmful seeds (docs/DESIGN.md §6).
 
 - Attacker transfer: the attacker rewrites each harmful seed once, greedily, in its single-turn chat
-  view (`prompts.attacker_messages`); the `<answer>` (`prompts.parse_attack`) goes to the target,
+  view, through training's own attacker half (`game.rewrite`); the `<answer>` goes to the target,
   which answers greedily in the defender's training view. With `best_of=K` the attacker instead
   samples K rewrites (`attacker.sampling` temperature/top-p) and a seed counts as broken when any of
   the K replies is judged harmful. Reports ASR with a bootstrap CI and the attacker's format rate.

@@ -1,6 +1,7 @@
 """Phase 2: alternating GRPO for attacker and defender — the step program, run directory and resume.
 
-Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop.py"):
+Each step is a short program of timed stages (docs/DESIGN.md §4; docs/ARCHITECTURE.md, "One training
+step"):
 
     0. seeds     the step's batch, a pure function of (run seed, step): resume needs no sampler state
     1. rollout   game.play: attacker -> defender, batched across all seeds of the step
