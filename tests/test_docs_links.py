@@ -28,14 +28,6 @@ DIRS = ("docs", "magic_rl", "tests", "benchmarks", "configs", ".ci")
 SUFFIXES = {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".cfg", ""}
 SKIP = ("tests/data/", "tests/golden/", "magic_rl/assets/")  # data files, not prose
 SELF = "tests/test_docs_links.py"  # plants bad references on purpose
-# Sources hashed into the sandbox world's cache key (sandbox.world._source_fingerprint): editing even
-# a docstring there moves the key and rebuilds the world, so their old citations go in a commit of
-# their own. Remove an entry when its file is fixed.
-WORLD_KEYED = {
-    "magic_rl/sandbox/tokenizer.py",
-    "magic_rl/sandbox/world.py",
-    "magic_rl/strategies/__init__.py",
-}
 
 LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 PATH = re.compile(
@@ -78,7 +70,7 @@ def problems(root: Path = ROOT) -> list[str]:
             continue
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             where = f"{rel}:{lineno}"
-            if OUTSIDE.search(line) and rel.as_posix() not in WORLD_KEYED:
+            if OUTSIDE.search(line):
                 out.append(f"{where}: cites a file outside the repository: {line.strip()}")
             if path.suffix == ".md":
                 for target in LINK.findall(line):
