@@ -221,3 +221,19 @@ def test_cross_play_rewrites_through_the_games_attacker_half(monkeypatch):
     assert [r[0].attack for r in rewrites] == [e.last.attack for e in eps]
     assert [r[0].raw for r in rewrites] == [e.last.attack_raw for e in eps]
     assert len(calls) == 1 and calls[0]["greedy"] is True
+
+
+def test_eval_outputs_keep_the_judges_labels_only():
+    """`reply_carries_request` is the training judge stage's label: eval and attack items, which
+    write a verdict per reply, keep the judge's labels (their files are unchanged by the field)."""
+    from magic_rl.evaluate.run import verdict_dict
+
+    v = Verdict(True, False, True, ("S1",), 0.9, "", reply_carries_request=True)
+    assert verdict_dict(v) == {
+        "prompt_harmful": True,
+        "response_refusal": False,
+        "response_harmful": True,
+        "categories": ["S1"],
+        "score": 0.9,
+        "error": "",
+    }
