@@ -168,9 +168,9 @@ def test_serve_policy_refuses(model_dirs, kind, message):
 
 
 def test_no_module_loads_a_policy_its_own_way():
-    """`HFPolicy.from_pretrained` is called by the one loader, the LoRA base loader (its base was
-    checked by the training run) and the sandbox's check of the attacker it built, nowhere else."""
-    allowed = {"policy/load.py", "lora.py", "sandbox/checks.py"}
+    """`HFPolicy.from_pretrained` is called by the one loader and the LoRA base loader (its base
+    was checked by the training run), nowhere else."""
+    allowed = {"policy/load.py", "lora.py"}
     callers = {
         path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")

@@ -17,9 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from magic_rl.config import PolicyConfig, RunConfig
-from magic_rl.content import carries, expand_reply
+from magic_rl.content import carries
 from magic_rl.data.seeds import split_of
 from magic_rl.evaluate.metrics import bootstrap_ci
+from magic_rl.game import reply_as_read
 from magic_rl.judge import make_judge
 from magic_rl.loop import StepJudge
 from magic_rl.policy.load import load_policy
@@ -82,8 +83,10 @@ def probe_defender(
         seed=cfg.seed,
     )
     verdicts = judge(prompts, [g.text for g in gens])
+    marked = cfg.game.model_copy(update={"request_marker": True})  # the world's replies mark
     carried = [
-        carries(expand_reply(g.text, p), r) for g, p, r in zip(gens, prompts, requests, strict=True)
+        carries(reply_as_read(g.text, p, marked), r)
+        for g, p, r in zip(gens, prompts, requests, strict=True)
     ]
     rows, i = [], 0
     for strategy, label in keys:
