@@ -228,13 +228,15 @@ def _attacks(
     a stored attack (`fixed[k]`, first turn only), the vanilla seed (No-Game), a pool rewrite
     (static data), or the attacker policy (all of its episodes in one batch)."""
     by_policy = [k for k, f in enumerate(fixed) if f is None and cfg.attacker == "policy"]
-    made = dict(
-        zip(
-            by_policy,
-            _policy_attacks(by_policy, seeds, histories, players, cfg, attack_samples, turn_seed),
-            strict=True,
-        )
+    written = _policy_attacks(
+        [seeds[k] for k in by_policy],
+        [histories[k] for k in by_policy],
+        players,
+        cfg,
+        attack_samples,
+        turn_seed,
     )
+    made = dict(zip(by_policy, written, strict=True))
     out = []
     for k, seed in enumerate(seeds):
         if fixed[k] is not None:
@@ -249,29 +251,29 @@ def _attacks(
 
 
 def _policy_attacks(
-    which: Sequence[int],
-    seeds,
-    histories,
+    seeds: Sequence[Seed],
+    histories: Sequence[Sequence[Turn]],
     players: Players,
     cfg: GameConfig,
     attack_samples: int,
     turn_seed: int,
 ) -> list[Attack]:
-    """The attacker policy's attacks of episodes `which`: G samples per seed in an attacker phase;
-    in a defender phase one per seed (greedy, or sampled with `defender_phase_attack=sampled`)."""
-    if not which:
+    """The attacker policy's attacks of these episodes, in one batch: G samples per seed in an
+    attacker phase; in a defender phase one per seed (greedy, or sampled with
+    `defender_phase_attack=sampled`)."""
+    if not seeds:
         return []
     assert players.attacker is not None, "game.attacker='policy' needs an attacker policy"
     one_per_chat = attack_samples == 1  # defender phase: the G replies answer one attack
     return rewrite(
         players.attacker,
         players.templates,
-        [seeds[k] for k in which],
+        seeds,
         cfg,
         players.attacker_sampling,
         greedy=one_per_chat and cfg.defender_phase_attack == "greedy",
         seed=turn_seed,
-        histories=[histories[k] for k in which],
+        histories=histories,
         once_per_chat=one_per_chat,
     )
 
