@@ -182,7 +182,7 @@ def rewrite(
     greedy or sampled at `sampling`, parsed into `<think>`/`<answer>`, the answer as the defender
     reads it. `once_per_chat` generates each distinct chat once (a defender phase's one rewrite per
     seed: the G replies answer the same attack). Training (`play`), attacker transfer and
-    cross-play (`evaluate.crossplay.attacker_rewrites`) rewrite through here."""
+    cross-play (`evaluate.transfer.attacker_rewrites`) rewrite through here."""
     multiturn = histories is not None and cfg.max_turns > 1
     chats = [
         attacker_messages(templates, s, histories[k] if histories else [], multiturn)

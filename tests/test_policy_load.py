@@ -2,9 +2,9 @@
 weights and a torn directory, with the same checks.
 
 The paths: training (`loop.run.build_policies`: the roles, their KL references, past opponents),
-`magic eval` (`evaluate.run.protocol.evaluate_models`), `magic attack` and `magic crossplay`
-(`evaluate.crossplay`), live cross-play (`loop.crossplay.LiveCrossplay`), phase 1
-(`trainer.attacker_sft`) and `magic serve policy`. A static check keeps every other module from
+`magic eval` (`evaluate.eval.protocol.evaluate_models`), `magic attack` and `magic crossplay`
+(`evaluate.transfer`), live cross-play (`loop.crossplay.LiveCrossplay`), phase 1
+(`sft.attacker_sft`) and `magic serve policy`. A static check keeps every other module from
 loading a policy its own way.
 """
 
@@ -108,7 +108,7 @@ def test_training_refuses(model_dirs, tmp_path, kind, message):
 
 @pytest.mark.parametrize("kind,message", BAD)
 def test_phase_1_refuses(model_dirs, tmp_path, kind, message):
-    from magic_rl.trainer import attacker_sft
+    from magic_rl.sft import attacker_sft
 
     cfg = _cfg(tmp_path)
     records = [_pool_record()]
@@ -126,7 +126,7 @@ def _pool_record():
 
 @pytest.mark.parametrize("kind,message", BAD)
 def test_eval_refuses(model_dirs, tmp_path, kind, message):
-    from magic_rl.evaluate.run.protocol import evaluate_models
+    from magic_rl.evaluate.eval.protocol import evaluate_models
 
     cfg = _cfg(tmp_path)
     with pytest.raises(OSError, match=message):
@@ -136,7 +136,7 @@ def test_eval_refuses(model_dirs, tmp_path, kind, message):
 @pytest.mark.parametrize("kind,message", BAD)
 @pytest.mark.parametrize("role", [Role.ATTACKER, Role.DEFENDER])
 def test_attack_refuses(model_dirs, tmp_path, kind, message, role):
-    from magic_rl.evaluate.crossplay import attack_transfer
+    from magic_rl.evaluate.transfer import attack_transfer
 
     cfg = _cfg(tmp_path)
     models = {"attacker": str(model_dirs["good"]), "target": str(model_dirs["good"])}

@@ -13,7 +13,7 @@ from magic_rl.cli.common import Overrides, _console, _fail, _load, app
 
 def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
     """--config, else the config.yaml of the run a model argument points into, else `sandbox`."""
-    from magic_rl.evaluate.run import run_dir_of
+    from magic_rl.evaluate.eval import run_dir_of
 
     if config is None:
         for spec in model_specs:
@@ -62,7 +62,7 @@ def eval_cmd(
         magic eval --model runs/sandbox/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.run import evaluate, load_sets, resolve_role_model, rich_table
+    from magic_rl.evaluate.eval import evaluate, load_sets, resolve_role_model, rich_table
     from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
 
@@ -122,8 +122,8 @@ def attack(
 
     Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     """
-    from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
-    from magic_rl.evaluate.run import resolve_role_model
+    from magic_rl.evaluate.eval import resolve_role_model
+    from magic_rl.evaluate.transfer import attack_transfer, harmful_seeds
     from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model
 
@@ -163,8 +163,8 @@ def crossplay_cmd(
 
     Example: magic crossplay runs/sandbox --limit 40
     """
-    from magic_rl.evaluate.crossplay import crossplay
-    from magic_rl.evaluate.run import run_checkpoints
+    from magic_rl.evaluate.eval import run_checkpoints
+    from magic_rl.evaluate.transfer import crossplay
     from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = _eval_config(config, [str(run_dir)], overrides)
@@ -200,7 +200,7 @@ def analyze(
 
     Example: magic analyze runs/sandbox --stages 4
     """
-    from magic_rl.evaluate.strategy import LLMTagger, analyze_replay, write_analysis
+    from magic_rl.evaluate.analyze import LLMTagger, analyze_replay, write_analysis
 
     tagger = None
     if llm_url is not None:
@@ -215,11 +215,9 @@ def analyze(
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     path = write_analysis(run_dir, analysis)
-    from rich.table import Table
+    from magic_rl.evaluate.analyze import code_name
+    from magic_rl.tables import key_table
 
-    table = Table(
-        title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
-    )
     cols = (
         "steps",
         "rewrites",
@@ -230,22 +228,24 @@ def analyze(
         "emb. div.",
         "top code",
     )
-    for col in cols:
-        table.add_column(col, justify="right")
+    rows = []
     for s in analysis["stages"]:
         top = max(s["codes"].items(), key=lambda kv: kv[1]) if s["codes"] else ("-", 0.0)
-        table.add_row(
-            f"{s['steps'][0]}-{s['steps'][1]}",
-            str(s["n_rewrites"]),
-            f"{s.get('faithful_rate', math.nan):.2f}",
-            f"{s['hybrid_ratio']:.2f}",
-            str(s["distinct_codes"]),
-            f"{s['self_bleu']:.3f}",
-            f"{s['embedding_diversity']:.3f}",
-            f"{top[0]} ({top[1]:.0%})",
+        rows.append(
+            [
+                f"{s['steps'][0]}-{s['steps'][1]}",
+                str(s["n_rewrites"]),
+                f"{s.get('faithful_rate', math.nan):.2f}",
+                f"{s['hybrid_ratio']:.2f}",
+                str(s["distinct_codes"]),
+                f"{s['self_bleu']:.3f}",
+                f"{s['embedding_diversity']:.3f}",
+                f"{code_name(top[0])} {top[1]:.0%}",
+            ]
         )
+    title = f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
     console = _console()
-    console.print(table)
+    console.print(key_table(title, cols, rows, text=["top code"]))
     console.print(f"[bold green]analysis[/] {path}")
 
 

@@ -36,8 +36,7 @@ from typing import Any
 from magic_rl.config import RunConfig
 from magic_rl.data.benchmarks import file_sha256
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
-from magic_rl.evaluate.metrics import MetricResult, asr
-from magic_rl.evaluate.run import (
+from magic_rl.evaluate.eval import (
     Log,
     greedy_replies,
     judge_replies,
@@ -47,6 +46,7 @@ from magic_rl.evaluate.run import (
     run_checkpoints,
     verdict_dict,
 )
+from magic_rl.evaluate.metrics import MetricResult, asr
 from magic_rl.game import rewrite
 from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
