@@ -35,7 +35,7 @@ from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.loop.crossplay import LiveCrossplay
 from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
 from magic_rl.loop.league import League, OpponentCache, Snapshots
-from magic_rl.loop.resume import ResumeError, last_good_checkpoint, replace_dir
+from magic_rl.loop.resume import ResumeError, last_good_checkpoint, replace_dir, truncate_logs
 from magic_rl.loop.shards import Shards
 from magic_rl.loop.stages import (
     SeedSampler,
@@ -110,6 +110,8 @@ class Run:
         self.crossplay = LiveCrossplay(cfg, run_dir, self.judge) if cfg.crossplay.probe else None
 
         self.start_step = 0
+        self.saved_at: int | None = None  # the step state/ resumes at, once this run saved it
+        self._logs_cut = False  # a resume cuts the logs with its first write (`_cut_logs`)
         self._judge_counts: dict[str, float] = {}
         self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
 
@@ -290,6 +292,7 @@ class Run:
         learn from this step, the scheduler picks the next role; at a switch (and after the last
         step) both roles' checkpoint, and the roles that trained join their snapshot lists (live
         cross-play plays them). True at a switch."""
+        self._cut_logs()  # the step's first write: a resume that failed before changed nothing
         self._feed(roles, opponents, replay, metrics)
         metrics.update(self._switch_times)
         self._switch_times = {}
@@ -362,8 +365,43 @@ class Run:
         """Before the first step of a fresh run: the step-0 checkpoint, which joins the snapshot
         lists (and live cross-play) like a switch's; its timings are logged with the first step."""
         if self.start_step == 0:
+            self._cut_logs()  # a resume that restarts from step 0 (no state was saved)
             self.save_checkpoint(0)
             self._switch_times = self.on_switch(0, trained_roles(self.cfg.schedule))
+
+    def _cut_logs(self) -> None:
+        """A resume's logs lose their records of steps from `start_step` on (replayed identically),
+        just before its first write: a resume that stops earlier (a wrong judge endpoint, a refused
+        state) leaves them byte-identical."""
+        if not self._logs_cut and self.main:
+            truncate_logs(self.run_dir, self.start_step)
+        self._logs_cut = True
+
+    def save_state_at(self, step: int) -> None:
+        """On a stop before `step`: the state resume needs, unless state/ already holds it."""
+        if step == self.saved_at:
+            self.log(f"state/ already holds step {step}: resume starts there")
+        elif step == self.start_step:
+            self.log(f"no step ran: nothing to save (resume starts at step {step})")
+        else:
+            self.save_state(step)
+            self.log(f"state saved: resume starts at step {step}")
+
+    def diverged_message(self, step: int, err: Exception) -> str:
+        """`Diverged` at `step`, with what is on disk and how to go on."""
+        saved = (
+            f"state/ holds step {self.saved_at}, a resume starts there"
+            if self.saved_at
+            else "no state was saved yet, a resume starts at step 0"
+        )
+        role = str(err).split(":", 1)[0]
+        lr = getattr(getattr(self.cfg, role, None), "lr", None)
+        fix = f"lower {role}.lr (now {lr:g}) or grpo.grad_clip" if lr else "lower the learning rate"
+        return (
+            f"step {step}: {err}. The run stopped: nothing of step {step} was written (no log "
+            f"row, checkpoint or state), and {saved}; {fix}, then `magic train --resume "
+            f"{self.run_dir} {role}.lr=...`"
+        )
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -402,6 +440,7 @@ class Run:
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         replace_dir(tmp, self.run_dir / "state", self.run_dir / "state.old")
+        self.saved_at = next_step
 
     def load_state(self, next_step: int) -> None:
         """Optimisers and schedule from state/ (checked whole by `resume.check_resume`, which
@@ -410,8 +449,9 @@ class Run:
 
         state = self.run_dir / "state"
         if next_step == 0 and not state.exists():
-            self.log("no saved state: starting from step 0")
+            self.log("no saved state (none was written whole): starting from step 0")
             return
+        self._check_finite(state)
         try:
             meta = json.loads((state / "meta.json").read_text())
             self.scheduler.load_state_dict(meta["scheduler"])
@@ -436,7 +476,20 @@ class Run:
                 f"{optim_path}: unreadable optimiser state ({type(e).__name__}: {e}). "
                 + last_good_checkpoint(self.run_dir)
             ) from e
-        self.start_step = next_step
+        self.start_step = self.saved_at = next_step
+
+    def _check_finite(self, state: Path) -> None:
+        """A saved state whose weights hold NaN or inf (a run that diverged before the guard
+        existed) is refused: it would train on nothing and save NaN checkpoints."""
+        for role in self.trainers:
+            params = self.policies[role].model.named_parameters()
+            bad = [name for name, p in params if not bool(p.isfinite().all())]
+            if bad:
+                raise ResumeError(
+                    f"{state / role.value}: {len(bad)} weight tensors hold NaN or inf "
+                    f"(first: {bad[0]}): the run diverged before this state was saved; nothing "
+                    f"was changed; " + last_good_checkpoint(self.run_dir)
+                )
 
 
 def build_policies(cfg: RunConfig, state_dir: Path, device: str) -> dict[Role, HFPolicy | None]:
