@@ -24,13 +24,13 @@ from pathlib import Path
 
 from magic_rl import rundir
 from magic_rl.config import RunConfig
-from magic_rl.evaluate.eval import load_policy
 from magic_rl.evaluate.transfer import (
     _asr,
     attack_outcomes,
     attacker_rewrites,
     crossplay_seeds,
 )
+from magic_rl.policy.load import load_policy
 from magic_rl.records import Role
 
 
@@ -42,8 +42,9 @@ class LiveCrossplay:
         self._rewrites: dict[str, list] = {}
 
     def _policy(self, name: str, role: Role):
+        path = rundir.checkpoint_dir(self.run_dir, name, role.value)
         return load_policy(
-            str(rundir.checkpoint_dir(self.run_dir, name, role.value)), role, self.cfg
+            path, getattr(self.cfg, role.value), self.cfg.device, what=f"{role} model"
         )
 
     def _attacks(self, name: str) -> list:
