@@ -122,7 +122,7 @@ def attack(
 
     Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     """
-    from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
+    from magic_rl.evaluate.crossplay import attack_transfer, claim_attack_dir, harmful_seeds
     from magic_rl.evaluate.run import resolve_role_model
     from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model
@@ -131,6 +131,8 @@ def attack(
     log = _console().print
     try:
         harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
+        if out is not None:
+            claim_attack_dir(out)  # and a results.json in the way
         attacker = resolve_model(attacker, cfg, log=log)
         target = resolve_model(target, cfg, log=log)
         resolve_role_model(attacker, Role.ATTACKER, cfg)  # bad models fail before the judge's build
@@ -255,7 +257,8 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Output HTML (default RUN_DIR/report.html); the markdown twin goes next to it."
+            help="Output X.html (default RUN_DIR/report.html); also writes its markdown twin X.md "
+            "and plots X_files/*.png beside it, never over a file an earlier report did not write."
         ),
     ] = None,
     ablation: Annotated[
@@ -265,6 +268,10 @@ def report(
     show_text: Annotated[
         bool, typer.Option(help="Also write attack/reply text into the markdown twin.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace X.html / X.md / X_files/ even if a report did not write them."),
+    ] = False,
 ) -> None:
     """One self-contained HTML report (and a markdown twin) of one or more runs.
 
@@ -273,7 +280,9 @@ def report(
     from magic_rl.report import render_report
 
     try:
-        html_path, md_path = render_report(run_dirs, out, ablation, show_text=show_text)
+        html_path, md_path = render_report(
+            run_dirs, out, ablation, show_text=show_text, force=force
+        )
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     _console().print(f"[bold green]report[/] {html_path}  ({md_path})")

@@ -36,7 +36,13 @@ def export_cmd(
         str,
         typer.Option("--format", "-f", help="Comma-separated: eee, safety-eval, harmbench, jbb."),
     ] = "eee,safety-eval,harmbench,jbb",
-    out: Annotated[Path | None, typer.Option(help="Output dir (default PATH/export).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output dir (default PATH/export); one subdirectory per format."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace files under --out that an earlier export did not write.")
+    ] = False,
 ) -> None:
     """Write eval/attack results as Every Eval Ever, safety-eval metrics.json, HarmBench results
     and JailbreakBench artifacts (docs/comparing.md maps them to published tables).
@@ -49,7 +55,7 @@ def export_cmd(
     console = _console()
     formats = [f.strip() for f in format.split(",") if f.strip()]
     try:
-        written = export(path, formats, out, log=console.print)
+        written = export(path, formats, out, log=console.print, force=force)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     for fmt, files in written.items():
@@ -77,6 +83,9 @@ def audit_cmd(
         str, typer.Option("--config", "-c", help="Preset or YAML (judge section, bootstrap).")
     ] = "sandbox",
     out: Annotated[Path | None, typer.Option(help="Write audit.json and audit.md here.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace audit.json/audit.md under --out not written by an audit.")
+    ] = False,
     overrides: Overrides = None,
 ) -> None:
     """Score judges against labelled exchanges: accuracy, F1, confusion and unknown verdicts per
@@ -87,6 +96,7 @@ def audit_cmd(
     from rich.table import Table
 
     from magic_rl.data.benchmarks import DatasetError, load_benchmark
+    from magic_rl.data.outputs import claim, write_output
     from magic_rl.evaluate.audit import AUDIT_HEADER, audit, audit_rows, markdown
     from magic_rl.evaluate.run import progress_bar
     from magic_rl.judge import make_judge
@@ -98,6 +108,15 @@ def audit_cmd(
     if bad:
         _fail(f"unknown --judge {bad}; choose from {list(AUDIT_JUDGES)}")
     console = _console()
+    # Checked before the (long) audit, and again when writing.
+    targets = {}
+    if out is not None:
+        targets = {
+            out / "audit.json": '"judges"',
+            out / "audit.md": "| " + " | ".join(AUDIT_HEADER),
+        }
+        for path, mark in targets.items():
+            claim(path, mark, writer="magic judge audit", force=force)
     try:
         items = [
             i
@@ -147,12 +166,15 @@ def audit_cmd(
         console.print(table)
         results.append((name, result))
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         doc = {
             "benchmarks": benchmarks,
             "limit": limit,
             "judges": {name: r.to_dict() for name, r in results},
         }
-        (out / "audit.json").write_text(json.dumps(doc, indent=2) + "\n")
-        (out / "audit.md").write_text("\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results))
+        texts = [
+            json.dumps(doc, indent=2) + "\n",
+            "\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results),
+        ]
+        for (path, mark), text in zip(targets.items(), texts, strict=True):
+            write_output(path, text, mark=mark, writer="magic judge audit", force=force)
         console.print(f"[bold green]audit[/] {out / 'audit.json'}  ({out / 'audit.md'})")

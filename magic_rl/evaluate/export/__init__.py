@@ -51,9 +51,11 @@ def export(
     out: str | Path | None = None,
     *,
     log: Callable[..., None] = print,
+    force: bool = False,
 ) -> dict[str, list[Path]]:
     """Write `formats` for every eval/attack output found at `path` (see `read_sources`) under
-    `out` (default: PATH/export). Returns {format: files written}."""
+    `out` (default: PATH/export). Returns {format: files written}. A file in the way that an
+    earlier export did not write is refused unless `force` (`magic_rl.data.outputs`)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown export formats {bad}; choose from {list(FORMATS)}")
@@ -64,7 +66,7 @@ def export(
         writer, kinds = _WRITERS[fmt]
         for src in sources:
             if isinstance(src, kinds):
-                written[fmt] += writer(src, root / fmt)
+                written[fmt] += writer(src, root / fmt, force=force)
         if not written[fmt]:
             log(f"[yellow]{fmt}: nothing to export from {path}[/]")
     return written
