@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from magic_rl.data.outputs import writing
+
 DEFAULT_CACHE = Path(".magic_cache") / "models"
 PREFIX = "models:"  # a config's model field naming a catalog entry
 DONE = "fetch.json"
@@ -233,9 +235,10 @@ def convert_gguf(gguf_file: Path, out: Path, dtype: str) -> int:
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
     plain.to(getattr(torch, dtype))
-    out.mkdir(parents=True, exist_ok=True)
-    plain.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        plain.save_pretrained(str(out), safe_serialization=True)
+        tokenizer.save_pretrained(str(out))
     return sum(p.numel() for p in plain.parameters())
 
 

@@ -36,8 +36,8 @@ _OS_HINTS = (
     ("permission denied", errno.EACCES),
     ("read-only file system", errno.EROFS),
     ("file write failed", errno.EIO),
-    ("unexpected pos", errno.EIO),  # torch's zip writer after a short write
-    ("inline_container", errno.EIO),
+    ("unexpected pos", errno.EIO),  # torch's zip writer (inline_container.cc) after a short write
+    ("pytorchstreamwriter", errno.EIO),
     ("input/output error", errno.EIO),
 )
 
@@ -104,12 +104,15 @@ def os_error(path: str | Path, err: BaseException) -> OSError:
     if code is None:
         low = text.lower()
         code = next((c for hint, c in _OS_HINTS if hint in low), errno.EIO)
-    reason = os.strerror(code)
-    if code in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+    guessed = getattr(err, "errno", None) is None and code == errno.EIO
+    reason = "the write was cut short" if guessed else os.strerror(code)
+    if code in (errno.ENOSPC, errno.EDQUOT):
         reason += f" (free space there: {_free(path)}; free some and rerun)"
+    elif code == errno.EIO:
+        reason += f" (free space there: {_free(path)}; a full disk is the usual cause)"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason += " (choose a writable location)"
-    if code == errno.EIO and text:
+    if guessed and text:
         reason += f"; the writer said: {text[:200]}"
     return OSError(code, f"cannot write: {reason}", str(path))
 
