@@ -110,6 +110,9 @@ def pool_build(
         )
     if rewriter_model and not rewriter_url:
         _fail("--rewriter-model needs --rewriter-url")
+    # Resuming appends to --out and may cut its last line: only a pool (its records' "family"
+    # field) or an empty file, so `--out README.md` is refused rather than cut and appended to.
+    claim(out, '"family"', writer="magic pool build", hint="use another --out")
     if report:  # a file in the way is refused before the build, not after it
         claim(report, '"examples"', writer="magic pool build", hint=_REPORT_HINT)
     try:

@@ -54,12 +54,15 @@ def sandbox_build(
     import json
     import time
 
+    from magic_rl.sandbox.resolve import check_world
     from magic_rl.sandbox.world import build_attacker, build_world, world_for
 
     cfg = _load(config, overrides)
     console = _console()
     t = time.perf_counter()
     world = world_for(cfg)
+    if not force:  # a damaged cache is refused with the command that rebuilds it
+        check_world(world, world.attacker(cfg) if attacker else None)
     cached = not force and world.built
     cached = cached and (not attacker or (world.attacker(cfg) / "sft.json").exists())
     build_world(cfg, force=force, log=console.print)

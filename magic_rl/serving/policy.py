@@ -27,11 +27,13 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from magic_rl.data.model_files import model_dir_problem
 from magic_rl.policy.base import Chat, Policy
 from magic_rl.policy.hf import HFPolicy, resolve_device
 from magic_rl.serving import openai
@@ -206,6 +208,8 @@ class PolicyServer(Server):
         return out
 
     def _check_context(self, ids: list[list[int]], max_tokens: int) -> list[list[int]] | HTTPError:
+        if min(len(p) for p in ids) == 0:  # `prompt: ""` with a tokenizer that adds no BOS
+            return HTTPError(400, "'prompt' is empty: it encodes to no tokens", "prompt")
         longest = max(len(p) for p in ids)
         if self.context is not None and longest >= self.context:
             return HTTPError(
@@ -258,5 +262,8 @@ def _stop(text: str, finish: str, stop: tuple[str, ...]) -> tuple[str, str]:
 
 
 def load_policy(path: str, *, device: str = "auto", dtype: str = "float32") -> Policy:
-    """An `HFPolicy` from a model directory (safetensors only; no remote code)."""
+    """An `HFPolicy` from a model directory (safetensors only; no remote code). A torn directory
+    (a truncated checkpoint, an empty config.json) is refused naming the file, before loading."""
+    if Path(path).is_dir() and (problem := model_dir_problem(path)):
+        raise ValueError(f"{problem}; serve a whole model directory (another checkpoint?)")
     return HFPolicy.from_pretrained(path, dtype=dtype, device=resolve_device(device))

@@ -29,15 +29,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from magic_rl.data.outputs import claim
 from magic_rl.records import Seed
 from magic_rl.strategies.mutations import STRATEGIES
 from magic_rl.strategies.pool import PoolRecord, check_record, pool_row, read_pool
 from magic_rl.strategies.rewriter import RewriteError, Rewriter
 
-# What every pool record holds (the pool's "family" field): `--out` is resumed only if it is a pool
-# (data/outputs.py), so `--out README.md` is refused, not cut and appended to.
-POOL_MARK = '"family"'
 OUTCOMES = ("written", "existing", "refused", "malformed", "rejected", "unavailable", "stopped")
 
 
@@ -183,8 +179,6 @@ def _existing(out: Path, seeds: dict[str, Seed], log: Callable[[str], None]) -> 
     """Ids of the records already in `out` (after cutting a torn last line)."""
     if not out.exists():
         return set()
-    # Resuming appends to `out` and may cut its last line: only a pool file (or an empty one).
-    claim(out, POOL_MARK, writer="magic pool build", hint="use another --out")
     data = out.read_bytes()
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from magic_rl.content import expand_reply
-from magic_rl.data.outputs import writing
 from magic_rl.judge.embedded.features import JudgeModelConfig, decoded_view, hashed_features
 from magic_rl.records import Verdict
 
@@ -204,10 +203,9 @@ class EmbeddedJudge:
         from safetensors.torch import save_file
 
         path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        with writing(path / WEIGHTS_FILE):
-            path.mkdir(parents=True, exist_ok=True)
-            save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
         config = {"format": "magic_rl.embedded_judge/1", **asdict(self.cfg)}
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         return path
