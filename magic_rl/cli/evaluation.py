@@ -62,6 +62,7 @@ def eval_cmd(
         magic eval --model runs/sandbox/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
     """
     from magic_rl.data.benchmarks import DatasetError
+    from magic_rl.data.outputs import check_out_dir
     from magic_rl.evaluate.run import evaluate, load_sets, resolve_role_model, rich_table
     from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
@@ -69,6 +70,8 @@ def eval_cmd(
     cfg = _eval_config(config, [model], overrides)
     console = _console()
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
+    if out is not None:
+        check_out_dir(out)  # before the evaluation, not after it
     try:
         sets = load_sets(  # a bad benchmark fails before any model is built or loaded
             names,
@@ -122,6 +125,7 @@ def attack(
 
     Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     """
+    from magic_rl.data.outputs import check_out_dir
     from magic_rl.evaluate.crossplay import attack_transfer, claim_attack_dir, harmful_seeds
     from magic_rl.evaluate.run import resolve_role_model
     from magic_rl.records import Role
@@ -132,7 +136,7 @@ def attack(
     try:
         harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
         if out is not None:
-            claim_attack_dir(out)  # and a results.json in the way
+            claim_attack_dir(check_out_dir(out))  # and a results.json in the way
         attacker = resolve_model(attacker, cfg, log=log)
         target = resolve_model(target, cfg, log=log)
         resolve_role_model(attacker, Role.ATTACKER, cfg)  # bad models fail before the judge's build

@@ -183,9 +183,10 @@ class Where:
                 self.path, f"missing column (header has {list(row)})", line=1, field=name
             )
         value = get_path(row, name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            if required:
-                raise self.error(name, "missing")
+        nan = isinstance(value, float) and math.isnan(value)
+        if value is None or nan:
+            if required:  # a NaN is there, not missing: say what the file holds
+                raise self.error(name, "NaN, not a value" if nan else "missing")
             return ""
         if not isinstance(value, str | int | float):
             raise self.error(name, f"expected text, got {type(value).__name__}")

@@ -7,6 +7,8 @@
   so the CLI prints one `error:` line naming it and exits 2) unless the user passes `--force`.
 - `write_output(path, data, mark=...)`: `claim`, then write atomically (a temporary file beside
   it, renamed over it), so a full disk or a kill mid-write leaves the old file whole.
+- `check_out_dir(path)`: an output directory that cannot be written is refused before the work
+  (a long evaluation), not after it.
 - `writing(path)`: a context manager around any save (safetensors, torch.save, save_pretrained)
   that turns its OS failure into an `OSError` naming `path` and the free space left, instead of
   a library's `SafetensorError ... No space left on device` or torch's
@@ -80,6 +82,20 @@ def claim(
         raise OutputExists(path, writer, "it is a directory; choose another --out")
     if path.exists() and not force and path.stat().st_size and not ours(path, mark):
         raise OutputExists(path, writer, hint)  # (an empty file holds nothing to lose)
+    return path
+
+
+def check_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output directory that cannot be one: an existing file, a path
+    below a file, or below a directory this process may not write. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{option} is a file, not a directory", str(path))
+    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{option} lies below a file", str(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{option} is not writable", str(parent))
     return path
 
 
