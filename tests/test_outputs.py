@@ -218,3 +218,4 @@ def test_ablation_refuses_a_foreign_table_before_training(tmp_path):
     with pytest.raises(OutputExists, match="ablation.md"):
         run_ablation("sandbox", [], seeds=[0], steps=1, variants=["base"], out=tmp_path)
     assert (tmp_path / "ablation.md").read_text() == "my table\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["ablation.md"]  # refused before any run
