@@ -289,4 +289,6 @@ def report(
         )
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
-    _console().print(f"[bold green]report[/] {html_path}  ({md_path})")
+    plots = html_path.parent / f"{html_path.stem}_files"
+    beside = f"markdown twin {md_path}" + (f", plots {plots}/" if plots.is_dir() else "")
+    _console().print(f"[bold green]report[/] {html_path}  ({beside})")
