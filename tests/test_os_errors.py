@@ -122,6 +122,17 @@ def test_a_library_write_failure_nobody_named_is_still_a_user_error(monkeypatch)
     assert "No space left on device" in line and "disk is full" in line
 
 
+def test_other_errors_that_mention_permission_stay_internal(monkeypatch):
+    import magic_rl.cli.world as world
+
+    def bug(*a, **k):
+        raise RuntimeError("403: Permission denied by the endpoint")  # not a write at all
+
+    monkeypatch.setattr(world, "_load", bug)
+    result = runner.invoke(app, ["validate", "sandbox"])
+    assert result.exit_code == 1 and "internal error: RuntimeError" in result.output
+
+
 @pytest.mark.parametrize(
     ("where", "names"),
     [("checkpoint", "checkpoints/.tmp-step-000000/"), ("state", "state.tmp/optim.pt")],

@@ -54,9 +54,9 @@ def error_lines(err: BaseException) -> tuple[int, list[str]]:
         return 130, ["interrupted"]
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return 2, [f"{err.filename}: {err.strerror}"]
-    from magic_rl.data.outputs import is_os_failure
+    from magic_rl.data.outputs import is_write_failure
 
-    if not isinstance(err, OSError) and is_os_failure(err):  # a save no `writing` block named
+    if is_write_failure(err):  # a save no `writing` block named
         return 2, [
             f"a write failed: {_one_line(str(err))[:300]} (the disk is full or not writable; "
             "rerun with --debug to see which save)"

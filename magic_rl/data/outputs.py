@@ -144,11 +144,22 @@ def _mode(path: Path) -> int:
 
 
 def is_os_failure(err: BaseException) -> bool:
-    """Is `err` an OS refusal (OSError, or a library error whose text says so)?"""
+    """Is `err`, raised by a write, an OS refusal (OSError, or a library error saying so)?"""
     if isinstance(err, OSError):
         return True
     low = str(err).lower()
     return any(hint in low for hint, _ in _OS_HINTS)
+
+
+# Texts only a failed write produces (not "permission denied", which an HTTP error may also say).
+_WRITE_ONLY = ("no space left", "storagefull", "disk quota", "read-only file system")
+_WRITE_ONLY += ("file write failed", "unexpected pos", "pytorchstreamwriter")
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """Is `err`, raised anywhere, a library's report of a failed write (for the CLI's boundary)?"""
+    low = str(err).lower()
+    return not isinstance(err, OSError) and any(hint in low for hint in _WRITE_ONLY)
 
 
 @contextmanager
