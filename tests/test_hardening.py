@@ -18,7 +18,7 @@ import pytest
 from test_serve_policy import policy  # noqa: F401 (fixture)
 from typer.testing import CliRunner
 
-import magic_rl.models as models
+import magic_rl.model_catalog as models
 from magic_rl.cli import app
 
 runner = CliRunner()

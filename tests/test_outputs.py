@@ -126,7 +126,7 @@ def eval_dir(tmp_path: Path) -> Path:
     from types import SimpleNamespace
 
     from magic_rl.config import load_config
-    from magic_rl.evaluate.run import ModelEval, provenance, summarize, write_results
+    from magic_rl.evaluate.eval import ModelEval, provenance, summarize, write_results
 
     cfg = load_config("sandbox", ["eval.bootstrap=200"])
     results = _results()
@@ -171,7 +171,7 @@ def test_judge_audit_refuses_a_foreign_audit_md_before_auditing(tmp_path):
 
 
 def test_analyze_refuses_a_foreign_strategy_json(tmp_path):
-    from magic_rl.evaluate.strategy import write_analysis
+    from magic_rl.evaluate.analyze import write_analysis
 
     (tmp_path / "analysis").mkdir()
     (tmp_path / "analysis" / "strategy.json").write_text('{"mine": 1}\n')
@@ -212,7 +212,7 @@ def test_pool_build_refuses_to_cut_and_append_to_a_non_pool_file(tmp_path):
 
 
 def test_ablation_refuses_a_foreign_table_before_training(tmp_path):
-    from magic_rl.experiment import run_ablation
+    from magic_rl.experiment.ablation import run_ablation
 
     (tmp_path / "ablation.md").write_text("my table\n")
     with pytest.raises(OutputExists, match="ablation.md"):
