@@ -27,15 +27,12 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from magic_rl.data.model_files import model_dir_problem
 from magic_rl.policy.base import Chat, Policy
-from magic_rl.policy.hf import HFPolicy, resolve_device
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
 from magic_rl.serving.server import HTTPError, Limits, Server, read_json, wait_for_model
@@ -259,11 +256,3 @@ def _stop(text: str, finish: str, stop: tuple[str, ...]) -> tuple[str, str]:
     """Cut `text` at the first of the stop strings (finish "stop"), as the OpenAI API does."""
     cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
     return (text[: min(cuts)], "stop") if cuts else (text, finish)
-
-
-def load_policy(path: str, *, device: str = "auto", dtype: str = "float32") -> Policy:
-    """An `HFPolicy` from a model directory (safetensors only; no remote code). A torn directory
-    (a truncated checkpoint, an empty config.json) is refused naming the file, before loading."""
-    if Path(path).is_dir() and (problem := model_dir_problem(path)):
-        raise ValueError(f"{problem}; serve a whole model directory (another checkpoint?)")
-    return HFPolicy.from_pretrained(path, dtype=dtype, device=resolve_device(device))
