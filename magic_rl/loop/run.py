@@ -28,6 +28,7 @@ from pathlib import Path
 
 from magic_rl import game, rundir
 from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
+from magic_rl.data.outputs import writing
 from magic_rl.data.seeds import load_seeds
 from magic_rl.judge import make_judge
 from magic_rl.judge.keyword import apply_request_labels
@@ -490,7 +491,10 @@ class Run:
         tmp.mkdir(parents=True)
         for role in self.trainers:
             self.policies[role].save_pretrained(tmp / role.value)
-        torch.save({r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / rundir.OPTIM)
+        with writing(tmp / rundir.OPTIM):  # torch names no file when the disk is full
+            torch.save(
+                {r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / rundir.OPTIM
+            )
         meta = {
             "next_step": next_step,
             "scheduler": self.scheduler.state_dict(),
