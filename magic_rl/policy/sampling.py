@@ -1,6 +1,14 @@
 """The decoding loop behind `HFPolicy.generate_ids`: one left-padded batch, one prefill, then one
 token per step through a growing KV cache, temperature + top-p sampling from a seeded generator, and
-finished rows dropped from the batch (`COMPACT_AT`)."""
+finished rows dropped from the batch (`COMPACT_AT`).
+
+Rows with the same prompt (the G samples of a GRPO group) can share its prefill (`share_prompts`,
+`grpo.share_prompts`): each distinct prompt is prefilled once and its KV cache copied to its rows. A
+row keeps its width, left padding and positions, so it computes the same function as in the full
+batch; but the prefill's matmuls have fewer rows, and CPU kernels block (and so round) differently
+by shape: logits can move by an ulp (a tiny Llama: 4e-8). The same seeded generator then draws the
+same tokens unless a uniform lands within that distance of a CDF step, and their log-probs agree
+to ~1e-7, not bit for bit; hence a switch, off where runs must repeat exactly (the sandbox)."""
 
 from __future__ import annotations
 
@@ -93,9 +101,11 @@ def _decode(
     max_new_tokens: int,
     generator: torch.Generator,
     device: Any,
+    share_prompts: bool = False,
 ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
     """Sample up to `max_new_tokens` per prompt (fewer where the model's positions run out); rows
-    are cut after their first EOS."""
+    are cut after their first EOS. `share_prompts=False` prefills every row, repeats included (the
+    old loop, kept for `benchmarks/smollm2.py` and the tests that compare the two)."""
     import torch
 
     ids, mask = left_pad(prompts, pad_id, device)
@@ -113,20 +123,13 @@ def _decode(
     pos = positions(mask)[:, -1:]
     eos = torch.as_tensor(list(eos_ids), device=device)
     cache = _kv_cache(model)
-    cache_arg = {_cache_kwarg(model): cache}
+    cache_arg = {cache_kwarg(model): cache}
     out_tokens = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=device)
     out_lps = torch.zeros((b, max_new_tokens), dtype=torch.float, device=device)
     rows = torch.arange(b, device=device)  # original row of each live batch entry
     done = torch.zeros(b, dtype=torch.bool, device=device)
 
-    logits = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions(mask),
-        **cache_arg,
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1, :]
+    logits = _prefill(model, prompts, ids, mask, cache_arg, share_prompts)
     for t in range(max_new_tokens):
         token, lp = _sample(logits, temperature, top_p, generator)
         out_tokens[rows, t] = token
@@ -160,7 +163,55 @@ def _decode(
     return tokens, row_lps, stopped
 
 
-def _cache_kwarg(model: Any) -> str:
+def _prefill(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    cache_arg: dict[str, Any],
+    share: bool,
+) -> torch.Tensor:
+    """[B, V] next-token logits after the prompts, the cache filled for all B rows.
+
+    Shared: one row per distinct prompt goes through the model, then the cache's rows and the
+    logits are gathered back to the batch's order. The distinct rows keep the batch's width (the
+    longest prompt is among them), so each row's padding and positions are unchanged.
+    """
+    import torch
+
+    first = unique_rows(prompts) if share else None
+    if first is not None:
+        keep, inverse = first
+        ids, mask = ids[keep], mask[keep]
+    logits = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        **cache_arg,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+    if first is None:
+        return logits
+    index = torch.as_tensor(inverse, device=logits.device)
+    next(iter(cache_arg.values())).batch_select_indices(index)
+    return logits[index]
+
+
+def unique_rows(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int]] | None:
+    """(index of each distinct row's first occurrence, each row's distinct-row number), or None when
+    every row is distinct (nothing to share)."""
+    number: dict[tuple[int, ...], int] = {}
+    keep, inverse = [], []
+    for i, row in enumerate(rows):
+        k = number.setdefault(tuple(row), len(number))
+        if k == len(keep):
+            keep.append(i)
+        inverse.append(k)
+    return (keep, inverse) if len(keep) < len(rows) else None
+
+
+def cache_kwarg(model: Any) -> str:
     """`cache` (transformers >= 5.2x) or `past_key_values` (older and remote-code models)."""
     import inspect
 
