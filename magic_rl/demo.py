@@ -7,6 +7,9 @@
 5. the two-sided headline (MAGIC's claim: robust without over-refusal) before/after in one small
    table, then where everything is, and the report command
 
+The run is `runs/demo-<time>`; `runs/demo` is a link to the latest one, so the README's and `magic
+--help`'s examples (`magic eval --model runs/demo ...`) run as written after `make demo`.
+
 "Kept" compliance means it fell by at most `KEPT` (absolute) on that set; the numbers come from
 RUN_DIR/eval/results.json, with their 95% bootstrap intervals there.
 
@@ -22,11 +25,13 @@ import time
 from pathlib import Path
 
 from magic_rl.config import load_config
-from magic_rl.evaluate.run import evaluate_run
+from magic_rl.evaluate.eval import evaluate_run
 from magic_rl.loop import preflight, summarize_run, train
 from magic_rl.progress import summary_table
+from magic_rl.sandbox.checks import attacker_warnings
 from magic_rl.sandbox.resolve import resolve_judge, resolve_world
 from magic_rl.sandbox.world import build_attacker, build_world
+from magic_rl.tables import key_table, warning
 
 KEPT = 0.05
 # (eval metric key, label, higher is better)
@@ -49,10 +54,16 @@ def main(argv: list[str]) -> int:
 
     console.rule("[bold]1. sandbox world")
     world = build_world(cfg, log=console.print)
-    console.print(f"world: {world.root}  (build times {world.info['timings_s']})")
+    took = ", ".join(f"{k} {v}s" for k, v in world.info["timings_s"].items())
+    console.print(f"world: {world.root}  (built in: {took})")
     console.rule("[bold]2. phase 1: attacker SFT")
+    cached = (world.attacker(cfg) / "sft.json").exists()
     attacker = build_attacker(cfg, world, log=console.print)
     console.print(f"attacker: {attacker}")
+    check = attacker / "check.json"
+    if cached and check.is_file():  # a fresh build warned already
+        for line in attacker_warnings(json.loads(check.read_text())):
+            console.print(warning(line))
     console.rule("[bold]3. phase 2: co-evolution")
     preflight(cfg)
     resolved = resolve_world(cfg, log=console.print)
@@ -64,12 +75,28 @@ def main(argv: list[str]) -> int:
     console.rule("[bold]5. the two-sided headline")
     show_headline(run_dir / "eval" / "results.json", console)
     console.rule("[bold]done")
+    link = link_latest(run_dir)
     console.print(f"run directory: {run_dir}  ({time.perf_counter() - t0:.0f}s in all)")
+    if link is not None:
+        console.print(f"  {link} -> {run_dir.name} (the latest demo: the examples' path)")
     console.print(f"  metrics: {run_dir / 'metrics.jsonl'}\n  replay:  {run_dir / 'replay.jsonl'}")
     console.print(f"  checkpoints: {run_dir / 'checkpoints'}")
     console.print(f"  evaluation: {results}")
     console.print(f"  report: magic report {run_dir} --out {run_dir / 'report.html'}")
     return 0
+
+
+def link_latest(run_dir: Path, name: str = "demo") -> Path | None:
+    """Point `run_dir.parent / name` at `run_dir` (a relative symlink, replaced atomically); None
+    when that name is a real directory (a run of its own: never touched)."""
+    link = run_dir.parent / name
+    if link.exists() and not link.is_symlink():
+        return None
+    tmp = run_dir.parent / f".{name}.link"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(link)
+    return link
 
 
 def headline(results_json: Path) -> tuple[list[tuple[str, float, float]], str]:
@@ -102,16 +129,11 @@ def headline(results_json: Path) -> tuple[list[tuple[str, float, float]], str]:
 
 
 def show_headline(results_json: Path, console) -> None:
-    from rich.table import Table
-
     rows, verdict = headline(results_json)
-    table = Table(title="robust without over-refusal? (sandbox test sets, greedy)")
-    table.add_column("metric")
-    table.add_column("base defender", justify="right")
-    table.add_column("after co-evolution", justify="right")
-    for label, before, after in rows:
-        table.add_row(label, f"{before:.2f}", f"{after:.2f}")
-    console.print(table)
+    title = "robust without over-refusal? (sandbox test sets, greedy)"
+    headers = ["metric", "base defender", "after co-evolution"]
+    cells = [[label, f"{before:.2f}", f"{after:.2f}"] for label, before, after in rows]
+    console.print(key_table(title, headers, cells))
     console.print(f"[bold]{verdict}[/]")
 
 

@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
-from magic_rl.cli.common import Overrides, _console, _fail, _load, app
+from magic_rl.cli.common import _console, _fail, _load, app, overrides, renamed
+
+EvalOverrides = overrides("eval.max_new_tokens=64")
 
 
 def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
     """--config, else the config.yaml of the run a model argument points into, else `sandbox`."""
-    from magic_rl.evaluate.run import run_dir_of
+    from magic_rl.evaluate.eval import run_dir_of
 
     if config is None:
         for spec in model_specs:
@@ -37,8 +39,8 @@ def eval_cmd(
     model: Annotated[
         str,
         typer.Option(
-            help="Defender: HF path/id, RUN_DIR (its last checkpoint), "
-            "RUN_DIR/checkpoints/step-N or sandbox:base."
+            help="Defender: RUN_DIR (its last checkpoint), RUN_DIR/checkpoints/step-N, a model "
+            "directory, sandbox:base, models:NAME or a Hub id ORG/NAME."
         ),
     ],
     benchmarks: Annotated[
@@ -53,18 +55,17 @@ def eval_cmd(
         Path | None, typer.Option(help="Output dir (default runs/eval-<time> or RUN_DIR/eval).")
     ] = None,
     data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a defender (greedy, training chat view) -> results.json, items.jsonl, results.md.
 
     Examples:
-        magic eval --model runs/sandbox --benchmarks sandbox,xstest --limit 50
-        magic eval --model runs/sandbox/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
+        magic eval --model runs/demo --benchmarks sandbox,xstest --limit 50
+        magic eval --model runs/demo/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.run import evaluate, load_sets, resolve_role_model, rich_table
-    from magic_rl.records import Role
-    from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
+    from magic_rl.evaluate.eval import evaluate, load_sets, rich_table
+    from magic_rl.sandbox.resolve import model_dir, resolve_judge, resolve_model, sandbox_pool
 
     cfg = _eval_config(config, [model], overrides)
     console = _console()
@@ -81,7 +82,7 @@ def eval_cmd(
         if not sets:
             raise ValueError(f"no items to evaluate in {names}")
         model = resolve_model(model, cfg, log=console.print)
-        resolve_role_model(model, Role.DEFENDER, cfg)  # a bad model fails before the judge's build
+        model_dir(model, "defender", cfg, log=console.print)  # fails before the judge's build
         cfg = resolve_judge(cfg, log=console.print)
         out_dir, models = evaluate(cfg, model, sets, out=out, limit=limit, log=console.print)
     except (DatasetError, FileNotFoundError, ValueError) as err:
@@ -95,46 +96,48 @@ def attack(
     attacker: Annotated[
         str,
         typer.Option(
-            help="Attacker: HF path, RUN_DIR (last checkpoint), "
-            "RUN_DIR/checkpoints/step-N or sandbox:attacker."
+            help="Attacker: RUN_DIR (its last checkpoint), RUN_DIR/checkpoints/step-N, a model "
+            "directory, sandbox:attacker, models:NAME or a Hub id."
         ),
     ],
     target: Annotated[
-        str, typer.Option(help="Target defender: HF path, RUN_DIR, step dir or sandbox:base.")
+        str, typer.Option(help="Target defender: the same forms as --attacker (sandbox:base).")
     ],
-    seeds: Annotated[
+    prompts: Annotated[
         str,
         typer.Option(
-            help="`sandbox` (test-split harmful seeds) or a seed file (its harmful rows)."
+            help="The harmful seed prompts: `sandbox` (its test split) or a seed file (its harmful "
+            "rows)."
         ),
     ] = "sandbox",
+    old_seeds: Annotated[
+        str | None, typer.Option("--seeds", hidden=True, help="Old name of --prompts.")
+    ] = None,
     best_of: Annotated[
         int, typer.Option(help="K sampled rewrites per seed (1 = one greedy).", min=1)
     ] = 1,
     limit: Annotated[int | None, typer.Option(help="First N seeds.", min=1)] = None,
     config: EvalConfigOpt = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")
+        Path | None,
+        typer.Option(help="Output directory (default runs/attack-<time>).", metavar="DIR"),
     ] = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Attacker transfer: rewrite harmful seeds, the target answers greedily -> ASR, format rate.
 
-    Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
+    Example: magic attack --attacker runs/demo --target sandbox:base --best-of 4 --limit 20
     """
-    from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
-    from magic_rl.evaluate.run import resolve_role_model
-    from magic_rl.records import Role
-    from magic_rl.sandbox.resolve import resolve_judge, resolve_model
+    from magic_rl.evaluate.transfer import attack_transfer, harmful_seeds
+    from magic_rl.sandbox.resolve import model_dir, resolve_judge
 
+    seeds = renamed("--seeds", "--prompts", old_seeds, prompts, "sandbox")
     cfg = _eval_config(config, [attacker, target], overrides)
     log = _console().print
     try:
         harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
-        attacker = resolve_model(attacker, cfg, log=log)
-        target = resolve_model(target, cfg, log=log)
-        resolve_role_model(attacker, Role.ATTACKER, cfg)  # bad models fail before the judge's build
-        resolve_role_model(target, Role.DEFENDER, cfg)
+        attacker = model_dir(attacker, "attacker", cfg, log=log)  # fail before the judge's build
+        target = model_dir(target, "defender", cfg, log=log)
         cfg = resolve_judge(cfg, log=log)
         attack_transfer(
             cfg,
@@ -157,14 +160,14 @@ def crossplay_cmd(
         int | None, typer.Option(help="First N test-split harmful seeds.", min=1)
     ] = None,
     config: EvalConfigOpt = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Every attacker checkpoint x every defender checkpoint -> ASR matrix and heatmap.
 
-    Example: magic crossplay runs/sandbox --limit 40
+    Example: magic crossplay runs/demo --limit 40
     """
-    from magic_rl.evaluate.crossplay import crossplay
-    from magic_rl.evaluate.run import run_checkpoints
+    from magic_rl.evaluate.eval import run_checkpoints
+    from magic_rl.evaluate.transfer import crossplay
     from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = _eval_config(config, [str(run_dir)], overrides)
@@ -198,9 +201,9 @@ def analyze(
     """Attack-pattern analysis: taxonomy distribution, hybrid ratio, distinct codes and diversity
     of the attacker's rewrites per training stage -> RUN_DIR/analysis/strategy.json.
 
-    Example: magic analyze runs/sandbox --stages 4
+    Example: magic analyze runs/demo --stages 4
     """
-    from magic_rl.evaluate.strategy import LLMTagger, analyze_replay, write_analysis
+    from magic_rl.evaluate.analyze import LLMTagger, analyze_replay, write_analysis
 
     tagger = None
     if llm_url is not None:
@@ -215,11 +218,9 @@ def analyze(
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     path = write_analysis(run_dir, analysis)
-    from rich.table import Table
+    from magic_rl.evaluate.analyze import code_name
+    from magic_rl.tables import key_table
 
-    table = Table(
-        title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
-    )
     cols = (
         "steps",
         "rewrites",
@@ -230,22 +231,24 @@ def analyze(
         "emb. div.",
         "top code",
     )
-    for col in cols:
-        table.add_column(col, justify="right")
+    rows = []
     for s in analysis["stages"]:
         top = max(s["codes"].items(), key=lambda kv: kv[1]) if s["codes"] else ("-", 0.0)
-        table.add_row(
-            f"{s['steps'][0]}-{s['steps'][1]}",
-            str(s["n_rewrites"]),
-            f"{s.get('faithful_rate', math.nan):.2f}",
-            f"{s['hybrid_ratio']:.2f}",
-            str(s["distinct_codes"]),
-            f"{s['self_bleu']:.3f}",
-            f"{s['embedding_diversity']:.3f}",
-            f"{top[0]} ({top[1]:.0%})",
+        rows.append(
+            [
+                f"{s['steps'][0]}-{s['steps'][1]}",
+                str(s["n_rewrites"]),
+                f"{s.get('faithful_rate', math.nan):.2f}",
+                f"{s['hybrid_ratio']:.2f}",
+                str(s["distinct_codes"]),
+                f"{s['self_bleu']:.3f}",
+                f"{s['embedding_diversity']:.3f}",
+                f"{code_name(top[0])} {top[1]:.0%}",
+            ]
         )
+    title = f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
     console = _console()
-    console.print(table)
+    console.print(key_table(title, cols, rows, text=["top code"]))
     console.print(f"[bold green]analysis[/] {path}")
 
 
@@ -255,7 +258,9 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Output HTML (default RUN_DIR/report.html); the markdown twin goes next to it."
+            help="Output HTML file (default RUN_DIR/report.html); the markdown twin goes next to "
+            "it.",
+            metavar="FILE",
         ),
     ] = None,
     ablation: Annotated[
@@ -268,7 +273,9 @@ def report(
 ) -> None:
     """One self-contained HTML report (and a markdown twin) of one or more runs.
 
-    Example: magic report runs/sandbox runs/no-game --out cmp.html --ablation ablation.json
+    Examples:
+        magic report runs/demo
+        magic report runs/demo runs/abl/no_game-s0 --out cmp.html --ablation runs/abl/ablation.json
     """
     from magic_rl.report import render_report
 

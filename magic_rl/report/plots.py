@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from magic_rl.evaluate.strategy import TAXONOMY
+from magic_rl.evaluate.analyze import TAXONOMY
 from magic_rl.loop.summary import nan_mean
 from magic_rl.report.runs import RunData, _num
 

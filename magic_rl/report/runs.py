@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.data.files import get_path
-from magic_rl.evaluate.strategy import analyze_replay, read_replay
+from magic_rl.evaluate.analyze import analyze_replay, read_replay
 from magic_rl.loop.crossplay import matrix, read_rows
 from magic_rl.loop.summary import headline, read_metrics
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from magic_rl.evaluate.strategy import TAXONOMY
+from magic_rl.evaluate.analyze import TAXONOMY
 from magic_rl.loop.summary import SUMMARY_KEYS
 from magic_rl.report.markup import Report, _e, _md_cell
 from magic_rl.report.plots import crossplay_figure, curves_figure, strategy_figure

@@ -30,7 +30,7 @@ def slug(text: str) -> str:
 
 
 def verdict_of(d: dict[str, Any]) -> Verdict:
-    """The inverse of `evaluate.run.verdict_dict`."""
+    """The inverse of `evaluate.eval.verdict_dict`."""
     return Verdict(
         d.get("prompt_harmful"),
         d.get("response_refusal"),

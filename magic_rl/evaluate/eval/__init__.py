@@ -39,8 +39,8 @@ Run:
         --benchmarks harmbench,wildjailbreak_harmful,wildjailbreak_benign,xstest
 """
 
-from magic_rl.evaluate.run.entry import evaluate, evaluate_run
-from magic_rl.evaluate.run.items import (
+from magic_rl.evaluate.eval.entry import evaluate, evaluate_run
+from magic_rl.evaluate.eval.items import (
     REPO,
     REWRITES_PER_SEED,
     SANDBOX,
@@ -51,14 +51,14 @@ from magic_rl.evaluate.run.items import (
     Log,
     verdict_dict,
 )
-from magic_rl.evaluate.run.models import (
+from magic_rl.evaluate.eval.model_args import (
     is_run_dir,
     load_policy,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
 )
-from magic_rl.evaluate.run.outputs import (
+from magic_rl.evaluate.eval.outputs import (
     git_commit,
     markdown_table,
     provenance,
@@ -67,7 +67,7 @@ from magic_rl.evaluate.run.outputs import (
     table_rows,
     write_results,
 )
-from magic_rl.evaluate.run.protocol import (
+from magic_rl.evaluate.eval.protocol import (
     ModelEval,
     defender_system,
     evaluate_models,
@@ -77,7 +77,7 @@ from magic_rl.evaluate.run.protocol import (
     progress_bar,
     summarize,
 )
-from magic_rl.evaluate.run.sets import (
+from magic_rl.evaluate.eval.sets import (
     load_sets,
     pick_rewrites,
     sandbox_items,
