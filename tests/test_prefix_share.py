@@ -21,7 +21,7 @@ import torch
 from tiny_models import S, tiny_llama_config
 
 from magic_rl.policy import sequence_logprobs
-from magic_rl.policy.sampling import _decode, unique_rows
+from magic_rl.policy.sampling import _decode, common_head, unique_rows
 
 PAD = 0
 VOCAB = 40
@@ -98,6 +98,14 @@ def test_single_token_completions_use_the_prompt_forward_only(float64_rmsnorm):
 
 @pytest.mark.parametrize(
     ("rows", "expected"),
+    [([[1, 2, 3], [1, 2, 4]], 2), ([[1, 2], [1, 2, 3]], 1), ([[1, 2], [1, 2]], 1), ([[1], [2]], 0)],
+)
+def test_common_head_leaves_every_row_a_token(rows, expected):
+    assert common_head(rows) == expected
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
     [
         ([[1, 2], [1, 2], [3]], ([0, 2], [0, 0, 1])),
         ([[3], [1, 2], [3], [1, 2]], ([0, 1], [0, 1, 0, 1])),
@@ -109,10 +117,15 @@ def test_unique_rows(rows, expected):
     assert unique_rows(rows) == expected
 
 
+# A template-like head of 40 tokens shared by every prompt (SHARED_HEAD_MIN is 32).
+HEAD = [5 + (7 * i) % 30 for i in range(40)]
+
+
 @pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.8, 0.9), (0.0, 1.0)])
-def test_shared_prefill_draws_the_same_samples(temperature, top_p):
+@pytest.mark.parametrize("head", [[], HEAD], ids=["distinct", "common-head"])
+def test_shared_prefill_draws_the_same_samples(temperature, top_p, head):
     model = _model(torch.float32).eval()
-    prompts = [[3, 4, 5, 6]] * 4 + [[7, 8]] * 4 + [[9, 10, 11, 12, 13, 14]] * 4
+    prompts = [head + p for p in [[3, 4, 5, 6]] * 4 + [[7, 8]] * 4 + [[9, 10, 11, 12, 13, 14]] * 4]
     out = {}
     for share in (False, True):
         rows = _count_prompt_rows(model) if share else []
@@ -122,7 +135,8 @@ def test_shared_prefill_draws_the_same_samples(temperature, top_p):
                 model, prompts, PAD, [2, 3], temperature, top_p, 24, generator, "cpu", share
             )
         model.model._forward_pre_hooks.clear()
-    assert rows[0] == 3  # the prefill saw each distinct prompt once
+    # the prefill saw each distinct prompt once (after the head, once for all)
+    assert rows[:2] == ([1, 3] if head else [3, len(prompts)])
     tokens, logps, stopped = out[True]
     assert (tokens, stopped) == (out[False][0], out[False][2])
     if temperature:  # rows left the batch at different steps (compaction)
