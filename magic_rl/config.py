@@ -278,10 +278,9 @@ class GRPOConfig(_Section):
         True,
         description="Samples that share a prompt (a group's G) share its computation: the "
         "rollout prefills each distinct prompt once (and their common head once), the update "
-        "forwards it once per micro-batch "
-        "and the completions against its KV cache. The same samples and gradient up to float "
-        "rounding, not bit for bit (the matmuls change shape); false = the unshared numerics "
-        "(the sandbox preset, whose recorded runs it keeps).",
+        "forwards it once per micro-batch and the completions against its KV cache. The same "
+        "samples and gradient up to float rounding, not bit for bit (the matmuls change shape); "
+        "false = the unshared numerics (the sandbox preset, whose recorded runs it keeps).",
     )
 
 
