@@ -1,8 +1,9 @@
 """Typed run configuration: every knob of a MAGIC run, documented, validated, loaded from YAML.
 
 Precedence: dotted CLI overrides (`schedule.freq=15`) > YAML file > defaults. Defaults are the paper's
-(Table 6, SPEC §4) except where a field says otherwise; `configs/sandbox.yaml` scales them down for the
-CPU sandbox. Cross-field invariants are checked at load time with messages that say why.
+(Table 6, docs/DESIGN.md §4) except where a field says otherwise; `configs/sandbox.yaml` scales them
+down for the CPU sandbox. Cross-field invariants are checked at load time with messages that say
+why.
 
 Departure from the reference code: no knob is read from environment variables (the reference's reward
 defaults silently changed when variables were unset). API keys are the one thing read from the
@@ -13,6 +14,7 @@ Run: `magic config show sandbox`, `magic validate configs/paper-qwen2.5-7b.yaml`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,7 +121,8 @@ class PolicyConfig(_Section):
 
 
 class JudgeConfig(_Section):
-    """The safety judge (SPEC §2). At most two calls per exchange: prompt-only and prompt+response."""
+    """The safety judge (docs/DESIGN.md §2). At most two calls per exchange: prompt-only and
+    prompt+response."""
 
     backend: Literal[
         "embedded", "wildguard", "qwen3guard", "llamaguard", "keyword", "keyword_label", "scripted"
@@ -170,9 +173,20 @@ class JudgeConfig(_Section):
         "otherwise train on nothing. 1.0 never stops.",
     )
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _names_a_variable(cls, name: str | None) -> str | None:
+        # "" would silently send no key (the endpoint then answers 401 on every call).
+        if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(
+                f"{name!r} is not an environment variable's name: give one (e.g. JUDGE_API_KEY, "
+                "without the $) or null for an endpoint that needs no key"
+            )
+        return name
+
 
 class GameConfig(_Section):
-    """The attacker -> defender game (SPEC §1)."""
+    """The attacker -> defender game (docs/DESIGN.md §1)."""
 
     max_turns: int = Field(1, ge=1, description="1 = single-turn; the paper's multi-turn uses 3.")
     attacker: Literal["policy", "none", "static"] = Field(
@@ -208,6 +222,13 @@ class GameConfig(_Section):
         "(paper; the sandbox preset too) or `sampled` at the attacker's rollout temperature (a "
         "tiny attacker's greedy rewrite is one framing for every seed, docs/deviations.md).",
     )
+    replies_per_attack: int = Field(
+        1,
+        ge=1,
+        description="Attacker phases: K defender replies (sampled) to each rewrite; the attacker's "
+        "reward is their mean or best (`reward.reply_score`, docs/deviations.md). 1 = paper. "
+        "Single-turn only.",
+    )
     request_marker: bool = Field(
         False,
         description="Sandbox: the defender reads an attacker answer's `[request]` marker as the "
@@ -217,7 +238,7 @@ class GameConfig(_Section):
 
 
 class RewardConfig(_Section):
-    """Reward terms and knobs (SPEC §3). Defaults = paper Table 6."""
+    """Reward terms and knobs (docs/DESIGN.md §3). Defaults = paper Table 6."""
 
     r_harm: float = Field(1.0, ge=0.0, description="Magnitude of the harm term.")
     r_ref: float = Field(0.5, ge=0.0, description="Magnitude of the refusal term.")
@@ -232,10 +253,22 @@ class RewardConfig(_Section):
         "reply complies and carries the seed's request (magic_rl.content.carries), else "
         "-r_quality; 0 = off.",
     )
+    r_novelty: float = Field(
+        0.0,
+        ge=0.0,
+        description="Attacker novelty term: r_novelty * the rewrite's in-group self-BLEU rank in "
+        "[0, 1] (1 = least like its group's other rewrites), for faithful rewrites only "
+        "(docs/deviations.md); 0 = off.",
+    )
+    reply_score: Literal["mean", "best"] = Field(
+        "mean",
+        description="With game.replies_per_attack = K > 1: the attacker's reward for a rewrite is "
+        "the mean of its K replies' rewards or the best (optimistic, as AdvGame).",
+    )
     graded_harm: bool = Field(
         False,
         description="Replace the binary harm term by r_harm*(1-2s), s the judge's harm score in "
-        "[0, 1] (1 = harmful; SPEC's r_harm*(2s-1) reads s as a safety score).",
+        "[0, 1] (1 = harmful; r_harm*(2s-1) with s read as a safety score is the same term).",
     )
     request_label_source: Literal["rewrite", "seed"] = Field(
         "rewrite",
@@ -257,7 +290,7 @@ class RewardConfig(_Section):
 
 
 class GRPOConfig(_Section):
-    """GRPO update maths (SPEC §4)."""
+    """GRPO update maths (docs/DESIGN.md §4)."""
 
     group_size: int = Field(4, ge=2, description="G: samples per seed in a group.")
     clip_eps: float = Field(0.2, gt=0.0, description="PPO clip range.")
@@ -285,7 +318,7 @@ class GRPOConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    """Which role trains at each step (SPEC §4 switching modes)."""
+    """Which role trains at each step (docs/DESIGN.md §4 switching modes)."""
 
     mode: Literal["ratio", "metric"] = Field("ratio", description="Switching rule.")
     train_roles: Literal["both", "defender", "attacker"] = Field(
@@ -509,7 +542,7 @@ class CrossplayConfig(_Section):
 
 
 class EvalConfig(_Section):
-    """Evaluation protocol (SPEC §6)."""
+    """Evaluation protocol (docs/DESIGN.md §6)."""
 
     max_new_tokens: int = Field(512, ge=1, description="Greedy decoding budget per reply.")
     batch_size: int = Field(256, ge=1, description="Prompts per generation batch.")
@@ -583,6 +616,11 @@ class RunConfig(_Section):
             )
         if s.protocol != "alternating" and s.mode != "ratio":
             raise ValueError(f"schedule.protocol={s.protocol!r} needs schedule.mode=ratio")
+        if self.game.replies_per_attack > 1 and self.game.max_turns > 1:
+            raise ValueError(
+                "game.replies_per_attack > 1 is single-turn only (K replies would split one "
+                "episode into K conversations): set game.max_turns=1 or game.replies_per_attack=1"
+            )
         if self.game.attacker == "static" and not self.game.static_attacks:
             raise ValueError("game.attacker='static' needs game.static_attacks (a pool JSONL)")
         return self

@@ -102,11 +102,11 @@ def test_every_command_names_a_missing_model_path(args, tmp_path, monkeypatch) -
 
 
 def test_serve_policy_takes_a_run_directory_and_a_role(run, monkeypatch) -> None:
-    import magic_rl.serving.policy as policy
+    import magic_rl.policy.load as policy
 
     loaded: list[str] = []
 
-    def fake_load(path, **kw):  # stops the command before a server starts
+    def fake_load(path, *args, **kw):  # stops the command before a server starts
         loaded.append(path)
         raise ValueError("stop here")
 
@@ -194,7 +194,9 @@ def test_config_explain_shows_descriptions_types_and_values() -> None:
 def test_export_with_nothing_to_export_exits_non_zero(tmp_path, monkeypatch) -> None:
     import magic_rl.evaluate.export as export
 
-    monkeypatch.setattr(export, "export", lambda path, formats, out, log=print: {"jbb": []})
+    monkeypatch.setattr(
+        export, "export", lambda path, formats, out, log=print, force=False: {"jbb": []}
+    )
     res = invoke(["export", str(tmp_path), "--format", "jbb"])
     assert res.exit_code == 2 and "nothing exported" in res.output, res.output
 

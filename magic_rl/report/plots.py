@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from magic_rl.evaluate.analyze import TAXONOMY
-from magic_rl.loop.summary import nan_mean
+from magic_rl.loop.summary import metric, nan_mean
 from magic_rl.report.runs import RunData, _num
 
 CURVES: tuple[tuple[str, str], ...] = (
@@ -21,6 +21,7 @@ CURVES: tuple[tuple[str, str], ...] = (
     ("game/asr", "attack success rate"),
     ("defender/refusal_rate/harmful", "refusal rate, harmful seeds"),
     ("defender/refusal_rate/benign", "refusal rate, benign seeds"),
+    ("game/refusal_gap", "refusal gap, harmful minus benign (intent, not a refusal rate)"),
 )
 ROLE_COLORS = {"defender": "#dbe9f6", "attacker": "#fbe3d0"}
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
@@ -84,7 +85,7 @@ def curves_figure(runs: Sequence[RunData]) -> Figure | None:
     keys = [
         (k, t)
         for k, t in CURVES
-        if any(not math.isnan(_num(r.get(k))) for run in runs for r in run.metrics)
+        if any(not math.isnan(_num(metric(r, k))) for run in runs for r in run.metrics)
     ]
     if not keys:
         return None
@@ -99,7 +100,7 @@ def curves_figure(runs: Sequence[RunData]) -> Figure | None:
         for i, run in enumerate(runs):
             rows = sorted(run.metrics, key=lambda r: r["step"])
             steps = [r["step"] for r in rows]
-            values = [_num(r.get(key)) for r in rows]
+            values = [_num(metric(r, key)) for r in rows]
             color = RUN_COLORS[i % len(RUN_COLORS)]
             ax.plot(steps, values, color=color, alpha=0.3, lw=0.8)
             window = max(1, len(steps) // 30)

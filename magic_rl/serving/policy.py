@@ -33,7 +33,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from magic_rl.policy.base import Chat, Policy
-from magic_rl.policy.hf import HFPolicy, resolve_device
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
 from magic_rl.serving.server import HTTPError, Limits, Server, read_json, wait_for_model
@@ -206,6 +205,8 @@ class PolicyServer(Server):
         return out
 
     def _check_context(self, ids: list[list[int]], max_tokens: int) -> list[list[int]] | HTTPError:
+        if min(len(p) for p in ids) == 0:  # `prompt: ""` with a tokenizer that adds no BOS
+            return HTTPError(400, "'prompt' is empty: it encodes to no tokens", "prompt")
         longest = max(len(p) for p in ids)
         if self.context is not None and longest >= self.context:
             return HTTPError(
@@ -255,8 +256,3 @@ def _stop(text: str, finish: str, stop: tuple[str, ...]) -> tuple[str, str]:
     """Cut `text` at the first of the stop strings (finish "stop"), as the OpenAI API does."""
     cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
     return (text[: min(cuts)], "stop") if cuts else (text, finish)
-
-
-def load_policy(path: str, *, device: str = "auto", dtype: str = "float32") -> Policy:
-    """An `HFPolicy` from a model directory (safetensors only; no remote code)."""
-    return HFPolicy.from_pretrained(path, dtype=dtype, device=resolve_device(device))

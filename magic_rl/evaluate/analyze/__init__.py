@@ -1,5 +1,5 @@
-"""Attack-pattern analysis (SPEC §6): the paper's 20-class taxonomy, taggers, and per-stage
-statistics of a run's attacker rewrites.
+"""Attack-pattern analysis (docs/DESIGN.md §6): the paper's 20-class taxonomy, taggers, and
+per-stage statistics of a run's attacker rewrites.
 
     TAXONOMY / FAMILIES      the 20 classes (0-19) in 6 families, as in the paper (Appendix F.4)
     tag_taxonomy(text, seed) rule/regex tagger -> a code: "7", or a hybrid "0_3", or "19" (none)
@@ -8,6 +8,7 @@ statistics of a run's attacker rewrites.
     EXPECTED_CLASSES         the taxonomy classes each pool strategy should land in (see `rules`)
     pool_accuracy(records)   both rule taggers against pool provenance
     self_bleu / embedding_diversity / analyze_replay(run_dir)   diversity and stage statistics
+    novelty_ranks(texts)     each text's in-group self-BLEU rank (the attacker's novelty term)
 
 Files: `taxonomy` (classes, families, codes), `cues` (the rule tagger's regex cues per class),
 `rules` (the rule taggers, expected classes, pool accuracy), `llm` (the paper's LLM tagger),
@@ -28,7 +29,9 @@ from magic_rl.evaluate.analyze.cues import CUES, Cue
 from magic_rl.evaluate.analyze.diversity import (
     char_ngram_tfidf,
     embedding_diversity,
+    novelty_ranks,
     self_bleu,
+    self_bleu_each,
     tokenize,
 )
 from magic_rl.evaluate.analyze.llm import (
@@ -87,11 +90,13 @@ __all__ = [
     "family_of_class",
     "is_hybrid",
     "load_classification_prompt",
+    "novelty_ranks",
     "parse_classification",
     "pool_accuracy",
     "read_replay",
     "rule_tagger",
     "self_bleu",
+    "self_bleu_each",
     "stage_edges",
     "stage_stats",
     "tag_strategy",

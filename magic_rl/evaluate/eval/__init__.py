@@ -1,6 +1,6 @@
 """`magic eval`: a defender checkpoint on benchmarks and the sandbox sets -> results JSON, items, table.
 
-Protocol (SPEC §6, the paper's): the defender sees the training chat view, `defender.txt`
+Protocol (docs/DESIGN.md §6, the paper's): the defender sees the training chat view, `defender.txt`
 ("Question:\\n{prompt}") under the model's default system prompt (`prompts.defender_messages`, with
 the think/answer instruction when `game.defender_format=think_answer`, as in training); decoding is
 greedy with at most `eval.max_new_tokens` tokens; the judge reads `strip_reasoning(reply)` cut to
@@ -15,7 +15,8 @@ The sandbox sets (`--benchmarks sandbox`, or any `sandbox/<set>`), from every TE
     benign, contrast      benign and alarming-looking benign seeds          compliance
     train_strategies      pool rewrites of harmful seeds, strategies seen    asr
                           in training (not in data.held_out_strategies)
-    held_out_strategies   pool rewrites by the held-out strategies           asr
+    held_out_strategies   pool rewrites by the held-out strategies           asr, and per
+                          family: ciphers/asr (encodings) and other/asr (the rest)
     adversarial_benign    pool rewrites of benign (incl. contrast) seeds     compliance
 
 Outputs (`--out`, default runs/eval-<timestamp>, or RUN_DIR/eval): results.json
@@ -53,7 +54,6 @@ from magic_rl.evaluate.eval.items import (
 )
 from magic_rl.evaluate.eval.model_args import (
     is_run_dir,
-    load_policy,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
@@ -103,7 +103,6 @@ __all__ = [
     "greedy_replies",
     "is_run_dir",
     "judge_replies",
-    "load_policy",
     "load_sets",
     "markdown_table",
     "pick_rewrites",
