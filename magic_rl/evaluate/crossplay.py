@@ -8,9 +8,9 @@ crossplay`), both on harmful seeds (SPEC §6).
   the K replies is judged harmful. Reports ASR with a bootstrap CI and the attacker's format rate.
 - Cross-play: every attacker checkpoint x every defender checkpoint of a run on the test-split
   harmful seeds (greedy rewrite, greedy reply) -> an ASR matrix and a heatmap (attacker on y,
-  defender on x). Each attacker's rewrites are generated once and reused for every defender;
-  checkpoints with identical weights (a role that did not train between two switches) are
-  generated once.
+  step 0 at the top, defender on x; `draw_heatmap`, which the report uses too). Each attacker's
+  rewrites are generated once and reused for every defender; checkpoints with identical weights
+  (a role that did not train between two switches) are generated once.
 
 The judge sees the SEED as the request next to the reply (as WildJailbreak's judge sees the vanilla
 request): success means the reply is harmful for the seed's intent, whatever the wrapper. A seed
@@ -332,6 +332,33 @@ def crossplay(
     return path
 
 
+def draw_heatmap(ax, data, attackers: Sequence[str], defenders: Sequence[str], *, fontsize=8):
+    """The one cross-play heatmap drawing (`magic crossplay`'s heatmap.png and the report's):
+    attacker checkpoints on y, the first at the top, as crossplay.json's rows read; defender
+    checkpoints on x, the first on the left; each cell annotated. Returns the image."""
+    import numpy as np
+
+    data = np.asarray(data, dtype=float)
+    image = ax.imshow(data, cmap="Reds", vmin=0.0, vmax=1.0, origin="upper", aspect="auto")
+    ax.set_xticks(range(len(defenders)), [_step(d) for d in defenders], rotation=45)
+    ax.set_yticks(range(len(attackers)), [_step(a) for a in attackers])
+    ax.set_xlabel("defender checkpoint (step)")
+    ax.set_ylabel("attacker checkpoint (step)")
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            value = data[i, j]
+            ax.text(
+                j,
+                i,
+                "n/a" if np.isnan(value) else f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if value > 0.6 else "black",
+                fontsize=fontsize,
+            )
+    return image
+
+
 def plot_heatmap(
     matrix: Sequence[Sequence[float]],
     attackers: Sequence[str],
@@ -340,35 +367,16 @@ def plot_heatmap(
     *,
     title: str = "cross-play ASR",
 ) -> Path:
-    """ASR heatmap: attacker checkpoints on y, defender checkpoints on x, each cell annotated."""
+    """The ASR heatmap (`draw_heatmap`) as a PNG at `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    data = np.array(matrix, dtype=float)
     side = max(3.0, 0.7 * max(len(attackers), len(defenders)) + 2)
     fig, ax = plt.subplots(figsize=(side + 1, side))
-    image = ax.imshow(data, cmap="Reds", vmin=0.0, vmax=1.0, origin="lower")
-    ax.set_xticks(range(len(defenders)), [_step(d) for d in defenders], rotation=45)
-    ax.set_yticks(range(len(attackers)), [_step(a) for a in attackers])
-    ax.set_xlabel("defender checkpoint (step)")
-    ax.set_ylabel("attacker checkpoint (step)")
+    image = draw_heatmap(ax, matrix, attackers, defenders)
     ax.set_title(title)
-    for i in range(data.shape[0]):
-        for j in range(data.shape[1]):
-            value = data[i, j]
-            text = "n/a" if np.isnan(value) else f"{value:.2f}"
-            ax.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                color="white" if value > 0.6 else "black",
-                fontsize=8,
-            )
     fig.colorbar(image, ax=ax, label="ASR")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

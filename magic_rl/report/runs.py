@@ -1,6 +1,6 @@
 """Reading runs: a run directory (metrics.jsonl, config.yaml, replay.jsonl, cross-play (the
-post-hoc crossplay/crossplay.json, else the live crossplay.jsonl as it stands), evaluation and
-strategy-analysis JSON) into a `RunData`, its summary, and the small number helpers the rest of
+post-hoc crossplay/crossplay.json, else the live crossplay.jsonl as it stands), every evaluation
+(`evaluate.run.find_evaluations`, oldest first) and strategy-analysis JSON) into a `RunData`, its summary, and the small number helpers the rest of
 the report shares."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.data.files import get_path
+from magic_rl.evaluate.run.layout import find_evaluations
 from magic_rl.evaluate.strategy import analyze_replay, read_replay
 from magic_rl.loop.crossplay import matrix, read_rows
 from magic_rl.loop.summary import headline, read_metrics
@@ -33,7 +34,7 @@ class RunData:
     config: dict[str, Any] = field(default_factory=dict)
     replay: list[dict] = field(default_factory=list)
     crossplay: dict[str, Any] | None = None
-    eval_results: Any = None
+    evaluations: list[tuple[Path, Any]] = field(default_factory=list)  # (dir, results.json)
     analysis: dict[str, Any] | None = None
 
 
@@ -67,8 +68,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
         )
     elif (path / "crossplay.jsonl").exists():  # live cross-play, drawn as it stands
         run.crossplay = {**matrix(read_rows(path / "crossplay.jsonl")), "live": True}
-    if (path / "eval" / "results.json").exists():
-        run.eval_results = _read_json(path / "eval" / "results.json")
+    run.evaluations = [(d, _read_json(d / "results.json")) for d in find_evaluations(path)]
     if (path / "analysis" / "strategy.json").exists():
         run.analysis = _read_json(path / "analysis" / "strategy.json")
     elif run.replay:
