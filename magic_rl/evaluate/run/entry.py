@@ -58,12 +58,16 @@ def model_labels(specs: Sequence[str], paths: Sequence[str]) -> list[str]:
     for spec, path in zip(specs, paths, strict=True):
         run_dir = run_dir_of(spec)
         labels.append(Path(path).parent.name if run_dir else Path(path).name or path)
+    twice = {label for label in labels if labels.count(label) > 1}
     for i, (spec, label) in enumerate(zip(specs, labels, strict=True)):
-        if labels.count(label) > 1 and (run_dir := run_dir_of(spec)) is not None:
+        if label in twice and (run_dir := run_dir_of(spec)) is not None:
             labels[i] = f"{run_dir.name}/{label}"
-    for i, label in enumerate(list(labels)):
-        if labels.count(label) > 1:
-            labels[i] = f"{label} ({labels[:i].count(label) + 1})"
+    twice = {label for label in labels if labels.count(label) > 1}
+    seen: list[str] = []
+    for i, label in enumerate(labels):
+        seen.append(label)
+        if label in twice and seen.count(label) > 1:
+            labels[i] = f"{label} ({seen.count(label)})"
     return labels
 
 
@@ -84,19 +88,19 @@ def evaluate(
     dir, one ModelEval per model)."""
     specs = [model] if isinstance(model, str) else list(model)
     paths = [resolve_role_model(s, Role.DEFENDER, cfg, log=log) for s in specs]  # bad paths first
-    judge = make_judge(cfg.judge)
-    if warning := judge_scope_warning(cfg, judge, sets):
-        log(warning)
     names = [s.name for s in sets]
     run_dirs = {run_dir_of(s) for s in specs}
     if out is not None:
-        out_dir = claim_out_dir(Path(out))
+        out_dir = claim_out_dir(Path(out))  # a taken --out fails before the judge is built
     elif len(run_dirs) == 1 and (run_dir := next(iter(run_dirs))) is not None:
         out_dir = new_eval_dir(run_dir / "eval", names)
     else:
         out_dir = new_eval_dir(Path(cfg.output_dir), names, prefix="eval-")
     labels = model_labels(specs, paths)
     with _removed_if_empty(out_dir):
+        judge = make_judge(cfg.judge)
+        if warning := judge_scope_warning(cfg, judge, sets):
+            log(f"[bold yellow]{warning}[/]")
         models = evaluate_models(list(zip(labels, paths, strict=True)), sets, cfg, judge, log=log)
         files = {k: v for s in sets for k, v in s.files.items()}
         prov = provenance(
