@@ -149,3 +149,34 @@ def test_evaluations_are_kept_side_by_side_and_found(run: Path, tmp_path: Path) 
     assert exp.exit_code == 0, exp.output
     for d in (a, b):
         assert list((run / "export" / "safety-eval" / d.name).rglob("metrics.json")), d.name
+
+
+def test_demo_headline_reads_the_first_and_last_model(tmp_path: Path) -> None:
+    from magic_rl.demo import headline
+    from magic_rl.evaluate.run.headline import HEADLINE, KEPT
+
+    def metrics(asr: float, compliance: float) -> dict:
+        return {
+            key: {"value": asr if key.endswith("/asr") else compliance} for key, _, _ in HEADLINE
+        }
+
+    path = tmp_path / "results.json"
+    path.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "step-000000": {"metrics": metrics(0.5, 0.9)},
+                    "step-000060": {"metrics": metrics(0.2, 0.9 - KEPT / 2)},
+                }
+            }
+        )
+    )
+    rows, verdict = headline(path)
+    assert rows[0] == ("held-out-strategy ASR", 0.5, 0.2)
+    assert verdict.startswith("ASR down (0.50 -> 0.20); compliance kept")
+    path.write_text(
+        json.dumps(
+            {"models": {"a": {"metrics": metrics(0.5, 0.9)}, "b": {"metrics": metrics(0.6, 0.5)}}}
+        )
+    )
+    assert headline(path)[1].startswith("ASR NOT down (0.50 -> 0.60); compliance NOT kept: ")
