@@ -632,3 +632,15 @@ def test_run_summary_and_summary_json_share_one_nan_rule(tmp_path: Path) -> None
         assert summary["first"]["judge/unknown"] is None  # no step has a number
         assert summary["last"]["defender/refusal_rate/harmful"] is None  # absent everywhere
     assert saved["first"] == shown["first"] and saved["last"] == shown["last"]
+
+
+def test_a_judge_warning_shared_by_evaluations_is_shown_once(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 0}) + "\n")
+    hb = {"step-000060": {"harmbench/standard/asr": (0.0, 0.0, 0.0, 5)}}
+    for name in ("20261206-120000_harmbench", "20261206-130000_harmbench"):
+        _write_eval(run / "eval" / name, hb, warnings=["warning: the embedded sandbox judge"])
+    page = render_report([run])[0].read_text()
+    assert page.count('<p class="verdict bad">') == 1
+    assert "20261206-120000_harmbench, 20261206-130000_harmbench: warning: the embedded" in page

@@ -205,13 +205,13 @@ def _eval_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> None:
             continue
         if len(runs) > 1:
             rep.heading(run.label)
+        warned: dict[str, list[str]] = {}  # one callout per warning, naming its evaluations
         for path, results in run.evaluations:
-            for warning in (
-                (results.get("provenance") or {}).get("warnings") or []
-                if isinstance(results, dict)
-                else []
-            ):
-                rep.callout(f"{path.name}: {warning}", False)
+            prov = (results.get("provenance") or {}) if isinstance(results, dict) else {}
+            for warning in prov.get("warnings") or []:
+                warned.setdefault(str(warning), []).append(path.name)
+        for warning, names in warned.items():
+            rep.callout(f"{', '.join(names)}: {warning}", False)
         table = eval_table(run.evaluations)
         if table.keys:
             _verdict(rep, table)
