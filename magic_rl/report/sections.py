@@ -385,7 +385,7 @@ def build_report(
             "ASR of every attacker checkpoint (rows) against every defender checkpoint (columns)."
             + (
                 " Live cross-play (RUN_DIR/crossplay.jsonl, grown at each switch on a fixed "
-                "probe): the matrix as it stands, blank where a pair was not played."
+                "probe): the matrix as it stands, n/a where a pair was not played."
                 if any((run.crossplay or {}).get("live") for run in runs)
                 else ""
             )
