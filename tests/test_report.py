@@ -233,7 +233,7 @@ ABLATION = {
         "asr": {"mean": 0.05, "lo": 0.02, "hi": 0.08, "n": 3},
         "compliance": {"mean": 0.52, "lo": 0.4, "hi": 0.64, "n": 3},
     },
-    "Defender-only": {"asr": 0.07},
+    "Defender-only": {"asr": 0.07, "compliance": {"mean": None, "lo": None, "hi": None, "n": 0}},
 }
 
 

@@ -288,7 +288,7 @@ def _ablation_section(rep: Report, ablation: Any, source: str, files_dir: str) -
         row: list[Any] = [variant]
         for metric in metrics:
             c = cells.get((variant, metric))
-            if c is None:
+            if c is None or c.get("mean") is None:  # not measured (e.g. no run: no training metric)
                 row.append("–")
                 continue
             cn = c.get("n")
