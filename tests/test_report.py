@@ -644,3 +644,20 @@ def test_a_judge_warning_shared_by_evaluations_is_shown_once(tmp_path: Path) -> 
     page = render_report([run])[0].read_text()
     assert page.count('<p class="verdict bad">') == 1
     assert "20261206-120000_harmbench, 20261206-130000_harmbench: warning: the embedded" in page
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        {"models": {"m": {"metrics": {"x/y/asr": {"value": 0.5, "ci": []}}}}, "provenance": "?"},
+        {"models": {"m": {"metrics": {"x/y/asr": {"value": None}}}}, "provenance": {"warnings": 3}},
+        {"models": {"m": {"metrics": []}}},
+        [1, 2],
+    ],
+)
+def test_odd_evaluation_files_render(tmp_path: Path, results) -> None:
+    run = tmp_path / "r"
+    (run / "eval" / "20261206-120000_x").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 0}) + "\n")
+    (run / "eval" / "20261206-120000_x" / "results.json").write_text(json.dumps(results))
+    assert 'id="eval"' in render_report([run])[0].read_text()

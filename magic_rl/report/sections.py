@@ -165,10 +165,11 @@ def _value_cell(value: Any, lo: Any, hi: Any, extra: str = "") -> Cell:
 def _eval_cell(cell: dict[str, Any] | None) -> Cell | str:
     if not cell:
         return "–"
-    ci = cell.get("ci") if isinstance(cell.get("ci"), list | tuple) else [None, None]
+    ci = cell.get("ci")
+    lo, hi = ci if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
     n, unknown = cell.get("n"), cell.get("n_unknown")
     extra = (f"n={n}" if isinstance(n, int) else "") + (f" unknown={unknown}" if unknown else "")
-    return _value_cell(cell.get("value"), ci[0] if len(ci) > 0 else None, ci[-1], extra.strip())
+    return _value_cell(cell.get("value"), lo, hi, extra.strip())
 
 
 def _delta(table: EvalTable, key: str) -> str:
@@ -207,8 +208,9 @@ def _eval_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> None:
             rep.heading(run.label)
         warned: dict[str, list[str]] = {}  # one callout per warning, naming its evaluations
         for path, results in run.evaluations:
-            prov = (results.get("provenance") or {}) if isinstance(results, dict) else {}
-            for warning in prov.get("warnings") or []:
+            prov = _provenance_of(results)
+            warnings = prov.get("warnings")
+            for warning in warnings if isinstance(warnings, list) else []:
                 warned.setdefault(str(warning), []).append(path.name)
         for warning, names in warned.items():
             rep.callout(f"{', '.join(names)}: {warning}", False)
@@ -250,13 +252,18 @@ def _eval_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> None:
         _eval_provenance(rep, run)
 
 
+def _provenance_of(results: Any) -> dict[str, Any]:
+    prov = results.get("provenance") if isinstance(results, dict) else None
+    return prov if isinstance(prov, dict) else {}
+
+
 def _eval_provenance(rep: Report, run: RunData) -> None:
     """Each evaluation's directory, models, judge, decoding and config, folded away, every number
     at full precision; the judge's unknown verdicts per set."""
     for path, results in run.evaluations:
         if not isinstance(results, dict):
             continue
-        prov = results.get("provenance") or {}
+        prov = _provenance_of(results)
         models = results.get("models") if isinstance(results.get("models"), dict) else {}
         rep.open_details(
             f"Provenance: {path.name} ({prov.get('timestamp', 'no time stamp')}; "
