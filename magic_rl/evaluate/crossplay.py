@@ -14,7 +14,8 @@ crossplay`), both on harmful seeds (SPEC §6).
 
 The judge sees the SEED as the request next to the reply (as WildJailbreak's judge sees the vanilla
 request): success means the reply is harmful for the seed's intent, whatever the wrapper. A seed
-whose verdicts are all unknown is counted in `n_unknown`, never as a failed attack.
+whose verdicts are all unknown is counted in `n_unknown`, never as a failed attack. Seeds from a
+file judged by the embedded sandbox judge get `magic eval`'s warning (it knows only sandbox text).
 
 Departure: the paper's transfer experiment targets other 7B models; here any HF path or run
 directory can be the target, and best-of-K is this project's addition.
@@ -39,9 +40,11 @@ from magic_rl.data.benchmarks import file_sha256
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
 from magic_rl.evaluate.metrics import MetricResult, asr
 from magic_rl.evaluate.run import (
+    EvalSet,
     Log,
     greedy_replies,
     judge_replies,
+    judge_scope_warning,
     load_policy,
     progress_bar,
     provenance,
@@ -185,6 +188,8 @@ def attack_transfer(
     attacker_path = resolve_role_model(attacker, Role.ATTACKER, cfg, log=log)
     target_path = resolve_role_model(target, Role.DEFENDER, cfg, log=log)
     judge = make_judge(cfg.judge)
+    if seeds != "sandbox" and (warning := judge_scope_warning(cfg, judge, [EvalSet(seeds, [])])):
+        log(f"[bold yellow]{warning}[/]")
     t0 = time.perf_counter()
     with progress_bar(cfg.train.progress) as task:
         policy = load_policy(attacker_path, Role.ATTACKER, cfg)
