@@ -197,3 +197,14 @@ def test_attack_on_a_seed_file_warns_about_the_embedded_judge(run: Path, tmp_pat
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])  # the sandbox's own seeds
     assert result.exit_code == 0, result.output
     assert "embedded sandbox judge" not in result.output
+
+
+def test_results_md_carries_the_judge_warning(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from magic_rl.evaluate.run import ModelEval, provenance, write_results
+
+    cfg = load_config("sandbox")
+    prov = provenance(cfg, SimpleNamespace(name="embedded-x"), {}, warnings=["warning: LOUD"])
+    md = write_results(tmp_path, [ModelEval("m", "p", [], {}, 0.0)], prov).read_text()
+    assert "**warning: LOUD**" in md.split("| benchmark |")[0]  # above the table
