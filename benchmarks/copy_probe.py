@@ -60,7 +60,7 @@ def seed_vocabulary(seeds) -> list[str]:
 
 def copy_examples(cfg, seeds, pool, templates, mix: float) -> list:
     """The base model's SFT examples with the request restated in text instead of the marker."""
-    from magic_rl.trainer import SFTExample  # torch
+    from magic_rl.sft import SFTExample  # torch
 
     train_ids = {s.id for s in seeds if split_of(s) == "train"}
     train_pool = [r for r in pool if r.seed.id in train_ids]
@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
     import torch
     from transformers import AutoTokenizer, TrainerCallback
 
-    from magic_rl.trainer import sft
+    from magic_rl.sft import sft
 
     cfg = load_config("sandbox", args.overrides)
     sb = cfg.sandbox

@@ -27,8 +27,8 @@ def measure(keep: bool, steps: int, world_dir: str | None, overrides: list[str])
     from magic_rl.config import load_config
     from magic_rl.data.seeds import split_of
     from magic_rl.sandbox.world import World, build_world
+    from magic_rl.sft import attacker_sft
     from magic_rl.strategies import read_pool
-    from magic_rl.trainer import attacker_sft
 
     if not keep:
         cpu.keep_freed_memory = lambda: False  # the baseline: glibc's default behaviour

@@ -20,7 +20,7 @@ import torch
 
 from magic_rl.data.seeds import sandbox_seeds
 from magic_rl.judge.keyword import is_refusal
-from magic_rl.models import DEFAULT_CACHE, fetch
+from magic_rl.model_catalog import DEFAULT_CACHE, fetch
 from magic_rl.policy import HFPolicy
 from magic_rl.prompts import defender_messages, load_templates
 

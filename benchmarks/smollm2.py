@@ -39,7 +39,7 @@ import torch
 from sampling import bench as sampling_bench  # benchmarks/sampling.py: interleaved repeats
 
 from magic_rl.config import load_config
-from magic_rl.models import DEFAULT_CACHE, fetch
+from magic_rl.model_catalog import DEFAULT_CACHE, fetch
 from magic_rl.policy import HFPolicy, sequence_logprobs
 from magic_rl.prompts import attacker_messages, defender_messages, load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role, Turn

@@ -8,7 +8,7 @@
    table, then where everything is, and the report command
 
 "Kept" compliance means it fell by at most `KEPT` (absolute) on that set
-(`evaluate.run.headline`); the numbers come from the evaluation's results.json
+(`evaluate.eval.headline`); the numbers come from the evaluation's results.json
 (RUN_DIR/eval/<time>_sandbox/), with their 95% bootstrap intervals there.
 
 Run: `make demo` (or `python -m magic_rl.demo [overrides...]`).
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from magic_rl.config import load_config
-from magic_rl.evaluate.run import evaluate_run
-from magic_rl.evaluate.run.headline import two_sided
+from magic_rl.evaluate.eval import evaluate_run
+from magic_rl.evaluate.eval.headline import two_sided
 from magic_rl.loop import preflight, summarize_run, train
 from magic_rl.progress import summary_table
 from magic_rl.sandbox.resolve import resolve_judge, resolve_world

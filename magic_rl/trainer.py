@@ -1,5 +1,4 @@
-"""Updates of one role: the GRPO step (phase 2) and supervised fine-tuning (phase 1, and the sandbox's
-base model).
+"""The GRPO update of one role (phase 2); supervised fine-tuning is `magic_rl.sft`.
 
 `GRPOTrainer.update(episodes, rewards)` turns a step's episodes into (prompt ids, completion ids,
 advantage) samples of its role, every turn of an episode carrying the episode's advantage (SPEC §1:
@@ -7,30 +6,20 @@ the reward of the last exchange is broadcast over all of a role's tokens), and t
 step with gradient accumulation over micro-batches. The loss covers the role's own generated tokens
 only: prompts, and therefore the other role's text, are masked out by construction.
 
-`sft(...)` runs TRL's SFTTrainer on pre-tokenised (prompt, target) pairs with the loss on the target
-only. We tokenise with the same `Policy.encode_chat` the game uses, so the SFT prompt is token-for-token
-the prompt the attacker later sees in a rollout (the reference's evaluation prompt differed from its
-training prompt).
-
 Each role owns one `GRPOTrainer`, whose AdamW state persists across phase switches and checkpoints.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from magic_rl import grpo
-from magic_rl.config import GRPOConfig, PolicyConfig, RunConfig, SFTConfig
-from magic_rl.cpu import tune_for_cpu
-from magic_rl.policy import HFPolicy, quiet_transformers, sequence_logprobs
-from magic_rl.prompts import attacker_messages, load_templates
+from magic_rl.config import GRPOConfig, PolicyConfig
+from magic_rl.policy import HFPolicy, sequence_logprobs
 from magic_rl.records import Episode, RewardBreakdown, Role
-from magic_rl.strategies import resolve_strategies
 
 
 @dataclass(frozen=True)
@@ -246,155 +235,3 @@ def _has_signal(totals: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor)
         if int(members.sum()) >= 2 and float(totals[members].std()) > 0:
             keep |= members
     return keep
-
-
-# --- supervised fine-tuning ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SFTExample:
-    """A chat prompt and the assistant text to learn (the loss covers the target only)."""
-
-    messages: tuple[dict, ...]
-    target: str
-
-
-def tokenize_sft(
-    policy: HFPolicy, examples: Sequence[SFTExample], max_length: int, completion_only: bool = True
-) -> list[dict]:
-    """Trainer rows: input_ids = encode_chat(prompt) + target + eos; labels are the ids, -100 on the
-    prompt when the loss covers the target only.
-
-    Examples longer than max_length are skipped (counted by the caller via the returned length).
-    """
-    tok = policy.tokenizer
-    prompts = policy.encode_chats([ex.messages for ex in examples])
-    targets = tok([ex.target for ex in examples], add_special_tokens=False)["input_ids"]
-    rows = []
-    for prompt, target in zip(prompts, targets, strict=True):
-        target = [*target, tok.eos_token_id]
-        ids = prompt + target
-        if len(ids) > max_length:
-            continue
-        labels = [-100] * len(prompt) + target if completion_only else ids
-        rows.append({"input_ids": ids, "labels": labels})
-    return rows
-
-
-def sft(
-    policy: HFPolicy,
-    examples: Sequence[SFTExample],
-    cfg: SFTConfig,
-    out_dir: str | Path,
-    *,
-    seed: int = 0,
-    max_steps: int | None = None,
-    completion_only: bool = True,
-    progress: bool = True,
-    autocast: bool = False,
-    callbacks: Sequence = (),
-) -> dict:
-    """Fine-tune `policy` in place on `examples` with TRL's SFTTrainer; saves to `out_dir`.
-
-    The loss covers the target only unless `completion_only=False` (the sandbox's base model, whose
-    loss also covers the prompts, like a small pretraining corpus). `callbacks` are transformers
-    `TrainerCallback`s (e.g. an evaluation every N steps, `benchmarks/copy_probe.py`).
-
-    Returns a summary: examples used/skipped, steps, final loss.
-    """
-    import datasets
-    from datasets import Dataset
-    from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
-
-    quiet_transformers()
-    tune_for_cpu()
-    datasets.disable_progress_bars()
-
-    rows = tokenize_sft(policy, examples, cfg.max_length, completion_only)
-    if not rows:
-        raise ValueError("SFT: no example fits sft.max_length; raise it or shorten the templates")
-    steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
-    total = max_steps or cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
-    args = TRLSFTConfig(
-        output_dir=str(Path(out_dir) / "_trainer"),
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=round(cfg.warmup_ratio * total),
-        max_steps=total,
-        per_device_train_batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        packing=False,
-        # Our rows are tokenized and labelled already (`tokenize_sft`); TRL's passes would redo it.
-        dataset_kwargs={"skip_prepare_dataset": True},
-        logging_steps=max(1, total // 5),
-        save_strategy="no",
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=not progress,
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-        bf16=autocast,  # mixed precision: bf16 autocast over float32 weights
-    )
-    trainer = SFTTrainer(
-        model=policy.model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=policy.tokenizer,
-        callbacks=list(callbacks) or None,
-    )
-    result = trainer.train()
-    policy.model.eval()
-    policy.save_pretrained(out_dir)
-    return {
-        "examples": len(rows),
-        "skipped": len(examples) - len(rows),
-        "steps": total,
-        "train_loss": float(result.training_loss),
-    }
-
-
-def attacker_sft(
-    cfg: RunConfig, records: Sequence, base_model: str, out_dir: str | Path, *, log=print
-) -> dict:
-    """Phase 1: SFT `base_model` on pool records -> `out_dir` (Hugging Face format).
-
-    Prompt = the attacker's single-turn chat view of the record's seed (the same view the game builds);
-    target = `<think>reasoning</think><answer>rewrite</answer>`. Records of held-out strategies
-    (`data.held_out_strategies`) and of `sft.exclude_families` are left out.
-    """
-    import json
-    import time
-
-    skip = set(
-        resolve_strategies(
-            [*cfg.data.held_out_strategies, *(f"family:{f}" for f in cfg.sft.exclude_families)]
-        )
-    )
-    templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
-    examples = [
-        SFTExample(tuple(attacker_messages(templates, rec.seed, [], False)), rec.target)
-        for rec in records
-        if rec.strategy not in skip
-    ]
-    if not examples:
-        raise ValueError("phase 1: no pool record left after excluding held-out strategies")
-    policy = HFPolicy.from_pretrained(
-        base_model, dtype=cfg.attacker.dtype, trust_remote_code=cfg.attacker.trust_remote_code
-    )
-    t = time.perf_counter()
-    summary = sft(
-        policy,
-        examples,
-        cfg.sft,
-        out_dir,
-        seed=cfg.seed,
-        progress=cfg.train.progress,
-        autocast=cfg.attacker.autocast,
-    )
-    summary["seconds"] = round(time.perf_counter() - t, 1)
-    summary["excluded_strategies"] = sorted(skip)
-    (Path(out_dir) / "sft.json").write_text(json.dumps(summary, indent=2))
-    log(f"attacker SFT: {summary}")
-    return summary

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import magic_rl.cli.training as training
 import magic_rl.loop as loop
+import magic_rl.phase1 as phase1
 import magic_rl.sandbox.resolve as resolve
 from magic_rl.cli import app
 
@@ -24,9 +25,9 @@ def calls(monkeypatch, tmp_path):
     """Records phase-1 and phase-2 calls; phase 1 writes what `magic sft` writes last."""
     seen: list[str] = []
 
-    def phase1(cfg, *, force=False, log=print):
+    def fake_phase1(cfg, *, force=False, log=print):
         seen.append("sft")
-        out = training.sft_output(cfg)
+        out = phase1.sft_output(cfg)
         out.mkdir(parents=True, exist_ok=True)
         (out / "sft.json").write_text(json.dumps({"steps": 1}))
         return out
@@ -35,7 +36,7 @@ def calls(monkeypatch, tmp_path):
         seen.append(f"train:{cfg.attacker.model}")
         return tmp_path / "runs" / cfg.name
 
-    monkeypatch.setattr(training, "run_phase1", phase1)
+    monkeypatch.setattr(phase1, "run_phase1", fake_phase1)
     monkeypatch.setattr(loop, "train", phase2)
     # The instruct model's names stay unresolved (resolving would fetch the model).
     monkeypatch.setattr(resolve, "resolve_world", lambda cfg, log=print: cfg)
@@ -89,7 +90,7 @@ def test_train_leaves_other_attackers_alone(calls, tmp_path) -> None:
 def test_a_taken_run_name_fails_before_phase1(calls, tmp_path, monkeypatch) -> None:
     monkeypatch.undo()  # the real phase 2 entry: it refuses a taken name before loading anything
     seen: list[str] = []
-    monkeypatch.setattr(training, "run_phase1", lambda *a, **k: seen.append("sft"))
+    monkeypatch.setattr(phase1, "run_phase1", lambda *a, **k: seen.append("sft"))
     run = tmp_path / "runs" / "smollm2-cpu"
     run.mkdir(parents=True)
     (run / "metrics.jsonl").write_text("")

@@ -1,4 +1,4 @@
-"""Evaluations never overwrite each other: one directory per evaluation (evaluate.run.layout),
+"""Evaluations never overwrite each other: one directory per evaluation (evaluate.eval.layout),
 several --model side by side, and `magic report` / `magic export` find every evaluation of a run.
 The embedded judge outside the sandbox is warned about once."""
 
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from magic_rl.cli import app
 from magic_rl.config import load_config
-from magic_rl.evaluate.run import (
+from magic_rl.evaluate.eval import (
     EvalSet,
     claim_out_dir,
     find_evaluations,
@@ -153,7 +153,7 @@ def test_evaluations_are_kept_side_by_side_and_found(run: Path, tmp_path: Path) 
 
 def test_demo_headline_reads_the_first_and_last_model(tmp_path: Path) -> None:
     from magic_rl.demo import headline
-    from magic_rl.evaluate.run.headline import HEADLINE, KEPT
+    from magic_rl.evaluate.eval.headline import HEADLINE, KEPT
 
     def metrics(asr: float, compliance: float) -> dict:
         return {
@@ -202,7 +202,7 @@ def test_attack_on_a_seed_file_warns_about_the_embedded_judge(run: Path, tmp_pat
 def test_results_md_carries_the_judge_warning(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from magic_rl.evaluate.run import ModelEval, provenance, write_results
+    from magic_rl.evaluate.eval import ModelEval, provenance, write_results
 
     cfg = load_config("sandbox")
     prov = provenance(cfg, SimpleNamespace(name="embedded-x"), {}, warnings=["warning: LOUD"])

@@ -17,8 +17,7 @@ from typer.testing import CliRunner
 from magic_rl.cli import app
 from magic_rl.config import dump_config, load_config
 from magic_rl.data.benchmarks import EvalItem, artifact_asr, file_sha256, load_jbb_artifact
-from magic_rl.evaluate.crossplay import Rewrite, any_harmful, format_rate
-from magic_rl.evaluate.run import (
+from magic_rl.evaluate.eval import (
     SANDBOX_SETS,
     pick_rewrites,
     resolve_role_model,
@@ -26,7 +25,8 @@ from magic_rl.evaluate.run import (
     run_dir_of,
     sandbox_items,
 )
-from magic_rl.evaluate.run.sets import _limit
+from magic_rl.evaluate.eval.sets import _limit
+from magic_rl.evaluate.transfer import Rewrite, any_harmful, format_rate
 from magic_rl.records import Role, Seed, Verdict
 from magic_rl.strategies import build_pool
 
@@ -297,7 +297,7 @@ def test_eval_writes_results_items_and_table(world, world_overrides, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_run_puts_first_and_last_side_by_side(fake_run, world, world_overrides):
-    from magic_rl.evaluate.run import evaluate_run
+    from magic_rl.evaluate.eval import evaluate_run
     from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = resolve_judge(load_config("sandbox", world_overrides))  # as `make demo` does

@@ -8,19 +8,17 @@ import time
 
 import pytest
 
-from magic_rl.experiment import (
-    METRICS,
+from magic_rl.experiment.ablation import (
     RunSpec,
-    aggregate,
-    cell_text,
     check_overrides,
     config_mismatch,
-    paired,
     parse_seeds,
     parse_variants,
     run_config,
     run_specs,
 )
+from magic_rl.experiment.design import METRICS, aggregate, paired
+from magic_rl.experiment.render import cell_text
 
 
 @pytest.mark.parametrize(
@@ -157,7 +155,7 @@ def test_paired_differences_remove_what_a_seed_does_to_every_variant():
 
 @pytest.mark.slow
 def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
-    from magic_rl.experiment import run_ablation
+    from magic_rl.experiment.ablation import run_ablation
     from magic_rl.report import render_report
 
     out = tmp_path / "abl"

@@ -24,10 +24,10 @@ from magic_rl.data.benchmarks import (
     load_jbb_artifact,
 )
 from magic_rl.data.benchmarks.result_loaders import artifact_files
+from magic_rl.evaluate.eval import ItemResult, ModelEval, provenance, summarize, write_results
 from magic_rl.evaluate.export import FORMATS, export, read_sources
 from magic_rl.evaluate.export.eee import SCHEMA_DIR
 from magic_rl.evaluate.export.safety_eval import safety_eval_metrics
-from magic_rl.evaluate.run import ItemResult, ModelEval, provenance, summarize, write_results
 from magic_rl.records import Verdict
 
 PARSE = "parse: wildguard: no 'harmful response' in 'x'"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from magic_rl import models
+from magic_rl import model_catalog as models
 from magic_rl.cli import app
 from magic_rl.judge.keyword import LabelledRefusalJudge
 from magic_rl.records import Verdict

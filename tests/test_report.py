@@ -322,7 +322,7 @@ def test_verdict_says_when_compliance_is_not_kept(tmp_path: Path) -> None:
 
 
 def test_ablation_names_are_readable_with_directions() -> None:
-    from magic_rl.experiment import METRICS, RUN_METRICS
+    from magic_rl.experiment.design import METRICS, RUN_METRICS
     from magic_rl.report.tables import metric_name
 
     for m in METRICS + RUN_METRICS:
@@ -338,21 +338,21 @@ def test_heatmaps_share_one_orientation(tmp_path: Path, monkeypatch) -> None:
     """`magic crossplay`'s heatmap.png and the report's cross-play both put step 0 at the top."""
     import matplotlib.pyplot as plt
 
-    from magic_rl.evaluate import crossplay
+    from magic_rl.evaluate import transfer
     from magic_rl.report import crossplay_figure
 
     drawn = []
-    real = crossplay.draw_heatmap
+    real = transfer.draw_heatmap
 
     def spy(ax, *args, **kw):
         image = real(ax, *args, **kw)
         drawn.append((ax.yaxis_inverted(), [t.get_text() for t in ax.get_yticklabels()]))
         return image
 
-    monkeypatch.setattr(crossplay, "draw_heatmap", spy)
+    monkeypatch.setattr(transfer, "draw_heatmap", spy)
     monkeypatch.setattr(plt, "close", lambda fig=None: None)
     ckpts = ["step-000000", "step-000015"]
-    crossplay.plot_heatmap([[0.5, 0.2], [0.7, 0.4]], ckpts, ckpts, tmp_path / "h.png")
+    transfer.plot_heatmap([[0.5, 0.2], [0.7, 0.4]], ckpts, ckpts, tmp_path / "h.png")
     crossplay_figure(load_run(make_run(tmp_path)), 0)
     assert len(drawn) == 2
     for inverted, ticks in drawn:

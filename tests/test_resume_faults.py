@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from magic_rl.cli import app
 from magic_rl.config import load_config
-from magic_rl.evaluate.run import find_evaluations
+from magic_rl.evaluate.eval import find_evaluations
 from magic_rl.loop import Run, check_resume
 from magic_rl.loop.resume import ResumeError
 

@@ -17,8 +17,8 @@ from magic_rl.config import load_config
 from magic_rl.prompts import is_format_ok
 from magic_rl.sandbox.resolve import resolve_model, resolve_world
 from magic_rl.sandbox.world import world_for
+from magic_rl.sft import SFTExample, tokenize_sft
 from magic_rl.strategies import read_pool, resolve_strategies
-from magic_rl.trainer import SFTExample, tokenize_sft
 
 runner = CliRunner()
 

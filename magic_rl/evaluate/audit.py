@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from magic_rl.data.benchmarks import EvalItem
+from magic_rl.evaluate.eval.protocol import judge_replies
 from magic_rl.evaluate.metrics import MetricResult, bootstrap_ci, f1_score
-from magic_rl.evaluate.run.protocol import judge_replies
 from magic_rl.judge.failures import unknown_reason
 from magic_rl.records import Verdict
 

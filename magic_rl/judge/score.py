@@ -1,7 +1,7 @@
 """Scoring plumbing shared by the judges: de-duplication, the call cache, counters, verdict assembly.
 
 - `score_exchanges(judge, prompts, responses, max_words, memo)`: the one judging helper of
-  training (`loop.stages.StepJudge`), evaluation (`evaluate.run.judge_replies`) and scoring: cuts
+  training (`loop.stages.StepJudge`), evaluation (`evaluate.eval.judge_replies`) and scoring: cuts
   replies to the judge's word budget, asks any `Judge` once per distinct (prompt, reply) pair (GRPO
   groups repeat prompts, and often replies), optionally memoised across calls, and returns verdicts
   in input order.

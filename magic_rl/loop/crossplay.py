@@ -2,7 +2,7 @@
 
 With `crossplay.probe=N`, each new snapshot (checkpoints/step-S/<role>/, see `league.Snapshots`)
 plays every stored snapshot of the other role on a fixed probe: the first N test-split harmful seeds
-(`evaluate.crossplay.harmful_seeds`), greedy rewrite and greedy reply, judged with the run's judge,
+(`evaluate.transfer.harmful_seeds`), greedy rewrite and greedy reply, judged with the run's judge,
 the seed as the request (the protocol of `magic crossplay`, whose functions it reuses). One row per
 new (attacker, defender) cell is appended to RUN_DIR/crossplay.jsonl:
 
@@ -25,13 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig
-from magic_rl.evaluate.crossplay import (
+from magic_rl.evaluate.eval import load_policy
+from magic_rl.evaluate.transfer import (
     _asr,
     attack_outcomes,
     attacker_rewrites,
     crossplay_seeds,
 )
-from magic_rl.evaluate.run import load_policy
 from magic_rl.records import Role
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from magic_rl.evaluate.strategy import TAXONOMY
+from magic_rl.evaluate.analyze import TAXONOMY
 from magic_rl.loop.summary import nan_mean
 from magic_rl.report.runs import RunData, _num
 from magic_rl.report.tables import EvalTable, arrow, metric_name
@@ -139,7 +139,7 @@ def crossplay_figure(run: RunData, index: int) -> Figure | None:
     top)."""
     if run.crossplay is None:
         return None
-    from magic_rl.evaluate.crossplay import draw_heatmap
+    from magic_rl.evaluate.transfer import draw_heatmap
 
     plt = _pyplot()
     cp = run.crossplay

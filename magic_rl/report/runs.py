@@ -1,7 +1,7 @@
 """Reading runs: a run directory (metrics.jsonl, config.yaml, replay.jsonl, cross-play (the
 post-hoc crossplay/crossplay.json, else the live crossplay.jsonl as it stands), every evaluation
-(`evaluate.run.find_evaluations`, oldest first) and strategy-analysis JSON) into a `RunData`, its summary, and the small number helpers the rest of
-the report shares."""
+(`evaluate.eval.find_evaluations`, oldest first) and strategy-analysis JSON) into a `RunData`, its
+summary, and the small number helpers the rest of the report shares."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.data.files import get_path
-from magic_rl.evaluate.run.layout import find_evaluations
-from magic_rl.evaluate.strategy import analyze_replay, read_replay
+from magic_rl.evaluate.analyze import analyze_replay, read_replay
+from magic_rl.evaluate.eval.layout import find_evaluations
 from magic_rl.loop.crossplay import matrix, read_rows
 from magic_rl.loop.summary import headline, read_metrics
 

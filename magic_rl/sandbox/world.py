@@ -178,7 +178,7 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
     """(defender chat, reply) pairs for the base instruct model: `VANILLA_REPEATS` reply draws per
     vanilla seed, one per pool rewrite (except rewrites by `skip_strategies`), and a confused reply
     to a garbled copy of a `P_GARBLED` share of the seeds. A compliance restates the seed's task."""
-    from magic_rl.trainer import SFTExample  # torch
+    from magic_rl.sft import SFTExample  # torch
 
     rng = random.Random(rng_seed)
 
@@ -308,7 +308,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
         return world
     import torch
 
-    from magic_rl.trainer import sft  # torch
+    from magic_rl.sft import sft  # torch
 
     sb = cfg.sandbox
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -399,7 +399,7 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     out = world.attacker(cfg)
     if (out / "sft.json").exists() and not force:
         return out
-    from magic_rl.trainer import attacker_sft  # torch
+    from magic_rl.sft import attacker_sft  # torch
 
     records = marked_records([r for r in read_pool(world.pool) if split_of(r.seed) == "train"])
     attacker_sft(

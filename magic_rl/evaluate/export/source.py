@@ -2,7 +2,7 @@
 output, as typed rows.
 
 `read_sources(path)` accepts an eval or attack output directory, or a run directory: every
-evaluation of it (`evaluate.run.layout.find_evaluations`: RUN_DIR/eval/results.json of older runs,
+evaluation of it (`evaluate.eval.layout.find_evaluations`: RUN_DIR/eval/results.json of older runs,
 then each RUN_DIR/eval/<time>_<sets>/, oldest first) and every other child directory holding a
 results.json (e.g. `magic attack --out RUN_DIR/attack`). Each items.jsonl line of an eval becomes an
 `EvalRow` (the `EvalItem`, the reply, the `Verdict`, and `turns` when a multi-turn evaluation wrote
@@ -18,8 +18,8 @@ from typing import Any
 
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.data.files import DatasetError, read_json, read_jsonl_rows
+from magic_rl.evaluate.eval.layout import find_evaluations
 from magic_rl.evaluate.metrics import outcome_flag
-from magic_rl.evaluate.run.layout import find_evaluations
 from magic_rl.records import Verdict
 
 # The value an item's outcome flag must have to count towards its metric's rate.
@@ -33,7 +33,7 @@ def slug(text: str) -> str:
 
 
 def verdict_of(d: dict[str, Any]) -> Verdict:
-    """The inverse of `evaluate.run.verdict_dict`."""
+    """The inverse of `evaluate.eval.verdict_dict`."""
     return Verdict(
         d.get("prompt_harmful"),
         d.get("response_refusal"),

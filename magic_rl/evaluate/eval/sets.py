@@ -21,7 +21,7 @@ from magic_rl.data.benchmarks import (
     load_benchmark,
 )
 from magic_rl.data.seeds import sandbox_seeds
-from magic_rl.evaluate.run.items import (
+from magic_rl.evaluate.eval.items import (
     REWRITES_PER_SEED,
     SANDBOX,
     SANDBOX_SETS,

@@ -3,7 +3,7 @@
 Each variant is one config away from the preset (README "Variants"); every trained variant runs once
 per training seed (top-level `seed`; the sandbox world, keyed on `sandbox.seed`, is shared), for the
 same number of steps, into OUT/<variant>-s<seed>/. The LAST defender checkpoint of each run is
-evaluated on the six sandbox sets (`evaluate.run`, greedy, the training chat view) into
+evaluated on the six sandbox sets (`evaluate.eval`, greedy, the training chat view) into
 RUN_DIR/eval/; the judge and the sets are built once for the whole experiment. Per variant and
 metric the seeds give a mean and a Student-t 95% interval (`evaluate.metrics.mean_ci`).
 
@@ -63,8 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig, config_diff, load_config
-from magic_rl.evaluate.metrics import mean_ci
-from magic_rl.evaluate.run import (
+from magic_rl.evaluate.eval import (
     SANDBOX,
     evaluate_models,
     git_commit,
@@ -75,6 +74,18 @@ from magic_rl.evaluate.run import (
     show,
     write_results,
 )
+from magic_rl.experiment.design import (
+    DEFAULT_SEEDS,
+    EVAL_METRICS,
+    FAITHFUL_WINDOW,
+    METRICS,
+    RESERVED,
+    STEPS_FACTOR,
+    UNTRAINED,
+    VARIANTS,
+    aggregate,
+)
+from magic_rl.experiment.render import markdown, rich_table
 from magic_rl.judge import make_judge
 from magic_rl.loop import preflight, read_metrics, train
 from magic_rl.loop.crossplay import forgetting, read_rows
@@ -83,90 +94,12 @@ from magic_rl.sandbox.resolve import resolve_judge, resolve_model, resolve_world
 
 Log = Callable[..., None]
 
-UNTRAINED = "base"
-VARIANTS: dict[str, tuple[str, ...]] = {
-    UNTRAINED: (),
-    "no_game": ("game.attacker=none", "schedule.train_roles=defender"),
-    "defender_only": ("schedule.train_roles=defender",),
-    "static": (
-        "game.attacker=static",
-        "game.static_attacks=sandbox",
-        "schedule.train_roles=defender",
-    ),
-    "magic": (),
-    "magic_eq": (),
-    # beyond latest-only play (docs/deviations.md "Beyond latest-only play"); run with
-    # `crossplay.probe=N` to get the forgetting column
-    "league": ("league.enabled=true",),
-    "hard_replay": ("replay.share=0.25",),
-}
-# Variants that train for this many times the experiment's steps (equal defender updates).
-STEPS_FACTOR = {"magic_eq": 2}
-DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-FAITHFUL_WINDOW = 15
-# Keys the experiment sets itself; an override of one would break the seed/variant layout.
-RESERVED = ("seed", "name", "output_dir", "train.steps")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One column: its key in ablation.json, the eval metric it reads, its table header."""
-
-    key: str
-    eval_key: str
-    header: str
-    short: str  # for the terminal table
-    source: str = "eval"  # "eval": results.json; "train": the run's metrics.jsonl
-
-
-# All are rates in [0, 1]: intervals are clipped to that range.
-METRICS: tuple[Metric, ...] = (
-    Metric(
-        "held_out_asr",
-        "sandbox/held_out_strategies/asr",
-        "held-out strategy ASR ↓",
-        "held-out ASR↓",
-    ),
-    Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
-    Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓", "vanilla ASR↓"),
-    Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
-    Metric("benign_compliance", "sandbox/benign/compliance", "benign compliance ↑", "benign↑"),
-    Metric(
-        "adversarial_benign_compliance",
-        "sandbox/adversarial_benign/compliance",
-        "adversarial-benign compliance ↑",
-        "adv. benign↑",
-    ),
-    Metric(
-        "contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑", "contrast↑"
-    ),
-    Metric(
-        "attacker_faithful",
-        "attacker/faithful_rate",
-        f"attacker faithful (last {FAITHFUL_WINDOW} steps)",
-        "faithful",
-        source="train",
-    ),
-)
-EVAL_METRICS = tuple(m for m in METRICS if m.source == "eval")
-
-# Read from the run directory, not the evaluation: present when the runs played live cross-play.
-RUN_METRICS: tuple[Metric, ...] = (
-    Metric("forgetting", "crossplay/forgetting", "forgetting (cross-play) ↓", "forget↓"),
-)
-
 
 def run_metrics(run_dir: Path) -> dict[str, float]:
     """{run metric key: value} from RUN_DIR/crossplay.jsonl (live cross-play), when present."""
     rows = read_rows(run_dir / "crossplay.jsonl")
     value = forgetting(rows) if rows else math.nan
     return {} if math.isnan(value) else {"crossplay/forgetting": value}
-
-
-def columns(table: dict[str, dict[str, dict]]) -> tuple[Metric, ...]:
-    """The evaluation metrics, then the run metrics some variant has a value of."""
-    extra = tuple(m for m in RUN_METRICS if any(m.key in row for row in table.values()))
-    return METRICS + extra
 
 
 @dataclass(frozen=True)
@@ -185,7 +118,7 @@ class RunSpec:
         return self.seed is not None
 
 
-# --- the design -----------------------------------------------------------------------------------
+# --- the runs -------------------------------------------------------------------------------------
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -294,156 +227,6 @@ def train_seconds(run_dir: Path) -> float | None:
         return round(sum(r.get("time/step", 0.0) for r in read_metrics(run_dir)), 2)
     except FileNotFoundError:
         return None
-
-
-# --- aggregation ----------------------------------------------------------------------------------
-
-
-def _number(x: float | None, lo: float = -math.inf, hi: float = math.inf) -> float | None:
-    return None if x is None or math.isnan(x) else min(max(x, lo), hi)
-
-
-def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict]]:
-    """{variant: [one {eval metric key: value} per run]} -> {variant: {metric key: {mean, lo, hi,
-    n, sd, values}}}: mean and Student-t 95% interval over runs, clipped to [0, 1] (every metric
-    is a rate); null when undefined (lo/hi when n < 2)."""
-    table: dict[str, dict[str, dict]] = {}
-    present = [m for m in RUN_METRICS if any(m.eval_key in r for rs in values.values() for r in rs)]
-    for variant, runs in values.items():
-        row = {}
-        for m in (*METRICS, *present):
-            xs = [r.get(m.eval_key, math.nan) for r in runs]
-            ci = mean_ci(xs)
-            row[m.key] = {
-                "mean": _number(ci.mean),
-                "lo": _number(ci.lo, 0.0, 1.0),
-                "hi": _number(ci.hi, 0.0, 1.0),
-                "n": ci.n,
-                "sd": _number(ci.sd),
-                "values": [_number(x) for x in xs],
-            }
-        table[variant] = row
-    return table
-
-
-PAIRED_REFERENCE = "defender_only"
-PAIRED_KEYS = ("held_out_asr", "benign_compliance", "adversarial_benign_compliance")
-
-
-def paired(
-    table: dict[str, dict[str, dict]], reference: str = PAIRED_REFERENCE
-) -> dict[str, dict[str, dict]]:
-    """{variant: {metric key: {mean, lo, hi, n}}}: each trained variant minus `reference`, run by
-    run with the same training seed (the runs of a variant are in seed order), mean and Student-t
-    95% interval of the differences (not clipped). Pairing removes what a seed does to every
-    variant alike (its seed draws, its world), so it separates variants that overlapping
-    per-variant intervals cannot. Empty without the reference."""
-    if reference not in table:
-        return {}
-    out: dict[str, dict[str, dict]] = {}
-    for variant, row in table.items():
-        if variant in (reference, UNTRAINED):
-            continue
-        cells = {}
-        for key in PAIRED_KEYS:
-            mine, ref = row[key]["values"], table[reference][key]["values"]
-            diffs = [
-                a - b for a, b in zip(mine, ref, strict=False) if a is not None and b is not None
-            ]
-            ci = mean_ci(diffs)
-            cells[key] = {
-                "mean": _number(ci.mean),
-                "lo": _number(ci.lo),
-                "hi": _number(ci.hi),
-                "n": ci.n,
-            }
-        out[variant] = cells
-    return out
-
-
-def paired_markdown(table: dict[str, dict[str, dict]]) -> str:
-    diffs = paired(table)
-    if not diffs:
-        return ""
-    headers = {m.key: m.header for m in METRICS}
-    header = ["variant", "n pairs", *(headers[k] for k in PAIRED_KEYS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for variant, cells in diffs.items():
-        n = max(c["n"] for c in cells.values())
-        lines.append(
-            "| "
-            + " | ".join(
-                [variant, str(n), *(cell_text(cells[k], signed=True) for k in PAIRED_KEYS)]
-            )
-            + " |"
-        )
-    return (
-        f"\nPaired differences against `{PAIRED_REFERENCE}` (variant minus `{PAIRED_REFERENCE}`, run by "
-        "run with the same training seed; mean [95% Student-t interval] of the differences; an "
-        "interval that excludes 0 separates the two variants):\n\n" + "\n".join(lines) + "\n"
-    )
-
-
-def cell_text(cell: dict, digits: int = 2, *, signed: bool = False) -> str:
-    """ "0.12 [0.05, 0.19]"; the mean alone when there is no interval; "–" when undefined."""
-    if cell.get("mean") is None:
-        return "–"
-    fmt = f"{'+' if signed else ''}.{digits}f"
-    text = f"{cell['mean']:{fmt}}"
-    if cell.get("lo") is not None and cell.get("hi") is not None:
-        text += f" [{cell['lo']:{fmt}}, {cell['hi']:{fmt}}]"
-    return text
-
-
-def table_rows(table: dict[str, dict[str, dict]]) -> list[list[str]]:
-    """[variant, n runs, one cell per metric] per variant."""
-    rows = []
-    for variant, row in table.items():
-        n = max((c["n"] for c in row.values()), default=0)
-        rows.append([variant, str(n), *(cell_text(row[m.key]) for m in columns(table))])
-    return rows
-
-
-def markdown(table: dict[str, dict[str, dict]], prov: dict[str, Any]) -> str:
-    header = ["variant", "n", *(m.header for m in columns(table))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(table)]
-    variants = "\n".join(
-        f"- `{v}`: {' '.join(VARIANTS[v]) or ('no training' if v == UNTRAINED else '(preset)')}"
-        + (f", {STEPS_FACTOR[v]}x the steps" if v in STEPS_FACTOR else "")
-        for v in table
-    )
-    return (
-        "# Ablation (sandbox)\n\n"
-        f"Mean [95% Student-t interval over training seeds, clipped to [0, 1]] of each metric on "
-        f"the sandbox test sets; n = runs. Seeds {list(prov['seeds'])}, {prov['steps']} steps "
-        f"per run ({_factors(prov)}), greedy evaluation of the last defender checkpoint; `base` is the untrained "
-        f"defender, evaluated once (greedy decoding: every seed would give the same numbers). "
-        f"Preset `{prov['preset']}`, overrides `{' '.join(prov['overrides']) or '-'}`, commit "
-        f"{prov['git_commit']}.\n\n"
-        + "\n".join(lines)
-        + "\n"
-        + paired_markdown(table)
-        + f"\nVariants:\n{variants}\n"
-    )
-
-
-def _factors(prov: dict[str, Any]) -> str:
-    factors = prov.get("steps_factor") or {}
-    return ", ".join(f"`{v}` {k}x" for v, k in factors.items()) or "all equal"
-
-
-def rich_table(table: dict[str, dict[str, dict]], title: str = "Ablation"):
-    from rich.table import Table
-
-    out = Table(title=title)
-    out.add_column("variant")
-    out.add_column("n", justify="right")
-    for m in columns(table):
-        out.add_column(m.short, justify="right")
-    for row in table_rows(table):
-        out.add_row(*row)
-    return out
 
 
 # --- the experiment -------------------------------------------------------------------------------

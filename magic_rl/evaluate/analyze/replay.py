@@ -17,9 +17,9 @@ import numpy as np
 
 from magic_rl.content import carries
 from magic_rl.data.files import read_jsonl_rows
-from magic_rl.evaluate.strategy.diversity import embedding_diversity, self_bleu
-from magic_rl.evaluate.strategy.rules import Tagger, rule_tagger, tag_strategy
-from magic_rl.evaluate.strategy.taxonomy import (
+from magic_rl.evaluate.analyze.diversity import embedding_diversity, self_bleu
+from magic_rl.evaluate.analyze.rules import Tagger, rule_tagger, tag_strategy
+from magic_rl.evaluate.analyze.taxonomy import (
     FAMILIES,
     TAXONOMY,
     UNKNOWN,

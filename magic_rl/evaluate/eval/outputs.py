@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig
+from magic_rl.evaluate.eval.items import REPO, Log
+from magic_rl.evaluate.eval.protocol import ModelEval
 from magic_rl.evaluate.metrics import MetricResult, item_signals
-from magic_rl.evaluate.run.items import REPO, Log
-from magic_rl.evaluate.run.protocol import ModelEval
 from magic_rl.judge.failures import EVAL_UNKNOWN_POLICY, describe, unknown_counts
 
 

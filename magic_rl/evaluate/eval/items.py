@@ -2,7 +2,7 @@
 
 `EvalSet` is a named list of `EvalItem`s with the files (path -> sha256) they were read from;
 `ItemResult` is one item's exchange (the defender's reply, the judge's verdict) and its items.jsonl
-line. `SANDBOX_SETS` names the six sandbox sets (see `evaluate.run.sets`).
+line. `SANDBOX_SETS` names the six sandbox sets (see `evaluate.eval.sets`).
 """
 
 from __future__ import annotations

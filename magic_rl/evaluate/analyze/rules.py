@@ -39,9 +39,9 @@ from functools import lru_cache
 from typing import Any
 
 from magic_rl.data.seeds import sandbox_seeds
-from magic_rl.evaluate.strategy.cues import CUES
-from magic_rl.evaluate.strategy.diversity import tokenize
-from magic_rl.evaluate.strategy.taxonomy import NONE, classes_of, code_of, is_hybrid
+from magic_rl.evaluate.analyze.cues import CUES
+from magic_rl.evaluate.analyze.diversity import tokenize
+from magic_rl.evaluate.analyze.taxonomy import NONE, classes_of, code_of, is_hybrid
 from magic_rl.strategies import build_pool
 from magic_rl.strategies.mutations import SIGNATURES, STRATEGIES
 

@@ -9,16 +9,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from magic_rl.config import RunConfig
-from magic_rl.evaluate.run.items import SANDBOX, EvalSet, Log
-from magic_rl.evaluate.run.layout import claim_out_dir, new_eval_dir
-from magic_rl.evaluate.run.models import (
+from magic_rl.evaluate.eval.items import SANDBOX, EvalSet, Log
+from magic_rl.evaluate.eval.layout import claim_out_dir, new_eval_dir
+from magic_rl.evaluate.eval.model_args import (
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
 )
-from magic_rl.evaluate.run.outputs import provenance, rich_table, show, write_results
-from magic_rl.evaluate.run.protocol import ModelEval, evaluate_models
-from magic_rl.evaluate.run.sets import load_sets
+from magic_rl.evaluate.eval.outputs import provenance, rich_table, show, write_results
+from magic_rl.evaluate.eval.protocol import ModelEval, evaluate_models
+from magic_rl.evaluate.eval.sets import load_sets
 from magic_rl.judge import make_judge
 from magic_rl.records import Role
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from magic_rl.config import RunConfig
 from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
-from magic_rl.evaluate.run.items import Log
+from magic_rl.evaluate.eval.items import Log
 from magic_rl.policy import HFPolicy, resolve_device
 from magic_rl.records import Role
 

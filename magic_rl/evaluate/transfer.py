@@ -38,8 +38,7 @@ from magic_rl.config import RunConfig
 from magic_rl.content import fill_request
 from magic_rl.data.benchmarks import file_sha256
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
-from magic_rl.evaluate.metrics import MetricResult, asr
-from magic_rl.evaluate.run import (
+from magic_rl.evaluate.eval import (
     EvalSet,
     Log,
     greedy_replies,
@@ -52,6 +51,7 @@ from magic_rl.evaluate.run import (
     run_checkpoints,
     verdict_dict,
 )
+from magic_rl.evaluate.metrics import MetricResult, asr
 from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
 from magic_rl.prompts import attacker_messages, load_templates, parse_attack

@@ -15,9 +15,9 @@ from typing import Any
 
 from magic_rl.config import RunConfig
 from magic_rl.data.benchmarks import EvalItem
+from magic_rl.evaluate.eval.items import SANDBOX, EvalSet, ItemResult, Log
+from magic_rl.evaluate.eval.model_args import load_policy
 from magic_rl.evaluate.metrics import MetricResult, summarize_items
-from magic_rl.evaluate.run.items import SANDBOX, EvalSet, ItemResult, Log
-from magic_rl.evaluate.run.models import load_policy
 from magic_rl.game import DEFENDER_COT_INSTRUCTION
 from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.judge.score import score_exchanges

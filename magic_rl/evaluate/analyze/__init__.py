@@ -21,31 +21,31 @@ embedding diversity) is this project's addition; the "embedding" is a hashed cha
 TF-IDF vector, not a neural embedding, so it runs anywhere with numpy.
 
 Run: `magic analyze runs/sandbox` (writes runs/sandbox/analysis/strategy.json);
-`python -c "from magic_rl.evaluate.strategy import pool_accuracy; print(pool_accuracy())"`.
+`python -c "from magic_rl.evaluate.analyze import pool_accuracy; print(pool_accuracy())"`.
 """
 
-from magic_rl.evaluate.strategy.cues import CUES, Cue
-from magic_rl.evaluate.strategy.diversity import (
+from magic_rl.evaluate.analyze.cues import CUES, Cue
+from magic_rl.evaluate.analyze.diversity import (
     char_ngram_tfidf,
     embedding_diversity,
     self_bleu,
     tokenize,
 )
-from magic_rl.evaluate.strategy.llm import (
+from magic_rl.evaluate.analyze.llm import (
     PROMPT_PATH,
     LLMTagger,
     classification_messages,
     load_classification_prompt,
     parse_classification,
 )
-from magic_rl.evaluate.strategy.replay import (
+from magic_rl.evaluate.analyze.replay import (
     analyze_replay,
     read_replay,
     stage_edges,
     stage_stats,
     write_analysis,
 )
-from magic_rl.evaluate.strategy.rules import (
+from magic_rl.evaluate.analyze.rules import (
     EXPECTED_CLASSES,
     Tagger,
     pool_accuracy,
@@ -54,7 +54,7 @@ from magic_rl.evaluate.strategy.rules import (
     tag_taxonomy,
     taxonomy_scores,
 )
-from magic_rl.evaluate.strategy.taxonomy import (
+from magic_rl.evaluate.analyze.taxonomy import (
     FAMILIES,
     NONE,
     TAXONOMY,

@@ -26,15 +26,17 @@ merges a run's evaluations (the newest result per model and metric), `magic expo
 In each directory: results.json
 `{"models": {label: {"path", "metrics": {key: MetricResult}, "judge_unknown": {set: counts}}},
 "provenance": {...}}` (one label per evaluated defender; `judge_unknown` counts per set the items
-whose verdict was unknown, by reason, and the provenance states the policy applied), items.jsonl (one line per model x item: prompt, reply, verdict, outcome),
-results.md (markdown table with CIs). `evaluate_run` (used by `make demo`) puts the first and last
-defender checkpoints of a run side by side. The embedded sandbox judge scoring a set outside the
-sandbox gets one loud warning (on the console and in the provenance's `warnings`).
+whose verdict was unknown, by reason, and the provenance states the policy applied), items.jsonl
+(one line per model x item: prompt, reply, verdict, outcome), results.md (markdown table with CIs).
+`evaluate_run` (used by `make demo`) puts the first and last defender checkpoints of a run side by
+side. The embedded sandbox judge scoring a set outside the sandbox gets one loud warning (on the
+console, in results.md and in the provenance's `warnings`).
 
-The package: `items` (EvalSet, ItemResult, set names), `models` (run dirs, checkpoints, defender and
-judge loading), `sets` (benchmarks and the sandbox sets), `protocol` (greedy replies, judging,
-metrics), `outputs` (provenance, results files, tables), `layout` (where evaluations are written and found),
-`entry` (`evaluate`, `evaluate_run`).
+The package: `items` (EvalSet, ItemResult, set names), `model_args` (run dirs, checkpoints,
+defender and judge loading), `sets` (benchmarks and the sandbox sets), `protocol` (greedy replies,
+judging, metrics), `outputs` (provenance, results files, tables), `layout` (where evaluations are
+written and found), `headline` (the two-sided before/after verdict), `entry` (`evaluate`,
+`evaluate_run`).
 
 Departures: the paper reports point estimates only; CIs are this project's addition. "At most 512
 tokens of the reply" is applied as 512 whitespace words (no judge tokenizer is assumed). The
@@ -47,8 +49,8 @@ Run:
         --benchmarks harmbench,wildjailbreak_harmful,wildjailbreak_benign,xstest
 """
 
-from magic_rl.evaluate.run.entry import evaluate, evaluate_run, judge_scope_warning, model_labels
-from magic_rl.evaluate.run.items import (
+from magic_rl.evaluate.eval.entry import evaluate, evaluate_run, judge_scope_warning, model_labels
+from magic_rl.evaluate.eval.items import (
     REPO,
     REWRITES_PER_SEED,
     SANDBOX,
@@ -59,20 +61,20 @@ from magic_rl.evaluate.run.items import (
     Log,
     verdict_dict,
 )
-from magic_rl.evaluate.run.layout import (
+from magic_rl.evaluate.eval.layout import (
     claim_out_dir,
     find_evaluations,
     new_eval_dir,
     sets_slug,
 )
-from magic_rl.evaluate.run.models import (
+from magic_rl.evaluate.eval.model_args import (
     is_run_dir,
     load_policy,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
 )
-from magic_rl.evaluate.run.outputs import (
+from magic_rl.evaluate.eval.outputs import (
     git_commit,
     markdown_table,
     provenance,
@@ -81,7 +83,7 @@ from magic_rl.evaluate.run.outputs import (
     table_rows,
     write_results,
 )
-from magic_rl.evaluate.run.protocol import (
+from magic_rl.evaluate.eval.protocol import (
     ModelEval,
     defender_system,
     evaluate_models,
@@ -91,7 +93,7 @@ from magic_rl.evaluate.run.protocol import (
     progress_bar,
     summarize,
 )
-from magic_rl.evaluate.run.sets import (
+from magic_rl.evaluate.eval.sets import (
     load_sets,
     pick_rewrites,
     sandbox_items,

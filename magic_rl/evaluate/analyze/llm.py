@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from magic_rl.evaluate.strategy.taxonomy import TAXONOMY, UNKNOWN, code_of
+from magic_rl.evaluate.analyze.taxonomy import TAXONOMY, UNKNOWN, code_of
 
 PROMPT_PATH = (
     Path(__file__).resolve().parents[2] / "assets" / "report" / "classification_prompt.txt"

@@ -1,0 +1,166 @@
+"""What the ablation compares: its variants (each one config away from the preset), the metric
+columns of its table, the aggregation over training seeds (mean and Student-t 95% interval) and the
+paired differences against Defender-only. Pure data and arithmetic: `ablation.py` runs the design,
+`render.py` writes it out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from magic_rl.evaluate.metrics import mean_ci
+
+UNTRAINED = "base"
+
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    UNTRAINED: (),
+    "no_game": ("game.attacker=none", "schedule.train_roles=defender"),
+    "defender_only": ("schedule.train_roles=defender",),
+    "static": (
+        "game.attacker=static",
+        "game.static_attacks=sandbox",
+        "schedule.train_roles=defender",
+    ),
+    "magic": (),
+    "magic_eq": (),
+    # beyond latest-only play (docs/deviations.md "Beyond latest-only play"); run with
+    # `crossplay.probe=N` to get the forgetting column
+    "league": ("league.enabled=true",),
+    "hard_replay": ("replay.share=0.25",),
+}
+
+
+# Variants that train for this many times the experiment's steps (equal defender updates).
+STEPS_FACTOR = {"magic_eq": 2}
+
+
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+
+
+FAITHFUL_WINDOW = 15
+
+
+# Keys the experiment sets itself; an override of one would break the seed/variant layout.
+RESERVED = ("seed", "name", "output_dir", "train.steps")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One column: its key in ablation.json, the eval metric it reads, its table header."""
+
+    key: str
+    eval_key: str
+    header: str
+    short: str  # for the terminal table
+    source: str = "eval"  # "eval": results.json; "train": the run's metrics.jsonl
+
+
+# All are rates in [0, 1]: intervals are clipped to that range.
+METRICS: tuple[Metric, ...] = (
+    Metric(
+        "held_out_asr",
+        "sandbox/held_out_strategies/asr",
+        "held-out strategy ASR ↓",
+        "held-out ASR↓",
+    ),
+    Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
+    Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓", "vanilla ASR↓"),
+    Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
+    Metric("benign_compliance", "sandbox/benign/compliance", "benign compliance ↑", "benign↑"),
+    Metric(
+        "adversarial_benign_compliance",
+        "sandbox/adversarial_benign/compliance",
+        "adversarial-benign compliance ↑",
+        "adv. benign↑",
+    ),
+    Metric(
+        "contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑", "contrast↑"
+    ),
+    Metric(
+        "attacker_faithful",
+        "attacker/faithful_rate",
+        f"attacker faithful (last {FAITHFUL_WINDOW} steps)",
+        "faithful",
+        source="train",
+    ),
+)
+
+
+EVAL_METRICS = tuple(m for m in METRICS if m.source == "eval")
+
+
+# Read from the run directory, not the evaluation: present when the runs played live cross-play.
+RUN_METRICS: tuple[Metric, ...] = (
+    Metric("forgetting", "crossplay/forgetting", "forgetting (cross-play) ↓", "forget↓"),
+)
+
+
+def columns(table: dict[str, dict[str, dict]]) -> tuple[Metric, ...]:
+    """The evaluation metrics, then the run metrics some variant has a value of."""
+    extra = tuple(m for m in RUN_METRICS if any(m.key in row for row in table.values()))
+    return METRICS + extra
+
+
+def _number(x: float | None, lo: float = -math.inf, hi: float = math.inf) -> float | None:
+    return None if x is None or math.isnan(x) else min(max(x, lo), hi)
+
+
+def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict]]:
+    """{variant: [one {eval metric key: value} per run]} -> {variant: {metric key: {mean, lo, hi,
+    n, sd, values}}}: mean and Student-t 95% interval over runs, clipped to [0, 1] (every metric
+    is a rate); null when undefined (lo/hi when n < 2)."""
+    table: dict[str, dict[str, dict]] = {}
+    present = [m for m in RUN_METRICS if any(m.eval_key in r for rs in values.values() for r in rs)]
+    for variant, runs in values.items():
+        row = {}
+        for m in (*METRICS, *present):
+            xs = [r.get(m.eval_key, math.nan) for r in runs]
+            ci = mean_ci(xs)
+            row[m.key] = {
+                "mean": _number(ci.mean),
+                "lo": _number(ci.lo, 0.0, 1.0),
+                "hi": _number(ci.hi, 0.0, 1.0),
+                "n": ci.n,
+                "sd": _number(ci.sd),
+                "values": [_number(x) for x in xs],
+            }
+        table[variant] = row
+    return table
+
+
+PAIRED_REFERENCE = "defender_only"
+
+
+PAIRED_KEYS = ("held_out_asr", "benign_compliance", "adversarial_benign_compliance")
+
+
+def paired(
+    table: dict[str, dict[str, dict]], reference: str = PAIRED_REFERENCE
+) -> dict[str, dict[str, dict]]:
+    """{variant: {metric key: {mean, lo, hi, n}}}: each trained variant minus `reference`, run by
+    run with the same training seed (the runs of a variant are in seed order), mean and Student-t
+    95% interval of the differences (not clipped). Pairing removes what a seed does to every
+    variant alike (its seed draws, its world), so it separates variants that overlapping
+    per-variant intervals cannot. Empty without the reference."""
+    if reference not in table:
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for variant, row in table.items():
+        if variant in (reference, UNTRAINED):
+            continue
+        cells = {}
+        for key in PAIRED_KEYS:
+            mine, ref = row[key]["values"], table[reference][key]["values"]
+            diffs = [
+                a - b for a, b in zip(mine, ref, strict=False) if a is not None and b is not None
+            ]
+            ci = mean_ci(diffs)
+            cells[key] = {
+                "mean": _number(ci.mean),
+                "lo": _number(ci.lo),
+                "hi": _number(ci.hi),
+                "n": ci.n,
+            }
+        out[variant] = cells
+    return out
