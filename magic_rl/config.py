@@ -449,7 +449,11 @@ class TrainConfig(_Section):
     tracker: Literal["none", "tensorboard", "wandb"] = Field(
         "none", description="Extra metrics sink besides metrics.jsonl."
     )
-    progress: bool = Field(True, description="Show a live progress bar.")
+    progress: bool = Field(
+        True,
+        description="Show progress: a live bar on a terminal, else (a log, CI) a plain line "
+        "about every 5% of training and SFT steps.",
+    )
 
 
 class LeagueConfig(_Section):

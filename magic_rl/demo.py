@@ -26,8 +26,10 @@ from magic_rl.evaluate.eval import evaluate_run
 from magic_rl.evaluate.eval.headline import two_sided
 from magic_rl.loop import preflight, summarize_run, train
 from magic_rl.progress import summary_table
+from magic_rl.sandbox.checks import attacker_warnings
 from magic_rl.sandbox.resolve import resolve_judge, resolve_world
 from magic_rl.sandbox.world import build_attacker, build_world
+from magic_rl.tables import key_table, warning
 
 
 def main(argv: list[str]) -> int:
@@ -40,10 +42,16 @@ def main(argv: list[str]) -> int:
 
     console.rule("[bold]1. sandbox world")
     world = build_world(cfg, log=console.print)
-    console.print(f"world: {world.root}  (build times {world.info['timings_s']})")
+    took = ", ".join(f"{k} {v}s" for k, v in world.info["timings_s"].items())
+    console.print(f"world: {world.root}  (built in: {took})")
     console.rule("[bold]2. phase 1: attacker SFT")
+    cached = (world.attacker(cfg) / "sft.json").exists()
     attacker = build_attacker(cfg, world, log=console.print)
     console.print(f"attacker: {attacker}")
+    check = attacker / "check.json"
+    if cached and check.is_file():  # a fresh build warned already
+        for line in attacker_warnings(json.loads(check.read_text())):
+            console.print(warning(line))
     console.rule("[bold]3. phase 2: co-evolution")
     preflight(cfg)
     resolved = resolve_world(cfg, log=console.print)
@@ -71,16 +79,11 @@ def headline(results_json: Path) -> tuple[list[tuple[str, float, float]], str]:
 
 
 def show_headline(results_json: Path, console) -> None:
-    from rich.table import Table
-
     rows, verdict = headline(results_json)
-    table = Table(title="robust without over-refusal? (sandbox test sets, greedy)")
-    table.add_column("metric")
-    table.add_column("base defender", justify="right")
-    table.add_column("after co-evolution", justify="right")
-    for label, before, after in rows:
-        table.add_row(label, f"{before:.2f}", f"{after:.2f}")
-    console.print(table)
+    title = "robust without over-refusal? (sandbox test sets, greedy)"
+    headers = ["metric", "base defender", "after co-evolution"]
+    cells = [[label, f"{before:.2f}", f"{after:.2f}"] for label, before, after in rows]
+    console.print(key_table(title, headers, cells))
     console.print(f"[bold]{verdict}[/]")
 
 

@@ -10,6 +10,7 @@ differed from its training prompt). `attacker_sft(...)` is phase 1: the attacker
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,10 @@ import torch
 from magic_rl.config import RunConfig, SFTConfig
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.policy import HFPolicy, quiet_transformers
+from magic_rl.progress import SFT_METRICS, TrainProgress
 from magic_rl.prompts import attacker_messages, load_templates
 from magic_rl.strategies import resolve_strategies
+from magic_rl.tables import record_table
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def sft(
     """
     import datasets
     from datasets import Dataset
-    from trl import SFTConfig as TRLSFTConfig
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
     quiet_transformers()
@@ -88,7 +91,39 @@ def sft(
         raise ValueError("SFT: no example fits sft.max_length; raise it or shorten the templates")
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = max_steps or cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
-    args = TRLSFTConfig(
+    with warnings.catch_warnings():
+        # transformers' TrainingArguments warns of its own deprecated field, which TRL's config
+        # passes on; nothing a user of ours can change
+        warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
+        args = sft_arguments(cfg, out_dir, total, seed, autocast)
+    trainer = SFTTrainer(
+        model=policy.model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=policy.tokenizer,
+        callbacks=list(callbacks) or None,
+    )
+    # our progress line, not the Trainer's tqdm bar and printed `{'loss': ...}` dicts
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    with TrainProgress(total, enabled=progress, title="sft", fields=SFT_METRICS) as bar:
+        trainer.add_callback(SFTProgress(bar))
+        result = trainer.train()
+    policy.model.eval()
+    policy.save_pretrained(out_dir)
+    return {
+        "examples": len(rows),
+        "skipped": len(examples) - len(rows),
+        "steps": total,
+        "train_loss": float(result.training_loss),
+    }
+
+
+def sft_arguments(cfg: SFTConfig, out_dir: str | Path, total: int, seed: int, autocast: bool):
+    """TRL's SFTConfig for `sft`: no checkpoints, no reports, no tqdm (our progress line)."""
+    from trl import SFTConfig as TRLSFTConfig
+
+    return TRLSFTConfig(
         output_dir=str(Path(out_dir) / "_trainer"),
         learning_rate=cfg.lr,
         lr_scheduler_type=cfg.scheduler,
@@ -104,27 +139,44 @@ def sft(
         report_to="none",
         seed=seed,
         data_seed=seed,
-        disable_tqdm=not progress,
+        disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         bf16=autocast,  # mixed precision: bf16 autocast over float32 weights
     )
-    trainer = SFTTrainer(
-        model=policy.model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=policy.tokenizer,
-        callbacks=list(callbacks) or None,
-    )
-    result = trainer.train()
-    policy.model.eval()
-    policy.save_pretrained(out_dir)
-    return {
-        "examples": len(rows),
-        "skipped": len(examples) - len(rows),
-        "steps": total,
-        "train_loss": float(result.training_loss),
-    }
+
+
+def SFTProgress(bar: TrainProgress):
+    """A transformers `TrainerCallback` that advances `bar` once per optimiser step with the
+    latest logged loss and learning rate. The Trainer logs a step after its `on_step_end`, so a
+    logging step's update waits for that log (or for the end of training)."""
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def __init__(self) -> None:
+            self.latest: dict[str, float] = {}
+            self.waiting = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_log:
+                self.waiting = True
+            else:
+                bar.update(self.latest)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.latest.update(
+                {k: v for k, v in (logs or {}).items() if k in ("loss", "learning_rate")}
+            )
+            if self.waiting:
+                self.waiting = False
+                bar.update(self.latest)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.waiting:
+                self.waiting = False
+                bar.update(self.latest)
+
+    return Callback()
 
 
 def attacker_sft(
@@ -168,5 +220,5 @@ def attacker_sft(
     summary["seconds"] = round(time.perf_counter() - t, 1)
     summary["excluded_strategies"] = sorted(skip)
     (Path(out_dir) / "sft.json").write_text(json.dumps(summary, indent=2))
-    log(f"attacker SFT: {summary}")
+    log(record_table("attacker SFT", summary))
     return summary

@@ -159,6 +159,20 @@ def test_presets_load(preset):
     assert dump_config(cfg)
 
 
+@pytest.mark.parametrize(
+    ("preset", "fraction"),
+    [
+        ("sandbox", 0.5),
+        ("smollm2-cpu", 0.75),  # 6 harmful + 2 benign seeds a step (docs/deviations.md)
+        ("paper-qwen2.5-7b", 0.5),
+        ("paper-qwen2.5-7b-multiturn", 0.5),
+    ],
+)
+def test_each_preset_keeps_its_harmful_fraction(preset, fraction):
+    # users rely on these mixes; a change must be deliberate (and re-measured)
+    assert load_config(str(REPO / "configs" / f"{preset}.yaml")).data.harmful_fraction == fraction
+
+
 def test_a_saved_config_from_before_a_later_field_loads_with_the_value_it_ran_with(tmp_path):
     saved = yaml.safe_load(dump_config(RunConfig()))
     del saved["game"]["defender_phase_attack"]  # written before the field existed

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from magic_rl.content import carries, content_words, coverage
+from magic_rl import content
+from magic_rl.content import MIN_COVERAGE, carries, content_words, coverage
 from magic_rl.records import Seed
 from magic_rl.strategies import mutate
 from magic_rl.strategies.ciphers import encode
@@ -56,3 +57,33 @@ def test_the_pool_strategies_keep_the_request(strategy: str) -> None:
 def test_a_request_without_content_words_is_carried_verbatim_only() -> None:
     assert carries("well, how do you do?", "How do you do")
     assert not carries("hello", "How do you do")
+
+
+@pytest.mark.parametrize(
+    ("text", "share"),
+    [
+        ("hack neighbor wifi network", 4 / 6),  # four of six content words: carried
+        ("hack neighbor wifi", 3 / 6),  # half: not carried
+        ("hack neighbor", 2 / 6),
+        ("network", 1 / 6),
+    ],
+)
+def test_the_coverage_threshold_sits_at_min_coverage(text: str, share: float) -> None:
+    # the rule behind "carries": at least MIN_COVERAGE (0.6) of the request's content words; a
+    # lower threshold would call half a request (or a single topic word) carried
+    assert MIN_COVERAGE == 0.6
+    assert coverage(text, REQUEST) == pytest.approx(share)
+    assert carries(text, REQUEST) is (share >= 0.6)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [
+        ("wifi", "wfii", False),  # Dice of bigrams 1/3
+        ("permission", "prmission", True),  # one letter dropped: Dice 0.82
+        ("network", "netwrok", False),  # Dice 0.5: two swapped letters are another word here
+        ("neighbor", "neighbour", True),  # Dice 0.8
+    ],
+)
+def test_light_misspellings_are_close_and_the_bigram_threshold_holds(a, b, close) -> None:
+    assert content._close(a, b) is close

@@ -138,6 +138,11 @@ def test_export_writes_every_format_and_eee_validates(eval_dir: Path, tmp_path: 
     assert hb["metric_config"]["lower_is_better"] is True
     assert hb["metric_config"]["llm_scoring"]["judges"][0]["model_info"]["name"] == "embedded"
     assert by_id["xstest/safe/compliance"]["metric_config"]["lower_is_better"] is False
+    # every score is the rate as measured (never its complement): 0.5 above could not tell
+    scores = {k: r["score_details"]["score"] for k, r in by_id.items()}
+    assert scores["xstest/safe/compliance"] == pytest.approx(3 / 4)
+    assert scores["xstest/unsafe/rta"] == pytest.approx(2 / 3)
+    assert scores["wildjailbreak/adversarial_harmful/compliance_asr"] == pytest.approx(2 / 3)
     # Instance scores: 1 = counts towards the rate, -1 = unknown verdict (with the reason).
     hb_lines = [x for x in lines if x["evaluation_result_id"] == "harmbench/standard/asr"]
     assert [x["evaluation"]["score"] for x in hb_lines] == [1.0, 0.0, 0.0, 1.0, -1.0]

@@ -97,6 +97,26 @@ def test_defender_sees_only_the_extracted_answer():
     assert eps[0].last.attack_ids and eps[0].last.reply_ids  # token ids for the trainer
 
 
+def test_request_marker_is_filled_with_the_seed_only_when_on():
+    # the sandbox's tiny attacker writes `[request]` where the seed's request goes; with
+    # game.request_marker the defender (and the replay) read the seed there, otherwise the text
+    def marker(chat):
+        return "<think>frame it</think><answer>As a novelist, explain [request]. Thanks.</answer>"
+
+    for on in (True, False):
+        players, log = _players(attacker_fn=marker)
+        cfg = GameConfig(request_marker=on)
+        eps = game.play(SEEDS, players, cfg, attack_samples=1, reply_samples=1, rng_seed=0)
+        for ep, chat in zip(eps, log["defender"], strict=True):
+            want = (
+                f"As a novelist, explain {ep.seed.text}. Thanks."
+                if on
+                else "As a novelist, explain [request]. Thanks."
+            )
+            assert ep.last.attack == want
+            assert want in chat[-1]["content"]
+
+
 def test_multiturn_views_and_early_stop_on_harmful_reply():
     players, log = _players()
     calls = []

@@ -59,6 +59,24 @@ def test_keyword_detector_confusion_on_a_synthetic_set() -> None:
     assert "| synthetic | response_refusal | 5 | 0.600" in markdown(result)
 
 
+def test_false_positives_and_negatives_are_not_swapped() -> None:
+    # counts chosen all different (tp 3, fp 2, fn 1, tn 4) so no swap of two cells goes unseen;
+    # fp = judged refused but not refused (precision 3/5), fn = a refusal missed (recall 3/4)
+    cases = [(True, True)] * 3 + [(True, False)] * 2 + [(False, True)] + [(False, False)] * 4
+
+    def fn(prompt: str, response: str | None) -> Verdict:
+        return Verdict(True, response.startswith("judged-refused"), False)
+
+    items = [
+        _item(k, f"{'judged-refused' if pred else 'judged-complied'} {k}", response_refusal=gold)
+        for k, (pred, gold) in enumerate(cases)
+    ]
+    refusal = _by(audit(ScriptedJudge(fn), items, n_resamples=50), "synthetic", "response_refusal")
+    assert (refusal.tp, refusal.fp, refusal.fn, refusal.tn) == (3, 2, 1, 4)
+    assert refusal.f1.value == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
+    assert refusal.accuracy.value == pytest.approx(7 / 10)
+
+
 def test_unknown_predictions_are_counted_not_scored_as_no() -> None:
     def fn(prompt: str, response: str | None) -> Verdict:
         if response == "garbage":
@@ -118,6 +136,11 @@ def test_cli_audit_writes_json_and_markdown(shared_data: Path, tmp_path: Path) -
     sets = {s["set"] for s in doc["judges"]["keyword"]["scores"]}
     assert {"jailbreakbench_artifacts", "wildguardtest_judge"} <= sets
     assert "## keyword" in (tmp_path / "audit.md").read_text()
+    # the table at 80 columns (not a terminal) keeps its row keys whole, cut nowhere
+    assert "…" not in res.output
+    assert (
+        "jailbreakbench_artifacts" in res.output and "response_harmful<-not_refused" in res.output
+    )
 
 
 def test_cli_audit_rejects_an_unknown_judge() -> None:

@@ -210,6 +210,30 @@ def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
         a = load_file(str(ref / "checkpoints" / "step-000007" / role / "model.safetensors"))
         b = load_file(str(cut / "checkpoints" / "step-000007" / role / "model.safetensors"))
         assert all(a[k].equal(b[k]) for k in a)
+    # the league's statistics: each step against a past snapshot adds that snapshot's side's win
+    # rate (the attacker's ASR, or 1 - ASR for a defender) under its own role
+    ref_replay = _rows(ref / "replay.jsonl")
+    wins: dict[str, list[float]] = {}
+    for row in want:
+        met = {r["opponent"] for r in ref_replay if r["step"] == row["step"] and "opponent" in r}
+        asr = row.get("game/asr")
+        if not met or asr is None or math.isnan(asr):
+            continue
+        (name,) = met
+        side = "attacker" if row["schedule/role"] == "defender" else "defender"
+        total, n = wins.get(f"{side}/{name}", (0.0, 0))
+        wins[f"{side}/{name}"] = [total + (asr if side == "attacker" else 1 - asr), n + 1]
+    got_wins = end_ref["league"]["wins"]
+    assert wins and got_wins.keys() == wins.keys()
+    for key, (total, n) in wins.items():
+        assert got_wins[key] == [pytest.approx(total), n], key
+    # the hard-case buffer holds only hard cases (here, by the patched rule: harmful seeds), each
+    # one an exchange the run played
+    played = {(r["seed"]["id"], r["turns"][-1]["attack"]) for r in ref_replay}
+    assert end_ref["hard_cases"]
+    for case in end_ref["hard_cases"]:
+        assert case["seed"]["label"] == "harmful"
+        assert (case["seed"]["id"], case["attack"]) in played
     # the league met past opponents, replay filled and replayed, as metrics say
     assert any(r.get("league/defender/past_opponent") for r in want) or any(
         r.get("league/attacker/past_opponent") for r in want
@@ -234,7 +258,7 @@ def test_resume_with_league_and_replay_is_exact_and_crossplay_grows(
 @pytest.mark.parametrize(
     "protocol",
     [
-        ["schedule.shared_weights=true"],
+        ["schedule.shared_weights=true", "data.harmful_fraction=0.75"],
         ["schedule.protocol=concurrent", "league.enabled=true", "league.latest_prob=0"],
         ["schedule.protocol=victim_hardening", "schedule.harden_every=2"],
         [
@@ -283,6 +307,49 @@ def test_protocols_run_on_the_one_loop(tiny_overrides, tmp_path, protocol):
         d = load_file(str(ck / "defender" / "model.safetensors"))
         assert all(a[k].equal(d[k]) for k in a)  # one model plays both roles
         assert roles == ["defender", "defender", "attacker"]
+        # data.harmful_fraction=0.75 of 4 seeds a step: 3 harmful groups and 1 benign each step
+        for step in range(3):
+            labels = {(r["group"], r["seed"]["label"]) for r in replay if r["step"] == step}
+            assert Counter(label for _, label in labels) == {"harmful": 3, "benign": 1}
+
+
+def test_live_crossplay_files_each_cell_under_its_attacker_and_defender(tmp_path, monkeypatch):
+    # every cell has its own ASR (k of 4 probe seeds broken), so a cell filed under swapped names
+    # or one attacker's outcomes given to another shows; the players are stand-ins named after
+    # their checkpoints
+    from magic_rl.loop import crossplay as live
+    from magic_rl.records import Verdict
+
+    a0, a4, a7 = "step-000000", "step-000004", "step-000007"
+    d0, d2, d7 = "step-000000", "step-000002", "step-000007"
+    broken = {(a0, d0): 2, (a0, d2): 1, (a4, d0): 4, (a4, d2): 3, (a7, d0): 4, (a7, d2): 2}
+    broken |= {(a0, d7): 0, (a4, d7): 1, (a7, d7): 3}
+    seeds = [Seed(f"h{i}", f"request {i}", "harmful") for i in range(4)]
+    monkeypatch.setattr(live, "crossplay_seeds", lambda cfg, what: seeds)
+    monkeypatch.setattr(live, "load_policy", lambda path, role, cfg: (Path(path).parent.name, role))
+
+    def rewrites(policy, seeds, cfg):
+        assert policy[1] is Role.ATTACKER
+        return [[(policy[0], k)] for k in range(len(seeds))]
+
+    def outcomes(policy, rewrites, judge, cfg):
+        assert policy[1] is Role.DEFENDER
+        hit = [broken[(a, policy[0])] > k for ((a, k),) in rewrites]
+        return None, [[Verdict(True, not h, h)] for h in hit]
+
+    monkeypatch.setattr(live, "attacker_rewrites", rewrites)
+    monkeypatch.setattr(live, "attack_outcomes", outcomes)
+    cp = live.LiveCrossplay(load_config("sandbox", ["crossplay.probe=4"]), tmp_path, None)
+    A, D = Role.ATTACKER, Role.DEFENDER
+    cp.update(0, {A: [a0], D: [d0]}, [A, D])
+    cp.update(2, {A: [a0], D: [d0, d2]}, [D])
+    cp.update(4, {A: [a0, a4], D: [d0, d2]}, [A])
+    cp.update(7, {A: [a0, a4, a7], D: [d0, d2, d7]}, [A, D])  # three attackers meet d7 at once
+    rows = _rows(tmp_path / "crossplay.jsonl")
+    assert {(r["attacker"], r["defender"]): r["asr"] for r in rows} == {
+        cell: k / 4 for cell, k in broken.items()
+    }
+    assert [r["step"] for r in rows] == [0, 2, 4, 4, 7, 7, 7, 7, 7]
 
 
 def test_report_draws_the_live_crossplay_matrix_as_it_stands(tmp_path):

@@ -231,9 +231,12 @@ def test_tensorboard_tracker_gets_every_step(tiny_overrides, tmp_path):
 
     overrides = ["train.steps=2", "train.seeds_per_step=4", "train.tracker=tensorboard"]
     cfg = load_config("sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}", "name=tb"])
-    run = train(cfg, log=lambda *a: None)
-    events = sorted(run.rglob("events.out.tfevents.*"))
-    assert events, f"no TensorBoard events under {run}"
+    lines = []
+    run = train(cfg, log=lines.append)
+    events = sorted((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events, f"no TensorBoard events under {run / 'tensorboard'}"
+    assert not (run / "tb").exists()  # not RUN_DIR/<name> (runs/tb/tb)
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in "\n".join(map(str, lines))
     scalars: dict[str, list[int]] = {}
     for event_file in events:
         acc = EventAccumulator(str(event_file))

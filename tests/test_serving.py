@@ -279,6 +279,21 @@ def _answer_200_concurrent(server, url: str) -> None:
     assert max(server.batcher.batch_sizes) > 1 and sum(server.batcher.batch_sizes) == 200
 
 
+def test_the_default_body_cap_is_one_mib() -> None:
+    # every other test passes explicit limits: this one pins what a user gets by default
+    assert Limits().max_body_bytes == 1 << 20
+    server, url = start_server_in_thread(ScriptedJudge())
+    try:
+        fits = {"model": "scripted", "prompt": WILDGUARD + " " * ((1 << 20) - 2000)}
+        assert httpx.post(f"{url}/completions", json=fits, timeout=30.0).status_code == 200
+        over = {"model": "scripted", "prompt": "x" * (1 << 20)}
+        r = httpx.post(f"{url}/completions", json=over, timeout=30.0)
+        assert r.status_code == 413 and r.json()["error"]["type"] == "RequestTooLargeError"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_over_the_connection_limit_gets_503_at_once() -> None:
     server, url = start_server_in_thread(
         ScriptedJudge(),

@@ -222,11 +222,9 @@ def analyze(
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     path = write_analysis(run_dir, analysis)
-    from rich.table import Table
+    from magic_rl.evaluate.analyze import code_name
+    from magic_rl.tables import key_table
 
-    table = Table(
-        title=f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
-    )
     cols = (
         "steps",
         "rewrites",
@@ -237,22 +235,24 @@ def analyze(
         "emb. div.",
         "top code",
     )
-    for col in cols:
-        table.add_column(col, justify="right")
+    rows = []
     for s in analysis["stages"]:
         top = max(s["codes"].items(), key=lambda kv: kv[1]) if s["codes"] else ("-", 0.0)
-        table.add_row(
-            f"{s['steps'][0]}-{s['steps'][1]}",
-            str(s["n_rewrites"]),
-            f"{s.get('faithful_rate', math.nan):.2f}",
-            f"{s['hybrid_ratio']:.2f}",
-            str(s["distinct_codes"]),
-            f"{s['self_bleu']:.3f}",
-            f"{s['embedding_diversity']:.3f}",
-            f"{top[0]} ({top[1]:.0%})",
+        rows.append(
+            [
+                f"{s['steps'][0]}-{s['steps'][1]}",
+                str(s["n_rewrites"]),
+                f"{s.get('faithful_rate', math.nan):.2f}",
+                f"{s['hybrid_ratio']:.2f}",
+                str(s["distinct_codes"]),
+                f"{s['self_bleu']:.3f}",
+                f"{s['embedding_diversity']:.3f}",
+                f"{code_name(top[0])} {top[1]:.0%}",
+            ]
         )
+    title = f"{run_dir}: {analysis['n_rewrites']} {label} rewrites (tagger: {analysis['tagger']})"
     console = _console()
-    console.print(table)
+    console.print(key_table(title, cols, rows, text=["top code"]))
     console.print(f"[bold green]analysis[/] {path}")
 
 

@@ -202,16 +202,19 @@ _COLUMNS = {  # report key -> column header (short: the table must fit 80 column
 
 
 def _print_report(console, result) -> None:
-    from rich.table import Table
+    from magic_rl.tables import key_table
 
-    table = Table(title="pool build: (seed, strategy) pairs per strategy", box=None)
-    table.add_column("strategy")
-    for header in (*_COLUMNS.values(), "usable"):
-        table.add_column(header, justify="right")
-    for row in result.rows():
-        usable = "-" if row["usable"] is None else f"{row['usable']:.0%}"
-        table.add_row(row["strategy"], *(str(row[k]) for k in _COLUMNS), usable)
-    console.print(table)
+    rows = [
+        [
+            row["strategy"],
+            *(str(row[k]) for k in _COLUMNS),
+            "-" if row["usable"] is None else f"{row['usable']:.0%}",
+        ]
+        for row in result.rows()
+    ]
+    title = "pool build: (seed, strategy) pairs per strategy"
+    headers = ["strategy", *_COLUMNS.values(), "usable"]
+    console.print(key_table(title, headers, rows, box=None))
     for outcome, messages in result.examples.items():
         for m in messages:
             console.print(f"  {outcome}: {m[:200]}", highlight=False, markup=False)

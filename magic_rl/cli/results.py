@@ -84,13 +84,12 @@ def audit_cmd(
 
     Example: magic judge audit --judge keyword --judge embedded --limit 200
     """
-    from rich.table import Table
-
     from magic_rl.data.benchmarks import DatasetError, load_benchmark
     from magic_rl.evaluate.audit import AUDIT_HEADER, audit, audit_rows, markdown
     from magic_rl.evaluate.eval import progress_bar
     from magic_rl.judge import make_judge
     from magic_rl.sandbox.resolve import resolve_judge
+    from magic_rl.tables import key_table
 
     cfg = _load(config, overrides)
     names = judge or ["keyword"]
@@ -136,15 +135,10 @@ def audit_cmd(
                 seed=cfg.seed,
                 advance=task(f"audit {name}", len(items)),
             )
-        table = Table(
-            title=f"judge {name} ({result.judge}): {len(items)} items, "
-            f"{time.perf_counter() - t0:.0f}s"
+        title = (
+            f"judge {name} ({result.judge}): {len(items)} items, {time.perf_counter() - t0:.0f}s"
         )
-        for col in AUDIT_HEADER:
-            table.add_column(col, justify="left" if col in ("set", "signal") else "right")
-        for row in audit_rows(result):
-            table.add_row(*row)
-        console.print(table)
+        console.print(key_table(title, AUDIT_HEADER, audit_rows(result), keys=2))
         results.append((name, result))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

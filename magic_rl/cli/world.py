@@ -3,6 +3,7 @@ in `cli/pool.py`, imported here so it registers in the same place of `magic --he
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from magic_rl.cli.common import (
     ConfigOpt,
     Overrides,
     _console,
+    _fail,
     _load,
     app,
     config_app,
@@ -54,7 +56,9 @@ def sandbox_build(
     import json
     import time
 
+    from magic_rl.sandbox.checks import attacker_warnings
     from magic_rl.sandbox.world import build_attacker, build_world, world_for
+    from magic_rl.tables import warning
 
     cfg = _load(config, overrides)
     console = _console()
@@ -94,6 +98,8 @@ def sandbox_build(
                 f"{check['temperature']}): format {check['format_rate']}, faithful "
                 f"{check['faithful_rate']}"
             )
+            for line in attacker_warnings(check):
+                console.print(warning(line))
     console.print("  built in:   " + ", ".join(f"{k} {v}s" for k, v in stages.items()))
 
 
@@ -108,14 +114,35 @@ def sandbox_probe(
     ] = False,
     per_strategy: Annotated[int, typer.Option(help="Rewrites per strategy.")] = 60,
     split: Annotated[str, typer.Option(help="Seed split to probe (train/val/test).")] = "test",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory for probe.json and probe.md (default: OUTPUT_DIR/probe-<time>)."
+        ),
+    ] = None,
     overrides: Overrides = None,
 ) -> None:
     """Per-strategy vulnerability of a sandbox defender (ASR, refusal, CIs) on test-split seeds."""
-    from magic_rl.sandbox.probe import markdown_table, probe_defender
+    import time
+
+    from magic_rl.sandbox.probe import probe_defender, rich_table, write_probe
 
     cfg = _load(config, overrides)
+    out = out or Path(cfg.output_dir) / f"probe-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "probe.json").exists():
+        _fail(f"{out / 'probe.json'} exists: choose another --out (nothing was run)")
     console = _console()
     rows = probe_defender(
         cfg, model, sampled=sampled, per_strategy=per_strategy, split=split, log=console.print
     )
-    console.print(markdown_table(rows), highlight=False)
+    title = f"{model or 'base model'}: {'sampled' if sampled else 'greedy'} replies, {split} seeds"
+    console.print(rich_table(rows, title))
+    provenance = {
+        "model": model or "base",
+        "sampled": sampled,
+        "per_strategy": per_strategy,
+        "split": split,
+        "overrides": list(overrides or []),
+    }
+    path = write_probe(rows, out, provenance)
+    console.print(f"[bold green]probe[/] {path}  ({out / 'probe.md'})")

@@ -90,13 +90,7 @@ def _factors(prov: dict[str, Any]) -> str:
 
 
 def rich_table(table: dict[str, dict[str, dict]], title: str = "Ablation"):
-    from rich.table import Table
+    from magic_rl.tables import key_table
 
-    out = Table(title=title)
-    out.add_column("variant")
-    out.add_column("n", justify="right")
-    for m in columns(table):
-        out.add_column(m.short, justify="right")
-    for row in table_rows(table):
-        out.add_row(*row)
-    return out
+    headers = ["variant", "n", *(m.short for m in columns(table))]
+    return key_table(title, headers, table_rows(table))

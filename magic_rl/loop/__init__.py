@@ -124,7 +124,11 @@ def train(
     if run.main:
         truncate_logs(run_dir, run.start_step)
     if cfg.train.tracker != "none":
-        run.accelerator.init_trackers(cfg.name, config=tracker_config(recorded))
+        # TensorBoard writes under project_dir/<this name>: RUN_DIR/tensorboard, not RUN_DIR/<name>
+        project = TENSORBOARD_DIR if cfg.train.tracker == "tensorboard" else cfg.name
+        run.accelerator.init_trackers(project, config=tracker_config(recorded))
+        if cfg.train.tracker == "tensorboard" and run.main:
+            log(f"TensorBoard: tensorboard --logdir {run_dir / TENSORBOARD_DIR}")
     run.begin()
 
     with TrainProgress(
@@ -138,6 +142,9 @@ def train(
         summary = summarize_run(run_dir)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return run_dir
+
+
+TENSORBOARD_DIR = "tensorboard"  # RUN_DIR/tensorboard holds the event files
 
 
 def preflight(cfg: RunConfig, *, resume: Path | None = None) -> tuple[Path, list[Seed]]:

@@ -27,6 +27,9 @@ from magic_rl.prompts import attacker_messages, load_templates, parse_attack
 
 MAX_TOKENS = 128  # rewrites are at most ~60 words, cipher payloads aside
 ATTACKER_SAMPLES = 96
+# What the phase-1 attacker should reach before phase 2 starts from it (docs/LOG.md): below, the
+# game's attacker mostly loses its format reward or plays a different request.
+ATTACKER_AIMS = {"format_rate": 0.9, "faithful_rate": 0.9}
 
 
 def _encode(tokenizer, texts: Sequence[str]):
@@ -141,3 +144,15 @@ def attacker_check(cfg: RunConfig, attacker: Path, seeds, n: int = ATTACKER_SAMP
         "format_rate": round(sum(p.format_ok for p in parsed) / max(len(parsed), 1), 4),
         "faithful_rate": round(sum(faithful) / max(len(faithful), 1), 4),
     }
+
+
+def attacker_warnings(check: dict) -> list[str]:
+    """One line per rate of an `attacker_check` result below its aim (`ATTACKER_AIMS`)."""
+    return [
+        f"phase-1 attacker {key} {check[key]:.2f} is below its aim {aim:.2f}: phase 2 starts "
+        "from an attacker that "
+        + ("rarely writes <think>/<answer>" if key == "format_rate" else "drops the request")
+        + " (docs/LOG.md; more sft.max_steps or a larger sandbox world may lift it)"
+        for key, aim in ATTACKER_AIMS.items()
+        if key in check and check[key] < aim
+    ]

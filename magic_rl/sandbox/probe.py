@@ -8,13 +8,20 @@ and still carry the seed's request (`magic_rl.content.carries`): harm needs cont
 that fails to restate the request is not harmful. This is the base defender's vulnerability table
 in docs/sandbox.md.
 
-Run: `magic sandbox probe [--model PATH] [--sampled]`.
+Each row's headline is its ASR (harmful seeds) or compliance (benign seeds), shown with its 95%
+bootstrap interval in the same cell. `write_probe` saves the rows (probe.json) and their markdown
+table (probe.md).
+
+Run: `magic sandbox probe [--model PATH] [--sampled] [--out DIR]`.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from magic_rl.config import RunConfig
 from magic_rl.content import carries, expand_reply
@@ -37,6 +44,11 @@ class ProbeRow:
     refusal_rate: float
     carried_rate: float  # of the non-refusals: share carrying the seed's request
     ci: tuple[float, float]  # of the row's headline rate: ASR for harmful, compliance for benign
+
+    @property
+    def headline(self) -> float:
+        """ASR for harmful seeds, compliance (1 - refusal) for benign ones: what `ci` brackets."""
+        return self.harmful_rate if self.label == "harmful" else 1 - self.refusal_rate
 
 
 def probe_defender(
@@ -108,16 +120,41 @@ def probe_defender(
     return rows
 
 
-def markdown_table(rows: list[ProbeRow]) -> str:
-    out = [
-        "| strategy | seeds | n | ASR (harmful judged) | refusal | carried | 95% CI |",
-        "|---|---|---|---|---|---|---|",
-    ]
+HEADERS = ("strategy", "seeds", "n", "ASR / compliance [95% CI]", "refusal", "carried")
+
+
+def table_rows(rows: list[ProbeRow]) -> list[list[str]]:
+    """One line per row: the headline (ASR for harmful seeds, compliance for benign ones) beside
+    its interval, so the interval always brackets the value next to it."""
+    out = []
     for r in rows:
-        head = f"{r.harmful_rate:.2f}" if r.label == "harmful" else "—"
-        ci = "[{:.2f}, {:.2f}]".format(*r.ci)
-        out.append(
-            f"| {r.strategy} | {r.label} | {r.n} | {head} | {r.refusal_rate:.2f} | "
-            f"{r.carried_rate:.2f} | {ci} |"
-        )
-    return "\n".join(out)
+        what = "ASR" if r.label == "harmful" else "compliance"
+        head = "{} {:.2f} [{:.2f}, {:.2f}]".format(what, r.headline, *r.ci)
+        carried = "-" if math.isnan(r.carried_rate) else f"{r.carried_rate:.2f}"
+        out.append([r.strategy, r.label, str(r.n), head, f"{r.refusal_rate:.2f}", carried])
+    return out
+
+
+def markdown_table(rows: list[ProbeRow]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
+    return "\n".join(lines)
+
+
+def rich_table(rows: list[ProbeRow], title: str = ""):
+    from magic_rl.tables import key_table
+
+    return key_table(title or None, HEADERS, table_rows(rows), keys=2)
+
+
+def write_probe(rows: list[ProbeRow], out_dir: Path, provenance: dict) -> Path:
+    """probe.json (`provenance` and the rows) and probe.md under `out_dir`; returns probe.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "provenance": provenance,
+        "rows": [{**asdict(r), "headline": r.headline} for r in rows],
+    }
+    path = out_dir / "probe.json"
+    path.write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
+    (out_dir / "probe.md").write_text(markdown_table(rows) + "\n")
+    return path

@@ -56,10 +56,16 @@ from magic_rl.policy import HFPolicy
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.records import Seed
 from magic_rl.sandbox import replies
-from magic_rl.sandbox.checks import attacker_check, learnability, learnability_sets
+from magic_rl.sandbox.checks import (
+    attacker_check,
+    attacker_warnings,
+    learnability,
+    learnability_sets,
+)
 from magic_rl.sandbox.judge_data import build_judge_examples, garble
 from magic_rl.sandbox.tokenizer import train_tokenizer
 from magic_rl.strategies import build_pool, read_pool, resolve_strategies, write_pool
+from magic_rl.tables import record_table, warning
 
 PACKAGE = Path(__file__).resolve().parents[1]
 WORLD_VERSION = "3"
@@ -335,7 +341,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     judge.save_pretrained(world.judge)
     judge_acc = {k: round(v, 4) for k, v in evaluate_judge(judge, judge_test).items()}
     timings["judge"] = time.perf_counter() - t
-    log(f"judge: held-out accuracy {judge_acc}")
+    log(record_table("judge: held-out accuracy", judge_acc))
 
     t = time.perf_counter()
     skip = held_out(cfg)
@@ -355,13 +361,13 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
         progress=cfg.train.progress,
     )
     timings["base_model"] = time.perf_counter() - t
-    log(f"base model: {summary}")
+    log(record_table("base model SFT", summary))
 
     t = time.perf_counter()
     pairs, tests = learnability_sets(pool, seeds, train_ids, test_ids, skip)
     learn = learnability(cfg, tokenizer, pairs, tests, steps=sb.learnability_steps)
     timings["learnability"] = time.perf_counter() - t
-    log(f"learnability (classifier of the defender's size, held-out accuracy): {learn}")
+    log(record_table("learnability (classifier of the defender's size, held-out accuracy)", learn))
 
     info = {
         "config": cfg.sandbox.model_dump(mode="json"),
@@ -408,5 +414,7 @@ def build_attacker(cfg: RunConfig, world: World, *, force: bool = False, log=pri
     seeds = list({r.seed.id: r.seed for r in records}.values())
     check = attacker_check(cfg, out, seeds)
     (out / "check.json").write_text(json.dumps(check, indent=2) + "\n")
-    log(f"attacker check (sampled rewrites of train-split seeds): {check}")
+    log(record_table("attacker check (sampled rewrites of train-split seeds)", check))
+    for line in attacker_warnings(check):
+        log(warning(line))
     return out

@@ -65,5 +65,17 @@ def classes_of(code: str) -> tuple[int, ...]:
     return ids
 
 
+def code_name(code: str) -> str:
+    """A code with its class names, for people: "role-play + encoding (0_13)"; a code that is
+    not one (a malformed or hand-written label) is returned as it is."""
+    try:
+        ids = classes_of(code)
+    except ValueError:
+        return code
+    if not ids:
+        return code
+    return f"{' + '.join(TAXONOMY[i] for i in ids)} ({code})"
+
+
 def is_hybrid(code: str) -> bool:
     return "_" in code

@@ -90,16 +90,10 @@ def markdown_table(models: Sequence[ModelEval]) -> str:
 
 
 def rich_table(models: Sequence[ModelEval], title: str = ""):
-    from rich.table import Table
+    from magic_rl.tables import key_table
 
-    table = Table(title=title or None)
-    table.add_column("benchmark")
-    table.add_column("metric")
-    for m in models:
-        table.add_column(m.label, justify="right")
-    for row in table_rows(models):
-        table.add_row(*row)
-    return table
+    headers = ["benchmark", "metric", *(m.label for m in models)]
+    return key_table(title, headers, table_rows(models), keys=2)
 
 
 def judge_unknown(model: ModelEval) -> dict[str, dict[str, Any]]:
