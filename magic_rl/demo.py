@@ -7,6 +7,9 @@
 5. the two-sided headline (MAGIC's claim: robust without over-refusal) before/after in one small
    table, then where everything is, and the report command
 
+The run is `runs/demo-<time>`; `runs/demo` is a link to the latest one, so the README's and `magic
+--help`'s examples (`magic eval --model runs/demo ...`) run as written after `make demo`.
+
 "Kept" compliance means it fell by at most `KEPT` (absolute) on that set
 (`evaluate.eval.headline`); the numbers come from the evaluation's results.json
 (RUN_DIR/eval/<time>_sandbox/), with their 95% bootstrap intervals there.
@@ -63,12 +66,28 @@ def main(argv: list[str]) -> int:
     console.rule("[bold]5. the two-sided headline")
     show_headline(results.parent / "results.json", console)
     console.rule("[bold]done")
+    link = link_latest(run_dir)
     console.print(f"run directory: {run_dir}  ({time.perf_counter() - t0:.0f}s in all)")
+    if link is not None:
+        console.print(f"  {link} -> {run_dir.name} (the latest demo: the examples' path)")
     console.print(f"  metrics: {run_dir / 'metrics.jsonl'}\n  replay:  {run_dir / 'replay.jsonl'}")
     console.print(f"  checkpoints: {run_dir / 'checkpoints'}")
     console.print(f"  evaluation: {results}")
     console.print(f"  report: magic report {run_dir} --out {run_dir / 'report.html'}")
     return 0
+
+
+def link_latest(run_dir: Path, name: str = "demo") -> Path | None:
+    """Point `run_dir.parent / name` at `run_dir` (a relative symlink, replaced atomically); None
+    when that name is a real directory (a run of its own: never touched)."""
+    link = run_dir.parent / name
+    if link.exists() and not link.is_symlink():
+        return None
+    tmp = run_dir.parent / f".{name}.link"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(link)
+    return link
 
 
 def headline(results_json: Path) -> tuple[list[tuple[str, float, float]], str]:

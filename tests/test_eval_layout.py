@@ -191,7 +191,7 @@ def test_attack_on_a_seed_file_warns_about_the_embedded_judge(run: Path, tmp_pat
         )
     )
     args = ["attack", "--attacker", str(run), "--target", str(run), "--limit", "2"]
-    result = runner.invoke(app, [*args, "--seeds", str(seeds), "--out", str(tmp_path / "a")])
+    result = runner.invoke(app, [*args, "--prompts", str(seeds), "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     assert "embedded sandbox judge" in result.output and str(seeds) in result.output
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])  # the sandbox's own seeds

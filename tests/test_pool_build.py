@@ -184,9 +184,12 @@ def test_a_wrong_model_name_stops_the_build_and_keeps_nothing_half_done(
     assert read_pool(out) == []
 
 
-def test_requests_the_endpoint_rejects_are_counted_not_fatal(seed_file, tmp_path) -> None:
+def test_requests_the_endpoint_rejects_are_counted_and_all_failing_exits_non_zero(
+    seed_file, tmp_path
+) -> None:
     # max_tokens above the server's cap: HTTP 400 for every request (as vLLM answers a prompt
-    # over the model's context), which fails those pairs only; the build completes.
+    # over the model's context), which fails those pairs only; the build completes, counts them,
+    # and, having written nothing at all, exits 2 rather than reporting success.
     out, report = tmp_path / "pool.jsonl", tmp_path / "report.json"
     server = serve(FakeLLM())
     try:
@@ -195,10 +198,11 @@ def test_requests_the_endpoint_rejects_are_counted_not_fatal(seed_file, tmp_path
     finally:
         server.shutdown()
         server.server_close()
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output
     rows = {r["strategy"]: r for r in json.loads(report.read_text())["strategies"]}
     assert rows["slang"]["rejected"] == rows["morse"]["rejected"] == 3
     assert read_pool(out) == [] and "6 pairs missing" in result.output
+    assert "nothing written: all 6 (seed, strategy) pairs failed" in result.output
 
 
 def test_translations_must_be_in_the_target_script() -> None:

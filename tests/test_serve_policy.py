@@ -178,7 +178,7 @@ def test_api_key_and_size_cap() -> None:
 def test_magic_serve_policy_command_serves_a_saved_model(policy, tmp_path, cli_server) -> None:
     policy.save_pretrained(tmp_path / "model")
     url = cli_server(
-        ["serve", "policy", str(tmp_path / "model"), "--port", "0", "--model-name", "tiny",
+        ["serve", "policy", "--model", str(tmp_path / "model"), "--port", "0", "--model-name", "tiny",
          "--device", "cpu"],
         "base_url",
     )  # fmt: skip

@@ -8,7 +8,7 @@ Examples:
     magic pool build --out pool.jsonl
     magic sft --config configs/sandbox.yaml
     magic train --config configs/sandbox.yaml game.max_turns=3 name=mt
-    magic train --resume runs/sandbox
+    magic train --resume runs/demo
 
 Config overrides are dotted `key=value` arguments after the options; they beat the YAML file.
 

@@ -105,13 +105,18 @@ class ErrorBoundary(TyperGroup):
         sys.exit(code)
 
 
+# `-h` as well as `--help` on every command (subcommands inherit the root context's settings).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     cls=ErrorBoundary,
     help="MAGIC: co-evolving attacker and defender LLMs for robust safety (arXiv 2602.01539). "
-    "Errors print one line (`error: file:field: ...`); add --debug anywhere for the traceback.",
+    "Errors print one line (`error: file:field: ...`); add --debug anywhere for the traceback. "
+    "Flags mean the same in every command (README, `Flags`).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
 )
 config_app = typer.Typer(help="Inspect configurations.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The self-contained CPU sandbox world.", no_args_is_help=True)
@@ -120,6 +125,38 @@ serve_app = typer.Typer(
     help="Serve models behind OpenAI-compatible endpoints.", no_args_is_help=True
 )
 experiment_app = typer.Typer(help="Multi-run experiments with seeds and CIs.", no_args_is_help=True)
+
+
+def version() -> str:
+    """The installed package's version (`make install` installs it, editable)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("magic-rl")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"magic-rl {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    # The root's help is app's `help=`; this callback only adds --version.
+    pass
+
+
 # Group order here is the order `magic --help` lists them in.
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
@@ -130,10 +167,43 @@ app.add_typer(experiment_app, name="experiment")
 ConfigOpt = Annotated[
     str, typer.Option("--config", "-c", help="Preset name (sandbox) or YAML file.")
 ]
-Overrides = Annotated[
-    list[str] | None,
-    typer.Argument(help="Dotted overrides, e.g. schedule.freq=15.", show_default=False),
-]
+
+
+def overrides(example: str):
+    """The trailing `key=value` config overrides of a command; `example` is one that matters to it
+    (the hint never names a field the command ignores)."""
+    return Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"Dotted config overrides (`magic config explain` lists the fields), e.g. {example}.",
+            show_default=False,
+            metavar="KEY=VALUE",
+        ),
+    ]
+
+
+Overrides = overrides("schedule.freq=15")  # training's hint; other commands name their own
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr (stdout stays the command's output)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, soft_wrap=True, highlight=False).print(
+        Text.assemble(("warning:", "bold yellow"), " ", message)
+    )
+
+
+def renamed(old: str, new: str, old_value, new_value, default=None):
+    """The value of a flag renamed from `old` to `new`: the old spelling still works (so older
+    commands in docs/LOG.md run) and warns once; both given is an error."""
+    if old_value is None:
+        return new_value
+    if new_value != default:
+        _fail(f"{old} and {new} are the same flag ({old} is its old name): give only {new}")
+    warn(f'{old} is deprecated: it is now {new} (README, "Flags")')
+    return old_value
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

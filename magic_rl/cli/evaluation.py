@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from magic_rl.cli.common import Overrides, _console, _fail, _load, app
+from magic_rl.cli.common import _console, _fail, _load, app, overrides, renamed
+
+EvalOverrides = overrides("eval.max_new_tokens=64")
 
 
 def _eval_config(config: str | None, model_specs: list[str], overrides: list[str] | None):
@@ -37,8 +39,9 @@ def eval_cmd(
     model: Annotated[
         list[str],
         typer.Option(
-            help="Defender: HF path/id, RUN_DIR (its last checkpoint), "
-            "RUN_DIR/checkpoints/step-N or sandbox:base; repeat for a side-by-side table."
+            help="Defender: RUN_DIR (its last checkpoint), RUN_DIR/checkpoints/step-N, a model "
+            "directory, sandbox:base, models:NAME or a Hub id ORG/NAME; repeat for a "
+            "side-by-side table."
         ),
     ],
     benchmarks: Annotated[
@@ -57,19 +60,18 @@ def eval_cmd(
         ),
     ] = None,
     data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate defenders (greedy, training chat view) -> results.json, items.jsonl, results.md in
     a new directory per evaluation (never overwritten); several --model: one side-by-side table.
 
     Examples:
-        magic eval --model runs/sandbox --benchmarks sandbox,xstest --limit 50
-        magic eval --model runs/sandbox/checkpoints/step-000000 --model runs/sandbox --limit 20
+        magic eval --model runs/demo --benchmarks sandbox,xstest --limit 50
+        magic eval --model runs/demo/checkpoints/step-000000 --model runs/demo --limit 20
     """
     from magic_rl.data.benchmarks import DatasetError
-    from magic_rl.evaluate.eval import evaluate, load_sets, resolve_role_model, rich_table
-    from magic_rl.records import Role
-    from magic_rl.sandbox.resolve import resolve_judge, resolve_model, sandbox_pool
+    from magic_rl.evaluate.eval import evaluate, load_sets, rich_table
+    from magic_rl.sandbox.resolve import model_dir, resolve_judge, resolve_model, sandbox_pool
 
     cfg = _eval_config(config, model, overrides)
     console = _console()
@@ -87,7 +89,7 @@ def eval_cmd(
             raise ValueError(f"no items to evaluate in {names}")
         specs = [resolve_model(m, cfg, log=console.print) for m in model]
         for spec in specs:  # a bad model fails before the judge's build
-            resolve_role_model(spec, Role.DEFENDER, cfg)
+            model_dir(spec, "defender", cfg, log=console.print)
         cfg = resolve_judge(cfg, log=console.print)
         out_dir, models = evaluate(cfg, specs, sets, out=out, limit=limit, log=console.print)
     except (DatasetError, FileNotFoundError, FileExistsError, ValueError) as err:
@@ -102,46 +104,48 @@ def attack(
     attacker: Annotated[
         str,
         typer.Option(
-            help="Attacker: HF path, RUN_DIR (last checkpoint), "
-            "RUN_DIR/checkpoints/step-N or sandbox:attacker."
+            help="Attacker: RUN_DIR (its last checkpoint), RUN_DIR/checkpoints/step-N, a model "
+            "directory, sandbox:attacker, models:NAME or a Hub id."
         ),
     ],
     target: Annotated[
-        str, typer.Option(help="Target defender: HF path, RUN_DIR, step dir or sandbox:base.")
+        str, typer.Option(help="Target defender: the same forms as --attacker (sandbox:base).")
     ],
-    seeds: Annotated[
+    prompts: Annotated[
         str,
         typer.Option(
-            help="`sandbox` (test-split harmful seeds) or a seed file (its harmful rows)."
+            help="The harmful seed prompts: `sandbox` (its test split) or a seed file (its harmful "
+            "rows)."
         ),
     ] = "sandbox",
+    old_seeds: Annotated[
+        str | None, typer.Option("--seeds", hidden=True, help="Old name of --prompts.")
+    ] = None,
     best_of: Annotated[
         int, typer.Option(help="K sampled rewrites per seed (1 = one greedy).", min=1)
     ] = 1,
     limit: Annotated[int | None, typer.Option(help="First N seeds.", min=1)] = None,
     config: EvalConfigOpt = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output dir (default runs/attack-<time>).")
+        Path | None,
+        typer.Option(help="Output directory (default runs/attack-<time>).", metavar="DIR"),
     ] = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Attacker transfer: rewrite harmful seeds, the target answers greedily -> ASR, format rate.
 
-    Example: magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
+    Example: magic attack --attacker runs/demo --target sandbox:base --best-of 4 --limit 20
     """
-    from magic_rl.evaluate.eval import resolve_role_model
     from magic_rl.evaluate.transfer import attack_transfer, harmful_seeds
-    from magic_rl.records import Role
-    from magic_rl.sandbox.resolve import resolve_judge, resolve_model
+    from magic_rl.sandbox.resolve import model_dir, resolve_judge
 
+    seeds = renamed("--seeds", "--prompts", old_seeds, prompts, "sandbox")
     cfg = _eval_config(config, [attacker, target], overrides)
     log = _console().print
     try:
         harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
-        attacker = resolve_model(attacker, cfg, log=log)
-        target = resolve_model(target, cfg, log=log)
-        resolve_role_model(attacker, Role.ATTACKER, cfg)  # bad models fail before the judge's build
-        resolve_role_model(target, Role.DEFENDER, cfg)
+        attacker = model_dir(attacker, "attacker", cfg, log=log)  # fail before the judge's build
+        target = model_dir(target, "defender", cfg, log=log)
         cfg = resolve_judge(cfg, log=log)
         attack_transfer(
             cfg,
@@ -164,11 +168,11 @@ def crossplay_cmd(
         int | None, typer.Option(help="First N test-split harmful seeds.", min=1)
     ] = None,
     config: EvalConfigOpt = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Every attacker checkpoint x every defender checkpoint -> ASR matrix and heatmap.
 
-    Example: magic crossplay runs/sandbox --limit 40
+    Example: magic crossplay runs/demo --limit 40
     """
     from magic_rl.evaluate.eval import run_checkpoints
     from magic_rl.evaluate.transfer import crossplay
@@ -205,7 +209,7 @@ def analyze(
     """Attack-pattern analysis: taxonomy distribution, hybrid ratio, distinct codes and diversity
     of the attacker's rewrites per training stage -> RUN_DIR/analysis/strategy.json.
 
-    Example: magic analyze runs/sandbox --stages 4
+    Example: magic analyze runs/demo --stages 4
     """
     from magic_rl.evaluate.analyze import LLMTagger, analyze_replay, write_analysis
 
@@ -262,7 +266,9 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Output HTML (default RUN_DIR/report.html); the markdown twin goes next to it."
+            help="Output HTML file (default RUN_DIR/report.html); the markdown twin goes next to "
+            "it.",
+            metavar="FILE",
         ),
     ] = None,
     ablation: Annotated[
@@ -275,7 +281,9 @@ def report(
 ) -> None:
     """One self-contained HTML report (and a markdown twin) of one or more runs.
 
-    Example: magic report runs/sandbox runs/no-game --out cmp.html --ablation ablation.json
+    Examples:
+        magic report runs/demo
+        magic report runs/demo runs/abl/no_game-s0 --out cmp.html --ablation runs/abl/ablation.json
     """
     from magic_rl.report import render_report
 

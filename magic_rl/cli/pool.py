@@ -12,13 +12,16 @@ from typing import Annotated
 
 import typer
 
-from magic_rl.cli.common import ConfigOpt, Overrides, _console, _fail, _load, pool_app
+from magic_rl.cli.common import ConfigOpt, _console, _fail, _load, overrides, pool_app
 
 
 @pool_app.command("build")
 def pool_build(
     out: Annotated[
-        Path, typer.Option(help="Output JSONL (appended to: reruns add what is missing).")
+        Path,
+        typer.Option(
+            help="Output JSONL file (appended to: reruns add what is missing).", metavar="FILE"
+        ),
     ] = Path("pool.jsonl"),
     config: ConfigOpt = "sandbox",
     strategies: Annotated[
@@ -72,20 +75,22 @@ def pool_build(
         Path | None, typer.Option(help="Also write the per-strategy report as JSON here.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    overrides: Overrides = None,
+    overrides: overrides("data.seeds=my_seeds.jsonl") = None,
 ) -> None:
     """Write the attack pool: every seed x every strategy, with reasoning and provenance.
 
     Resumable: a rerun appends only the (seed, strategy) pairs missing from --out. With
     --rewriter-url an LLM writes every rewrite (translations included) and the first-person
     reasoning; its refusals and unusable answers are retried, counted per strategy and reported,
-    never written.
+    never written. A build whose every pair failed exits non-zero (the table says why).
 
     Examples:
         magic pool build --out pool.jsonl
-        magic serve policy sandbox:base --port 8001 &
-        magic pool build --rewriter-url http://127.0.0.1:8001/v1 --rewriter-model sandbox:base \\
-            --limit 10 --out pool-llm.jsonl
+        magic pool build --rewriter-url http://127.0.0.1:8001/v1 --rewriter-model Qwen/Qwen2.5-7B-Instruct --limit 10 --out pool-llm.jsonl
+
+    The rewriter must be an instruct LLM that follows the rewrite and reasoning prompts (~600
+    tokens): vLLM or `magic serve policy --model DIR` with such a model; the sandbox's tiny models
+    (512 positions) and SmolLM2-135M cannot (docs/LOG.md).
     """
     from magic_rl.data.seeds import load_seed_file, sandbox_seeds
     from magic_rl.progress import new_bar
@@ -171,6 +176,12 @@ def pool_build(
     )
     if result.stopped:
         _fail(f"stopped early: {result.stopped}\nwhat was written is kept; fix it and rerun")
+    if result.missing and not written:
+        _fail(
+            f"nothing written: all {result.missing} (seed, strategy) pairs failed (the table above "
+            "says how: a rewriter that refuses, answers unusably or rejects the prompt, e.g. one "
+            "longer than its context, cannot build a pool)"
+        )
     if result.missing:
         console.print(
             f"[yellow]{result.missing} (seed, strategy) pairs have no record (see the table); "

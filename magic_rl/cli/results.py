@@ -1,8 +1,8 @@
 """Results that travel and judges you can audit: `magic export` and `magic judge audit`.
 
 Examples:
-    magic export runs/sandbox                                  # eval/ (and attack dirs) -> export/
-    magic export runs/sandbox/eval --format eee,safety-eval --out exports/
+    magic export runs/demo                                     # eval/ (and attack dirs) -> export/
+    magic export runs/demo/eval --format eee,safety-eval --out exports/
     magic judge audit --judge keyword --judge embedded --data-root ../shared/data
     magic judge audit --judge config --config configs/paper-qwen2.5-7b.yaml judge.endpoint=...
 """
@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from magic_rl.cli.common import Overrides, _console, _fail, _load, app
+from magic_rl.cli.common import _console, _fail, _load, app, overrides
 
 judge_app = typer.Typer(
     help="Judge quality: regression against labelled sets.", no_args_is_help=True
@@ -36,12 +36,16 @@ def export_cmd(
         str,
         typer.Option("--format", "-f", help="Comma-separated: eee, safety-eval, harmbench, jbb."),
     ] = "eee,safety-eval,harmbench,jbb",
-    out: Annotated[Path | None, typer.Option(help="Output dir (default PATH/export).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default PATH/export).", metavar="DIR")
+    ] = None,
 ) -> None:
     """Write eval/attack results as Every Eval Ever, safety-eval metrics.json, HarmBench results
     and JailbreakBench artifacts (docs/comparing.md maps them to published tables).
 
-    Example: magic export runs/sandbox --format eee,jbb
+    Nothing to export (no results a format can hold) is an error, never an empty success.
+
+    Example: magic export runs/demo --format eee,jbb
     """
     from magic_rl.data.benchmarks import DatasetError
     from magic_rl.evaluate.export import export
@@ -52,6 +56,11 @@ def export_cmd(
         written = export(path, formats, out, log=console.print)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
+    if not any(written.values()):
+        _fail(
+            f"{path}: nothing exported: no result there is one that {', '.join(formats)} can hold "
+            "(docs/comparing.md says which format holds what; eee holds every `magic eval`)"
+        )
     for fmt, files in written.items():
         for f in files:
             console.print(f"[bold green]{fmt}[/] {f}")
@@ -72,12 +81,18 @@ def audit_cmd(
         str, typer.Option(help="Comma-separated labelled sets (judge_f1 benchmarks) or files.")
     ] = "jailbreakbench_artifacts,wildguardtest_judge",
     data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
-    limit: Annotated[int | None, typer.Option(help="First N items of each set.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N items of each set.", min=1)] = None,
     config: Annotated[
         str, typer.Option("--config", "-c", help="Preset or YAML (judge section, bootstrap).")
     ] = "sandbox",
-    out: Annotated[Path | None, typer.Option(help="Write audit.json and audit.md here.")] = None,
-    overrides: Overrides = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output directory for audit.json and audit.md (default runs/judge-audit-<time>).",
+            metavar="DIR",
+        ),
+    ] = None,
+    overrides: overrides("judge.max_response_tokens=256") = None,
 ) -> None:
     """Score judges against labelled exchanges: accuracy, F1, confusion and unknown verdicts per
     signal, with 95% bootstrap CIs.
@@ -140,13 +155,15 @@ def audit_cmd(
         )
         console.print(key_table(title, AUDIT_HEADER, audit_rows(result), keys=2))
         results.append((name, result))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "benchmarks": benchmarks,
-            "limit": limit,
-            "judges": {name: r.to_dict() for name, r in results},
-        }
-        (out / "audit.json").write_text(json.dumps(doc, indent=2) + "\n")
-        (out / "audit.md").write_text("\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results))
-        console.print(f"[bold green]audit[/] {out / 'audit.json'}  ({out / 'audit.md'})")
+    if out is None:
+        out = Path("runs") / time.strftime("judge-audit-%Y%m%d-%H%M%S")
+    # always saved: the table alone is lost with the terminal
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmarks": benchmarks,
+        "limit": limit,
+        "judges": {name: r.to_dict() for name, r in results},
+    }
+    (out / "audit.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "audit.md").write_text("\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results))
+    console.print(f"[bold green]audit[/] {out / 'audit.json'}  ({out / 'audit.md'})")

@@ -8,17 +8,22 @@ import typer
 
 from magic_rl.cli.common import (
     ConfigOpt,
-    Overrides,
     _console,
     _fail,
     _load,
+    overrides,
+    renamed,
     serve_app,
+    warn,
 )
 
 # --- serve -------------------------------------------------------------------------------------
 
 HostOpt = Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes it).")]
 PortOpt = Annotated[int, typer.Option(help="TCP port; 0 picks a free one.", min=0, max=65535)]
+# Distinct defaults, so a judge and a policy served side by side (the usual pair) never collide.
+JUDGE_PORT, POLICY_PORT = 8000, 8001
+GUARD_FORMATS = ("wildguard", "qwen3guard", "llamaguard")
 ApiKeyEnvOpt = Annotated[
     str | None,
     typer.Option(
@@ -76,10 +81,17 @@ def served_judge(cfg, log=print):
 def serve_judge_cmd(
     config: ConfigOpt = "sandbox",
     host: HostOpt = "127.0.0.1",
-    port: PortOpt = 8000,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Answer format: wildguard, qwen3guard or llamaguard.")
+    port: PortOpt = JUDGE_PORT,
+    answer_format: Annotated[
+        str,
+        typer.Option(
+            help="The guard model whose answer text the judge speaks (judge.backend of a client): "
+            "wildguard, qwen3guard or llamaguard."
+        ),
     ] = "wildguard",
+    old_format: Annotated[
+        str | None, typer.Option("--format", hidden=True, help="Old name of --answer-format.")
+    ] = None,
     fault_rate: Annotated[
         float, typer.Option(help="Share of requests that get an injected fault (testing).")
     ] = 0.0,
@@ -93,12 +105,12 @@ def serve_judge_cmd(
     max_body_bytes: MaxBodyOpt = 1 << 20,
     read_timeout: ReadTimeoutOpt = 10.0,
     max_connections: MaxConnectionsOpt = 512,
-    overrides: Overrides = None,
+    overrides: overrides("judge.max_response_tokens=256") = None,
 ) -> None:
     """Serve the config's judge (the sandbox's embedded one by default) as a guard-model endpoint.
 
-    Example: magic serve judge --port 8000, then train with judge.backend=wildguard
-    judge.endpoint=http://127.0.0.1:8000/v1 judge.model=<the printed model name>
+    Example: magic serve judge --port 8000 --answer-format wildguard
+    (then train with the `judge.backend=... judge.endpoint=... judge.model=...` it prints)
     """
     import logging
 
@@ -109,6 +121,9 @@ def serve_judge_cmd(
         serve_until_interrupted,
     )
 
+    fmt = renamed("--format", "--answer-format", old_format, answer_format, "wildguard")
+    if fmt not in GUARD_FORMATS:
+        _fail(f"--answer-format {fmt!r}: choose {', '.join(GUARD_FORMATS)}")
     cfg = _load(config, overrides)
     console = _console()
     chosen = tuple(f.strip() for f in faults.split(",") if f.strip())
@@ -153,15 +168,19 @@ def serve_judge_cmd(
 @serve_app.command("policy")
 def serve_policy_cmd(
     model: Annotated[
-        str,
-        typer.Argument(
-            help="A model directory (HF safetensors; a run checkpoint's attacker/ or defender/), "
-            "or sandbox:base / sandbox:attacker (built on demand)."
+        str | None,
+        typer.Option(
+            help="RUN_DIR (its last checkpoint), RUN_DIR/checkpoints/step-N, a model directory "
+            "(HF safetensors), sandbox:base|attacker (built on demand) or models:NAME.",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    role: Annotated[
+        str, typer.Option(help="Which model of a run or checkpoint: defender or attacker.")
+    ] = "defender",
     config: ConfigOpt = "sandbox",
     host: HostOpt = "127.0.0.1",
-    port: PortOpt = 8000,
+    port: PortOpt = POLICY_PORT,
     model_name: Annotated[
         str | None, typer.Option(help="Model name to report and accept (default: MODEL as given).")
     ] = None,
@@ -177,7 +196,7 @@ def serve_policy_cmd(
     max_body_bytes: MaxBodyOpt = 1 << 20,
     read_timeout: ReadTimeoutOpt = 10.0,
     max_connections: MaxConnectionsOpt = 512,
-    overrides: Overrides = None,
+    overrides: overrides("sandbox.cache_dir=.magic_cache") = None,
 ) -> None:
     """Serve a causal LM behind OpenAI-compatible /v1/chat/completions and /v1/completions.
 
@@ -185,15 +204,18 @@ def serve_policy_cmd(
     max_tokens, n, seed and stop are honoured. 127.0.0.1 by default; limits as `serve judge`.
 
     Examples:
-        magic serve policy sandbox:base --port 8001
-        magic serve policy runs/sandbox/checkpoints/step-000010/attacker --port 8001
-        magic pool build --rewriter-url http://127.0.0.1:8001/v1 --rewriter-model sandbox:base
+        magic serve policy --model sandbox:base
+        magic serve policy --model runs/demo --role attacker --port 8002
+        magic serve policy --model models:smollm2-135m-instruct --model-name smollm2
     """
     import logging
 
     from magic_rl.serving import openai
     from magic_rl.serving.policy import PolicyServer, load_policy
 
+    model, overrides = _policy_model(model, overrides)
+    if role not in ("defender", "attacker"):
+        _fail(f"--role {role!r}: choose defender or attacker")
     cfg = _load(config, overrides)
     console = _console()
     key = _api_key(api_key_env)
@@ -201,9 +223,9 @@ def serve_policy_cmd(
     if dtype not in ("float32", "bfloat16", "float16"):
         _fail(f"--dtype {dtype!r}: choose float32, bfloat16 or float16")
     try:
-        from magic_rl.sandbox.resolve import resolve_model
+        from magic_rl.sandbox.resolve import model_dir
 
-        path = resolve_model(model, cfg, log=console.print)
+        path = model_dir(model, role, cfg, log=console.print)
         policy = load_policy(path, device=device, dtype=dtype)
         server = PolicyServer(
             policy,
@@ -228,3 +250,18 @@ def serve_policy_cmd(
         soft_wrap=True,
     )
     server.serve_forever()
+
+
+def _policy_model(model: str | None, args: list[str] | None) -> tuple[str, list[str]]:
+    """(the model, the overrides) of `serve policy`: the model was once its positional argument
+    (`magic serve policy MODEL`), still accepted with a warning: a first trailing argument that is
+    not `key=value` is it."""
+    args = list(args or [])
+    if args and "=" not in args[0]:
+        if model is not None:
+            _fail(f"{args[0]!r}: the model is given by --model; trailing arguments are key=value")
+        warn("`magic serve policy MODEL` is deprecated: give the model as --model MODEL")
+        return args[0], args[1:]
+    if model is None:
+        _fail("missing --model (a run directory, checkpoint, model directory or sandbox:base)")
+    return model, args

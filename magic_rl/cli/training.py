@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from magic_rl.cli.common import ConfigOpt, Overrides, _console, _fail, _load, app
+from magic_rl.cli.common import ConfigOpt, Overrides, _console, _fail, _load, app, overrides
 
 
 @app.command()
 def sft(
     config: ConfigOpt = "sandbox",
     force: Annotated[bool, typer.Option(help="Retrain even if cached (sandbox).")] = False,
-    overrides: Overrides = None,
+    overrides: overrides("sft.max_steps=100") = None,
 ) -> None:
     """Phase 1: SFT the attacker on the attack pool (loss on the target only).
 

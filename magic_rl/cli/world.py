@@ -16,9 +16,12 @@ from magic_rl.cli.common import (
     _load,
     app,
     config_app,
+    overrides,
     sandbox_app,
 )
 from magic_rl.cli.pool import pool_build  # noqa: F401 (registers `magic pool build` here)
+
+SandboxOverrides = overrides("sandbox.fraction=0.5")
 
 
 @config_app.command("show")
@@ -30,6 +33,75 @@ def config_show(
     from magic_rl.config import dump_config
 
     typer.echo(dump_config(_load(preset_or_file, overrides)), nl=False)
+
+
+def config_fields(model_cls, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, type, description) of every leaf field of a pydantic config class, in
+    declaration order; a section (a nested config class, optional or not) is walked, not listed."""
+    import enum
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    rows = []
+    for name, info in model_cls.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = info.annotation
+        options = typing.get_args(ann) if isinstance(ann, types.UnionType) else (ann,)
+        section = next(
+            (a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+        if section is not None:
+            rows += config_fields(section, f"{key}.")
+            continue
+        if typing.get_origin(ann) is typing.Literal:
+            kind = "one of " + ", ".join(str(a) for a in typing.get_args(ann))
+        elif isinstance(ann, type) and issubclass(ann, enum.Enum):
+            kind = "one of " + ", ".join(str(m.value) for m in ann)
+        else:
+            kind = getattr(ann, "__name__", None) if isinstance(ann, type) else None
+            kind = kind or str(ann).replace("typing.", "").replace("magic_rl.records.", "")
+        rows.append((key, kind, " ".join((info.description or "").split())))
+    return rows
+
+
+@config_app.command("explain")
+def config_explain(
+    key: Annotated[
+        str | None,
+        typer.Argument(help="A field (schedule.freq) or a section (schedule); default: all."),
+    ] = None,
+    config: ConfigOpt = "sandbox",
+    overrides: Overrides = None,
+) -> None:
+    """What each config field means, its type and its value in --config (overrides applied).
+
+    Examples:
+        magic config explain schedule.freq
+        magic config explain judge --config configs/paper-qwen2.5-7b.yaml
+    """
+    from magic_rl.config import RunConfig
+
+    if key is not None and "=" in key:  # `magic config explain k=v`: overrides only, every field
+        key, overrides = None, [key, *(overrides or [])]
+    cfg = _load(config, overrides)
+    rows = [
+        r
+        for r in config_fields(RunConfig)
+        if key is None or r[0] == key or r[0].startswith(f"{key}.")
+    ]
+    if not rows:
+        _fail(f"{key}: no such config field or section (`magic config explain` lists them all)")
+    import json
+
+    values = cfg.model_dump(mode="json")
+    for name, kind, description in rows:
+        value = values
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        shown = json.dumps(value) if value is not None or name.count(".") < 2 else "(section unset)"
+        typer.echo(f"{name} = {shown}  ({kind})\n    {description or '(no description)'}")
 
 
 @app.command()
@@ -50,7 +122,7 @@ def sandbox_build(
     config: ConfigOpt = "sandbox",
     force: Annotated[bool, typer.Option(help="Rebuild even if cached.")] = False,
     attacker: Annotated[bool, typer.Option(help="Also run phase-1 SFT of the attacker.")] = True,
-    overrides: Overrides = None,
+    overrides: SandboxOverrides = None,
 ) -> None:
     """Build the sandbox world (seeds, pool, tokenizer, base model, judge, SFT'd attacker)."""
     import json
@@ -107,7 +179,11 @@ def sandbox_build(
 def sandbox_probe(
     config: ConfigOpt = "sandbox",
     model: Annotated[
-        str | None, typer.Option(help="Defender to probe (default: the base model).")
+        str | None,
+        typer.Option(
+            help="Defender to probe: RUN_DIR, RUN_DIR/checkpoints/step-N, a model directory or "
+            "sandbox:NAME (default: the base model)."
+        ),
     ] = None,
     sampled: Annotated[
         bool, typer.Option(help="Sample at the rollout temperature, not greedy.")
@@ -117,21 +193,25 @@ def sandbox_probe(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Directory for probe.json and probe.md (default: OUTPUT_DIR/probe-<time>)."
+            help="Directory for probe.json and probe.md (default: OUTPUT_DIR/probe-<time>).",
+            metavar="DIR",
         ),
     ] = None,
-    overrides: Overrides = None,
+    overrides: SandboxOverrides = None,
 ) -> None:
     """Per-strategy vulnerability of a sandbox defender (ASR, refusal, CIs) on test-split seeds."""
     import time
 
     from magic_rl.sandbox.probe import probe_defender, rich_table, write_probe
+    from magic_rl.sandbox.resolve import model_dir
 
     cfg = _load(config, overrides)
     out = out or Path(cfg.output_dir) / f"probe-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / "probe.json").exists():
         _fail(f"{out / 'probe.json'} exists: choose another --out (nothing was run)")
     console = _console()
+    if model is not None:
+        model = model_dir(model, "defender", cfg, log=console.print)
     rows = probe_defender(
         cfg, model, sampled=sampled, per_strategy=per_strategy, split=split, log=console.print
     )

@@ -1,10 +1,25 @@
 """The world is resolved once, at the edge: a config's sandbox and catalog names become plain paths.
 
 Every entry point (`magic train|sft|eval|attack|crossplay|serve|judge audit`, `magic experiment`,
-`make demo`) calls `resolve_world(cfg)` before the work, or what it needs of it: `resolve_model`
-for a model named on its command line, `resolve_judge` for the judge alone, `sandbox_pool` for the
+`make demo`) calls `resolve_world(cfg)` before the work, or what it needs of it: `model_dir` for a
+model named on its command line, `resolve_judge` for the judge alone, `sandbox_pool` for the
 sandbox eval sets. Below them `loop`, `evaluate`, `judge` and `trainer` take paths and never import
-`magic_rl.sandbox` (tests/test_architecture.py). What is resolved:
+`magic_rl.sandbox` (tests/test_architecture.py).
+
+`model_dir(spec, role, cfg)` is the one rule for a model argument (`magic eval --model`, `attack
+--attacker/--target`, `sandbox probe --model`, `serve policy --model`):
+
+    sandbox:base|attacker|judge, models:NAME    -> the built / fetched directory (`resolve_model`)
+    RUN_DIR                                     -> its last whole checkpoint's ROLE/ directory
+    RUN_DIR/checkpoints/step-N                  -> that checkpoint's ROLE/ directory
+    a model directory (config.json, *.safetensors) -> itself, checked whole
+    ORG/NAME that is not a local path           -> unchanged: a Hugging Face Hub id (said so)
+    anything else                               -> one error naming the argument and the forms
+
+A path is local when it starts with `.`, `/` or `~`, has other than one `/`, or its first part is
+a local directory (`runs/typo` is a missing run, never a Hub id).
+
+What a config's names resolve to:
 
     attacker.model / defender.model   `sandbox:base|attacker` -> the world's base model / the
                                       phase-1 attacker (built on demand); `models:NAME` -> the
@@ -29,6 +44,7 @@ from pathlib import Path
 
 from magic_rl import model_catalog
 from magic_rl.config import RunConfig
+from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
 from magic_rl.sandbox.world import World, build_attacker, build_world, world_for
 
 PREFIX = "sandbox:"
@@ -77,6 +93,57 @@ def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
     if data_parallel() and not (world.attacker(cfg) / "sft.json").exists():
         raise RuntimeError(_not_built(world))
     return str(build_attacker(cfg, world, log=log))
+
+
+MODEL_FORMS = (
+    "a run directory, RUN/checkpoints/step-N, a model directory (config.json and *.safetensors), "
+    "sandbox:base|attacker, models:NAME or a Hugging Face Hub id ORG/NAME"
+)
+
+
+def _is_local(spec: str) -> bool:
+    first = Path(spec).expanduser().parts[0] if spec else ""
+    return spec.startswith((".", "/", "~")) or spec.count("/") != 1 or Path(first).is_dir()
+
+
+def _checkpoint_role(ckpt: Path, role: str) -> Path:
+    if not (ckpt / role).is_dir():
+        raise FileNotFoundError(f"{ckpt}: no {role}/ checkpoint")
+    if problem := model_dir_problem(ckpt / role):
+        raise FileNotFoundError(f"{problem} (an incomplete checkpoint: choose another step)")
+    return ckpt / role
+
+
+def _last_checkpoint(run_dir: Path, log) -> Path:
+    found = run_checkpoint_dirs(run_dir)
+    whole = [ckpt for ckpt, problem in found if not problem]
+    for ckpt, problem in found:
+        if problem:
+            log(f"warning: skipping incomplete checkpoint {ckpt.name}: {problem}")
+    if not whole:
+        torn = f" ({len(found)} incomplete)" if found else ""
+        raise FileNotFoundError(f"{run_dir}: a run directory with no whole checkpoints{torn} yet")
+    return whole[-1]
+
+
+def model_dir(spec: str, role: str, cfg: RunConfig, *, log=print) -> str:
+    """The model a command-line argument names, for `role` (attacker or defender): a directory,
+    or a Hub id left as given (the module docstring's table). Nothing is loaded here."""
+    if spec.startswith((model_catalog.PREFIX, PREFIX)):
+        return resolve_model(spec, cfg, log=log)
+    path = Path(spec).expanduser()
+    if path.parent.name == "checkpoints" and path.name.startswith("step-") and path.is_dir():
+        return str(_checkpoint_role(path, role))
+    if (path / "checkpoints").is_dir() or (path / "config.yaml").is_file():
+        return str(_checkpoint_role(_last_checkpoint(path, log), role))
+    if path.exists():
+        if problem := model_dir_problem(path):
+            raise FileNotFoundError(f"{problem}; a model argument is {MODEL_FORMS}")
+        return str(path)
+    if _is_local(spec):
+        raise FileNotFoundError(f"{spec}: no such directory; a model argument is {MODEL_FORMS}")
+    log(f"{spec}: not a local path: read as a Hugging Face Hub id")
+    return spec
 
 
 def sandbox_pool(cfg: RunConfig) -> Path | None:

@@ -17,7 +17,7 @@ served through `generate` for chat requests only.
 
 Limits, auth and transport are `serving.Server`'s (docs/serving.md).
 
-Run: `magic serve policy sandbox:base --port 8001`, then any OpenAI client with
+Run: `magic serve policy --model sandbox:base --port 8001`, then any OpenAI client with
 `base_url="http://127.0.0.1:8001/v1"`; in tests `PolicyServer(policy, "m").start()`.
 """
 
