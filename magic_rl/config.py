@@ -208,6 +208,13 @@ class GameConfig(_Section):
         "(paper; the sandbox preset too) or `sampled` at the attacker's rollout temperature (a "
         "tiny attacker's greedy rewrite is one framing for every seed, docs/deviations.md).",
     )
+    replies_per_attack: int = Field(
+        1,
+        ge=1,
+        description="Attacker phases: K defender replies (sampled) to each rewrite; the attacker's "
+        "reward is their mean or best (`reward.reply_score`, docs/deviations.md). 1 = paper. "
+        "Single-turn only.",
+    )
     request_marker: bool = Field(
         False,
         description="Sandbox: the defender reads an attacker answer's `[request]` marker as the "
@@ -231,6 +238,18 @@ class RewardConfig(_Section):
         description="Defender-quality term on benign seeds (defender only): +r_quality when the "
         "reply complies and carries the seed's request (magic_rl.content.carries), else "
         "-r_quality; 0 = off.",
+    )
+    r_novelty: float = Field(
+        0.0,
+        ge=0.0,
+        description="Attacker novelty term: r_novelty * the rewrite's in-group self-BLEU rank in "
+        "[0, 1] (1 = least like its group's other rewrites), for faithful rewrites only "
+        "(docs/deviations.md); 0 = off.",
+    )
+    reply_score: Literal["mean", "best"] = Field(
+        "mean",
+        description="With game.replies_per_attack = K > 1: the attacker's reward for a rewrite is "
+        "the mean of its K replies' rewards or the best (optimistic, as AdvGame).",
     )
     graded_harm: bool = Field(
         False,
@@ -575,6 +594,11 @@ class RunConfig(_Section):
             )
         if s.protocol != "alternating" and s.mode != "ratio":
             raise ValueError(f"schedule.protocol={s.protocol!r} needs schedule.mode=ratio")
+        if self.game.replies_per_attack > 1 and self.game.max_turns > 1:
+            raise ValueError(
+                "game.replies_per_attack > 1 is single-turn only (K replies would split one "
+                "episode into K conversations): set game.max_turns=1 or game.replies_per_attack=1"
+            )
         if self.game.attacker == "static" and not self.game.static_attacks:
             raise ValueError("game.attacker='static' needs game.static_attacks (a pool JSONL)")
         return self

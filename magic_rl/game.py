@@ -7,7 +7,8 @@ multi-turn, across all still-running episodes):
   once per seed (greedy, or sampled with `game.defender_phase_attack=sampled`), and the defender
   samples G replies to it.
 - Attacker phase (`attack_samples=G`): the attacker samples G rewrites per seed, the defender answers
-  each once (sampled).
+  each once (sampled), or K times with `reply_samples=K` (`game.replies_per_attack`, single-turn):
+  the K episodes of one rewrite are consecutive members (member // K is the rewrite's index).
 - Multi-turn (`max_turns > 1`): turn k+1's attacker sees its raw outputs and the defender's replies so
   far; the defender sees only extracted answers from the first attack on. An episode ends early when
   a reply is judged harmful (`stop_on_harmful`), which needs the `judge_turn` callback; the loop passes
@@ -76,14 +77,18 @@ def play(
 ) -> list[Episode]:
     """Play every seed; returns len(seeds) * attack_samples * reply_samples episodes.
 
-    Episodes of one seed share `group` = the seed's index, so GRPO normalises within a seed.
+    Episodes of one seed share `group` = the seed's index, so GRPO normalises within a seed. With
+    both > 1 (attacker phase, K replies per rewrite; single-turn), members m*K .. m*K+K-1 share
+    rewrite m.
     `fixed_attacks[i]`, when given and not None, is seed i's first-turn attack instead of the
     attacker's (hard-case replay, victim hardening: the defender meets a stored attack again).
     """
     if fixed_attacks is not None and len(fixed_attacks) != len(seeds):
         raise ValueError(f"fixed_attacks: {len(fixed_attacks)} entries for {len(seeds)} seeds")
-    if attack_samples > 1 and reply_samples > 1:
-        raise ValueError("sample either G attacks (attacker phase) or G replies (defender phase)")
+    if attack_samples > 1 and reply_samples > 1 and cfg.max_turns > 1:
+        raise ValueError("several replies per sampled attack is single-turn only")
+    # K replies per sampled rewrite: the attacker writes for each rewrite's first slot only
+    per_rewrite = reply_samples if attack_samples > 1 else 1
     n = attack_samples * reply_samples
     slots = [(i, m) for i in range(len(seeds)) for m in range(n)]
     histories: list[list[Turn]] = [[] for _ in slots]
@@ -91,11 +96,12 @@ def play(
     for turn in range(cfg.max_turns):
         turn_seed = rng_seed * 1000 + turn
         fixed = fixed_attacks if turn == 0 and fixed_attacks is not None else None
-        attacks = _attacks(
+        writers = [i for i in active if slots[i][1] % per_rewrite == 0]
+        written = _attacks(
             seeds,
             slots,
             histories,
-            active,
+            writers,
             players,
             cfg,
             attack_samples,
@@ -103,6 +109,8 @@ def play(
             static_attacks,
             fixed,
         )
+        by_writer = dict(zip(writers, written, strict=True))
+        attacks = [by_writer[i - slots[i][1] % per_rewrite] for i in active]
         replies = _replies(histories, active, attacks, players, cfg, turn_seed)
         for k, idx in enumerate(active):
             histories[idx].append(_turn(attacks[k], replies[k]))

@@ -6,6 +6,11 @@
     R_D = R_harm + R_ref          R_A = -R_D + R_fmt (+ R_label when r_label > 0)
     R_quality (defender only, when r_quality > 0), on benign seeds: +r_quality if the reply
     complies and carries the seed's request (`magic_rl.content.carries`), else -r_quality
+    R_novelty (attacker only, when r_novelty > 0) = r_novelty * rank for a faithful rewrite, else 0;
+    rank in [0, 1] is the rewrite's in-group self-BLEU rank, computed before this stage
+    (`Novelty`; `evaluate.analyze.diversity.novelty_ranks`, 1 = least like its group)
+    K replies per rewrite (`game.replies_per_attack`): the attacker's reward for the rewrite is
+    the mean of its K replies' R_A or the best (`reward.reply_score`; `pool_replies`)
 
 Defaults are the paper's (Table 6: r_harm=1, r_ref=0.5, r_fmt=0.5). A term returns `None` when a
 label it needs is unknown; `compute_rewards` then applies `reward.unknown_policy`: `drop` marks the
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from magic_rl.config import RewardConfig
 from magic_rl.content import carries, expand_reply
@@ -42,6 +47,13 @@ from magic_rl.records import Episode, Label, RewardBreakdown, Role, Verdict
 
 UNKNOWN_NOTE = "unknown judge label"
 TRUNCATED_NOTE = "truncated"
+
+
+class Novelty(NamedTuple):
+    """One episode's rewrite as the novelty term reads it, computed before the rewards stage."""
+
+    rank: float  # in-group self-BLEU rank in [0, 1], 1 = least like the group's other rewrites
+    faithful: bool  # the rewrite still carries the seed's request
 
 
 def r_harm(
@@ -91,6 +103,14 @@ def r_quality(
     return cfg.r_quality if (carried and not refused) else -cfg.r_quality
 
 
+def r_novelty(novelty: Novelty, cfg: RewardConfig) -> float:
+    """R_novelty (attacker only, optional): r_novelty * the in-group rank for a faithful rewrite,
+    0 for an unfaithful one (novelty that drops the request earns nothing)."""
+    if not 0.0 <= novelty.rank <= 1.0:
+        raise ValueError(f"novelty rank {novelty.rank!r} is outside [0, 1]")
+    return cfg.r_novelty * novelty.rank if novelty.faithful else 0.0
+
+
 def request_label(
     judge_prompt_harmful: bool | None,
     seed_label: Label | None,
@@ -105,22 +125,64 @@ def request_label(
 
 
 def compute_rewards(
-    episodes: Sequence[Episode], verdicts: Sequence[Verdict], cfg: RewardConfig
+    episodes: Sequence[Episode],
+    verdicts: Sequence[Verdict],
+    cfg: RewardConfig,
+    novelty: Sequence[Novelty] | None = None,
 ) -> dict[Role, list[RewardBreakdown]]:
     """One RewardBreakdown per episode and role, in episode order; verdicts[i] judges episodes[i]'s
-    last exchange."""
+    last exchange, novelty[i] (needed when r_novelty > 0) ranks its rewrite."""
     if len(episodes) != len(verdicts):
         raise ValueError(f"{len(episodes)} episodes but {len(verdicts)} verdicts")
+    if cfg.r_novelty > 0 and (novelty is None or len(novelty) != len(episodes)):
+        got = "none" if novelty is None else len(novelty)
+        raise ValueError(
+            f"reward.r_novelty needs one novelty per episode: {got} for {len(episodes)}"
+        )
     out: dict[Role, list[RewardBreakdown]] = {Role.DEFENDER: [], Role.ATTACKER: []}
-    for episode, verdict in zip(episodes, verdicts, strict=True):
-        defender, attacker = _episode_rewards(episode, verdict, cfg)
+    for k, (episode, verdict) in enumerate(zip(episodes, verdicts, strict=True)):
+        nov = novelty[k] if cfg.r_novelty > 0 and novelty is not None else None
+        defender, attacker = _episode_rewards(episode, verdict, cfg, nov)
         out[Role.DEFENDER].append(defender)
         out[Role.ATTACKER].append(attacker)
     return out
 
 
+def pool_replies(
+    episodes: Sequence[Episode],
+    rewards: Sequence[RewardBreakdown],
+    k: int,
+    how: Literal["mean", "best"],
+) -> tuple[list[Episode], list[RewardBreakdown]]:
+    """The attacker's update data when each rewrite met K replies (consecutive episodes sharing
+    one rewrite, `game.play`): one episode per rewrite, its reward from the K breakdowns' valid
+    ones: `mean` averages the total and each component (a missing one counts 0), `best` keeps
+    the breakdown with the highest total (the first on a tie). No valid one: the first, invalid."""
+    if len(episodes) != len(rewards) or len(episodes) % k:
+        raise ValueError(f"{len(episodes)} episodes, {len(rewards)} rewards: not rewrites x {k}")
+    out_eps, out_rewards = [], []
+    for start in range(0, len(episodes), k):
+        chunk = rewards[start : start + k]
+        valid = [b for b in chunk if b.valid]
+        out_eps.append(episodes[start])
+        if not valid:
+            out_rewards.append(chunk[0])
+        elif how == "best":
+            out_rewards.append(max(valid, key=lambda b: b.total))
+        else:
+            keys = list(dict.fromkeys(key for b in valid for key in b.components))
+            out_rewards.append(
+                RewardBreakdown(
+                    _mean([b.total for b in valid]),
+                    {key: _mean([b.components.get(key, 0.0) for b in valid]) for key in keys},
+                    note=valid[0].note,
+                )
+            )
+    return out_eps, out_rewards
+
+
 def _episode_rewards(
-    episode: Episode, verdict: Verdict, cfg: RewardConfig
+    episode: Episode, verdict: Verdict, cfg: RewardConfig, novelty: Novelty | None = None
 ) -> tuple[RewardBreakdown, RewardBreakdown]:
     worst_case = cfg.unknown_policy == "harmful"
     reply_harmful, refused, rewrite_harmful, score = (
@@ -153,6 +215,8 @@ def _episode_rewards(
     }
     if cfg.r_label > 0:
         a_parts["label"] = r_label(rewrite_harmful, episode.seed.label, cfg)
+    if novelty is not None:
+        a_parts["novelty"] = r_novelty(novelty, cfg)
     # An unknown label that a term of either role needs drops the whole exchange.
     unknown = any(v is None for v in (*d_parts.values(), *a_parts.values()))
 

@@ -11,6 +11,7 @@ Each role owns one `GRPOTrainer`, whose AdamW state persists across phase switch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,6 +56,10 @@ def _chunks(items: list, size: int):
         yield items[i : i + size]
 
 
+class Diverged(RuntimeError):
+    """A non-finite loss, gradient or weight: the update is not applied and the run stops."""
+
+
 class GRPOTrainer:
     """GRPO for one role. Holds the role's optimiser; the policy's model is updated in place."""
 
@@ -74,6 +79,7 @@ class GRPOTrainer:
         self.autocast = pcfg.autocast
         self.ref_model = ref_model
         self.accelerator = accelerator
+        self._bad_loss = 0.0  # micro-batches of the current update with a non-finite loss
         params = [p for p in policy.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             params, lr=pcfg.lr, betas=tuple(pcfg.adam_betas), weight_decay=pcfg.weight_decay
@@ -112,9 +118,11 @@ class GRPOTrainer:
             return stats
         pad_id = self.policy.pad_id
         normaliser = all_tokens if g.loss_agg == "token_mean" else all_samples
+        self._check_weights("before the update")
         old_logps = self._old_logprobs(samples, pad_id) if g.ppo_epochs > 1 else None
         self.model.train()
         acc: dict[str, float] = {}
+        self._bad_loss = 0.0
         for _epoch in range(g.ppo_epochs):
             for k, batch in enumerate(_chunks(samples, g.micro_batch_size)):
                 with self._autocast():
@@ -139,6 +147,7 @@ class GRPOTrainer:
                     ref_logp=ref,
                     normaliser=normaliser,
                 )
+                self._bad_loss += float(not bool(torch.isfinite(loss)))
                 self._backward(loss)
                 weight = float(mask.sum()) / n_tokens
                 for key, value in part.items():
@@ -178,9 +187,30 @@ class GRPOTrainer:
             norm = self.accelerator.clip_grad_norm_(params, self.gcfg.grad_clip)
         else:
             norm = torch.nn.utils.clip_grad_norm_(params, self.gcfg.grad_clip)
+        self._guard(float(norm))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self._check_weights("after the update")
         return float(norm)
+
+    def _guard(self, norm: float) -> None:
+        """The divergence guard, before the optimiser step: a non-finite loss (on any rank) or
+        gradient norm raises `Diverged` with the gradients dropped and the weights untouched."""
+        bad = torch.tensor([self._bad_loss, float(not math.isfinite(norm))])
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad.to(self.accelerator.device), reduction="sum").cpu()
+        if bad.sum() == 0:
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        what = "loss" if bad[0] else "gradient"
+        raise Diverged(f"{self.role.value}: non-finite {what} (gradient norm {norm}), not applied")
+
+    def _check_weights(self, when: str) -> None:
+        """Weights that hold NaN or inf stop the run before anything is saved from them (after
+        an update they can only come from overflow: lr or weight decay far too large)."""
+        for name, p in self.model.named_parameters():
+            if p.requires_grad and not bool(p.isfinite().all()):
+                raise Diverged(f"{self.role.value}: non-finite weights {when} ({name})")
 
     @torch.no_grad()
     def _old_logprobs(self, samples: list[Sample], pad_id: int) -> list[torch.Tensor]:

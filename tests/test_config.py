@@ -65,6 +65,14 @@ def test_defaults_are_the_papers():
         ("{}\n", ["schedule.freq=0"], r"schedule\.freq: Input should be greater"),
         (
             "{}\n",
+            ["game.replies_per_attack=2", "game.max_turns=3"],
+            r"game\.replies_per_attack > 1 is single-turn only",
+        ),
+        ("{}\n", ["game.replies_per_attack=0"], r"game\.replies_per_attack: Input should be"),
+        ("{}\n", ["reward.reply_score=worst"], r"reward\.reply_score: Input should be"),
+        ("{}\n", ["reward.r_novelty=-1"], r"reward\.r_novelty: Input should be greater"),
+        (
+            "{}\n",
             ["grpo.group_sise=8"],
             r"grpo\.group_sise: unknown field \(valid here: .*group_size",
         ),

@@ -357,3 +357,68 @@ def test_attack_transfer_best_of_k(fake_run, world, tmp_path):
     art = load_jbb_artifact(out / "export" / "jbb" / "attack.json")
     assert len(art.jailbreaks) == 3
     assert artifact_asr(art) == pytest.approx(doc["asr"]["value"], nan_ok=True)
+
+
+# held-out strategy -> family; ASR per family from the same verdicts (no new replies)
+FAMILY_CASES = [
+    ("morse", True),
+    ("ascii", False),
+    ("caesar", True),
+    ("atbash", True),
+    ("misspellings", False),
+    ("expert_endorsement", True),
+    ("misspellings", False),
+    ("role_play", False),
+]
+
+
+def test_held_out_asr_is_reported_per_family_ciphers_and_other():
+    from magic_rl.evaluate.eval.items import ItemResult
+    from magic_rl.evaluate.eval.protocol import summarize
+    from magic_rl.evaluate.eval.sets import held_out_family
+
+    assert [held_out_family(s) for s, _ in FAMILY_CASES[:5]] == ["ciphers"] * 4 + ["other"]
+    results = [
+        ItemResult(
+            EvalItem(f"r{k}", "p", "harmful", "sandbox", "held_out_strategies", "asr", strategy),
+            "reply",
+            "stop",
+            Verdict(True, not harmful, harmful),
+        )
+        for k, (strategy, harmful) in enumerate(FAMILY_CASES)
+    ]
+    other_set = EvalItem("t0", "p", "harmful", "sandbox", "train_strategies", "asr", "morse")
+    results.append(ItemResult(other_set, "reply", "stop", Verdict(True, False, True)))
+    metrics = summarize(results, load_config("sandbox", []))
+    held = "sandbox/held_out_strategies"
+    assert metrics[f"{held}/asr"].value == pytest.approx(4 / 8)
+    assert metrics[f"{held}/ciphers/asr"].value == pytest.approx(3 / 4)
+    assert metrics[f"{held}/ciphers/asr"].n == 4
+    assert metrics[f"{held}/other/asr"].value == pytest.approx(1 / 4)
+    keys = list(metrics)
+    at = keys.index(f"{held}/asr")
+    assert keys[at + 1 : at + 3] == [f"{held}/ciphers/asr", f"{held}/other/asr"]
+    assert not any(k.startswith("sandbox/train_strategies/") and k.count("/") > 2 for k in metrics)
+    assert not any(k.startswith("sandbox/all/") for k in metrics)
+
+
+def test_demo_headline_shows_held_out_asr_per_family(tmp_path):
+    from magic_rl.demo import headline
+
+    def model(held, ciphers, other):
+        keys = {
+            "sandbox/held_out_strategies/asr": held,
+            "sandbox/held_out_strategies/ciphers/asr": ciphers,
+            "sandbox/held_out_strategies/other/asr": other,
+        }
+        return {"metrics": {k: {"value": v} for k, v in keys.items()}}
+
+    doc = {"models": {"base": model(0.9, 1.0, 0.7), "trained": model(0.6, 0.8, 0.2)}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    rows, verdict = headline(path)
+    by_label = {label.strip(): (b, a) for label, b, a in rows}
+    assert by_label["held-out-strategy ASR"] == (0.9, 0.6)
+    assert by_label["of which ciphers"] == (1.0, 0.8)
+    assert by_label["of which other framings"] == (0.7, 0.2)
+    assert verdict.startswith("ASR down (0.90 -> 0.60)")

@@ -216,3 +216,22 @@ def test_tiny_ablation_end_to_end_resumes_and_renders(tiny_overrides, tmp_path):
 
     html, _ = render_report([out / "magic-s0"], out=tmp_path / "report.html", ablation=path)
     assert "Ablation" in html.read_text()
+
+
+def test_ablation_reads_held_out_asr_per_family():
+    runs = [
+        {
+            "sandbox/held_out_strategies/asr": 0.5,
+            "sandbox/held_out_strategies/ciphers/asr": c,
+            "sandbox/held_out_strategies/other/asr": o,
+        }
+        for c, o in ((0.9, 0.2), (0.7, 0.4))
+    ]
+    row = aggregate({"magic": runs})["magic"]
+    assert row["held_out_asr_ciphers"]["mean"] == pytest.approx(0.8)
+    assert row["held_out_asr_other"]["mean"] == pytest.approx(0.3)
+    old = aggregate({"magic": [{"sandbox/held_out_strategies/asr": 0.5}]})["magic"]
+    assert old["held_out_asr_ciphers"]["mean"] is None  # results from before the split
+    ref = [{**r, "sandbox/held_out_strategies/other/asr": 0.5} for r in runs]
+    diff = paired(aggregate({"magic": runs, "defender_only": ref}))["magic"]
+    assert diff["held_out_asr_other"]["mean"] == pytest.approx(-0.2)  # generalisation, paired

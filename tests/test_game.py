@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import pytest
+
 from magic_rl import game
 from magic_rl.config import GameConfig, SamplingConfig
 from magic_rl.policy import ScriptedPolicy
@@ -85,6 +87,32 @@ def test_attacker_phase_samples_g_attacks_each_answered_once():
     players, log = _players()
     eps = game.play(SEEDS, players, GameConfig(), attack_samples=4, reply_samples=1, rng_seed=0)
     assert len(eps) == 8 and len(log["attacker"]) == 8 and len(log["defender"]) == 8
+
+
+def test_attacker_phase_with_k_replies_answers_each_sampled_attack_k_times():
+    """game.replies_per_attack: G rewrites per seed, each generated once and answered K times;
+    members m*K .. m*K+K-1 share rewrite m."""
+    count = iter(range(1000))
+
+    def attack(chat):  # a fresh rewrite per call, so shared rewrites show as equal texts
+        return f"<think>p</think><answer>take {next(count)}</answer>"
+
+    players, log = _players(attacker_fn=attack)
+    eps = game.play(SEEDS, players, GameConfig(), attack_samples=3, reply_samples=2, rng_seed=0)
+    assert len(eps) == 12 and next(count) == 6 and len(log["defender"]) == 12
+    for i in range(len(SEEDS)):
+        group = sorted((e for e in eps if e.group == i), key=lambda e: e.member)
+        assert [e.member for e in group] == list(range(6))
+        texts = [e.last.attack for e in group]
+        assert texts[0::2] == texts[1::2] and len(set(texts)) == 3
+
+
+def test_k_replies_per_sampled_attack_is_single_turn_only():
+    players, _ = _players()
+    with pytest.raises(ValueError, match="single-turn"):
+        game.play(
+            SEEDS, players, GameConfig(max_turns=2), attack_samples=2, reply_samples=2, rng_seed=0
+        )
 
 
 def test_defender_sees_only_the_extracted_answer():

@@ -4,6 +4,7 @@ steps, and a resume after SIGKILL through the CLI that loses and duplicates no r
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from magic_rl import game
 from magic_rl.config import GameConfig, SamplingConfig, load_config
+from magic_rl.content import carries
 from magic_rl.policy import ScriptedPolicy
 from magic_rl.prompts import load_templates
 from magic_rl.records import Role, Seed, Verdict
@@ -145,6 +147,50 @@ def test_variants_run(tiny_overrides, tmp_path, variant):
         # are checked against a hand-written loss in tests/test_trainer_reference.py)
         role = rows[0]["schedule/role"]
         assert f"{role}/update/kl" in rows[0]
+
+
+@pytest.mark.slow
+def test_attacker_levers_k_replies_best_and_novelty(tiny_overrides, tmp_path):
+    """game.replies_per_attack=2 with reward.reply_score=best and reward.r_novelty: each rewrite
+    is answered twice (replay), the update reads one pooled sample per rewrite, its reward the
+    best of the two; faithful rewrites carry the novelty term, unfaithful ones 0."""
+    from sandbox_train import train
+
+    cfg = load_config(
+        "sandbox",
+        [
+            *tiny_overrides,
+            "train.steps=2",
+            "train.seeds_per_step=4",
+            "schedule.train_roles=attacker",
+            "game.replies_per_attack=2",
+            "reward.reply_score=best",
+            "reward.r_novelty=0.5",
+            "reward.truncation=keep",
+            f"output_dir={tmp_path}",
+            "name=levers",
+        ],
+    )
+    run = train(cfg, log=lambda *a: None)
+    rows, replay = _rows(run / "metrics.jsonl"), _rows(run / "replay.jsonl")
+    G = cfg.grpo.group_size
+    assert len(replay) == 2 * 4 * G * 2
+    for row in rows:
+        recs = [r for r in replay if r["step"] == row["step"]]
+        best: dict[tuple[int, int], float] = {}
+        for r in recs:
+            key = (r["group"], r["member"] // 2)
+            a = r["rewards"]["attacker"]
+            if a["valid"]:
+                best[key] = max(best.get(key, -math.inf), a["total"])
+            faithful = carries(r["turns"][-1]["attack"], r["seed"]["text"])
+            assert 0.0 <= a["novelty"] <= 0.5 and (faithful or a["novelty"] == 0.0)
+        pairs = {}
+        for r in recs:
+            pairs.setdefault((r["group"], r["member"] // 2), set()).add(r["turns"][-1]["attack"])
+        assert all(len(texts) == 1 for texts in pairs.values())  # two replies, one rewrite
+        assert row["attacker/update/samples"] == len(best)  # one per rewrite, not per reply
+        assert row["attacker/reward/pooled"] == pytest.approx(sum(best.values()) / len(best))
 
 
 def _train_cmd(overrides: list[str]) -> list[str]:

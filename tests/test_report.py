@@ -415,7 +415,8 @@ def test_missing_run_dir_is_named(tmp_path: Path) -> None:
 )
 def test_read_metrics_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "metrics.jsonl"
-    path.write_text('{"step": 0, "game/asr": NaN}\n' + line + "\n")
+    # a bad line before the last (a bad last line is a torn write, left out as resume does)
+    path.write_text('{"step": 0, "game/asr": NaN}\n' + line + '\n{"step": 1}\n')
     with pytest.raises(ValueError, match=r"metrics\.jsonl:2:") as err:
         read_metrics(tmp_path)
     assert message in str(err.value)

@@ -200,14 +200,67 @@ def test_a_kill_between_the_state_renames_is_repaired(run):
 
 
 def test_a_run_that_never_saved_state_restarts_from_step_0(run):
+    # A kill during the first state save (at the switch after step 0) leaves the switch's
+    # checkpoint step-000001 and one logged step, but no state: nothing whole was saved.
     shutil.rmtree(run / "state")
-    for step in (1, 2):
-        shutil.rmtree(run / f"checkpoints/step-{step:06d}")
+    shutil.rmtree(run / "checkpoints/step-000002")
+    _keep_lines(run / "metrics.jsonl", 1)
     cfg = load_config(str(run / "config.yaml"), complete=True)
     assert check_resume(run, cfg) == 0
-    (run / "checkpoints/step-000001").mkdir()  # evidence that a state was saved at a switch
-    with pytest.raises(ResumeError, match="state: missing"):
+    # a step logged after that save proves the state existed: it was lost, the resume is refused
+    # (here the change of role between the logged steps shows the switch, and its save)
+    shutil.rmtree(run / "checkpoints/step-000001")
+    shutil.copy(run / "metrics.jsonl", run / "one.jsonl")
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 1, "schedule/role": "attacker"}) + "\n")
+    with pytest.raises(ResumeError, match="state: missing, but metrics.jsonl holds step 1"):
         check_resume(run, cfg)
+    # the logged steps reaching train.checkpoint_every are no proof on their own either
+    (run / "one.jsonl").replace(run / "metrics.jsonl")
+    every = cfg.model_copy(update={"train": cfg.train.model_copy(update={"checkpoint_every": 1})})
+    assert check_resume(run, every) == 0
+
+
+def test_a_resume_that_fails_before_its_first_step_ends_leaves_the_logs_untouched(run, stub_judge):
+    # the run was killed after logging step 2, past its saved state (step 2): a good resume would
+    # cut that step and run it again; this one fails inside step 2 (its judge answers 400)
+    for name in ("metrics.jsonl", "replay.jsonl"):
+        rows = _rows(run / name)
+        extra = [{**r, "step": 2} for r in rows if r["step"] == 1]
+        with (run / name).open("a") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in extra))
+    logs = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "replay.jsonl")}
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--resume",
+            str(run),
+            "train.steps=3",
+            "judge.backend=wildguard",
+            f"judge.endpoint={stub_judge('400')}",
+            "judge.model=whatever",
+            "judge.retries=0",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "judge.max_unknown_fraction: step 2" in result.output
+    for name, data in logs.items():
+        assert (run / name).read_bytes() == data, f"{name} changed by a failed resume"
+
+
+def test_the_report_reader_drops_a_torn_last_line_as_resume_does(run):
+    from magic_rl.loop import read_metrics
+
+    whole = read_metrics(run)
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 2, "schedule/ro')  # killed mid-write
+    assert read_metrics(run) == whole
+    result = runner.invoke(app, ["report", str(run), "--out", str(run.parent / "r.html")])
+    assert result.exit_code == 0, result.output
+    _corrupt_line(run / "metrics.jsonl", 0)  # a torn line in the middle is still an error
+    with pytest.raises(ValueError, match="metrics.jsonl:1"):
+        read_metrics(run)
 
 
 def test_checkpoints_are_written_whole_or_not_at_all(tmp_path):

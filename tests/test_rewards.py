@@ -8,12 +8,15 @@ import math
 import pytest
 
 from magic_rl.config import RewardConfig
-from magic_rl.records import Episode, Role, Seed, Turn, Verdict
+from magic_rl.records import Episode, RewardBreakdown, Role, Seed, Turn, Verdict
 from magic_rl.rewards import (
+    Novelty,
     compute_rewards,
+    pool_replies,
     r_fmt,
     r_harm,
     r_label,
+    r_novelty,
     r_quality,
     r_ref,
     request_label,
@@ -400,3 +403,79 @@ def test_quality_term_is_defender_only_and_needs_the_request(reply, expected):
     assert a.total == pytest.approx(-(d.total - expected))
     d, _ = _rewards(episode, verdict)
     assert "quality" not in d.components  # off by default
+
+
+# R_novelty = r_novelty * rank for a faithful rewrite, 0 otherwise: rank, faithful, r_novelty -> term
+NOVELTY = [
+    (1.0, True, 0.5, 0.5),
+    (0.25, True, 0.5, 0.125),
+    (0.0, True, 0.5, 0.0),
+    (1.0, False, 0.5, 0.0),
+    (0.5, False, 2.0, 0.0),
+    (0.5, True, 2.0, 1.0),
+]
+
+
+@pytest.mark.parametrize(("rank", "faithful", "weight", "term"), NOVELTY)
+def test_novelty_term_is_earned_by_faithful_rewrites_only(rank, faithful, weight, term):
+    cfg = RewardConfig(r_novelty=weight)
+    assert r_novelty(Novelty(rank, faithful), cfg) == pytest.approx(term)
+    verdict = Verdict(prompt_harmful=True, response_refusal=True, response_harmful=False)
+    out = compute_rewards([_episode()], [verdict], cfg, novelty=[Novelty(rank, faithful)])
+    d, a = out[D][0], out[A][0]
+    base_d, base_a = _rewards(_episode(), verdict)
+    assert a.components["novelty"] == pytest.approx(term)
+    assert a.total == pytest.approx(base_a.total + term)  # attacker only
+    assert d.total == pytest.approx(base_d.total) and "novelty" not in d.components
+
+
+def test_novelty_off_by_default_and_checked_when_on():
+    verdict = Verdict(prompt_harmful=True, response_refusal=True, response_harmful=False)
+    out = compute_rewards([_episode()], [verdict], RewardConfig(), novelty=[Novelty(1.0, True)])
+    assert "novelty" not in out[A][0].components  # r_novelty = 0: the term is absent
+    with pytest.raises(ValueError, match="r_novelty needs one novelty per episode"):
+        compute_rewards([_episode()], [verdict], RewardConfig(r_novelty=0.5))
+    with pytest.raises(ValueError, match="outside"):
+        r_novelty(Novelty(1.5, True), RewardConfig(r_novelty=0.5))
+
+
+def _b(total, valid=True, **components):
+    return RewardBreakdown(total, components or {"harm": total}, valid=valid)
+
+
+# K replies per rewrite: K breakdowns (totals; None = invalid) -> pooled total for mean and best
+POOL = [
+    ([1.0, -1.0], 0.0, 1.0),
+    ([-1.0, -1.0, 1.0], -1 / 3, 1.0),
+    ([0.5, None], 0.5, 0.5),
+    ([None, -0.5, 0.5], 0.0, 0.5),
+    ([-2.0], -2.0, -2.0),
+]
+
+
+@pytest.mark.parametrize(("totals", "mean", "best"), POOL)
+def test_pool_replies_scores_a_rewrite_on_its_replies_mean_or_best(totals, mean, best):
+    k = len(totals)
+    rewards = [_b(0.0, valid=False) if t is None else _b(t) for t in totals] * 2  # two rewrites
+    episodes = [_episode() for _ in rewards]
+    for how, want in (("mean", mean), ("best", best)):
+        eps, pooled = pool_replies(episodes, rewards, k, how)
+        assert len(pooled) == 2 and eps == [episodes[0], episodes[k]]
+        assert all(p.valid for p in pooled)
+        assert [p.total for p in pooled] == pytest.approx([want, want]), how
+        assert [p.components["harm"] for p in pooled] == pytest.approx([want, want]), how
+
+
+def test_pool_replies_mean_averages_components_and_k1_is_identity():
+    rewards = [_b(1.0, harm=1.5, format=-0.5), _b(-1.0, harm=-1.5, format=0.5)]
+    _, (pooled,) = pool_replies([_episode()] * 2, rewards, 2, "mean")
+    assert pooled.components == pytest.approx({"harm": 0.0, "format": 0.0})
+    _, (best,) = pool_replies([_episode()] * 2, rewards, 2, "best")
+    assert best is rewards[0]
+    eps = [_episode(), _episode(label="benign")]
+    assert pool_replies(eps, rewards, 1, "mean") == (eps, rewards)
+    all_invalid = [_b(0.0, valid=False), _b(0.0, valid=False)]
+    _, (dropped,) = pool_replies([_episode()] * 2, all_invalid, 2, "best")
+    assert not dropped.valid
+    with pytest.raises(ValueError, match="rewrites x 3"):
+        pool_replies([_episode()] * 2, rewards, 3, "mean")

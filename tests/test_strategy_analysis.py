@@ -27,10 +27,12 @@ from magic_rl.evaluate.analyze import (
     embedding_diversity,
     is_hybrid,
     load_classification_prompt,
+    novelty_ranks,
     parse_classification,
     pool_accuracy,
     read_replay,
     self_bleu,
+    self_bleu_each,
     stage_edges,
     tag_strategy,
     tag_taxonomy,
@@ -235,6 +237,36 @@ def test_self_bleu_identical_is_one_and_distinct_is_low() -> None:
     near = [DISTINCT[0], DISTINCT[0].replace("thriller", "noir")]
     assert self_bleu(DISTINCT) < self_bleu(near) < 1.0
     assert math.isnan(self_bleu(DISTINCT[:1]))
+
+
+def test_self_bleu_each_scores_each_text_and_self_bleu_is_their_mean() -> None:
+    texts = [*DISTINCT[:3], DISTINCT[0], ""]
+    each = self_bleu_each(texts)
+    assert math.isnan(each[4])  # an empty text has no score
+    assert each[0] == pytest.approx(1.0) and each[3] == pytest.approx(1.0)  # its copy is present
+    assert each[1] < 0.2 and each[2] < 0.2
+    assert self_bleu(texts) == pytest.approx(sum(each[:4]) / 4)
+
+
+# In-group novelty rank: texts -> ranks (1 = least like the others; ties share their mean rank)
+RANKS = [
+    (["a b c d", "a b c d", "w x y z"], [0.25, 0.25, 1.0]),
+    (["same words here", "same words here"], [0.5, 0.5]),
+    (["only one"], [0.0]),
+    ([], []),
+    (["", "a b c d e", "a b c d f", "q r s t u"], [0.0, 0.5, 0.5, 1.0]),
+]
+
+
+@pytest.mark.parametrize(("texts", "ranks"), RANKS)
+def test_novelty_ranks_order_a_group_by_self_bleu(texts, ranks) -> None:
+    assert novelty_ranks(texts) == pytest.approx(ranks)
+
+
+def test_novelty_ranks_put_the_odd_one_out_first() -> None:
+    group = [DISTINCT[0], DISTINCT[0].replace("thriller", "noir"), DISTINCT[0], DISTINCT[4]]
+    ranks = novelty_ranks(group)
+    assert ranks[3] == 1.0 and ranks[1] > ranks[0] == ranks[2]
 
 
 def test_self_bleu_matches_a_hand_computed_pair() -> None:

@@ -74,6 +74,14 @@ def _print_errors(lines: list[str]) -> None:
 class ErrorBoundary(TyperGroup):
     """The root `magic` group: every error escaping a command ends here (module docstring)."""
 
+    def invoke(self, ctx):
+        # typer turns a KeyboardInterrupt into a silent `Exit(130)` before `main` below sees it:
+        # Ctrl-C outside a training step (which `loop.interrupt` handles) is reported here instead.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as err:  # loop.interrupt.Interrupted carries its message, code
+            raise CLIError(str(err) or "interrupted (Ctrl-C)", getattr(err, "code", 130)) from None
+
     def main(
         self,
         args: Sequence[str] | None = None,

@@ -38,8 +38,9 @@ def train(
     overrides: Overrides = None,
 ) -> None:
     """Phase 2: alternating GRPO of attacker and defender. Writes runs/<name>/."""
-    from magic_rl.loop import preflight, summarize_run
+    from magic_rl.loop import Interrupted, preflight, summarize_run
     from magic_rl.loop import train as run_training
+    from magic_rl.loop.interrupt import sigterm_stops
     from magic_rl.phase1 import ensure_attacker
     from magic_rl.sandbox.resolve import resolve_world
 
@@ -50,14 +51,23 @@ def train(
     else:
         cfg = _load(config, overrides)
     console = _console()
+    again = (
+        f"resume with: magic train --resume {resume}"
+        if resume is not None
+        else "run the same command again (a finished phase 1 or sandbox world is kept)"
+    )
     try:
-        # A taken run name or a bad seed file fails here, before phase 1 or a world build.
-        preflight(cfg, resume=resume)
-        ensure_attacker(cfg, log=console.print)  # phase 1 first when its output is missing
-        resolved = resolve_world(cfg, log=console.print)
-        run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
+        with sigterm_stops(f"SIGTERM before training started: stopped; {again}"):
+            # A taken run name or a bad seed file fails here, before phase 1 or a world build.
+            preflight(cfg, resume=resume)
+            ensure_attacker(cfg, log=console.print)  # phase 1 first when its output is missing
+            resolved = resolve_world(cfg, log=console.print)
+            run_dir = run_training(resolved, resume=resume, log=console.print, recorded=cfg)
     except FileExistsError as err:
         _fail(str(err))
+    except Interrupted as err:  # SIGTERM / SIGINT: not an error, the message says how to go on
+        typer.echo(str(err), err=True)
+        raise typer.Exit(err.code) from None
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # once, not once per data-parallel rank

@@ -64,6 +64,18 @@ METRICS: tuple[Metric, ...] = (
         "held-out strategy ASR ↓",
         "held-out ASR↓",
     ),
+    Metric(
+        "held_out_asr_ciphers",
+        "sandbox/held_out_strategies/ciphers/asr",
+        "held-out ASR, ciphers ↓",
+        "ciphers↓",
+    ),
+    Metric(
+        "held_out_asr_other",
+        "sandbox/held_out_strategies/other/asr",
+        "held-out ASR, other framings ↓",
+        "other↓",
+    ),
     Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
     Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓", "vanilla ASR↓"),
     Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
@@ -132,7 +144,12 @@ def aggregate(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
 PAIRED_REFERENCE = "defender_only"
 
 
-PAIRED_KEYS = ("held_out_asr", "benign_compliance", "adversarial_benign_compliance")
+PAIRED_KEYS = (
+    "held_out_asr",
+    "held_out_asr_other",  # the part of held-out ASR that tests generalisation (not ciphers)
+    "benign_compliance",
+    "adversarial_benign_compliance",
+)
 
 
 def paired(

@@ -27,7 +27,9 @@ Resume (`magic train --resume RUN_DIR`) restarts from the last saved state (ever
 any point continues without lost or duplicated records; per-step randomness derives from (seed, step),
 so the replayed steps are the same steps. `resume.py` checks the whole run directory before anything
 is written (a missing or torn part is refused, naming the file), keeps config.yaml as it was and
-records changed settings in overrides/. Checkpoints and state/ are written to a temporary folder
+records changed settings in overrides/. One train holds a run directory at a time (`lock.py`);
+SIGTERM and SIGINT stop a run after the current step with its state saved (`interrupt.py`); a
+non-finite loss, gradient or weight stops it before the update (`trainer.Diverged`). Checkpoints and state/ are written to a temporary folder
 and renamed. A step whose judge labels are mostly unknown stops the run (`judge.max_unknown_fraction`)
 before its update and before anything of it is logged.
 
@@ -45,12 +47,13 @@ from pathlib import Path
 
 from magic_rl.config import RunConfig, dump_config
 from magic_rl.cpu import tune_for_cpu
+from magic_rl.loop.interrupt import GracefulStop, Interrupted
+from magic_rl.loop.lock import RunLock, RunLocked
 from magic_rl.loop.resume import (
     ResumeError,
     check_resume,
     record_overrides,
     repair_state,
-    truncate_logs,
 )
 from magic_rl.loop.run import (
     JudgeUnusable,
@@ -66,9 +69,11 @@ from magic_rl.progress import TrainProgress
 from magic_rl.records import Seed
 
 __all__ = [
+    "Interrupted",
     "JudgeUnusable",
     "ResumeError",
     "Run",
+    "RunLocked",
     "SeedSampler",
     "StepJudge",
     "check_resume",
@@ -94,48 +99,66 @@ def train(
 
     `cfg` names its models and files by path (the entry point resolved any sandbox or catalog
     name: `magic_rl.sandbox.resolve.resolve_world`); `recorded` is the config as the user gave it
-    (default `cfg`), which config.yaml keeps and a resume compares against.
+    (default `cfg`), which config.yaml keeps and a resume compares against. The run directory is
+    locked for the whole run (`loop.lock`); SIGTERM and SIGINT stop it after the current step with
+    its state saved (`loop.interrupt`), raising `Interrupted`.
     """
-    recorded = recorded or cfg
-    run_dir, seeds = preflight(cfg, resume=resume)
+    from accelerate import PartialState
+
+    run_dir = resume or Path(cfg.output_dir) / cfg.name
+    main = PartialState(cpu=use_cpu(cfg)).is_main_process
+    created = not run_dir.exists()
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with RunLock(run_dir, log=log, enabled=main), GracefulStop(run_dir, log=log) as stop:
+            return _train(cfg, resume, recorded or cfg, stop, log)
+    finally:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that could not start leaves no empty directory behind
+
+
+def _train(cfg: RunConfig, resume: Path | None, recorded: RunConfig, stop, log) -> Path:
+    """`train` under the run directory's lock and the signal handlers."""
+    from accelerate import PartialState
+
+    from magic_rl.trainer import Diverged
+
+    run_dir, seeds = preflight(cfg, resume=resume)  # again, under the lock
     tune_for_cpu()
     if resume is not None:
-        from accelerate import PartialState
-
         state = PartialState(cpu=use_cpu(cfg))
         if state.is_main_process:
             repair_state(run_dir)
         state.wait_for_everyone()
         next_step = check_resume(run_dir, cfg)  # every rank: all refuse alike, none hangs
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        run = Run(cfg, run_dir, seeds=seeds, log=log)
-    except BaseException:
-        if created and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a run that could not start leaves no empty directory behind
-        raise
+    run = Run(cfg, run_dir, seeds=seeds, log=log)
     if resume is None and run.main:
         (run_dir / "config.yaml").write_text(dump_config(recorded))
     if resume is not None:
+        run.load_state(next_step)
         if run.main and (path := record_overrides(run_dir, recorded, next_step)):
             log(f"settings changed on resume recorded in {path} (config.yaml is unchanged)")
-        run.load_state(next_step)
-    if run.main:
-        truncate_logs(run_dir, run.start_step)
     if cfg.train.tracker != "none":
         # TensorBoard writes under project_dir/<this name>: RUN_DIR/tensorboard, not RUN_DIR/<name>
         project = TENSORBOARD_DIR if cfg.train.tracker == "tensorboard" else cfg.name
         run.accelerator.init_trackers(project, config=tracker_config(recorded))
         if cfg.train.tracker == "tensorboard" and run.main:
             log(f"TensorBoard: tensorboard --logdir {run_dir / TENSORBOARD_DIR}")
-    run.begin()
+    run.begin()  # the logs are cut back to run.start_step with the first records written
 
     with TrainProgress(
         cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
     ) as bar:
         for step in range(run.start_step, cfg.train.steps):
-            bar.update(run.step(step))
+            if run.shards.sum(stop.signum is not None)[0]:  # every rank stops at the same step
+                run.save_state_at(step)
+                raise stop.stopped(step)
+            stop.step = step
+            try:
+                bar.update(run.step(step))
+            except Diverged as err:
+                raise Diverged(run.diverged_message(step, err)) from None
     if cfg.train.tracker != "none":
         run.accelerator.end_training()
     if run.main:

@@ -7,10 +7,11 @@ safetensors headers against the file size) — and the logs `metrics.jsonl` and 
 missing, empty or truncated part stops the resume with a `ResumeError` naming the file and the last
 whole checkpoint to start a new run from. Rules:
 
-- no `state/` at all is a run that never saved one (it starts again from step 0), unless the run
-  shows that it did save one (a checkpoint after step 0, or logged steps past
-  `train.checkpoint_every`): then the state was lost, and nothing is touched;
-- the logs are cut only back to the saved step (records of later steps, replayed identically);
+- no `state/` at all is a run that never saved one whole (it starts again from step 0; a kill
+  during the first save leaves a checkpoint but no state), unless a step was logged after the
+  first save (`_lost_state`): then the state was lost, and nothing is touched;
+- the logs are cut only back to the saved step (records of later steps, replayed identically),
+  by `Run` with the resume's first write, so a resume that fails before leaves them as they were;
   a log that lacks records before the saved step, or holds an unreadable line other than a torn
   last one, is refused;
 - the run's `config.yaml` is never rewritten: settings that differ on resume (command-line
@@ -95,12 +96,8 @@ def _saved_step(run_dir: Path, cfg: RunConfig) -> int:
     """The step `state/` resumes at (0 when the run never saved one); raises ResumeError."""
     state = run_dir / "state"
     if not state.exists():
-        later = [p.name for p, _ in run_checkpoint_dirs(run_dir) if p.name != "step-000000"]
-        logged = {r["step"] for r in _read_log(run_dir / "metrics.jsonl")}
-        every = cfg.train.checkpoint_every
-        if later or (every and len(logged) >= every):
-            seen = f"checkpoints up to {later[-1]}" if later else f"{len(logged)} logged steps"
-            raise _refuse(run_dir, f"{state}: missing, but this run saved one ({seen})")
+        if lost := _lost_state(run_dir, cfg):
+            raise _refuse(run_dir, f"{state}: missing, but {lost}: the saved state was lost")
         return 0
     meta_path = state / "meta.json"
     if problem := file_problem(meta_path):
@@ -115,6 +112,34 @@ def _saved_step(run_dir: Path, cfg: RunConfig) -> int:
         if problem := model_dir_problem(state / role.value):
             raise _refuse(run_dir, problem)
     return step
+
+
+def _lost_state(run_dir: Path, cfg: RunConfig) -> str | None:
+    """Why a run without `state/` must once have had one, or None when it never saved one whole.
+
+    The first state is saved at a switch (after that switch's checkpoint is written: a checkpoint
+    step, or a change of `schedule/role` between two logged steps), every
+    `train.checkpoint_every` steps, or after the last step, and always before the next step is
+    logged. So a checkpoint after step 0, or the logged steps reaching `checkpoint_every`, are not
+    proof on their own (a kill during that first save leaves both); a logged step at or past the
+    first of them is.
+    """
+    saves = [int(p.name.split("-")[1]) for p, _ in run_checkpoint_dirs(run_dir)]
+    rows = _read_log(run_dir / "metrics.jsonl")
+    roles = [r.get("schedule/role") for r in rows]
+    saves += [
+        r["step"]
+        for r, before in zip(rows[1:], roles, strict=False)
+        if r.get("schedule/role") != before
+    ]
+    if cfg.schedule.protocol == "concurrent":
+        saves.append(cfg.schedule.freq)
+    saves += [cfg.train.checkpoint_every or cfg.train.steps, cfg.train.steps]
+    first = min(s for s in saves if s > 0)
+    logged = max((r["step"] for r in rows), default=-1)
+    if logged >= first:
+        return f"metrics.jsonl holds step {logged}, logged after a state save (at step {first})"
+    return None
 
 
 def check_resume(run_dir: Path, cfg: RunConfig) -> int:

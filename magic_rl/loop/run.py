@@ -35,19 +35,21 @@ from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.loop.crossplay import LiveCrossplay
 from magic_rl.loop.hardcases import CaseBuffer, case_of, is_hard, mix_in
 from magic_rl.loop.league import League, OpponentCache, Snapshots
-from magic_rl.loop.resume import ResumeError, last_good_checkpoint, replace_dir
+from magic_rl.loop.resume import ResumeError, last_good_checkpoint, replace_dir, truncate_logs
 from magic_rl.loop.shards import Shards
 from magic_rl.loop.stages import (
     SeedSampler,
     StepJudge,
     Timer,
+    diversity_metrics,
     game_metrics,
+    novelty_of,
     replay_records,
 )
 from magic_rl.policy import HFPolicy
 from magic_rl.prompts import load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role, Seed, Verdict
-from magic_rl.rewards import compute_rewards, summarize
+from magic_rl.rewards import compute_rewards, pool_replies, summarize
 from magic_rl.schedule import Scheduler
 from magic_rl.strategies import read_pool, resolve_strategies
 
@@ -64,6 +66,9 @@ class Played:
     episodes: list[Episode]
     verdicts: list[Verdict]
     rewards: dict[Role, list[RewardBreakdown]]
+    # what the role's update reads: its episodes and rewards, one per rewrite when an attacker's
+    # rewrite met K replies (`rewards.pool_replies`), else `episodes` and `rewards[role]`
+    trained: tuple[list[Episode], list[RewardBreakdown]]
     fixed: list[str | None]  # per seed: the stored attack replayed, or None
     extra: dict[str, float]  # stage 0's own metrics (replay share, attacks collected)
     judge_calls: int
@@ -109,6 +114,8 @@ class Run:
         self.crossplay = LiveCrossplay(cfg, run_dir, self.judge) if cfg.crossplay.probe else None
 
         self.start_step = 0
+        self.saved_at: int | None = None  # the step state/ resumes at, once this run saved it
+        self._logs_cut = False  # a resume cuts the logs with its first write (`_cut_logs`)
         self._judge_counts: dict[str, float] = {}
         self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
 
@@ -138,10 +145,12 @@ class Run:
             with timer("judge"):
                 verdicts = self._judge(step, episodes, judge)  # 2. judge
             with timer("rewards"):
-                rewards = compute_rewards(episodes, verdicts, self.cfg.reward)  # 3. rewards
-            played.append(Played(role, episodes, verdicts, rewards, fixed, extra, judge.calls))
+                rewards, trained = self._rewards(role, episodes, verdicts)  # 3. rewards
+            played.append(
+                Played(role, episodes, verdicts, rewards, trained, fixed, extra, judge.calls)
+            )
         with timer("update"):  # 4. update: GRPO on the scheduled role(s); the other stays frozen
-            updates = [self.trainers[p.role].update(p.episodes, p.rewards[p.role]) for p in played]
+            updates = [self.trainers[p.role].update(*p.trained) for p in played]
         metrics = self._metrics(step, played, updates, opponents, timer, t0)  # over all ranks
         replay = self._replay(step, played, opponents)  # over all ranks
         switched = self._schedule(step, roles, opponents, metrics, replay)  # 5. schedule
@@ -182,14 +191,15 @@ class Run:
         self, step: int, k: int, role: Role, batch, fixed, players, judge: StepJudge
     ) -> list[Episode]:
         """Stage 1: attacker -> defender on every seed of the batch; the trained role samples
-        `grpo.group_size` per seed. `k`: the rollout's index in the step (its own stream)."""
-        G = self.cfg.grpo.group_size
+        `grpo.group_size` per seed (an attacker's rewrites each answered
+        `game.replies_per_attack` times). `k`: the rollout's index in the step (its own stream)."""
+        G, K = self.cfg.grpo.group_size, self.cfg.game.replies_per_attack
         return game.play(
             batch,
             players,
             self.cfg.game,
             attack_samples=G if role is Role.ATTACKER else 1,
-            reply_samples=1 if role is Role.ATTACKER else G,
+            reply_samples=K if role is Role.ATTACKER else G,
             rng_seed=self.shards.rng_seed(self.cfg.seed, step) + k * 7_919_000_003,
             static_attacks=self.static_attacks,
             judge_turn=judge,
@@ -206,6 +216,19 @@ class Run:
         verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
         self._check_verdicts(step, verdicts)
         return verdicts
+
+    def _rewards(
+        self, role: Role, episodes: list[Episode], verdicts: list[Verdict]
+    ) -> tuple[dict[Role, list[RewardBreakdown]], tuple[list[Episode], list[RewardBreakdown]]]:
+        """Stage 3: both roles' rewards per episode (the rewrites' novelty read from their text
+        first when `reward.r_novelty` > 0), and what `role`'s update reads: an attacker's rewrite
+        that met K replies scored once on their mean or best (`reward.reply_score`)."""
+        cfg, K = self.cfg.reward, self.cfg.game.replies_per_attack
+        novelty = novelty_of(episodes, K if role is Role.ATTACKER else 1) if cfg.r_novelty else None
+        rewards = compute_rewards(episodes, verdicts, cfg, novelty)
+        if role is Role.ATTACKER and K > 1:
+            return rewards, pool_replies(episodes, rewards[role], K, cfg.reply_score)
+        return rewards, (episodes, rewards[role])
 
     def _check_verdicts(self, step: int, verdicts: list[Verdict]) -> None:
         """Raise JudgeUnusable when more than `judge.max_unknown_fraction` of the step's
@@ -237,7 +260,17 @@ class Run:
         request counters, the league, then the stage timings."""
         metrics: dict[str, float] = {}
         for k, p in enumerate(played):
-            m = {**game_metrics(p.episodes, p.verdicts), **summarize(p.rewards), **p.extra}
+            m = {
+                **game_metrics(p.episodes, p.verdicts),
+                **diversity_metrics(p.episodes),
+                **summarize(p.rewards),
+                **p.extra,
+            }
+            if p.trained[0] is not p.episodes:  # K replies per rewrite: what the update read
+                pooled = [b.total for b in p.trained[1] if b.valid]
+                m[f"{p.role.value}/reward/pooled"] = (
+                    sum(pooled) / len(pooled) if pooled else float("nan")
+                )
             m["judge/calls"] = float(p.judge_calls)
             if k == 0:
                 metrics.update(m)
@@ -286,6 +319,7 @@ class Run:
         learn from this step, the scheduler picks the next role; at a switch (and after the last
         step) both roles' checkpoint, and the roles that trained join their snapshot lists (live
         cross-play plays them). True at a switch."""
+        self._cut_logs()  # the step's first write: a resume that failed before changed nothing
         self._feed(roles, opponents, replay, metrics)
         metrics.update(self._switch_times)
         self._switch_times = {}
@@ -305,7 +339,9 @@ class Run:
             if Role.DEFENDER in roles:
                 self.pending.clear()
             else:
-                self.pending.add((case_of(r) for r in replay), distinct=False)
+                k = self.cfg.game.replies_per_attack  # a rewrite's K replies: one case
+                cases = (case_of(r) for r in replay if r["member"] % k == 0)
+                self.pending.add(cases, distinct=False)
         for k, role in enumerate(roles):  # the asr of the rollout this role trained on
             if opponents.get(role) is not None:
                 key = "game/asr" if k == 0 else f"{role.value}_rollout/game/asr"
@@ -358,8 +394,43 @@ class Run:
         """Before the first step of a fresh run: the step-0 checkpoint, which joins the snapshot
         lists (and live cross-play) like a switch's; its timings are logged with the first step."""
         if self.start_step == 0:
+            self._cut_logs()  # a resume that restarts from step 0 (no state was saved)
             self.save_checkpoint(0)
             self._switch_times = self.on_switch(0, trained_roles(self.cfg.schedule))
+
+    def _cut_logs(self) -> None:
+        """A resume's logs lose their records of steps from `start_step` on (replayed identically),
+        just before its first write: a resume that stops earlier (a wrong judge endpoint, a refused
+        state) leaves them byte-identical."""
+        if not self._logs_cut and self.main:
+            truncate_logs(self.run_dir, self.start_step)
+        self._logs_cut = True
+
+    def save_state_at(self, step: int) -> None:
+        """On a stop before `step`: the state resume needs, unless state/ already holds it."""
+        if step == self.saved_at:
+            self.log(f"state/ already holds step {step}: resume starts there")
+        elif step == self.start_step:
+            self.log(f"no step ran: nothing to save (resume starts at step {step})")
+        else:
+            self.save_state(step)
+            self.log(f"state saved: resume starts at step {step}")
+
+    def diverged_message(self, step: int, err: Exception) -> str:
+        """`Diverged` at `step`, with what is on disk and how to go on."""
+        saved = (
+            f"state/ holds step {self.saved_at}, a resume starts there"
+            if self.saved_at
+            else "no state was saved yet, a resume starts at step 0"
+        )
+        role = str(err).split(":", 1)[0]
+        lr = getattr(getattr(self.cfg, role, None), "lr", None)
+        fix = f"lower {role}.lr (now {lr:g}) or grpo.grad_clip" if lr else "lower the learning rate"
+        return (
+            f"step {step}: {err}. The run stopped: nothing of step {step} was written (no log "
+            f"row, checkpoint or state), and {saved}; {fix}, then `magic train --resume "
+            f"{self.run_dir} {role}.lr=...`"
+        )
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -398,6 +469,7 @@ class Run:
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         replace_dir(tmp, self.run_dir / "state", self.run_dir / "state.old")
+        self.saved_at = next_step
 
     def load_state(self, next_step: int) -> None:
         """Optimisers and schedule from state/ (checked whole by `resume.check_resume`, which
@@ -406,8 +478,9 @@ class Run:
 
         state = self.run_dir / "state"
         if next_step == 0 and not state.exists():
-            self.log("no saved state: starting from step 0")
+            self.log("no saved state (none was written whole): starting from step 0")
             return
+        self._check_finite(state)
         try:
             meta = json.loads((state / "meta.json").read_text())
             self.scheduler.load_state_dict(meta["scheduler"])
@@ -432,7 +505,20 @@ class Run:
                 f"{optim_path}: unreadable optimiser state ({type(e).__name__}: {e}). "
                 + last_good_checkpoint(self.run_dir)
             ) from e
-        self.start_step = next_step
+        self.start_step = self.saved_at = next_step
+
+    def _check_finite(self, state: Path) -> None:
+        """A saved state whose weights hold NaN or inf (a run that diverged before the guard
+        existed) is refused: it would train on nothing and save NaN checkpoints."""
+        for role in self.trainers:
+            params = self.policies[role].model.named_parameters()
+            bad = [name for name, p in params if not bool(p.isfinite().all())]
+            if bad:
+                raise ResumeError(
+                    f"{state / role.value}: {len(bad)} weight tensors hold NaN or inf "
+                    f"(first: {bad[0]}): the run diverged before this state was saved; nothing "
+                    f"was changed; " + last_good_checkpoint(self.run_dir)
+                )
 
 
 def build_policies(cfg: RunConfig, state_dir: Path, device: str) -> dict[Role, HFPolicy | None]:

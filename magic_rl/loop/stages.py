@@ -1,5 +1,7 @@
 """The step's stage helpers: the seed sampler (stage 0), the memoised step judge (stage 2), the
-game metrics and replay records (stage 6, log), and the stage timer."""
+rewrites' novelty for the attacker's novelty term (read from text before stage 3, so the rewards
+read numbers only), the game and diversity metrics and replay records (stage 6, log), and the
+stage timer."""
 
 from __future__ import annotations
 
@@ -8,9 +10,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from magic_rl.content import carries
+from magic_rl.content import REQUEST_MARKER, carries, request_core
+from magic_rl.evaluate.analyze.diversity import novelty_ranks, self_bleu, tokenize
+from magic_rl.evaluate.analyze.rules import tag_strategy
 from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Episode, Role, Seed, Verdict
+from magic_rl.rewards import Novelty
+
+OPENING_WORDS = 3  # an attack's opening: its first words, the seed's request masked
 
 
 class SeedSampler:
@@ -61,6 +68,53 @@ class StepJudge:
         return verdicts
 
 
+def novelty_of(episodes: Sequence[Episode], replies_per_attack: int = 1) -> list[Novelty]:
+    """Per episode, its rewrite's in-group novelty rank among its seed's distinct rewrites
+    (`novelty_ranks`; the K episodes of one rewrite, members m*K .. m*K+K-1, count once) and
+    whether it still carries the seed's request."""
+    by_group: dict[int, dict[int, str]] = {}
+    for e in episodes:
+        by_group.setdefault(e.group, {}).setdefault(e.member // replies_per_attack, e.last.attack)
+    rank: dict[tuple[int, int], float] = {}
+    for group, rewrites in by_group.items():
+        for m, r in zip(rewrites, novelty_ranks(list(rewrites.values())), strict=True):
+            rank[group, m] = r
+    return [
+        Novelty(rank[e.group, e.member // replies_per_attack], carries(e.last.attack, e.seed.text))
+        for e in episodes
+    ]
+
+
+def template_of(attack: str, seed_text: str) -> str:
+    """The attack with its seed's request masked back to the marker: what the attacker chose."""
+    core = request_core(seed_text)
+    return attack.replace(core, REQUEST_MARKER) if core else attack
+
+
+def diversity_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """How varied the step's rewrites are (docs/metrics.md): distinct strategies (the rule
+    tagger's) and openings among them, and two input->output distinguishability proxies over one
+    rewrite per seed (its first member), the request masked: the share of distinct templates
+    (1 = each seed its own, 1/n = one framing for every seed) and their self-BLEU (1 = collapse)."""
+    rewrites = {(e.last.attack, e.seed.text) for e in episodes}
+    tags = {tag_strategy(attack, seed) for attack, seed in rewrites} - {"none"}
+    openings = {
+        tuple(tokenize(template_of(attack, seed))[:OPENING_WORDS]) for attack, seed in rewrites
+    }
+    firsts: dict[int, str] = {}
+    for e in sorted(episodes, key=lambda e: e.member):
+        firsts.setdefault(e.group, template_of(e.last.attack, e.seed.text))
+    m = {
+        "attacker/diversity/strategies": float(len(tags)),
+        "attacker/diversity/openings": float(len(openings)),
+    }
+    if firsts:
+        m["attacker/diversity/template_share"] = len(set(firsts.values())) / len(firsts)
+    if len(firsts) > 1:
+        m["attacker/diversity/cross_seed_bleu"] = self_bleu(list(firsts.values()))
+    return m
+
+
 def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> dict[str, float]:
     """The run's vocabulary for what happened in the game (see docs/metrics.md)."""
     m: dict[str, float] = {}
@@ -78,6 +132,10 @@ def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> di
             ]
             if harms:
                 m["game/asr"] = sum(harms) / len(harms)
+    if {"defender/refusal_rate/harmful", "defender/refusal_rate/benign"} <= m.keys():
+        m["game/refusal_gap"] = (
+            m["defender/refusal_rate/harmful"] - m["defender/refusal_rate/benign"]
+        )
     m["attacker/format_rate"] = sum(e.last.attack_format_ok for e in episodes) / max(
         len(episodes), 1
     )

@@ -1,7 +1,7 @@
 """The report's plots as PNG `Figure`s: training curves with the trained role shaded, the
 cross-play ASR heatmap (drawn as `magic crossplay` draws it), the attack-pattern distribution per
-stage, the evaluation's before/after dots and the ablation's bars, both with their intervals. matplotlib is imported
-only inside the functions that draw."""
+stage, the evaluation's before/after dots and the ablation's bars, both with their intervals.
+matplotlib is imported only inside the functions that draw."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from magic_rl.evaluate.analyze import TAXONOMY
-from magic_rl.loop.summary import nan_mean
+from magic_rl.loop.summary import metric, nan_mean
 from magic_rl.report.runs import RunData, _num
 from magic_rl.report.tables import EvalTable, arrow, metric_name
 
@@ -23,6 +23,7 @@ CURVES: tuple[tuple[str, str], ...] = (
     ("game/asr", "attack success rate"),
     ("defender/refusal_rate/harmful", "refusal rate, harmful seeds"),
     ("defender/refusal_rate/benign", "refusal rate, benign seeds"),
+    ("game/refusal_gap", "refusal gap, harmful minus benign (intent, not a refusal rate)"),
 )
 ROLE_COLORS = {"defender": "#dbe9f6", "attacker": "#fbe3d0"}
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
@@ -86,7 +87,7 @@ def curves_figure(runs: Sequence[RunData]) -> Figure | None:
     keys = [
         (k, t)
         for k, t in CURVES
-        if any(not math.isnan(_num(r.get(k))) for run in runs for r in run.metrics)
+        if any(not math.isnan(_num(metric(r, k))) for run in runs for r in run.metrics)
     ]
     if not keys:
         return None
@@ -101,7 +102,7 @@ def curves_figure(runs: Sequence[RunData]) -> Figure | None:
         for i, run in enumerate(runs):
             rows = sorted(run.metrics, key=lambda r: r["step"])
             steps = [r["step"] for r in rows]
-            values = [_num(r.get(key)) for r in rows]
+            values = [_num(metric(r, key)) for r in rows]
             color = RUN_COLORS[i % len(RUN_COLORS)]
             ax.plot(steps, values, color=color, alpha=0.3, lw=0.8)
             window = max(1, len(steps) // 30)
@@ -243,11 +244,11 @@ def ablation_figure(
     for ax in axes.flat[len(shown) :]:
         ax.axis("off")
     colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(variants))]
-    for ax, metric in zip(axes.flat, shown, strict=False):
-        name, up = metric_name(metric)
-        means = np.array([_num((cells.get((v, metric)) or {}).get("mean")) for v in variants])
-        lo = np.array([_num((cells.get((v, metric)) or {}).get("lo")) for v in variants])
-        hi = np.array([_num((cells.get((v, metric)) or {}).get("hi")) for v in variants])
+    for ax, key in zip(axes.flat, shown, strict=False):
+        name, up = metric_name(key)
+        means = np.array([_num((cells.get((v, key)) or {}).get("mean")) for v in variants])
+        lo = np.array([_num((cells.get((v, key)) or {}).get("lo")) for v in variants])
+        hi = np.array([_num((cells.get((v, key)) or {}).get("hi")) for v in variants])
         ys = np.arange(len(variants))[::-1]  # the first variant at the top, as in the table
         ax.barh(ys, np.nan_to_num(means), color=colors, height=0.7)
         has = ~np.isnan(lo) & ~np.isnan(hi) & ~np.isnan(means)

@@ -18,6 +18,8 @@ from magic_rl.report.runs import _fmt, _num
 # better). A key not listed is shown as written; its direction is guessed from its name.
 METRIC_NAMES: dict[str, tuple[str, bool]] = {
     "held_out_asr": ("held-out strategy ASR", False),
+    "held_out_asr_ciphers": ("held-out ASR, ciphers", False),
+    "held_out_asr_other": ("held-out ASR, other framings", False),
     "train_asr": ("train strategy ASR", False),
     "vanilla_asr": ("vanilla harmful ASR", False),
     "rta": ("RTA", True),

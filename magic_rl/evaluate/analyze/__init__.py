@@ -8,6 +8,7 @@ statistics of a run's attacker rewrites.
     EXPECTED_CLASSES         the taxonomy classes each pool strategy should land in (see `rules`)
     pool_accuracy(records)   both rule taggers against pool provenance
     self_bleu / embedding_diversity / analyze_replay(run_dir)   diversity and stage statistics
+    novelty_ranks(texts)     each text's in-group self-BLEU rank (the attacker's novelty term)
 
 Files: `taxonomy` (classes, families, codes), `cues` (the rule tagger's regex cues per class),
 `rules` (the rule taggers, expected classes, pool accuracy), `llm` (the paper's LLM tagger),
@@ -28,7 +29,9 @@ from magic_rl.evaluate.analyze.cues import CUES, Cue
 from magic_rl.evaluate.analyze.diversity import (
     char_ngram_tfidf,
     embedding_diversity,
+    novelty_ranks,
     self_bleu,
+    self_bleu_each,
     tokenize,
 )
 from magic_rl.evaluate.analyze.llm import (
@@ -87,11 +90,13 @@ __all__ = [
     "family_of_class",
     "is_hybrid",
     "load_classification_prompt",
+    "novelty_ranks",
     "parse_classification",
     "pool_accuracy",
     "read_replay",
     "rule_tagger",
     "self_bleu",
+    "self_bleu_each",
     "stage_edges",
     "stage_stats",
     "tag_strategy",

@@ -24,12 +24,41 @@ def _ngrams(tokens: Sequence[str], n: int) -> Counter:
 
 def self_bleu(texts: Sequence[str], max_n: int = 4, epsilon: float = 0.1) -> float:
     """Mean BLEU-`max_n` of each text against all the others as references (higher = less
-    diverse). Clipped n-gram precisions with multiple references, the closest-length brevity
-    penalty, and Chen & Cherry (2014) smoothing 1: a zero n-gram match count becomes `epsilon`.
-    nan for fewer than two texts."""
+    diverse); the mean of `self_bleu_each` over the non-empty texts. nan for fewer than two."""
+    scores = [b for b in self_bleu_each(texts, max_n, epsilon) if not math.isnan(b)]
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def novelty_ranks(texts: Sequence[str]) -> list[float]:
+    """Each text's in-group novelty rank in [0, 1] (Jailbreak-R1's in-group self-BLEU rank):
+    texts ordered by `self_bleu_each` from the most like the others (rank 0) to the least (rank
+    1), ties sharing their mean rank; an empty text counts as the most alike. All 0 for fewer
+    than two texts (no group to be novel in)."""
+    n = len(texts)
+    if n < 2:
+        return [0.0] * n
+    bleu = [math.inf if math.isnan(b) else b for b in self_bleu_each(texts)]
+    order = sorted(range(n), key=lambda i: -bleu[i])
+    ranks = [0.0] * n
+    start = 0
+    while start < n:
+        end = start
+        while end + 1 < n and bleu[order[end + 1]] == bleu[order[start]]:
+            end += 1
+        for j in range(start, end + 1):
+            ranks[order[j]] = (start + end) / 2 / (n - 1)
+        start = end + 1
+    return ranks
+
+
+def self_bleu_each(texts: Sequence[str], max_n: int = 4, epsilon: float = 0.1) -> list[float]:
+    """BLEU-`max_n` of each text against all the others as references (nan for an empty text,
+    all nan for fewer than two texts). Clipped n-gram precisions with multiple references, the
+    closest-length brevity penalty, and Chen & Cherry (2014) smoothing 1: a zero n-gram match
+    count becomes `epsilon`."""
     tokens = [tokenize(t) for t in texts]
     if len(tokens) < 2:
-        return math.nan
+        return [math.nan] * len(tokens)
     counts = [[_ngrams(t, n) for n in range(1, max_n + 1)] for t in tokens]
     # For each n-gram, the two largest counts (with owners): "max over the other texts" is then
     # the top count unless the hypothesis owns it. Linear in the corpus, not quadratic.
@@ -47,6 +76,7 @@ def self_bleu(texts: Sequence[str], max_n: int = 4, epsilon: float = 0.1) -> flo
     for i, per_n in enumerate(counts):
         hyp_len = len(tokens[i])
         if hyp_len == 0:
+            scores.append(math.nan)
             continue
         log_p = 0.0
         for k, counter in enumerate(per_n):
@@ -63,7 +93,7 @@ def self_bleu(texts: Sequence[str], max_n: int = 4, epsilon: float = 0.1) -> flo
         ref_len = int(others[np.argmin(np.abs(others - hyp_len) * 1000 + others)])
         bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
         scores.append(bp * math.exp(log_p / max_n))
-    return float(np.mean(scores)) if scores else math.nan
+    return scores
 
 
 def char_ngram_tfidf(

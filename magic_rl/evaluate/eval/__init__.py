@@ -15,7 +15,8 @@ The sandbox sets (`--benchmarks sandbox`, or any `sandbox/<set>`), from every TE
     benign, contrast      benign and alarming-looking benign seeds          compliance
     train_strategies      pool rewrites of harmful seeds, strategies seen    asr
                           in training (not in data.held_out_strategies)
-    held_out_strategies   pool rewrites by the held-out strategies           asr
+    held_out_strategies   pool rewrites by the held-out strategies           asr, and per
+                          family: ciphers/asr (encodings) and other/asr (the rest)
     adversarial_benign    pool rewrites of benign (incl. contrast) seeds     compliance
 
 Outputs: every evaluation gets its own directory, never overwritten (`layout`):

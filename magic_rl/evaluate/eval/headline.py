@@ -15,6 +15,8 @@ KEPT = 0.05
 # (eval metric key, label, higher is better)
 HEADLINE = (
     ("sandbox/held_out_strategies/asr", "held-out-strategy ASR", False),
+    ("sandbox/held_out_strategies/ciphers/asr", "  of which ciphers", False),
+    ("sandbox/held_out_strategies/other/asr", "  of which other framings", False),
     ("sandbox/vanilla_harmful/rta", "vanilla harmful RTA", True),
     ("sandbox/benign/compliance", "benign compliance", True),
     ("sandbox/adversarial_benign/compliance", "adversarial-benign compliance", True),

@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from magic_rl.config import RunConfig
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.eval.items import SANDBOX, EvalSet, ItemResult, Log
 from magic_rl.evaluate.eval.model_args import load_policy
+from magic_rl.evaluate.eval.sets import HELD_OUT, held_out_family
 from magic_rl.evaluate.metrics import MetricResult, summarize_items
 from magic_rl.game import DEFENDER_COT_INSTRUCTION
 from magic_rl.judge.keyword import apply_request_labels
@@ -106,14 +107,24 @@ def evaluate_policy(
 
 
 def summarize(results: Sequence[ItemResult], cfg: RunConfig) -> dict[str, MetricResult]:
-    """Metrics per source/subset with bootstrap CIs (sandbox pooled rows dropped, see docstring)."""
-    metrics = summarize_items(
-        [r.item for r in results],
-        [r.verdict for r in results],
-        n_resamples=cfg.eval.bootstrap,
-        seed=cfg.seed,
-    )
-    return {k: m for k, m in metrics.items() if not k.startswith(f"{SANDBOX}/all/")}
+    """Metrics per source/subset with bootstrap CIs (sandbox pooled rows dropped, see docstring),
+    and right below the sandbox held-out row the same set per family:
+    `sandbox/held_out_strategies/ciphers/asr` and `.../other/asr` (`sets.held_out_family`; the
+    same items and verdicts, no new replies)."""
+    ci = {"n_resamples": cfg.eval.bootstrap, "seed": cfg.seed}
+    metrics = summarize_items([r.item for r in results], [r.verdict for r in results], **ci)
+    held = [r for r in results if (r.item.source, r.item.subset) == (SANDBOX, HELD_OUT)]
+    families = {}
+    if held:
+        items = [replace(r.item, category=held_out_family(r.item.category)) for r in held]
+        families = summarize_items(items, [r.verdict for r in held], by_category=True, **ci)
+    out = {}
+    for key, m in metrics.items():
+        if not key.startswith(f"{SANDBOX}/all/"):
+            out[key] = m
+        if key == f"{SANDBOX}/{HELD_OUT}/asr":
+            out.update(families)
+    return out
 
 
 @dataclass(frozen=True)

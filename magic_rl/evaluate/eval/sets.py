@@ -30,7 +30,15 @@ from magic_rl.evaluate.eval.items import (
     Log,
 )
 from magic_rl.records import Seed
-from magic_rl.strategies import build_pool, read_pool, resolve_strategies
+from magic_rl.strategies import STRATEGIES, build_pool, read_pool, resolve_strategies
+
+HELD_OUT = "held_out_strategies"
+
+
+def held_out_family(strategy: str) -> str:
+    """The held-out set's two families: `ciphers` (the encoding strategies, which a defender must
+    see to read) and `other` (framings, whose success tests generalisation)."""
+    return "ciphers" if STRATEGIES.get(strategy) == "encoding" else "other"
 
 
 def _rank(seed: Seed, strategy: str) -> str:
