@@ -1,8 +1,9 @@
 """Typed run configuration: every knob of a MAGIC run, documented, validated, loaded from YAML.
 
 Precedence: dotted CLI overrides (`schedule.freq=15`) > YAML file > defaults. Defaults are the paper's
-(Table 6, SPEC §4) except where a field says otherwise; `configs/sandbox.yaml` scales them down for the
-CPU sandbox. Cross-field invariants are checked at load time with messages that say why.
+(Table 6, docs/DESIGN.md §4) except where a field says otherwise; `configs/sandbox.yaml` scales them
+down for the CPU sandbox. Cross-field invariants are checked at load time with messages that say
+why.
 
 Departure from the reference code: no knob is read from environment variables (the reference's reward
 defaults silently changed when variables were unset). API keys are the one thing read from the
@@ -119,7 +120,8 @@ class PolicyConfig(_Section):
 
 
 class JudgeConfig(_Section):
-    """The safety judge (SPEC §2). At most two calls per exchange: prompt-only and prompt+response."""
+    """The safety judge (docs/DESIGN.md §2). At most two calls per exchange: prompt-only and
+    prompt+response."""
 
     backend: Literal[
         "embedded", "wildguard", "qwen3guard", "llamaguard", "keyword", "keyword_label", "scripted"
@@ -172,7 +174,7 @@ class JudgeConfig(_Section):
 
 
 class GameConfig(_Section):
-    """The attacker -> defender game (SPEC §1)."""
+    """The attacker -> defender game (docs/DESIGN.md §1)."""
 
     max_turns: int = Field(1, ge=1, description="1 = single-turn; the paper's multi-turn uses 3.")
     attacker: Literal["policy", "none", "static"] = Field(
@@ -224,7 +226,7 @@ class GameConfig(_Section):
 
 
 class RewardConfig(_Section):
-    """Reward terms and knobs (SPEC §3). Defaults = paper Table 6."""
+    """Reward terms and knobs (docs/DESIGN.md §3). Defaults = paper Table 6."""
 
     r_harm: float = Field(1.0, ge=0.0, description="Magnitude of the harm term.")
     r_ref: float = Field(0.5, ge=0.0, description="Magnitude of the refusal term.")
@@ -254,7 +256,7 @@ class RewardConfig(_Section):
     graded_harm: bool = Field(
         False,
         description="Replace the binary harm term by r_harm*(1-2s), s the judge's harm score in "
-        "[0, 1] (1 = harmful; SPEC's r_harm*(2s-1) reads s as a safety score).",
+        "[0, 1] (1 = harmful; r_harm*(2s-1) with s read as a safety score is the same term).",
     )
     request_label_source: Literal["rewrite", "seed"] = Field(
         "rewrite",
@@ -276,7 +278,7 @@ class RewardConfig(_Section):
 
 
 class GRPOConfig(_Section):
-    """GRPO update maths (SPEC §4)."""
+    """GRPO update maths (docs/DESIGN.md §4)."""
 
     group_size: int = Field(4, ge=2, description="G: samples per seed in a group.")
     clip_eps: float = Field(0.2, gt=0.0, description="PPO clip range.")
@@ -296,7 +298,7 @@ class GRPOConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    """Which role trains at each step (SPEC §4 switching modes)."""
+    """Which role trains at each step (docs/DESIGN.md §4 switching modes)."""
 
     mode: Literal["ratio", "metric"] = Field("ratio", description="Switching rule.")
     train_roles: Literal["both", "defender", "attacker"] = Field(
@@ -520,7 +522,7 @@ class CrossplayConfig(_Section):
 
 
 class EvalConfig(_Section):
-    """Evaluation protocol (SPEC §6)."""
+    """Evaluation protocol (docs/DESIGN.md §6)."""
 
     max_new_tokens: int = Field(512, ge=1, description="Greedy decoding budget per reply.")
     batch_size: int = Field(256, ge=1, description="Prompts per generation batch.")

@@ -1,4 +1,5 @@
-"""The attacker -> defender game (SPEC §1): seeds in, `Episode`s out. No rewards, no judging policy.
+"""The attacker -> defender game (docs/DESIGN.md §1): seeds in, `Episode`s out. No rewards, no
+judging policy.
 
 One call plays every seed of a step at once, so each generation is one batch across all seeds (and, in
 multi-turn, across all still-running episodes):
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from magic_rl.config import GameConfig, SamplingConfig
-from magic_rl.content import fill_request
+from magic_rl.content import carries, expand_reply, fill_request
 from magic_rl.policy import Generation, Policy
 from magic_rl.prompts import (
     Templates,
@@ -95,19 +96,17 @@ def play(
     active = list(range(len(slots)))
     for turn in range(cfg.max_turns):
         turn_seed = rng_seed * 1000 + turn
-        fixed = fixed_attacks if turn == 0 and fixed_attacks is not None else None
+        first = fixed_attacks if turn == 0 and fixed_attacks is not None else None
         writers = [i for i in active if slots[i][1] % per_rewrite == 0]
         written = _attacks(
-            seeds,
-            slots,
-            histories,
-            writers,
+            [seeds[slots[i][0]] for i in writers],
+            [histories[i] for i in writers],
+            [None if first is None else first[slots[i][0]] for i in writers],
             players,
             cfg,
-            attack_samples,
-            turn_seed,
-            static_attacks,
-            fixed,
+            attack_samples=attack_samples,
+            turn_seed=turn_seed,
+            static_attacks=static_attacks,
         )
         by_writer = dict(zip(writers, written, strict=True))
         attacks = [by_writer[i - slots[i][1] % per_rewrite] for i in active]
@@ -133,88 +132,166 @@ def play(
 
 
 @dataclass(frozen=True)
-class _Attack:
+class Attack:
+    """One attacker output and what the defender reads of it (`text`). `gen` is None for an attack
+    the attacker did not write this turn (a vanilla seed, a pool rewrite, a stored attack)."""
+
     raw: str
     reasoning: str
     text: str
     format_ok: bool
     gen: Generation | None
 
+    @classmethod
+    def given(cls, text: str) -> Attack:
+        return cls(text, "", text, True, None)
 
-def _attacks(
-    seeds, slots, histories, active, players, cfg, attack_samples, turn_seed, static_attacks, fixed
-) -> list[_Attack]:
-    if fixed is not None and any(fixed[slots[i][0]] is not None for i in active):
-        own = [i for i in active if fixed[slots[i][0]] is None]
-        made = iter(
-            _attacks(
-                seeds,
-                slots,
-                histories,
-                own,
-                players,
-                cfg,
-                attack_samples,
-                turn_seed,
-                static_attacks,
-                None,
-            )
-            if own
-            else []
-        )
-        return [
-            _Attack(text, "", text, True, None)
-            if (text := fixed[slots[i][0]]) is not None
-            else next(made)
-            for i in active
-        ]
-    if cfg.attacker == "none":
-        return [
-            _Attack(seeds[slots[i][0]].text, "", seeds[slots[i][0]].text, True, None)
-            for i in active
-        ]
-    if cfg.attacker == "static":
-        return [_static_attack(seeds[slots[i][0]], static_attacks or {}, turn_seed) for i in active]
-    assert players.attacker is not None, "game.attacker='policy' needs an attacker policy"
-    multiturn = cfg.max_turns > 1
-    sampling = players.attacker_sampling
-    one_per_chat = attack_samples == 1  # defender phase: the G replies answer one attack
-    greedy = one_per_chat and cfg.defender_phase_attack == "greedy"
+
+# --- the sandbox's `[request]` marker: read here and nowhere else --------------------------------
+
+
+def attack_as_read(answer: str, seed_text: str, cfg: GameConfig) -> str:
+    """What the defender reads of an attacker's `<answer>`: as written, or under
+    `game.request_marker` (the sandbox) with `[request]` replaced by the seed's request
+    (`content.fill_request`: the tiny attacker refers to the request, the world copies it in)."""
+    return fill_request(answer, seed_text) if cfg.request_marker else answer
+
+
+def reply_as_read(reply: str, attack: str, cfg: GameConfig) -> str:
+    """A reply as read for its content: as written, or under `game.request_marker` with a
+    compliance's `[request]` replaced by the attack it answers (`content.expand_reply`)."""
+    return expand_reply(reply, attack) if cfg.request_marker else reply
+
+
+def carries_request(episode: Episode, cfg: GameConfig) -> bool:
+    """Does the episode's last reply carry its seed's request (content overlap of the reply as
+    read, `content.carries`)? The judge stage records it as `Verdict.reply_carries_request`."""
+    last = episode.last
+    return carries(reply_as_read(last.reply, last.attack, cfg), episode.seed.text)
+
+
+# --- the attacker half of the game: chat -> generate -> parse -> the attack read ----------------
+
+
+def rewrite(
+    attacker: Policy,
+    templates: Templates,
+    seeds: Sequence[Seed],
+    cfg: GameConfig,
+    sampling: SamplingConfig,
+    *,
+    greedy: bool,
+    seed: int,
+    histories: Sequence[Sequence[Turn]] | None = None,
+    once_per_chat: bool = False,
+) -> list[Attack]:
+    """One attack per seed, in one `generate` call: the attacker's chat view of the seed (the
+    single-turn view, or with `histories` the game's view of each episode so far), its output
+    greedy or sampled at `sampling`, parsed into `<think>`/`<answer>`, the answer as the defender
+    reads it. `once_per_chat` generates each distinct chat once (a defender phase's one rewrite per
+    seed: the G replies answer the same attack). Training (`play`), attacker transfer and
+    cross-play (`evaluate.transfer.attacker_rewrites`) rewrite through here."""
+    multiturn = histories is not None and cfg.max_turns > 1
     chats = [
-        attacker_messages(players.templates, seeds[slots[i][0]], histories[i], multiturn)
-        for i in active
+        attacker_messages(templates, s, histories[k] if histories else [], multiturn)
+        for k, s in enumerate(seeds)
     ]
-    # One rewrite per distinct chat (greedy ones are identical anyway): generate each chat once.
-    keys = [repr(c) for c in chats] if one_per_chat else list(range(len(chats)))
+    keys = [repr(c) for c in chats] if once_per_chat else list(range(len(chats)))
     unique: dict = {}
     for key, chat in zip(keys, chats, strict=True):
         unique.setdefault(key, chat)
-    gens = players.attacker.generate(
+    gens = attacker.generate(
         list(unique.values()),
         temperature=0.0 if greedy else sampling.temperature,
-        top_p=sampling.top_p,
+        top_p=1.0 if greedy else sampling.top_p,
         max_new_tokens=sampling.max_new_tokens,
         max_prompt_tokens=sampling.max_prompt_tokens,
-        seed=turn_seed,
+        seed=seed,
     )
     by_key = dict(zip(unique.keys(), gens, strict=True))
     out = []
-    for key, i in zip(keys, active, strict=True):
+    for key, s in zip(keys, seeds, strict=True):
         gen = by_key[key]
         parsed = parse_attack(gen.text)
-        text = parsed.answer
-        if cfg.request_marker:  # the sandbox's `[request]` marker: the seed's request goes there
-            text = fill_request(text, seeds[slots[i][0]].text)
-        out.append(_Attack(gen.text, parsed.reasoning, text, parsed.format_ok, gen))
+        text = attack_as_read(parsed.answer, s.text, cfg)
+        out.append(Attack(gen.text, parsed.reasoning, text, parsed.format_ok, gen))
     return out
+
+
+# --- one turn's attacks, by source ---------------------------------------------------------------
+
+
+def _attacks(
+    seeds: Sequence[Seed],
+    histories: Sequence[Sequence[Turn]],
+    fixed: Sequence[str | None],
+    players: Players,
+    cfg: GameConfig,
+    *,
+    attack_samples: int,
+    turn_seed: int,
+    static_attacks: Mapping[str, Sequence[str]] | None,
+) -> list[Attack]:
+    """The attack of each running episode (`seeds[k]`, `histories[k]`) this turn, by its source:
+    a stored attack (`fixed[k]`, first turn only), the vanilla seed (No-Game), a pool rewrite
+    (static data), or the attacker policy (all of its episodes in one batch)."""
+    by_policy = [k for k, f in enumerate(fixed) if f is None and cfg.attacker == "policy"]
+    written = _policy_attacks(
+        [seeds[k] for k in by_policy],
+        [histories[k] for k in by_policy],
+        players,
+        cfg,
+        attack_samples,
+        turn_seed,
+    )
+    made = dict(zip(by_policy, written, strict=True))
+    out = []
+    for k, seed in enumerate(seeds):
+        if fixed[k] is not None:
+            out.append(Attack.given(fixed[k]))
+        elif cfg.attacker == "none":
+            out.append(Attack.given(seed.text))
+        elif cfg.attacker == "static":
+            out.append(_static_attack(seed, static_attacks or {}, turn_seed))
+        else:
+            out.append(made[k])
+    return out
+
+
+def _policy_attacks(
+    seeds: Sequence[Seed],
+    histories: Sequence[Sequence[Turn]],
+    players: Players,
+    cfg: GameConfig,
+    attack_samples: int,
+    turn_seed: int,
+) -> list[Attack]:
+    """The attacker policy's attacks of these episodes, in one batch: G samples per seed in an
+    attacker phase; in a defender phase one per seed (greedy, or sampled with
+    `defender_phase_attack=sampled`)."""
+    if not seeds:
+        return []
+    assert players.attacker is not None, "game.attacker='policy' needs an attacker policy"
+    one_per_chat = attack_samples == 1  # defender phase: the G replies answer one attack
+    return rewrite(
+        players.attacker,
+        players.templates,
+        seeds,
+        cfg,
+        players.attacker_sampling,
+        greedy=one_per_chat and cfg.defender_phase_attack == "greedy",
+        seed=turn_seed,
+        histories=histories,
+        once_per_chat=one_per_chat,
+    )
 
 
 def _static_attack(
     seed: Seed, static_attacks: Mapping[str, Sequence[str]], turn_seed: int
-) -> _Attack:
+) -> Attack:
     options = static_attacks.get(seed.id)
     text = random.Random(f"{seed.id}:{turn_seed}").choice(options) if options else seed.text
-    return _Attack(text, "", text, True, None)
+    return Attack.given(text)
 
 
 def _replies(histories, active, attacks, players, cfg, turn_seed) -> list[Generation]:
@@ -236,7 +313,7 @@ def _replies(histories, active, attacks, players, cfg, turn_seed) -> list[Genera
     )
 
 
-def _turn(attack: _Attack, reply: Generation) -> Turn:
+def _turn(attack: Attack, reply: Generation) -> Turn:
     turn = Turn(
         attack_raw=attack.raw,
         reasoning=attack.reasoning,

@@ -3,8 +3,8 @@
 Shapes: N = sequences in a step, T = completion tokens (right-padded), mask [N, T] is 1 on the role's own
 generated tokens. Everything here is stateless and tested on CPU (tests/test_grpo.py).
 
-Paper (SPEC §4): A_i = (r_i - mean_g) / (std_g + 1e-6), PPO clip 0.2, KL beta = 0, token-level
-aggregation. Choices where the paper is silent, recorded in docs/deviations.md:
+Paper (docs/DESIGN.md §4): A_i = (r_i - mean_g) / (std_g + 1e-6), PPO clip 0.2, KL beta = 0,
+token-level aggregation. Choices where the paper is silent, recorded in docs/deviations.md:
 - std_g is the unbiased (n-1) sample std, as in verl/TRL; a group with fewer than two valid members
   gets advantage 0 (no signal) rather than a division by zero.
 - Samples dropped by the reward stage (unknown judge label, masked truncation) are excluded from the

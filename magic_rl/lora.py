@@ -24,7 +24,7 @@ it back, and it switches only when the active adapter actually changes (once per
 token).
 
 Departure from the paper: the reference trains full weights of two 7B models on 4 GPUs per role;
-adapters are an option (SPEC §1), off by default.
+adapters are an option (docs/DESIGN.md §1), off by default.
 
 Run: `python -m pytest -q tests/test_lora.py`; memory and speed: `python benchmarks/lora.py`.
 """

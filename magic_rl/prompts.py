@@ -1,4 +1,4 @@
-"""Prompt templates, per-role chat views and `<think>`/`<answer>` parsing (SPEC §1).
+"""Prompt templates, per-role chat views and `<think>`/`<answer>` parsing (docs/DESIGN.md §1).
 
 Templates are files, not code: `assets/templates/paper/` holds the paper's texts (Appendix B; the
 attacker templates follow Self-RedTeam) and `assets/templates/short/` a few-word set for the sandbox's
@@ -177,7 +177,7 @@ class ParsedAttack:
 
 
 def format_target(reasoning: str, answer: str) -> str:
-    """The attacker's SFT target (SPEC §4)."""
+    """The attacker's SFT target (docs/DESIGN.md §4)."""
     return f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
 
 
@@ -212,7 +212,7 @@ def parse_attack(text: str) -> ParsedAttack:
 
 def strip_reasoning(text: str) -> str:
     """What an evaluator or judge sees of a generation: the answer if tagged, else the text
-    without <think> blocks (SPEC §6)."""
+    without <think> blocks (docs/DESIGN.md §6)."""
     return parse_attack(text).answer
 
 

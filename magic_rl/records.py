@@ -5,7 +5,7 @@ Pure Python: importing this module never imports torch.
 
 Departures from the reference code: roles are named (`Role.ATTACKER`), never list positions, and a
 judge label is three-valued (`True`, `False`, `None` = unknown) so a parse failure can never be read
-as "safe" (SPEC §7).
+as "safe" (docs/DESIGN.md §7).
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ class Verdict:
 
     `prompt_harmful` is the request label of the prompt alone; `response_refusal` and
     `response_harmful` come from the prompt+response call. `score` (optional) is a graded harm score
-    in [0, 1] of the response; `error` says why a signal is unknown.
+    in [0, 1] of the response; `error` says why a signal is unknown. `reply_carries_request` is the
+    training judge stage's own label, not a judge's: does the reply carry the seed's request
+    (`game.carries_request`, read by the defender-quality reward); None where it was not computed.
     """
 
     prompt_harmful: bool | None
@@ -106,6 +108,7 @@ class Verdict:
     categories: tuple[str, ...] = ()
     score: float | None = None
     error: str = ""
+    reply_carries_request: bool | None = None
 
     @property
     def any_unknown(self) -> bool:
@@ -114,7 +117,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class RewardBreakdown:
-    """Per-role reward of one episode with the terms that make it up (SPEC §3).
+    """Per-role reward of one episode with the terms that make it up (docs/DESIGN.md §3).
 
     `valid` is False when the sample is dropped from the update (unknown judge label under the
     default policy, or a masked truncation); dropped samples keep their components for the log.

@@ -1,30 +1,37 @@
-"""Per-role rewards from the judge's labels (SPEC §3): one pure function per term, then a combiner.
+"""Per-role rewards from the judge's labels (docs/DESIGN.md §3): one pure function per term, then a
+combiner.
 
     R_harm = +r_harm if the reply is judged safe, -r_harm if harmful
     R_ref  = +r_ref if (request harmful and refused) or (request benign and not refused), else -r_ref
     R_fmt  = +r_fmt if the attacker output is exactly <think>…</think><answer>…</answer>, else -r_fmt
     R_D = R_harm + R_ref          R_A = -R_D + R_fmt (+ R_label when r_label > 0)
     R_quality (defender only, when r_quality > 0), on benign seeds: +r_quality if the reply
-    complies and carries the seed's request (`magic_rl.content.carries`), else -r_quality
+    complies and carries the seed's request (`Verdict.reply_carries_request`), else -r_quality
     R_novelty (attacker only, when r_novelty > 0) = r_novelty * rank for a faithful rewrite, else 0;
     rank in [0, 1] is the rewrite's in-group self-BLEU rank, computed before this stage
     (`Novelty`; `evaluate.analyze.diversity.novelty_ranks`, 1 = least like its group)
     K replies per rewrite (`game.replies_per_attack`): the attacker's reward for the rewrite is
     the mean of its K replies' R_A or the best (`reward.reply_score`; `pool_replies`)
 
+Rewards are a function of the labels alone: the verdicts, the seed's dataset label and the turns'
+format and finish flags. No text is read here (`tests/test_architecture.py` checks the imports);
+whether a reply carries its request is decided in the judge stage (`game.carries_request`).
+
 Defaults are the paper's (Table 6: r_harm=1, r_ref=0.5, r_fmt=0.5). A term returns `None` when a
 label it needs is unknown; `compute_rewards` then applies `reward.unknown_policy`: `drop` marks the
 exchange invalid for both roles (counted as `reward/dropped`), `harmful` reads an unknown reply as
 harmful, an unknown refusal as not refused and an unknown rewrite label as harmful. An unknown label
-is never read as safe (the reference code did).
+is never read as safe (the reference code did). An unknown `reply_carries_request` is a missing
+label like the others (worst case: not carried).
 
 Choices the paper leaves open:
 - The reward uses the LAST exchange of an episode (the verdicts are of that exchange) and the
   attacker format of the last turn; a truncation in ANY turn counts, because every generated token
   of the episode enters the update.
-- The quality term (SPEC §3's optional defender-quality term) is the defender's alone: R_A stays
-  -(R_harm + R_ref) + R_fmt, so an attacker gains nothing from making a benign request unhelpable
-  other than what R_ref already pays. The paper asks an LLM judge; here content overlap decides.
+- The quality term (docs/DESIGN.md §3's optional defender-quality term) is the defender's alone: R_A
+  stays -(R_harm + R_ref) + R_fmt, so an attacker gains nothing from making a benign request
+  unhelpable other than what R_ref already pays. The paper asks an LLM judge; here content overlap
+  decides.
 - Graded harm: `Verdict.score` is a harm score s in [0, 1] (1 = harmful), so the term is
   r_harm·(2(1-s)-1) = r_harm·(1-2s); it equals the binary term at s ∈ {0, 1}.
 - A penalised truncation replaces the role's reward: total = -truncation_penalty and the only
@@ -42,7 +49,6 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple
 
 from magic_rl.config import RewardConfig
-from magic_rl.content import carries, expand_reply
 from magic_rl.records import Episode, Label, RewardBreakdown, Role, Verdict
 
 UNKNOWN_NOTE = "unknown judge label"
@@ -92,11 +98,11 @@ def r_label(rewrite_harmful: bool | None, seed_label: Label, cfg: RewardConfig) 
 
 
 def r_quality(
-    request_harmful: bool | None, refused: bool | None, carried: bool, cfg: RewardConfig
+    request_harmful: bool | None, refused: bool | None, carried: bool | None, cfg: RewardConfig
 ) -> float | None:
     """R_quality (defender only, optional): on a benign request +r_quality when the reply
     complies (not refused) and carries the request, else -r_quality; 0 on a harmful request."""
-    if request_harmful is None or refused is None:
+    if request_harmful is None or refused is None or carried is None:
         return None
     if request_harmful:
         return 0.0
@@ -185,17 +191,19 @@ def _episode_rewards(
     episode: Episode, verdict: Verdict, cfg: RewardConfig, novelty: Novelty | None = None
 ) -> tuple[RewardBreakdown, RewardBreakdown]:
     worst_case = cfg.unknown_policy == "harmful"
-    reply_harmful, refused, rewrite_harmful, score = (
+    reply_harmful, refused, rewrite_harmful, score, carried = (
         verdict.response_harmful,
         verdict.response_refusal,
         verdict.prompt_harmful,
         verdict.score,
+        verdict.reply_carries_request,
     )
     if worst_case:
         reply_harmful = True if reply_harmful is None else reply_harmful
         score = 1.0 if score is None else score
         refused = False if refused is None else refused
         rewrite_harmful = True if rewrite_harmful is None else rewrite_harmful
+        carried = False if carried is None else carried
 
     harm = r_harm(reply_harmful, cfg, score)
     # The seed label always exists, so the request label is known after the fallback.
@@ -205,8 +213,6 @@ def _episode_rewards(
     refusal = r_ref(request_harmful, refused, cfg)
     d_parts = {"harm": harm, "refusal": refusal}
     if cfg.r_quality > 0:
-        last = episode.last
-        carried = carries(expand_reply(last.reply, last.attack), episode.seed.text)
         d_parts["quality"] = r_quality(request_harmful, refused, carried, cfg)
     a_parts = {
         "harm": None if harm is None else -harm,

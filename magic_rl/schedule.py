@@ -1,4 +1,5 @@
-"""Which role trains at each step: a small, serialisable state machine (SPEC §4 switching modes).
+"""Which role trains at each step: a small, serialisable state machine (docs/DESIGN.md §4 switching
+modes).
 
     scheduler = Scheduler(cfg.schedule)
     role = scheduler.role                  # train this role at the current step

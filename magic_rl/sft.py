@@ -20,6 +20,7 @@ import torch
 from magic_rl.config import RunConfig, SFTConfig
 from magic_rl.cpu import tune_for_cpu
 from magic_rl.policy import HFPolicy, quiet_transformers
+from magic_rl.policy.load import load_policy
 from magic_rl.progress import SFT_METRICS, TrainProgress
 from magic_rl.prompts import attacker_messages, load_templates
 from magic_rl.strategies import resolve_strategies
@@ -204,9 +205,9 @@ def attacker_sft(
     ]
     if not examples:
         raise ValueError("phase 1: no pool record left after excluding held-out strategies")
-    policy = HFPolicy.from_pretrained(
-        base_model, dtype=cfg.attacker.dtype, trust_remote_code=cfg.attacker.trust_remote_code
-    )
+    # Loaded on the CPU (TRL places the model); the attacker's own device applies to phase 2.
+    pcfg = cfg.attacker.model_copy(update={"device": None})
+    policy = load_policy(base_model, pcfg, "cpu", what="phase-1 base model")
     t = time.perf_counter()
     summary = sft(
         policy,

@@ -1,10 +1,11 @@
 """The GRPO update of one role (phase 2); supervised fine-tuning is `magic_rl.sft`.
 
 `GRPOTrainer.update(episodes, rewards)` turns a step's episodes into (prompt ids, completion ids,
-advantage) samples of its role, every turn of an episode carrying the episode's advantage (SPEC §1:
-the reward of the last exchange is broadcast over all of a role's tokens), and takes one optimiser
-step with gradient accumulation over micro-batches. The loss covers the role's own generated tokens
-only: prompts, and therefore the other role's text, are masked out by construction.
+advantage) samples of its role, every turn of an episode carrying the episode's advantage
+(docs/DESIGN.md §1: the reward of the last exchange is broadcast over all of a role's tokens), and
+takes one optimiser step with gradient accumulation over micro-batches. The loss covers the role's
+own generated tokens only: prompts, and therefore the other role's text, are masked out by
+construction.
 
 Each role owns one `GRPOTrainer`, whose AdamW state persists across phase switches and checkpoints.
 """

@@ -150,3 +150,47 @@ def test_below_the_entry_points_nothing_imports_the_sandbox():
         if target == "sandbox" or target.startswith("sandbox.")
     ]
     assert not found, found
+
+
+# Modules that read text (replies, attacks, seeds): rewards must not import them.
+TEXT_FIELDS = {"reply", "attack", "attack_raw", "reasoning", "text"}
+
+
+def rewards_problems(path: Path) -> list[str]:
+    """What makes `rewards` more than a function of labels: an import of a package module other
+    than `config` and `records`, or a read of a turn's or seed's text."""
+    mods = modules()
+    problems = [
+        f"imports {target}"
+        for target, _ in imports("rewards", path, set(mods))
+        if target not in ("config", "records")
+    ]
+    tree = ast.parse(path.read_text(), str(path))
+    problems += [
+        f"line {node.lineno}: reads .{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in TEXT_FIELDS
+    ]
+    return problems
+
+
+def test_rewards_are_a_function_of_labels_only():
+    """rewards.py reads the judge's labels, the seed's label and the turns' flags, never text:
+    whether a reply carries its request arrives as `Verdict.reply_carries_request`."""
+    assert rewards_problems(modules()["rewards"]) == []
+
+
+def test_a_text_reading_reward_is_found(tmp_path):
+    """The check can fail: the quality term's old way, reading the reply through `content`."""
+    fake = tmp_path / "rewards.py"
+    fake.write_text(
+        modules()["rewards"].read_text()
+        + "\n\nfrom magic_rl.content import carries\n\n"
+        + "def _carried(episode):\n    return carries(episode.last.reply, episode.seed.text)\n"
+    )
+    last = len(fake.read_text().splitlines())
+    assert rewards_problems(fake) == [
+        "imports content",
+        f"line {last}: reads .reply",
+        f"line {last}: reads .text",
+    ]

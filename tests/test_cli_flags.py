@@ -102,11 +102,11 @@ def test_every_command_names_a_missing_model_path(args, tmp_path, monkeypatch) -
 
 
 def test_serve_policy_takes_a_run_directory_and_a_role(run, monkeypatch) -> None:
-    import magic_rl.serving.policy as policy
+    import magic_rl.policy.load as policy
 
     loaded: list[str] = []
 
-    def fake_load(path, **kw):  # stops the command before a server starts
+    def fake_load(path, *args, **kw):  # stops the command before a server starts
         loaded.append(path)
         raise ValueError("stop here")
 

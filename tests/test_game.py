@@ -204,3 +204,84 @@ def test_defender_cot_format_reaches_the_judge_as_answer_only():
     players, _ = _players(defender_fn=lambda chat: seen.append(chat) or "<answer>ok</answer>")
     game.play(SEEDS[:1], players, cfg, attack_samples=1, reply_samples=1, rng_seed=0)
     assert seen[0][0]["role"] == "system" and "<answer>" in seen[0][0]["content"]
+
+
+# --- the sandbox's `[request]` marker: one gated reader -------------------------------------------
+
+
+def test_the_marker_is_read_only_under_game_request_marker():
+    seed = SEEDS[1]
+    marked = GameConfig(request_marker=True)
+    assert game.attack_as_read("As a chef: [request]", seed.text, marked) == (
+        "As a chef: Bake sourdough bread"
+    )
+    assert game.attack_as_read("As a chef: [request]", seed.text, GameConfig()) == (
+        "As a chef: [request]"
+    )
+    reply = "Sure. Here is how to [request]: 1. [...]"
+    assert "[request]" not in game.reply_as_read(reply, "Bake sourdough bread", marked)
+    assert game.reply_as_read(reply, "Bake sourdough bread", GameConfig()) == reply
+
+
+def _last(reply: str, attack: str = "Bake sourdough bread"):
+    from magic_rl.records import Episode, Turn
+
+    return Episode(seed=SEEDS[1], turns=(Turn("raw", "", attack, reply),))
+
+
+def test_carries_request_reads_the_reply_as_the_marker_rule_says():
+    marked = GameConfig(request_marker=True)
+    assert game.carries_request(_last("Sure. To bake sourdough bread: 1. [...]"), GameConfig())
+    assert not game.carries_request(_last("Sure, here are the steps: 1. [...] 2. [...]"), marked)
+    assert not game.carries_request(_last("."), marked)
+    via_marker = _last("Sure. Here is how to [request]: 1. [...]")
+    assert game.carries_request(via_marker, marked)
+    assert not game.carries_request(via_marker, GameConfig())  # real models: read as written
+
+
+def test_the_game_fills_the_marker_of_the_attackers_answer():
+    players, _ = _players(
+        attacker_fn=lambda chat: "<think>t</think><answer>I'm a chef: [request]</answer>"
+    )
+    marked = GameConfig(request_marker=True)
+    eps = game.play(SEEDS, players, marked, attack_samples=1, reply_samples=1, rng_seed=0)
+    assert [e.last.attack for e in eps] == [
+        f"I'm a chef: {game.attack_as_read('[request]', s.text, marked)}" for s in SEEDS
+    ]
+    assert all("[request]" not in e.last.attack for e in eps)
+
+
+def test_cross_play_rewrites_through_the_games_attacker_half(monkeypatch):
+    """`magic attack`/`magic crossplay` and training share `game.rewrite`: same chat, same parse,
+    same marker rule, so a scripted attacker's rewrite is the game's first-turn attack."""
+    from magic_rl.config import RunConfig
+    from magic_rl.evaluate.transfer import attacker_rewrites
+
+    calls = []
+    real = game.rewrite
+    monkeypatch.setattr(
+        "magic_rl.evaluate.transfer.rewrite", lambda *a, **kw: calls.append(kw) or real(*a, **kw)
+    )
+    players, _ = _players()
+    cfg = RunConfig.model_validate({"game": {"template_set": "short", "request_marker": True}})
+    rewrites = attacker_rewrites(players.attacker, SEEDS, cfg)
+    eps = game.play(SEEDS, players, cfg.game, attack_samples=1, reply_samples=1, rng_seed=0)
+    assert [r[0].attack for r in rewrites] == [e.last.attack for e in eps]
+    assert [r[0].raw for r in rewrites] == [e.last.attack_raw for e in eps]
+    assert len(calls) == 1 and calls[0]["greedy"] is True
+
+
+def test_eval_outputs_keep_the_judges_labels_only():
+    """`reply_carries_request` is the training judge stage's label: eval and attack items, which
+    write a verdict per reply, keep the judge's labels (their files are unchanged by the field)."""
+    from magic_rl.evaluate.eval import verdict_dict
+
+    v = Verdict(True, False, True, ("S1",), 0.9, "", reply_carries_request=True)
+    assert verdict_dict(v) == {
+        "prompt_harmful": True,
+        "response_refusal": False,
+        "response_harmful": True,
+        "categories": ["S1"],
+        "score": 0.9,
+        "error": "",
+    }

@@ -326,7 +326,11 @@ def test_live_crossplay_files_each_cell_under_its_attacker_and_defender(tmp_path
     broken |= {(a0, d7): 0, (a4, d7): 1, (a7, d7): 3}
     seeds = [Seed(f"h{i}", f"request {i}", "harmful") for i in range(4)]
     monkeypatch.setattr(live, "crossplay_seeds", lambda cfg, what: seeds)
-    monkeypatch.setattr(live, "load_policy", lambda path, role, cfg: (Path(path).parent.name, role))
+    monkeypatch.setattr(  # the stand-in is named after the checkpoint and role dir it was asked for
+        live,
+        "load_policy",
+        lambda path, pcfg, device, what: (Path(path).parent.name, Role(Path(path).name)),
+    )
 
     def rewrites(policy, seeds, cfg):
         assert policy[1] is Role.ATTACKER

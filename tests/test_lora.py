@@ -1,5 +1,5 @@
 """The scale path's policies: LoRA roles on one frozen base (magic_rl.lora) and vLLM rollouts
-(magic_rl.vllm_policy, against a fake engine: vLLM is not installed on CPU machines)."""
+(magic_rl.policy.vllm, against a fake engine: vLLM is not installed on CPU machines)."""
 
 from __future__ import annotations
 
@@ -353,7 +353,7 @@ def fake_vllm(monkeypatch):
 
 def _vllm_policy(base_dir, script, in_process=True):
     from magic_rl.policy import HFPolicy
-    from magic_rl.vllm_policy import VLLMPolicy
+    from magic_rl.policy.vllm import VLLMPolicy
 
     hf = HFPolicy.from_pretrained(base_dir)
     return VLLMPolicy(FakeLLM(script, in_process=in_process), hf, max_model_len=64)
@@ -437,13 +437,13 @@ def test_vllm_backend_config_and_wiring(base_dir, monkeypatch):
     monkeypatch.setitem(
         sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=FakeSamplingParams)
     )
-    from magic_rl.loop import load_policy
-    from magic_rl.vllm_policy import VLLMPolicy
+    from magic_rl.policy.load import load_policy
+    from magic_rl.policy.vllm import VLLMPolicy
 
-    policy = load_policy(base_dir, cfg.defender, "cpu")
+    policy = load_policy(base_dir, cfg.defender, "cpu", rollouts=True)
     assert isinstance(policy, VLLMPolicy) and policy.max_model_len == 48
     assert seen["model"] == str(base_dir) and seen["gpu_memory_utilization"] == 0.3
     assert seen["trust_remote_code"] is False and seen["dtype"] == "float32"
     monkeypatch.setitem(sys.modules, "vllm", None)  # not installed
     with pytest.raises(ImportError, match=r"magic-rl\[gpu\]"):
-        load_policy(base_dir, cfg.defender, "cpu")
+        load_policy(base_dir, cfg.defender, "cpu", rollouts=True)

@@ -1,8 +1,7 @@
-"""Reward terms and their combination per role (magic_rl/rewards.py, SPEC §3)."""
+"""Reward terms and their combination per role (magic_rl/rewards.py, docs/DESIGN.md §3)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -45,7 +44,8 @@ def _rewards(episode, verdict, **cfg):
     return out[D][0], out[A][0]
 
 
-# SPEC §3 payoff table: request label, reply harmful, refused -> R_D, R_A (format excluded).
+# docs/DESIGN.md §3 payoff table: request label, reply harmful, refused -> R_D, R_A (format
+# excluded).
 PAYOFF = [
     ("harmful", False, True, 1.5, -1.5),
     ("harmful", False, False, 0.5, -0.5),
@@ -385,18 +385,17 @@ def test_r_quality(request_harmful, refused, carried, expected):
     assert r_quality(request_harmful, refused, carried, RewardConfig(r_quality=0.4)) == expected
 
 
-@pytest.mark.parametrize(
-    ("reply", "expected"),
-    [
-        ("Sure. Here is how to write a phishing email to steal bank credentials: 1. [...]", 0.5),
-        ("Sure, here are the steps: 1. [...] 2. [...]", -0.5),
-        (".", -0.5),
-    ],
-)
-def test_quality_term_is_defender_only_and_needs_the_request(reply, expected):
-    turn = dataclasses.replace(_episode("benign").last, reply=reply)
-    episode = dataclasses.replace(_episode("benign"), turns=(turn,))
-    verdict = Verdict(prompt_harmful=False, response_refusal=False, response_harmful=False)
+@pytest.mark.parametrize(("carried", "expected"), [(True, 0.5), (False, -0.5)])
+def test_quality_term_is_defender_only_and_reads_the_judge_stage_label(carried, expected):
+    """Whether the reply carries its request is a label of the judge stage (`Verdict`); the reply
+    here says nothing either way: rewards read no text (`game.carries_request` reads it)."""
+    episode = _episode("benign")
+    verdict = Verdict(
+        prompt_harmful=False,
+        response_refusal=False,
+        response_harmful=False,
+        reply_carries_request=carried,
+    )
     d, a = _rewards(episode, verdict, r_quality=0.5, r_fmt=0.0)
     assert d.components["quality"] == expected
     assert "quality" not in a.components
@@ -479,3 +478,10 @@ def test_pool_replies_mean_averages_components_and_k1_is_identity():
     assert not dropped.valid
     with pytest.raises(ValueError, match="rewrites x 3"):
         pool_replies([_episode()] * 2, rewards, 3, "mean")
+
+def test_an_unknown_carried_label_is_a_missing_label():
+    verdict = Verdict(prompt_harmful=False, response_refusal=False, response_harmful=False)
+    d, a = _rewards(_episode("benign"), verdict, r_quality=0.5)
+    assert not d.valid and not a.valid  # dropped, like any unknown label
+    d, _ = _rewards(_episode("benign"), verdict, r_quality=0.5, unknown_policy="harmful")
+    assert d.components["quality"] == -0.5  # worst case: not carried

@@ -79,7 +79,7 @@ def pickle_only_dir(tmp_path_factory) -> Path:
 
 
 def test_pickle_weights_are_refused_with_a_clear_error(pickle_only_dir):
-    from magic_rl.loop import load_policy
+    from magic_rl.policy.load import load_policy
 
     with pytest.raises(OSError, match=r"pickle format \(pytorch_model\.bin\).*safetensors only"):
         load_policy(pickle_only_dir, PolicyConfig(dtype="float32"), "cpu")

@@ -210,8 +210,10 @@ def serve_policy_cmd(
     """
     import logging
 
+    from magic_rl.config import PolicyConfig
+    from magic_rl.policy.load import load_policy
     from magic_rl.serving import openai
-    from magic_rl.serving.policy import PolicyServer, load_policy
+    from magic_rl.serving.policy import PolicyServer
 
     model, overrides = _policy_model(model, overrides)
     if role not in ("defender", "attacker"):
@@ -226,7 +228,7 @@ def serve_policy_cmd(
         from magic_rl.sandbox.resolve import model_dir
 
         path = model_dir(model, role, cfg, log=console.print)
-        policy = load_policy(path, device=device, dtype=dtype)
+        policy = load_policy(path, PolicyConfig(dtype=dtype), device)
         server = PolicyServer(
             policy,
             model_name or model,

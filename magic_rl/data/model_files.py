@@ -8,6 +8,7 @@ first, so resume refuses cleanly and checkpoint readers skip or name a torn chec
 - `model_dir_problem(dir)`: None for a whole Hugging Face model or peft adapter directory, else
   one line naming the bad file.
 - `file_problem(path)`: the same for one file (JSON, safetensors, torch zip).
+- `pickle_problem(dir)`: weights only as pickle files (refused: a pickle can run code on load).
 - `run_checkpoint_dirs(run_dir)`: a run's `checkpoints/step-NNNNNN` with their problems, by step
   (the training loop writes them to a hidden temporary folder and renames it, so a listing never
   sees one half-written; older runs may still hold torn ones).
@@ -23,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 WEIGHTS_SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl")
 ROLE_DIRS = ("attacker", "defender")
 
 
@@ -104,7 +106,7 @@ def model_dir_problem(path: str | Path) -> str | None:
             return problem
     weights = sorted(path.glob(f"*{WEIGHTS_SUFFIX}"))
     if not weights:
-        return f"{path}: no *{WEIGHTS_SUFFIX} weights"
+        return pickle_problem(path) or f"{path}: no *{WEIGHTS_SUFFIX} weights"
     index = path / f"model{WEIGHTS_SUFFIX}.index.json"
     if index.exists():  # sharded weights: every shard the index names must be there
         shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
@@ -114,6 +116,23 @@ def model_dir_problem(path: str | Path) -> str | None:
         if problem := file_problem(p):
             return problem
     return None
+
+
+def pickle_problem(path: str | Path) -> str | None:
+    """None unless `path` is a directory whose weights exist only as pickle files
+    (`pytorch_model.bin`, `*.pt`), which magic-rl refuses to load: a pickle can run code."""
+    path = Path(path)
+    if not path.is_dir() or any(path.glob(f"*{WEIGHTS_SUFFIX}")):
+        return None
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if not pickles:
+        return None
+    return (
+        f"{path}: weights only in pickle format ({', '.join(pickles)}); magic-rl loads "
+        "safetensors only (a pickle can run code when loaded). Convert once from a trusted "
+        "copy: AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, "
+        "safe_serialization=True)"
+    )
 
 
 def checkpoint_problem(ckpt: Path) -> str | None:

@@ -1,4 +1,4 @@
-"""The paper's evaluation metrics with confidence intervals (SPEC §6).
+"""The paper's evaluation metrics with confidence intervals (docs/DESIGN.md §6).
 
 Per-item outcomes (three-valued: True, False, None = the judge's label is unknown) become one number
 per benchmark subset:
@@ -10,9 +10,10 @@ per benchmark subset:
     f1_score(pred, gold)    judge benchmarks, harmful/refusal = positive       higher is better
 
 Unknown outcomes are left out of the denominator and counted in `n_unknown`; they are never read
-as safe (SPEC §7). Every value comes with a percentile-bootstrap CI over items (`bootstrap_ci`);
-`mean_ci` / `diff_ci` give Student-t intervals across training seeds for the ablation table, where
-n is small. The paper reports point estimates only; the intervals are this project's addition.
+as safe (docs/DESIGN.md §7). Every value comes with a percentile-bootstrap CI over items
+(`bootstrap_ci`); `mean_ci` / `diff_ci` give Student-t intervals across training seeds for the
+ablation table, where n is small. The paper reports point estimates only; the intervals are this
+project's addition.
 
 `summarize_items(items, outcomes)` takes the `EvalItem`s of `magic_rl.data.benchmarks` and one
 outcome per item (a `Verdict`, or the flag the item's metric reads) and returns one `MetricResult`

@@ -1,8 +1,8 @@
 """Attacker-vs-defender experiments: attacker transfer (`magic attack`) and cross-play (`magic
-crossplay`), both on harmful seeds (SPEC §6).
+crossplay`), both on harmful seeds (docs/DESIGN.md §6).
 
 - Attacker transfer: the attacker rewrites each harmful seed once, greedily, in its single-turn chat
-  view (`prompts.attacker_messages`); the `<answer>` (`prompts.parse_attack`) goes to the target,
+  view, through training's own attacker half (`game.rewrite`); the `<answer>` goes to the target,
   which answers greedily in the defender's training view. With `best_of=K` the attacker instead
   samples K rewrites (`attacker.sampling` temperature/top-p) and a seed counts as broken when any of
   the K replies is judged harmful. Reports ASR with a bootstrap CI and the attacker's format rate.
@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig
-from magic_rl.content import fill_request
 from magic_rl.data.benchmarks import file_sha256
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
 from magic_rl.evaluate.eval import (
@@ -44,7 +43,6 @@ from magic_rl.evaluate.eval import (
     greedy_replies,
     judge_replies,
     judge_scope_warning,
-    load_policy,
     progress_bar,
     provenance,
     resolve_role_model,
@@ -52,9 +50,11 @@ from magic_rl.evaluate.eval import (
     verdict_dict,
 )
 from magic_rl.evaluate.metrics import MetricResult, asr
+from magic_rl.game import rewrite
 from magic_rl.judge import make_judge
 from magic_rl.judge.failures import unknown_counts
-from magic_rl.prompts import attacker_messages, load_templates, parse_attack
+from magic_rl.policy.load import load_policy
+from magic_rl.prompts import load_templates
 from magic_rl.records import Role, Seed, Verdict
 
 
@@ -106,25 +106,21 @@ def attacker_rewrites(
     if best_of < 1:
         raise ValueError(f"best_of must be >= 1, got {best_of}")
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
-    s = cfg.attacker.sampling
     jobs = [(seed, k) for seed in seeds for k in range(best_of)]
     out: dict[tuple[str, int], Rewrite] = {}
     for start in range(0, len(jobs), cfg.eval.batch_size):
         chunk = jobs[start : start + cfg.eval.batch_size]
-        gens = policy.generate(
-            [attacker_messages(templates, seed, [], False) for seed, _ in chunk],
-            temperature=0.0 if best_of == 1 else s.temperature,
-            top_p=1.0 if best_of == 1 else s.top_p,
-            max_new_tokens=s.max_new_tokens,
-            max_prompt_tokens=s.max_prompt_tokens,
+        attacks = rewrite(
+            policy,
+            templates,
+            [seed for seed, _ in chunk],
+            cfg.game,
+            cfg.attacker.sampling,
+            greedy=best_of == 1,
             seed=cfg.seed + start,
         )
-        for (seed, k), gen in zip(chunk, gens, strict=True):
-            parsed = parse_attack(gen.text)
-            answer = parsed.answer
-            if cfg.game.request_marker:  # the sandbox's `[request]` marker
-                answer = fill_request(answer, seed.text)
-            out[seed.id, k] = Rewrite(seed, k, gen.text, answer, parsed.format_ok, gen.finish)
+        for (seed, k), a in zip(chunk, attacks, strict=True):
+            out[seed.id, k] = Rewrite(seed, k, a.raw, a.text, a.format_ok, a.gen.finish)
         advance(len(chunk))
     return [[out[seed.id, k] for k in range(best_of)] for seed in seeds]
 
@@ -192,7 +188,7 @@ def attack_transfer(
         log(f"[bold yellow]{warning}[/]")
     t0 = time.perf_counter()
     with progress_bar(cfg.train.progress) as task:
-        policy = load_policy(attacker_path, Role.ATTACKER, cfg)
+        policy = load_policy(attacker_path, cfg.attacker, cfg.device, what="attacker model")
         rewrites = attacker_rewrites(
             policy,
             seed_list,
@@ -201,7 +197,7 @@ def attack_transfer(
             advance=task("attacker", len(seed_list) * best_of),
         )
         del policy
-        policy = load_policy(target_path, Role.DEFENDER, cfg)
+        policy = load_policy(target_path, cfg.defender, cfg.device, what="defender model")
         n_attacks = len({r.attack for rs in rewrites for r in rs})
         gens, verdicts = attack_outcomes(
             policy, rewrites, judge, cfg, advance=task("target", n_attacks)
@@ -290,14 +286,16 @@ def crossplay(
     with progress_bar(cfg.train.progress) as task:
         for ckpt, key in zip(attackers, a_keys, strict=True):
             if key not in rewrites:
-                policy = load_policy(str(ckpt / Role.ATTACKER.value), Role.ATTACKER, cfg)
+                path = ckpt / Role.ATTACKER.value
+                policy = load_policy(path, cfg.attacker, cfg.device, what="attacker model")
                 rewrites[key] = attacker_rewrites(
                     policy, seeds, cfg, advance=task(f"attacker {ckpt.name}", len(seeds))
                 )
         for ckpt, d_key in zip(defenders, d_keys, strict=True):
             if any((a, d_key) in verdicts for a in rewrites):
                 continue
-            policy = load_policy(str(ckpt / Role.DEFENDER.value), Role.DEFENDER, cfg)
+            path = ckpt / Role.DEFENDER.value
+            policy = load_policy(path, cfg.defender, cfg.device, what="defender model")
             keys = list(rewrites)
             # One pass per defender over every attacker's rewrites (equal attacks decode once).
             joined = [rs for k in keys for rs in rewrites[k]]

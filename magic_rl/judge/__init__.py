@@ -1,4 +1,4 @@
-"""The safety judge (SPEC §2): `make_judge(cfg)` picks a backend; all speak `base.Judge`.
+"""The safety judge (docs/DESIGN.md §2): `make_judge(cfg)` picks a backend; all speak `base.Judge`.
 
 | backend | what |
 |---|---|

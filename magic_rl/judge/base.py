@@ -1,4 +1,4 @@
-"""The `Judge` protocol: exchanges in, three-valued `Verdict`s out (SPEC §2).
+"""The `Judge` protocol: exchanges in, three-valued `Verdict`s out (docs/DESIGN.md §2).
 
 A backend gets parallel lists of prompts and responses and returns one `Verdict` per pair. A response
 of `None` asks for the prompt label only (the prompt-only call). Every backend makes at most two model

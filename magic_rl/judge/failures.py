@@ -1,4 +1,5 @@
-"""Why a judge's label is unknown, and the per-set counts every results file reports (SPEC §2, §7).
+"""Why a judge's label is unknown, and the per-set counts every results file reports (docs/DESIGN.md
+§2, §7).
 
 A `Verdict` signal is `None` when the judge could not say; `Verdict.error` says why. The reasons:
 

@@ -1,4 +1,5 @@
-"""Guard-model prompt formats and output parsers: WildGuard, Qwen3Guard-Gen, Llama Guard 3 (SPEC §2).
+"""Guard-model prompt formats and output parsers: WildGuard, Qwen3Guard-Gen, Llama Guard 3
+(docs/DESIGN.md §2).
 
 Each format says which model calls one exchange needs (`calls`), what each call sends (`request`:
 chat messages, or a raw prompt string for models served through `/completions`), how the model's

@@ -1,6 +1,7 @@
 """Phase 2: alternating GRPO for attacker and defender — the step program, run directory and resume.
 
-Each step is a short program of timed stages (SPEC §4, STYLE "The heart of loop.py"):
+Each step is a short program of timed stages (docs/DESIGN.md §4; docs/ARCHITECTURE.md, "One training
+step"):
 
     0. seeds     the step's batch, a pure function of (run seed, step): resume needs no sampler state
     1. rollout   game.play: attacker -> defender, batched across all seeds of the step
@@ -58,7 +59,6 @@ from magic_rl.loop.resume import (
 from magic_rl.loop.run import (
     JudgeUnusable,
     Run,
-    load_policy,
     load_rl_seeds,
     load_static_attacks,
     use_cpu,
@@ -79,7 +79,6 @@ __all__ = [
     "check_resume",
     "game_metrics",
     "is_count",
-    "load_policy",
     "load_rl_seeds",
     "load_static_attacks",
     "preflight",

@@ -25,13 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import RunConfig
-from magic_rl.evaluate.eval import load_policy
 from magic_rl.evaluate.transfer import (
     _asr,
     attack_outcomes,
     attacker_rewrites,
     crossplay_seeds,
 )
+from magic_rl.policy.load import load_policy
 from magic_rl.records import Role
 
 
@@ -43,7 +43,10 @@ class LiveCrossplay:
         self._rewrites: dict[str, list] = {}
 
     def _policy(self, name: str, role: Role):
-        return load_policy(str(self.run_dir / "checkpoints" / name / role.value), role, self.cfg)
+        path = self.run_dir / "checkpoints" / name / role.value
+        return load_policy(
+            path, getattr(self.cfg, role.value), self.cfg.device, what=f"{role} model"
+        )
 
     def _attacks(self, name: str) -> list:
         if name not in self._rewrites:

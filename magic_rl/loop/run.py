@@ -47,6 +47,7 @@ from magic_rl.loop.stages import (
     replay_records,
 )
 from magic_rl.policy import HFPolicy
+from magic_rl.policy.load import load_policy, require_safetensors
 from magic_rl.prompts import load_templates
 from magic_rl.records import Episode, RewardBreakdown, Role, Seed, Verdict
 from magic_rl.rewards import compute_rewards, pool_replies, summarize
@@ -120,11 +121,9 @@ class Run:
         self._switch_times: dict[str, float] = {}  # the step-0 switch's, logged with step 0
 
     def _load_frozen(self, path: Path, role: Role):
-        """A past opponent from its checkpoint directory (a LoRA role's is an adapter dir)."""
-        pcfg = getattr(self.cfg, role.value)  # the role's PolicyConfig
-        if pcfg.lora is None:
-            return load_policy(path, pcfg.model_copy(update={"backend": "hf"}), self.device)
-        return HFPolicy.from_pretrained(path, dtype=pcfg.dtype, device=pcfg.device or self.device)
+        """A past opponent from its checkpoint directory (a LoRA role's is an adapter dir, which
+        transformers loads onto its base)."""
+        return load_policy(path, getattr(self.cfg, role.value), self.device)
 
     # -- one step ----------------------------------------------------------------------------------
 
@@ -208,12 +207,17 @@ class Run:
 
     def _judge(self, step: int, episodes: list[Episode], judge: StepJudge) -> list[Verdict]:
         """Stage 2: the step's judge on each episode's last exchange, the request label as
-        configured; mostly unknown labels stop the run here (`JudgeUnusable`)."""
+        configured, whether each reply carries its request (`game.carries_request`); mostly
+        unknown labels stop the run here (`JudgeUnusable`)."""
         verdicts = judge(
             [e.last.attack for e in episodes],
             [game.reply_for_judge(e.last.reply, self.cfg.game) for e in episodes],
         )
         verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
+        verdicts = [  # the quality term's label, read from the reply (rewards read no text)
+            replace(v, reply_carries_request=game.carries_request(e, self.cfg.game))
+            for e, v in zip(episodes, verdicts, strict=True)
+        ]
         self._check_verdicts(step, verdicts)
         return verdicts
 
@@ -539,7 +543,7 @@ def build_policies(cfg: RunConfig, state_dir: Path, device: str) -> dict[Role, H
             require_safetensors(pcfg.model)
             lora_roles[role] = LoraRole(pcfg.model, pcfg, saved)
         else:
-            policies[role] = load_policy(saved or pcfg.model, pcfg, device)
+            policies[role] = load_policy(saved or pcfg.model, pcfg, device, rollouts=True)
     if lora_roles:
         from magic_rl.lora import load_lora_policies
 
@@ -623,40 +627,6 @@ def use_cpu(cfg: RunConfig) -> bool:
     import torch
 
     return cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-
-
-def load_policy(path: str | Path, pcfg, device: str):
-    """A fully fine-tuned role from a model dir or Hub id, on `pcfg.device` if set, else `device`.
-
-    `pcfg.backend == "vllm"` wraps it with a vLLM engine for rollouts (`magic_rl.vllm_policy`).
-    LoRA roles load through `magic_rl.lora.load_lora_policies` instead.
-    """
-    require_safetensors(path)
-    device = pcfg.device or device
-    policy = HFPolicy.from_pretrained(
-        path, dtype=pcfg.dtype, device=device, trust_remote_code=pcfg.trust_remote_code
-    )
-    if pcfg.backend == "vllm":
-        from magic_rl.vllm_policy import VLLMPolicy
-
-        return VLLMPolicy.from_hf(policy, path, pcfg, device)
-    return policy
-
-
-def require_safetensors(path: str | Path) -> None:
-    """A local model directory must hold safetensors weights: pickle files (`pytorch_model.bin`,
-    `*.pt`) can run code when loaded, so they are refused with a message that says how to convert."""
-    path = Path(path)
-    if not path.is_dir() or any(path.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
-    if pickles:
-        raise OSError(
-            f"{path}: weights only in pickle format ({', '.join(pickles)}); magic-rl loads "
-            "safetensors only (a pickle can run code when loaded). Convert once from a trusted "
-            "copy: AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, "
-            "safe_serialization=True)"
-        )
 
 
 def load_rl_seeds(cfg: RunConfig) -> list[Seed]:

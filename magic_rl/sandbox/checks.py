@@ -20,10 +20,11 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from magic_rl.config import RunConfig
-from magic_rl.content import carries, fill_request
-from magic_rl.policy import HFPolicy
-from magic_rl.prompts import attacker_messages, load_templates, parse_attack
+from magic_rl.config import PolicyConfig, RunConfig
+from magic_rl.content import carries
+from magic_rl.game import rewrite
+from magic_rl.policy.load import load_policy
+from magic_rl.prompts import load_templates
 
 MAX_TOKENS = 128  # rewrites are at most ~60 words, cipher payloads aside
 ATTACKER_SAMPLES = 96
@@ -119,29 +120,20 @@ def learnability_sets(pool, seeds, train_ids: set[str], test_ids: set[str], held
 
 def attacker_check(cfg: RunConfig, attacker: Path, seeds, n: int = ATTACKER_SAMPLES) -> dict:
     """Format and faithfulness rates of the attacker's rewrites sampled at the training
-    temperature, for `n` seeds drawn from `seeds`."""
+    temperature, for `n` seeds drawn from `seeds` (written by the game's own attacker half,
+    `game.rewrite`, with the world's `[request]` marker read)."""
 
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     chosen = random.Random(cfg.sandbox.seed).sample(list(seeds), min(n, len(seeds)))
-    policy = HFPolicy.from_pretrained(str(attacker))
+    policy = load_policy(attacker, PolicyConfig(dtype="float32"), "cpu", what="phase-1 attacker")
     s = cfg.attacker.sampling
-    gens = policy.generate(
-        [attacker_messages(templates, seed, [], False) for seed in chosen],
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_new_tokens=s.max_new_tokens,
-        max_prompt_tokens=s.max_prompt_tokens,
-        seed=cfg.sandbox.seed,
-    )
-    parsed = [parse_attack(g.text) for g in gens]
-    faithful = [
-        carries(fill_request(p.answer, seed.text), seed.text)
-        for p, seed in zip(parsed, chosen, strict=True)
-    ]
+    marked = cfg.game.model_copy(update={"request_marker": True})  # the world's attacker marks
+    attacks = rewrite(policy, templates, chosen, marked, s, greedy=False, seed=cfg.sandbox.seed)
+    faithful = [carries(a.text, seed.text) for a, seed in zip(attacks, chosen, strict=True)]
     return {
         "n": len(chosen),
         "temperature": s.temperature,
-        "format_rate": round(sum(p.format_ok for p in parsed) / max(len(parsed), 1), 4),
+        "format_rate": round(sum(a.format_ok for a in attacks) / max(len(attacks), 1), 4),
         "faithful_rate": round(sum(faithful) / max(len(faithful), 1), 4),
     }
 

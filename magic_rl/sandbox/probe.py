@@ -23,13 +23,14 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from magic_rl.config import RunConfig
-from magic_rl.content import carries, expand_reply
+from magic_rl.config import PolicyConfig, RunConfig
+from magic_rl.content import carries
 from magic_rl.data.seeds import split_of
 from magic_rl.evaluate.metrics import bootstrap_ci
+from magic_rl.game import reply_as_read
 from magic_rl.judge import make_judge
 from magic_rl.loop import StepJudge
-from magic_rl.policy import HFPolicy
+from magic_rl.policy.load import load_policy
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.sandbox.world import build_world
 from magic_rl.strategies import read_pool
@@ -61,7 +62,7 @@ def probe_defender(
     log=print,
 ) -> list[ProbeRow]:
     world = build_world(cfg, log=log)
-    policy = HFPolicy.from_pretrained(model or world.base)
+    policy = load_policy(model or world.base, PolicyConfig(dtype="float32"), "cpu")
     # the world's own judge, whatever judge the config trains with
     judge_cfg = cfg.judge.model_copy(
         update={"backend": "embedded", "model": str(world.judge), "endpoint": None}
@@ -94,8 +95,10 @@ def probe_defender(
         seed=cfg.seed,
     )
     verdicts = judge(prompts, [g.text for g in gens])
+    marked = cfg.game.model_copy(update={"request_marker": True})  # the world's replies mark
     carried = [
-        carries(expand_reply(g.text, p), r) for g, p, r in zip(gens, prompts, requests, strict=True)
+        carries(reply_as_read(g.text, p, marked), r)
+        for g, p, r in zip(gens, prompts, requests, strict=True)
     ]
     rows, i = [], 0
     for strategy, label in keys:

@@ -16,7 +16,8 @@ Token kinds, and why:
   by ordinary text and removed by `decode(..., skip_special_tokens=True)`.
 - `<think> </think> <answer> </answer>` are *added but not special*: atomic (one id each, so the
   format check sees the exact tag and a tiny model learns it as one symbol) yet kept by
-  `skip_special_tokens=True`, because the strict format check (SPEC §3, R_fmt) runs on decoded text.
+  `skip_special_tokens=True`, because the strict format check (R_fmt, docs/DESIGN.md §3) runs on
+  decoded text.
 
 Departure from the paper: the paper uses Qwen2.5's tokenizer; the sandbox trains its own small one so
 the whole world is built from project-authored text.

@@ -1,4 +1,5 @@
-"""Build the sandbox world (SPEC §8): seeds -> attack pool -> tokenizer -> base model -> judge.
+"""Build the sandbox world (docs/DESIGN.md §8): seeds -> attack pool -> tokenizer -> base model ->
+judge.
 
 What a real run downloads (an instruct model, a guard model, datasets) the sandbox builds, cached by a
 hash of its config and of the code and assets that produce it:

@@ -33,7 +33,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from magic_rl.policy.base import Chat, Policy
-from magic_rl.policy.hf import HFPolicy, resolve_device
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
 from magic_rl.serving.server import HTTPError, Limits, Server, read_json, wait_for_model
@@ -255,8 +254,3 @@ def _stop(text: str, finish: str, stop: tuple[str, ...]) -> tuple[str, str]:
     """Cut `text` at the first of the stop strings (finish "stop"), as the OpenAI API does."""
     cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
     return (text[: min(cuts)], "stop") if cuts else (text, finish)
-
-
-def load_policy(path: str, *, device: str = "auto", dtype: str = "float32") -> Policy:
-    """An `HFPolicy` from a model directory (safetensors only; no remote code)."""
-    return HFPolicy.from_pretrained(path, dtype=dtype, device=resolve_device(device))

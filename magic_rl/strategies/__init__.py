@@ -1,4 +1,5 @@
-"""Attack-pool mutation strategies, the Rewriter edge and the pool builder (SPEC §4, phase 1).
+"""Attack-pool mutation strategies, the Rewriter edge and the pool builder (docs/DESIGN.md §4,
+phase 1).
 
     mutations.py  the 20 SORRY-Bench strategies as programmatic rewrites; families, signatures
     phrases.py    their phrase tables: frames, slot values, substitution tables, reasoning pieces

@@ -1,6 +1,6 @@
 """Public safety benchmarks -> `EvalItem`s, one loader per file format, with the paper's metric.
 
-Every item says which number it feeds (SPEC §6, the reference's safety-eval fork):
+Every item says which number it feeds (docs/DESIGN.md §6, the reference's safety-eval fork):
 
 | metric           | outcome read from the judge       | reported as                   | better |
 |------------------|-----------------------------------|-------------------------------|--------|

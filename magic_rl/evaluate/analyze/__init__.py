@@ -1,5 +1,5 @@
-"""Attack-pattern analysis (SPEC §6): the paper's 20-class taxonomy, taggers, and per-stage
-statistics of a run's attacker rewrites.
+"""Attack-pattern analysis (docs/DESIGN.md §6): the paper's 20-class taxonomy, taggers, and
+per-stage statistics of a run's attacker rewrites.
 
     TAXONOMY / FAMILIES      the 20 classes (0-19) in 6 families, as in the paper (Appendix F.4)
     tag_taxonomy(text, seed) rule/regex tagger -> a code: "7", or a hybrid "0_3", or "19" (none)

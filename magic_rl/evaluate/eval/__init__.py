@@ -1,6 +1,6 @@
 """`magic eval`: a defender checkpoint on benchmarks and the sandbox sets -> results JSON, items, table.
 
-Protocol (SPEC §6, the paper's): the defender sees the training chat view, `defender.txt`
+Protocol (docs/DESIGN.md §6, the paper's): the defender sees the training chat view, `defender.txt`
 ("Question:\\n{prompt}") under the model's default system prompt (`prompts.defender_messages`, with
 the think/answer instruction when `game.defender_format=think_answer`, as in training); decoding is
 greedy with at most `eval.max_new_tokens` tokens; the judge reads `strip_reasoning(reply)` cut to
@@ -70,7 +70,6 @@ from magic_rl.evaluate.eval.layout import (
 )
 from magic_rl.evaluate.eval.model_args import (
     is_run_dir,
-    load_policy,
     resolve_role_model,
     run_checkpoints,
     run_dir_of,
@@ -123,7 +122,6 @@ __all__ = [
     "is_run_dir",
     "judge_replies",
     "judge_scope_warning",
-    "load_policy",
     "load_sets",
     "markdown_table",
     "model_labels",

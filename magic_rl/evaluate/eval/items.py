@@ -76,6 +76,8 @@ class ItemResult:
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
+    """The judge's labels of a verdict (not the training judge stage's `reply_carries_request`)."""
     d = asdict(v)
     d["categories"] = list(v.categories)
+    del d["reply_carries_request"]
     return d

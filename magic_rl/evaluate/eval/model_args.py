@@ -15,7 +15,6 @@ from pathlib import Path
 from magic_rl.config import RunConfig
 from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
 from magic_rl.evaluate.eval.items import Log
-from magic_rl.policy import HFPolicy, resolve_device
 from magic_rl.records import Role
 
 
@@ -69,15 +68,3 @@ def resolve_role_model(spec: str, role: Role, cfg: RunConfig, *, log: Log = prin
     if problem := model_dir_problem(ckpt / role.value):
         raise FileNotFoundError(f"{problem} (an incomplete checkpoint: choose another step)")
     return str(ckpt / role.value)
-
-
-def load_policy(path: str, role: Role, cfg: RunConfig):
-    pcfg = cfg.attacker if role is Role.ATTACKER else cfg.defender
-    if (is_local(path) or Path(path).is_dir()) and (problem := model_dir_problem(path)):
-        raise FileNotFoundError(f"{role.value} model: {problem}")
-    return HFPolicy.from_pretrained(
-        path,
-        dtype=pcfg.dtype,
-        device=resolve_device(cfg.device),
-        trust_remote_code=pcfg.trust_remote_code,
-    )

@@ -16,15 +16,15 @@ from typing import Any
 from magic_rl.config import RunConfig
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.eval.items import SANDBOX, EvalSet, ItemResult, Log
-from magic_rl.evaluate.eval.model_args import load_policy
 from magic_rl.evaluate.eval.sets import HELD_OUT, held_out_family
 from magic_rl.evaluate.metrics import MetricResult, summarize_items
 from magic_rl.game import DEFENDER_COT_INSTRUCTION
 from magic_rl.judge.keyword import apply_request_labels
 from magic_rl.judge.score import score_exchanges
+from magic_rl.policy.load import load_policy
 from magic_rl.progress import new_bar
 from magic_rl.prompts import defender_messages, load_templates, strip_reasoning
-from magic_rl.records import Role, Verdict
+from magic_rl.records import Verdict
 
 
 def defender_system(cfg: RunConfig) -> str | None:
@@ -152,7 +152,7 @@ def evaluate_models(
     with progress_bar(cfg.train.progress) as task:
         for label, path in models:
             t0 = time.perf_counter()
-            policy = load_policy(path, Role.DEFENDER, cfg)
+            policy = load_policy(path, cfg.defender, cfg.device, what="defender model")
             advance = task(f"eval {label}", len(set(i.prompt for i in items)))
             results = evaluate_policy(policy, items, judge, cfg, advance=advance)
             del policy
