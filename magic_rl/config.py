@@ -14,6 +14,7 @@ Run: `magic config show sandbox`, `magic validate configs/paper-qwen2.5-7b.yaml`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,6 +172,17 @@ class JudgeConfig(_Section):
         "of a step's exchanges get an unknown label: a misconfigured or failing judge would "
         "otherwise train on nothing. 1.0 never stops.",
     )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _names_a_variable(cls, name: str | None) -> str | None:
+        # "" would silently send no key (the endpoint then answers 401 on every call).
+        if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(
+                f"{name!r} is not an environment variable's name: give one (e.g. JUDGE_API_KEY, "
+                "without the $) or null for an endpoint that needs no key"
+            )
+        return name
 
 
 class GameConfig(_Section):

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from magic_rl.config import LoraConfig, PolicyConfig
+from magic_rl.data.outputs import writing
 from magic_rl.policy import HFPolicy, quiet_transformers
 from magic_rl.records import Role
 
@@ -153,10 +154,11 @@ class AdapterModel(torch.nn.Module):
         from safetensors.torch import save_file
 
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         state = get_peft_model_state_dict(self.shared.peft, adapter_name=self.adapter_name)
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-        save_file(tensors, str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        with writing(path / ADAPTER_WEIGHTS):
+            path.mkdir(parents=True, exist_ok=True)
+            save_file(tensors, str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         cfg = self.shared.peft.peft_config[self.adapter_name]
         was, cfg.inference_mode = cfg.inference_mode, True  # what peft itself writes
         try:

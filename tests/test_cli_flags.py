@@ -194,7 +194,9 @@ def test_config_explain_shows_descriptions_types_and_values() -> None:
 def test_export_with_nothing_to_export_exits_non_zero(tmp_path, monkeypatch) -> None:
     import magic_rl.evaluate.export as export
 
-    monkeypatch.setattr(export, "export", lambda path, formats, out, log=print: {"jbb": []})
+    monkeypatch.setattr(
+        export, "export", lambda path, formats, out, log=print, force=False: {"jbb": []}
+    )
     res = invoke(["export", str(tmp_path), "--format", "jbb"])
     assert res.exit_code == 2 and "nothing exported" in res.output, res.output
 

@@ -6,8 +6,10 @@ The error boundary (`ErrorBoundary`, the root command's class, so `magic` and te
 unreachable judge — prints one line per problem, `error: <file>[:line][:field]: what and what to
 do`, and exits 2; any other exception prints one `error: internal error: ...` line and exits 1. The
 Python traceback is shown only with `--debug` (accepted anywhere on the command line). User errors
-are `CLIError` (raised by `_fail`), `ValueError` (ConfigError, DatasetError, ...), `OSError`, and
-any exception class defined in magic_rl.
+are `CLIError` (raised by `_fail`), `ValueError` (ConfigError, DatasetError, ...), `OSError`, any
+exception class defined in magic_rl, and a library's write failure whose text is an OS refusal
+(safetensors' `No space left on device`, torch's `inline_container.cc`; the saves themselves name
+their path through `magic_rl.data.outputs.writing`).
 
 Only typer is imported here; rich and magic_rl.config load on first use, heavy libraries
 never.
@@ -52,6 +54,13 @@ def error_lines(err: BaseException) -> tuple[int, list[str]]:
         return 130, ["interrupted"]
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return 2, [f"{err.filename}: {err.strerror}"]
+    from magic_rl.data.outputs import is_write_failure
+
+    if is_write_failure(err):  # a save no `writing` block named
+        return 2, [
+            f"a write failed: {_one_line(str(err))[:300]} (the disk is full or not writable; "
+            "rerun with --debug to see which save)"
+        ]
     ours = type(err).__module__.startswith("magic_rl")
     if isinstance(err, ValueError | OSError) or ours:
         lines = [_one_line(line) for line in str(err).splitlines() if line.strip()]

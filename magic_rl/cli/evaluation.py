@@ -70,12 +70,15 @@ def eval_cmd(
         magic eval --model runs/demo/checkpoints/step-000000 --model runs/demo --limit 20
     """
     from magic_rl.data.benchmarks import DatasetError
+    from magic_rl.data.outputs import check_out_dir
     from magic_rl.evaluate.eval import evaluate, load_sets, rich_table
     from magic_rl.sandbox.resolve import model_dir, resolve_judge, resolve_model, sandbox_pool
 
     cfg = _eval_config(config, model, overrides)
     console = _console()
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
+    if out is not None:
+        check_out_dir(out)  # before the evaluation, not after it
     try:
         sets = load_sets(  # a bad benchmark fails before any model is built or loaded
             names,
@@ -136,7 +139,8 @@ def attack(
 
     Example: magic attack --attacker runs/demo --target sandbox:base --best-of 4 --limit 20
     """
-    from magic_rl.evaluate.transfer import attack_transfer, harmful_seeds
+    from magic_rl.data.outputs import check_out_dir
+    from magic_rl.evaluate.transfer import attack_transfer, claim_attack_dir, harmful_seeds
     from magic_rl.sandbox.resolve import model_dir, resolve_judge
 
     seeds = renamed("--seeds", "--prompts", old_seeds, prompts, "sandbox")
@@ -144,6 +148,8 @@ def attack(
     log = _console().print
     try:
         harmful_seeds(cfg, seeds, limit)  # a bad seed file fails before any model is built
+        if out is not None:
+            claim_attack_dir(check_out_dir(out))  # and a results.json in the way
         attacker = model_dir(attacker, "attacker", cfg, log=log)  # fail before the judge's build
         target = model_dir(target, "defender", cfg, log=log)
         cfg = resolve_judge(cfg, log=log)
@@ -266,8 +272,8 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Output HTML file (default RUN_DIR/report.html); the markdown twin goes next to "
-            "it.",
+            help="Output X.html (default RUN_DIR/report.html); also writes its markdown twin X.md "
+            "and plots X_files/*.png beside it, never over a file an earlier report did not write.",
             metavar="FILE",
         ),
     ] = None,
@@ -277,6 +283,10 @@ def report(
     ] = None,
     show_text: Annotated[
         bool, typer.Option(help="Also write attack/reply text into the markdown twin.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace X.html / X.md / X_files/ even if a report did not write them."),
     ] = False,
 ) -> None:
     """One self-contained HTML report (and a markdown twin) of one or more runs.
@@ -288,7 +298,11 @@ def report(
     from magic_rl.report import render_report
 
     try:
-        html_path, md_path = render_report(run_dirs, out, ablation, show_text=show_text)
+        html_path, md_path = render_report(
+            run_dirs, out, ablation, show_text=show_text, force=force
+        )
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
-    _console().print(f"[bold green]report[/] {html_path}  ({md_path})")
+    plots = html_path.parent / f"{html_path.stem}_files"
+    beside = f"markdown twin {md_path}" + (f", plots {plots}/" if plots.is_dir() else "")
+    _console().print(f"[bold green]report[/] {html_path}  ({beside})")

@@ -29,11 +29,15 @@ def models_fetch(
     Example: magic models fetch smollm2-135m-instruct
     Then name it in a config as `models:smollm2-135m-instruct` (or by the printed path).
     """
-    from magic_rl.model_catalog import FetchError, fetch, is_fetched, model_dir
+    from magic_rl.model_catalog import FetchError, cache_problem, fetch, is_fetched, model_dir
 
     console = _console()
     try:
-        cached = not force and is_fetched(model_dir(name, cache_dir, dtype))
+        dest = model_dir(name, cache_dir, dtype)
+        cached = not force and is_fetched(dest)
+        if cached and (problem := cache_problem(dest)):  # sizes and hashes checked once, here
+            console.print(f"[yellow]{problem}: the cached {name} is damaged; fetching it again[/]")
+            cached, force = False, True
         path = fetch(name, cache_dir, dtype=dtype, force=force, log=console.print)
     except FetchError as err:
         _fail(str(err))

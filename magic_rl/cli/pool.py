@@ -92,6 +92,7 @@ def pool_build(
     tokens): vLLM or `magic serve policy --model DIR` with such a model; the sandbox's tiny models
     (512 positions) and SmolLM2-135M cannot (docs/LOG.md).
     """
+    from magic_rl.data.outputs import claim, write_output
     from magic_rl.data.seeds import load_seed_file, sandbox_seeds
     from magic_rl.progress import new_bar
     from magic_rl.strategies import (
@@ -114,6 +115,11 @@ def pool_build(
         )
     if rewriter_model and not rewriter_url:
         _fail("--rewriter-model needs --rewriter-url")
+    # Resuming appends to --out and may cut its last line: only a pool (its records' "family"
+    # field) or an empty file, so `--out README.md` is refused rather than cut and appended to.
+    claim(out, '"family"', writer="magic pool build", hint="use another --out")
+    if report:  # a file in the way is refused before the build, not after it
+        claim(report, '"examples"', writer="magic pool build", hint=_REPORT_HINT)
     try:
         seeds = (
             sandbox_seeds(split=split, fraction=cfg.sandbox.fraction)
@@ -165,8 +171,8 @@ def pool_build(
             rewriter.close()
     _print_report(console, result)
     if report:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(result.to_json(), indent=2) + "\n"
+        write_output(report, text, mark='"examples"', writer="magic pool build", hint=_REPORT_HINT)
     written = sum(c["written"] for c in result.counts.values())
     existing = sum(c["existing"] for c in result.counts.values())
     console.print(
@@ -188,6 +194,9 @@ def pool_build(
             "rerun the same command to retry only those[/]",
             highlight=False,
         )
+
+
+_REPORT_HINT = "choose another --report, or move it away"
 
 
 def _rate_column():

@@ -37,8 +37,15 @@ def export_cmd(
         typer.Option("--format", "-f", help="Comma-separated: eee, safety-eval, harmbench, jbb."),
     ] = "eee,safety-eval,harmbench,jbb",
     out: Annotated[
-        Path | None, typer.Option(help="Output directory (default PATH/export).", metavar="DIR")
+        Path | None,
+        typer.Option(
+            help="Output directory (default PATH/export); one subdirectory per format.",
+            metavar="DIR",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace files under --out that an earlier export did not write.")
+    ] = False,
 ) -> None:
     """Write eval/attack results as Every Eval Ever, safety-eval metrics.json, HarmBench results
     and JailbreakBench artifacts (docs/comparing.md maps them to published tables).
@@ -53,7 +60,7 @@ def export_cmd(
     console = _console()
     formats = [f.strip() for f in format.split(",") if f.strip()]
     try:
-        written = export(path, formats, out, log=console.print)
+        written = export(path, formats, out, log=console.print, force=force)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     if not any(written.values()):
@@ -92,6 +99,9 @@ def audit_cmd(
             metavar="DIR",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace audit.json/audit.md under --out not written by an audit.")
+    ] = False,
     overrides: overrides("judge.max_response_tokens=256") = None,
 ) -> None:
     """Score judges against labelled exchanges: accuracy, F1, confusion and unknown verdicts per
@@ -100,6 +110,7 @@ def audit_cmd(
     Example: magic judge audit --judge keyword --judge embedded --limit 200
     """
     from magic_rl.data.benchmarks import DatasetError, load_benchmark
+    from magic_rl.data.outputs import claim, write_output
     from magic_rl.evaluate.audit import AUDIT_HEADER, audit, audit_rows, markdown
     from magic_rl.evaluate.eval import progress_bar
     from magic_rl.judge import make_judge
@@ -112,6 +123,12 @@ def audit_cmd(
     if bad:
         _fail(f"unknown --judge {bad}; choose from {list(AUDIT_JUDGES)}")
     console = _console()
+    if out is None:
+        out = Path("runs") / time.strftime("judge-audit-%Y%m%d-%H%M%S")
+    # Checked before the (long) audit, and again when writing.
+    targets = {out / "audit.json": '"judges"', out / "audit.md": "| " + " | ".join(AUDIT_HEADER)}
+    for path, mark in targets.items():
+        claim(path, mark, writer="magic judge audit", force=force)
     try:
         items = [
             i
@@ -155,15 +172,16 @@ def audit_cmd(
         )
         console.print(key_table(title, AUDIT_HEADER, audit_rows(result), keys=2))
         results.append((name, result))
-    if out is None:
-        out = Path("runs") / time.strftime("judge-audit-%Y%m%d-%H%M%S")
     # always saved: the table alone is lost with the terminal
-    out.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmarks": benchmarks,
         "limit": limit,
         "judges": {name: r.to_dict() for name, r in results},
     }
-    (out / "audit.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "audit.md").write_text("\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results))
+    texts = [
+        json.dumps(doc, indent=2) + "\n",
+        "\n".join(f"## {n}\n\n{markdown(r)}" for n, r in results),
+    ]
+    for (path, mark), text in zip(targets.items(), texts, strict=True):
+        write_output(path, text, mark=mark, writer="magic judge audit", force=force)
     console.print(f"[bold green]audit[/] {out / 'audit.json'}  ({out / 'audit.md'})")

@@ -129,6 +129,7 @@ def sandbox_build(
     import time
 
     from magic_rl.sandbox.checks import attacker_warnings
+    from magic_rl.sandbox.resolve import check_world
     from magic_rl.sandbox.world import build_attacker, build_world, world_for
     from magic_rl.tables import warning
 
@@ -136,6 +137,8 @@ def sandbox_build(
     console = _console()
     t = time.perf_counter()
     world = world_for(cfg)
+    if not force:  # a damaged cache is refused with the command that rebuilds it
+        check_world(world, world.attacker(cfg) if attacker else None)
     cached = not force and world.built
     cached = cached and (not attacker or (world.attacker(cfg) / "sft.json").exists())
     build_world(cfg, force=force, log=console.print)
@@ -207,8 +210,9 @@ def sandbox_probe(
 
     cfg = _load(config, overrides)
     out = out or Path(cfg.output_dir) / f"probe-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "probe.json").exists():
-        _fail(f"{out / 'probe.json'} exists: choose another --out (nothing was run)")
+    for name in ("probe.json", "probe.md"):  # never replaced, even a probe's own
+        if (out / name).exists():
+            _fail(f"{out / name} exists: choose another --out (nothing was run)")
     console = _console()
     if model is not None:
         model = model_dir(model, "defender", cfg, log=console.print)

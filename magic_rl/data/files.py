@@ -23,6 +23,10 @@ from typing import Any
 csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
 
 
+# Python's JSON parser recurses once per nesting level; a line nested 100,000 deep exhausts the stack.
+TOO_DEEP = "JSON nested too deeply to read (thousands of levels of [ or {); no data file nests so"
+
+
 class DatasetError(ValueError):
     """A benchmark file or one of its rows is malformed. `line` is 1-based (CSV header = line 1);
     `record` is the 1-based element of a JSON array or parquet table when lines do not apply."""
@@ -109,6 +113,8 @@ def read_jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
             except json.JSONDecodeError as e:
                 message = f"invalid JSON ({e.msg}, column {e.colno})"
                 raise DatasetError(path, message, line=line) from None
+            except RecursionError:
+                raise DatasetError(path, TOO_DEEP, line=line) from None
             if not isinstance(obj, dict):
                 message = f"expected a JSON object, got {type(obj).__name__}"
                 raise DatasetError(path, message, line=line)
@@ -122,6 +128,8 @@ def read_json(path: str | Path) -> Any:
     except json.JSONDecodeError as e:
         message = f"invalid JSON ({e.msg}, column {e.colno})"
         raise DatasetError(path, message, line=e.lineno) from None
+    except RecursionError:
+        raise DatasetError(path, TOO_DEEP) from None
 
 
 def read_parquet_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -175,9 +183,10 @@ class Where:
                 self.path, f"missing column (header has {list(row)})", line=1, field=name
             )
         value = get_path(row, name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            if required:
-                raise self.error(name, "missing")
+        nan = isinstance(value, float) and math.isnan(value)
+        if value is None or nan:
+            if required:  # a NaN is there, not missing: say what the file holds
+                raise self.error(name, "NaN, not a value" if nan else "missing")
             return ""
         if not isinstance(value, str | int | float):
             raise self.error(name, f"expected text, got {type(value).__name__}")

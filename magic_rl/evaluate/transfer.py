@@ -36,6 +36,7 @@ from typing import Any
 
 from magic_rl.config import RunConfig
 from magic_rl.data.benchmarks import file_sha256
+from magic_rl.data.outputs import claim, write_output, writing
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
 from magic_rl.evaluate.eval import (
     EvalSet,
@@ -56,6 +57,11 @@ from magic_rl.judge.failures import unknown_counts
 from magic_rl.policy.load import load_policy
 from magic_rl.prompts import load_templates
 from magic_rl.records import Role, Seed, Verdict
+
+# What only `magic attack`'s own files hold (data/outputs.py): an --out pointing at an evaluation's
+# directory is refused instead of replacing its results.json.
+ATTACK_FILES = {"results.json": '"best_of"', "items.jsonl": '"attacker_output"'}
+MOVE_HINT = "use another --out, or move it away"
 
 
 @dataclass(frozen=True)
@@ -232,8 +238,15 @@ def attack_transfer(
             },
         ),
     }
-    (out_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    with (out_dir / "items.jsonl").open("w", encoding="utf-8") as f:
+    claim_attack_dir(out_dir)
+    write_output(
+        out_dir / "results.json", json.dumps(doc, indent=2) + "\n", mark=ATTACK_FILES["results.json"],
+        writer="magic attack",
+    )  # fmt: skip
+    with (
+        writing(out_dir / "items.jsonl"),
+        (out_dir / "items.jsonl").open("w", encoding="utf-8") as f,
+    ):
         for rs, gs, vs in zip(rewrites, gens, verdicts, strict=True):
             for r, g, v in zip(rs, gs, vs, strict=True):
                 row = {
@@ -253,6 +266,13 @@ def attack_transfer(
         f"(unknown {result.n_unknown}), format rate {fmt:.3f}, best of {best_of}: {out_dir}"
     )
     return AttackResult(result, fmt, out_dir)
+
+
+def claim_attack_dir(out_dir: str | Path) -> None:
+    """Refuse an --out holding a results.json or items.jsonl that `magic attack` did not write
+    (an evaluation's, say); called before the attack runs and again before writing."""
+    for name, mark in ATTACK_FILES.items():
+        claim(Path(out_dir) / name, mark, writer="magic attack", hint=MOVE_HINT)
 
 
 # --- cross-play ------------------------------------------------------------------------------------
@@ -323,7 +343,11 @@ def crossplay(
         "provenance": provenance(cfg, judge, {}, run_dir=str(run_dir), limit=limit),
     }
     path = out_dir / "crossplay.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    claim(out_dir / "heatmap.png", "Matplotlib", writer="magic crossplay", hint=MOVE_HINT)
+    write_output(
+        path, json.dumps(doc, indent=2) + "\n", mark='"attackers"', writer="magic crossplay",
+        hint=MOVE_HINT,
+    )  # fmt: skip
     plot_heatmap(
         doc["asr"],
         doc["attackers"],

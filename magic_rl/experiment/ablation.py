@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.config import RunConfig, config_diff, load_config
+from magic_rl.data.outputs import claim, write_output
 from magic_rl.evaluate.eval import (
     SANDBOX,
     evaluate_models,
@@ -93,6 +94,15 @@ from magic_rl.records import Role
 from magic_rl.sandbox.resolve import resolve_judge, resolve_model, resolve_world, sandbox_pool
 
 Log = Callable[..., None]
+
+# The files an ablation writes beside its runs, each with what only it holds (data/outputs.py):
+# another file of that name under --out is refused before training starts.
+TABLE_FILES = {
+    "ablation.json": '"variants"',
+    "provenance.json": '"steps_factor"',
+    "ablation.md": "| variant | n |",
+}
+CLAIM_HINT = "use another --out, or move it away"
 
 
 def run_metrics(run_dir: Path) -> dict[str, float]:
@@ -322,6 +332,8 @@ def run_ablation(
     steps = steps or base_cfg.train.steps
     specs = run_specs(variants, seeds)
     cfgs = {s: run_config(preset, overrides, s, steps, out) for s in specs}  # fail before any run
+    for name, mark in TABLE_FILES.items():  # and a file in the way, before hours of training
+        claim(out / name, mark, writer="magic experiment ablation", hint=CLAIM_HINT)
     for spec, cfg in cfgs.items():
         diff = config_mismatch(out / spec.name, cfg)
         if diff:
@@ -385,12 +397,18 @@ def run_ablation(
         "runs": runs,
         "timings": {"wall_s": round(time.perf_counter() - t0, 2)},
     }
-    out.mkdir(parents=True, exist_ok=True)
     doc = {"title": f"Ablation: {len(seeds)} seeds x {steps} steps", "variants": table}
+    texts = {
+        "ablation.json": json.dumps(doc, indent=2, allow_nan=False) + "\n",
+        "provenance.json": json.dumps(prov, indent=2, allow_nan=True) + "\n",
+        "ablation.md": markdown(table, prov),
+    }
+    for name, text in texts.items():
+        write_output(
+            out / name, text, mark=TABLE_FILES[name], writer="magic experiment ablation",
+            hint=CLAIM_HINT,
+        )  # fmt: skip
     path = out / "ablation.json"
-    path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    (out / "provenance.json").write_text(json.dumps(prov, indent=2, allow_nan=True) + "\n")
-    (out / "ablation.md").write_text(markdown(table, prov))
     show(rich_table(table, title=f"Ablation ({out})"), log)
     return path
 

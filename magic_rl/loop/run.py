@@ -29,6 +29,7 @@ from pathlib import Path
 
 from magic_rl import game
 from magic_rl.config import RunConfig, ScheduleConfig, trained_roles
+from magic_rl.data.outputs import writing
 from magic_rl.data.seeds import load_seeds
 from magic_rl.judge import make_judge
 from magic_rl.judge.keyword import apply_request_labels
@@ -462,7 +463,10 @@ class Run:
         tmp.mkdir(parents=True)
         for role in self.trainers:
             self.policies[role].save_pretrained(tmp / role.value)
-        torch.save({r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / "optim.pt")
+        with writing(tmp / "optim.pt"):  # torch names no file when the disk is full
+            torch.save(
+                {r.value: t.state_dict() for r, t in self.trainers.items()}, tmp / "optim.pt"
+            )
         meta = {
             "next_step": next_step,
             "scheduler": self.scheduler.state_dict(),

@@ -113,7 +113,36 @@ def encode_prompts(
             f"generate: need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got "
             f"{temperature}, {top_p}, {max_new_tokens}"
         )
+    if max_prompt_tokens is not None:
+        chats = clip_chats(policy, chats, max_prompt_tokens)
     prompts = [policy.encode_chat(chat) for chat in chats]
     if max_prompt_tokens is not None:
         prompts = [p[-max_prompt_tokens:] for p in prompts]
     return prompts
+
+
+def clip_chats(policy: Policy, chats: Sequence[Chat], max_prompt_tokens: int) -> list[Chat]:
+    """Each message cut to its last `max_prompt_tokens` x (longest vocabulary entry) characters
+    before encoding. Left truncation keeps only the last `max_prompt_tokens` ids, and those fit in
+    that many characters, so the kept ids are the same (tokenization is local: only the token at
+    the cut, beyond the kept window, can change). Without the cut, a fast tokenizer holds ~500
+    bytes per token of a 10 MB benchmark prompt: 2 GB to keep 8192 tokens (docs/reliability.md)."""
+    tokenizer = getattr(policy, "tokenizer", None)
+    if tokenizer is None:
+        return list(chats)
+    widest = getattr(tokenizer, "_magic_widest_token", None)
+    if (
+        widest is None
+    ):  # byte-level vocabularies spell a token in >= as many characters as it covers
+        widest = max(map(len, tokenizer.get_vocab()), default=1)
+        tokenizer._magic_widest_token = widest
+    keep = max_prompt_tokens * widest
+    return [
+        [
+            {**m, "content": m["content"][-keep:]}
+            if isinstance(m.get("content"), str) and len(m["content"]) > keep
+            else m
+            for m in chat
+        ]
+        for chat in chats
+    ]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magic_rl.data.outputs import writing
 from magic_rl.policy.base import Chat, Generation, encode_prompts
 from magic_rl.policy.sampling import _decode
 
@@ -103,9 +104,10 @@ class HFPolicy:
 
     def save_pretrained(self, path: str | Path) -> None:
         quiet_transformers()
-        Path(path).mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(path), safe_serialization=True)
-        self.tokenizer.save_pretrained(str(path))
+        with writing(path):  # a full disk names the directory, not only safetensors' IoError
+            Path(path).mkdir(parents=True, exist_ok=True)
+            self.model.save_pretrained(str(path), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(path))
 
     def encode_chat(self, messages: Chat) -> list[int]:
         return self.encode_chats([messages])[0]

@@ -1,11 +1,13 @@
 """The page: inline CSS and JS, and `render_report`, which loads the runs, builds the report
-and writes the HTML file, its markdown twin and the PNGs the markdown links."""
+and writes the HTML file, its markdown twin and the PNGs the markdown links (each replaced only
+if an earlier report wrote it; `magic_rl.data.outputs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+from magic_rl.data.outputs import claim, write_output
 from magic_rl.report.markup import _e
 from magic_rl.report.runs import _read_json, load_run
 from magic_rl.report.sections import build_report
@@ -54,17 +56,31 @@ document.addEventListener('DOMContentLoaded', function () {
 """
 
 
+# What every file of a report holds near its start (older reports too), so a rerun replaces its own
+# report and nothing else: the HTML's <title>, the markdown's first line, matplotlib's PNG metadata.
+HTML_MARK = "<title>MAGIC run report: "
+MD_MARK = "# MAGIC run report: "
+PNG_MARK = "Matplotlib"
+
+
 def render_report(
     run_dirs: Sequence[str | Path],
     out: str | Path | None = None,
     ablation: str | Path | dict | None = None,
     *,
     show_text: bool = False,
+    force: bool = False,
 ) -> tuple[Path, Path]:
     """Write the HTML report and its markdown twin (+ `<stem>_files/*.png`); returns both paths.
-    Default `out`: RUN_DIR/report.html of the first run."""
+    Default `out`: RUN_DIR/report.html of the first run. `out` must end in .html; a file in the
+    way that an earlier report did not write is refused unless `force` (data/outputs.py)."""
     if not run_dirs:
         raise ValueError("render_report: no run directories")
+    if out is not None and Path(out).suffix.lower() not in (".html", ".htm"):
+        raise ValueError(
+            f"--out {out}: the report is an HTML file, name it X.html (its markdown twin is "
+            "written beside it as X.md, its plots under X_files/)"
+        )
     paths = [Path(p) for p in run_dirs]
     names = [p.name for p in paths]
     labels = [p.name if names.count(p.name) == 1 else f"{p.parent.name}/{p.name}" for p in paths]
@@ -101,13 +117,13 @@ def render_report(
         + "\n".join(rep.html)
         + "\n</main></body></html>\n"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(doc, encoding="utf-8")
+    # Every file is claimed before any is written: a refusal leaves everything as it was.
     md_path = out.with_suffix(".md")
-    md_path.write_text(f"# {title}\n" + "\n".join(rep.md), encoding="utf-8")
-    if rep.figures:
-        fdir = out.parent / files_dir
-        fdir.mkdir(exist_ok=True)
-        for fig in rep.figures:
-            (fdir / f"{fig.name}.png").write_bytes(fig.png)
+    fdir = out.parent / files_dir
+    targets = [(out, doc, HTML_MARK), (md_path, f"# {title}\n" + "\n".join(rep.md), MD_MARK)]
+    targets += [(fdir / f"{fig.name}.png", fig.png, PNG_MARK) for fig in rep.figures]
+    for path, _, mark in targets:
+        claim(path, mark, writer="magic report", force=force)
+    for path, data, mark in targets:
+        write_output(path, data, mark=mark, writer="magic report", force=force)
     return out, md_path

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from magic_rl import model_catalog
 from magic_rl.config import RunConfig
-from magic_rl.data.model_files import model_dir_problem, run_checkpoint_dirs
+from magic_rl.data.model_files import file_problem, model_dir_problem, run_checkpoint_dirs
 from magic_rl.sandbox.world import World, build_attacker, build_world, world_for
 
 PREFIX = "sandbox:"
@@ -57,12 +57,39 @@ def data_parallel() -> bool:
 
 
 def _world(cfg: RunConfig, log) -> World:
+    world = world_for(cfg)
+    check_world(world)  # a damaged cache is named, not loaded into a library's traceback
     if not data_parallel():
         return build_world(cfg, log=log)
-    world = world_for(cfg)
     if not world.built:
         raise RuntimeError(_not_built(world))
     return world
+
+
+class WorldDamaged(ValueError):
+    """A cached world with a missing, empty or torn file (a disk fault, a kill, a hand edit)."""
+
+
+def world_problem(world: World, attacker: Path | None = None) -> str | None:
+    """The first damaged file of a built world (and of its phase-1 `attacker` when that is built),
+    or None; None too for a world not built yet. Headers and JSON only: milliseconds."""
+    if not world.built:
+        return None
+    files = [world.root / "build.json", world.pool, *sorted(world.tokenizer.glob("*.json"))]
+    files += [world.judge / "judge_config.json", world.judge / "model.safetensors"]
+    built = attacker is not None and (attacker / "sft.json").exists()
+    problems = (file_problem(p) for p in files)
+    dirs = (model_dir_problem(d) for d in (world.base, *([attacker] if built else [])))
+    return next((p for p in (*problems, *dirs) if p), None)
+
+
+def check_world(world: World, attacker: Path | None = None) -> None:
+    """Raise `WorldDamaged` naming the first damaged file and the command that rebuilds it."""
+    if problem := world_problem(world, attacker):
+        raise WorldDamaged(
+            f"{problem}: the cached sandbox world {world.root} is damaged; rebuild it with "
+            "`magic sandbox build --force` (with the same config and overrides)"
+        )
 
 
 def _not_built(world: World) -> str:
@@ -92,6 +119,7 @@ def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
         return str(world.judge)
     if data_parallel() and not (world.attacker(cfg) / "sft.json").exists():
         raise RuntimeError(_not_built(world))
+    check_world(world, world.attacker(cfg))
     return str(build_attacker(cfg, world, log=log))
 
 

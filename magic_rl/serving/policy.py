@@ -205,6 +205,8 @@ class PolicyServer(Server):
         return out
 
     def _check_context(self, ids: list[list[int]], max_tokens: int) -> list[list[int]] | HTTPError:
+        if min(len(p) for p in ids) == 0:  # `prompt: ""` with a tokenizer that adds no BOS
+            return HTTPError(400, "'prompt' is empty: it encodes to no tokens", "prompt")
         longest = max(len(p) for p in ids)
         if self.context is not None and longest >= self.context:
             return HTTPError(

@@ -13,8 +13,11 @@ tests/test_serving.py):
   from the previous response), and the app `read_timeout_s` to receive the body (408); idle
   keep-alive connections close after `keep_alive_s`. A slow client costs a socket, never a thread.
 - Bounded work: one event-loop thread parses and answers; model work runs on one `Batcher` thread.
-  Past `max_connections` open connections (or running requests) uvicorn answers 503 at once. A
-  queued request whose client has left is dropped before it reaches the model (`wait_for_model`).
+  Past `max_connections` open connections (or running requests) uvicorn answers 503 at once; but
+  a request arriving at the limit first closes the connections idle longest (no request in
+  flight for `IDLE_EVICT_S`), so idle or half-open sockets cannot hold the server at 503 until
+  their read timeout. A queued request whose client has left is dropped before it reaches the
+  model (`wait_for_model`).
 - Malformed requests: every one gets a JSON 4xx in the OpenAI/vLLM error shape
   `{"error": {"message", "type", "param", "code"}}`, including the ones h11 rejects before the app
   sees them (a bad `Content-Length`: uvicorn's plain-text 400 is replaced here).
@@ -312,6 +315,9 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     return error_response(405, f"method {request.method} not allowed on {request.url.path}")
 
 
+IDLE_EVICT_S = 1.0
+"""At the connection limit, a new request closes connections idle (no request in flight) this long."""
+
 LINGER_S = 2.0
 """How long a closing connection keeps reading (and dropping) what its client still sends."""
 
@@ -368,6 +374,9 @@ def _protocol(read_timeout_s: float) -> type[H11Protocol]:
     before the request's body was read reaches the client.
     """
 
+    # A connection that just connected may be a moment from sending its request: never evicted.
+    evict_after = min(IDLE_EVICT_S, read_timeout_s / 2)
+
     class TimedH11Protocol(H11Protocol):
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             linger = min(LINGER_S, read_timeout_s)
@@ -384,7 +393,27 @@ def _protocol(read_timeout_s: float) -> type[H11Protocol]:
         def data_received(self, data: bytes) -> None:
             if self.transport.lingering:
                 return  # closing: what the client still sends is dropped
+            if self.limit_concurrency and len(self.connections) >= self.limit_concurrency:
+                self._evict_idle()  # before uvicorn counts connections for its 503
             super().data_received(data)
+
+        def _idle_for(self, now: float) -> float:
+            busy = self.cycle is not None and not self.cycle.response_complete
+            return -math.inf if busy else now - self._idle_since
+
+        def _evict_idle(self) -> None:
+            """Make room for this request by closing the connections idle longest (no request in
+            flight for `evict_after` s): idle sockets cost a slot each, and 600 of them held every
+            request at 503 until the read timeout closed them (docs/serving.md)."""
+            now = self.loop.time()
+            idle = [
+                c for c in self.connections
+                if c is not self and getattr(c, "_idle_for", None) and c._idle_for(now) >= evict_after
+            ]  # fmt: skip
+            idle.sort(key=lambda c: c._idle_since)
+            for c in idle[: len(self.connections) - self.limit_concurrency + 1]:
+                self.connections.discard(c)  # uvicorn's own discard at connection_lost is a no-op
+                c.transport.close()
 
         def eof_received(self) -> None:
             if self.transport.lingering:

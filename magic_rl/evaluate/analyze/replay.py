@@ -17,6 +17,7 @@ import numpy as np
 
 from magic_rl.content import carries
 from magic_rl.data.files import read_jsonl_rows
+from magic_rl.data.outputs import write_output
 from magic_rl.evaluate.analyze.diversity import embedding_diversity, self_bleu
 from magic_rl.evaluate.analyze.rules import Tagger, rule_tagger, tag_strategy
 from magic_rl.evaluate.analyze.taxonomy import (
@@ -183,9 +184,10 @@ def analyze_replay(
 def write_analysis(run_dir: str | Path, analysis: dict[str, Any]) -> Path:
     """RUN_DIR/analysis/strategy.json (NaN written as null)."""
     path = Path(run_dir) / "analysis" / "strategy.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_nan_to_none(analysis), indent=2) + "\n", encoding="utf-8")
-    return path
+    text = json.dumps(_nan_to_none(analysis), indent=2) + "\n"
+    return write_output(
+        path, text, mark='"n_rewrites"', writer="magic analyze", hint="move it away and rerun"
+    )
 
 
 def _nan_to_none(obj: Any) -> Any:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from magic_rl.data.files import DatasetError
 from magic_rl.evaluate.export.eee import write_eee
 from magic_rl.evaluate.export.harmbench import write_harmbench
 from magic_rl.evaluate.export.jbb import write_jbb
@@ -54,9 +55,11 @@ def export(
     out: str | Path | None = None,
     *,
     log: Callable[..., None] = print,
+    force: bool = False,
 ) -> dict[str, list[Path]]:
     """Write `formats` for every eval/attack output found at `path` (see `read_sources`) under
-    `out` (default: PATH/export). Returns {format: files written}."""
+    `out` (default: PATH/export). Returns {format: files written}. A file in the way that an
+    earlier export did not write is refused unless `force` (`magic_rl.data.outputs`)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown export formats {bad}; choose from {list(FORMATS)}")
@@ -69,10 +72,25 @@ def export(
         for src in sources:
             if isinstance(src, kinds):
                 apart = several and isinstance(src, EvalOutput)
-                written[fmt] += writer(src, root / fmt / src.dir.name if apart else root / fmt)
+                dest = root / fmt / src.dir.name if apart else root / fmt
+                written[fmt] += _write(writer, src, dest, fmt, force)
         if not written[fmt]:
             log(f"[yellow]{fmt}: nothing to export from {path}[/]")
     return written
+
+
+def _write(writer: Callable, src: Output, dest: Path, fmt: str, force: bool) -> list[Path]:
+    """One format of one source. results.json is read as `magic eval`/`magic attack` write it;
+    a hand-edited or foreign one of another shape (a list where a table was, a number where a
+    section was) fails inside a writer: that is the file's fault, named as such."""
+    try:
+        return writer(src, dest, force=force)
+    except (TypeError, KeyError, AttributeError, IndexError) as err:
+        detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+        raise DatasetError(
+            src.dir / "results.json",
+            f"not shaped as `magic eval`/`magic attack` write it ({detail}); cannot export {fmt}",
+        ) from err
 
 
 __all__ = [

@@ -28,10 +28,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from magic_rl.data.outputs import write_output
 from magic_rl.evaluate.export.source import LOWER_IS_BETTER, EvalOutput, EvalRow, slug
 from magic_rl.evaluate.metrics import item_signals
 from magic_rl.judge.failures import unknown_reason
 from magic_rl.records import Verdict
+
+WRITER = "magic export"  # replaces only files an earlier export wrote (data/outputs.py)
 
 SCHEMA_VERSION = "0.3.0"
 EVAL_NAME = "magic-rl-eval"
@@ -290,7 +293,7 @@ def _attribution(turn_idx: int, source: str, verdict: Verdict) -> dict[str, Any]
     }
 
 
-def write_eee(out: EvalOutput, dest: Path) -> list[Path]:
+def write_eee(out: EvalOutput, dest: Path, *, force: bool = False) -> list[Path]:
     """Per model: dest/data/<eval>/<developer>/<model>/<uuid>.json and <uuid>_samples.jsonl."""
     written: list[Path] = []
     retrieved = str(int(time.time()))
@@ -307,14 +310,14 @@ def write_eee(out: EvalOutput, dest: Path) -> list[Path]:
             if r.item.metric != "judge_f1"  # classifier benchmarks score the judge, not the model
         ]
         samples = dest / samples_rel
-        samples.parent.mkdir(parents=True, exist_ok=True)
         body = "".join(line + "\n" for line in lines)
-        samples.write_text(body, encoding="utf-8")
+        write_output(samples, body, mark='"evaluation_id"', writer=WRITER, force=force)
         doc["detailed_evaluation_results"] |= {
             "checksum": hashlib.sha256(body.encode("utf-8")).hexdigest(),
             "total_rows": len(lines),
         }
         agg = dest / rel_dir / f"{uid}.json"
-        agg.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        write_output(agg, text, mark="magic-rl", writer=WRITER, force=force)
         written += [agg, samples]
     return written

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.data.benchmarks import harmbench_asr
+from magic_rl.data.outputs import write_output
 from magic_rl.evaluate.export.source import EvalOutput, EvalRow, slug
+
+WRITER = "magic export"  # replaces only files an earlier export wrote (data/outputs.py)
 
 
 def behavior_id(row: EvalRow) -> str:
@@ -41,7 +44,7 @@ def harmbench_results(rows: list[EvalRow]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def write_harmbench(out: EvalOutput, dest: Path) -> list[Path]:
+def write_harmbench(out: EvalOutput, dest: Path, *, force: bool = False) -> list[Path]:
     """dest/<model>/<source>_<subset>.json per ASR set, and dest/<model>/summary.json."""
     written = []
     for model in out.models:
@@ -51,8 +54,8 @@ def write_harmbench(out: EvalOutput, dest: Path) -> list[Path]:
         for set_name in sets:
             results = harmbench_results([r for r in rows if r.set_name == set_name])
             path = dest / slug(model) / f"{slug(set_name)}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+            write_output(path, text, mark='"test_case"', writer=WRITER, force=force)
             written.append(path)
             labels = [row["label"] for rs in results.values() for row in rs]
             rate = harmbench_asr(results)
@@ -65,6 +68,7 @@ def write_harmbench(out: EvalOutput, dest: Path) -> list[Path]:
             }
         if sets:
             path = dest / slug(model) / "summary.json"
-            path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            text = json.dumps(summary, indent=2) + "\n"
+            write_output(path, text, mark='"behaviors"', writer=WRITER, force=force)
             written.append(path)
     return written

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl.data.benchmarks import JBBArtifact, artifact_asr
+from magic_rl.data.outputs import write_output
 from magic_rl.evaluate.export.source import AttackOutput, EvalOutput, slug
 from magic_rl.judge.failures import EVAL_UNKNOWN_POLICY
+
+WRITER = "magic export"  # replaces only files an earlier export wrote (data/outputs.py)
 
 
 def _row(
@@ -161,7 +164,7 @@ def eval_artifacts(out: EvalOutput) -> dict[tuple[str, str], dict[str, Any]]:
     return arts
 
 
-def write_jbb(out: EvalOutput | AttackOutput, dest: Path) -> list[Path]:
+def write_jbb(out: EvalOutput | AttackOutput, dest: Path, *, force: bool = False) -> list[Path]:
     """dest/attack.json for an attack output; dest/<model>/<set>.json for an eval output."""
     if isinstance(out, AttackOutput):
         docs = {dest / f"{slug(out.dir.name)}.json": attack_artifact(out)}
@@ -171,6 +174,6 @@ def write_jbb(out: EvalOutput | AttackOutput, dest: Path) -> list[Path]:
             for (model, set_name), art in eval_artifacts(out).items()
         }
     for path, doc in docs.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        write_output(path, text, mark="magic-rl", writer=WRITER, force=force)
     return list(docs)

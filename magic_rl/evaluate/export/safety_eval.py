@@ -37,9 +37,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from magic_rl.data.outputs import write_output
 from magic_rl.evaluate.export.source import EvalOutput, EvalRow, slug
 from magic_rl.evaluate.metrics import MetricResult, rate
 from magic_rl.judge.failures import EVAL_UNKNOWN_POLICY
+
+WRITER = "magic export"  # replaces only files an earlier export wrote (data/outputs.py)
 
 # (our source, our subsets or None for all, our metric, safety-eval task, safety-eval key)
 SAFETY_EVAL_KEYS: tuple[tuple[str, tuple[str, ...] | None, str, str, str], ...] = (
@@ -140,13 +143,12 @@ def safety_eval_metrics(out: EvalOutput, model: str) -> dict[str, Any]:
     return metrics
 
 
-def write_safety_eval(out: EvalOutput, dest: Path) -> list[Path]:
+def write_safety_eval(out: EvalOutput, dest: Path, *, force: bool = False) -> list[Path]:
     """dest/<model>/metrics.json for every model of the eval output."""
     written = []
     for model in out.models:
         path = dest / slug(model) / "metrics.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc = safety_eval_metrics(out, model)
-        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(safety_eval_metrics(out, model), indent=2, ensure_ascii=False) + "\n"
+        write_output(path, text, mark='"_magic_rl"', writer=WRITER, force=force)
         written.append(path)
     return written
