@@ -208,3 +208,17 @@ def test_results_md_carries_the_judge_warning(tmp_path: Path) -> None:
     prov = provenance(cfg, SimpleNamespace(name="embedded-x"), {}, warnings=["warning: LOUD"])
     md = write_results(tmp_path, [ModelEval("m", "p", [], {}, 0.0)], prov).read_text()
     assert "**warning: LOUD**" in md.split("| benchmark |")[0]  # above the table
+
+
+def test_evaluations_of_one_second_keep_the_order_they_were_written(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "eval"
+    for k, name in enumerate(("20261206-120000_sandbox-vanilla", "20261206-120000_sandbox-benign")):
+        (root / name).mkdir(parents=True)
+        (root / name / "results.json").write_text("{}")
+        os.utime(root / name / "results.json", ns=(10**18 + k, 10**18 + k))
+    assert [p.name for p in find_evaluations(tmp_path)] == [
+        "20261206-120000_sandbox-vanilla",
+        "20261206-120000_sandbox-benign",
+    ]

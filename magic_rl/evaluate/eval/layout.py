@@ -11,7 +11,7 @@ does, so a second evaluation never replaces the first:
 second get `-2`, `-3`, ... (the directory is created here, atomically, so two processes never share
 one). `find_evaluations(RUN_DIR)` lists a run's evaluations oldest first: a results.json directly in
 RUN_DIR/eval/ (written before this layout, or by `magic experiment`) first, then RUN_DIR/eval/*/ by
-name, i.e. by time stamp. `magic report` merges them (the newest result per model and metric wins
+the time stamp in the name, then by when results.json was written (two in one second). `magic report` merges them (the newest result per model and metric wins
 a cell); `magic export` exports every one.
 """
 
@@ -65,4 +65,12 @@ def find_evaluations(run_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     legacy = [root] if (root / RESULTS).is_file() else []
-    return legacy + sorted(p for p in root.iterdir() if p.is_dir() and (p / RESULTS).is_file())
+    found = [p for p in root.iterdir() if p.is_dir() and (p / RESULTS).is_file()]
+    return legacy + sorted(found, key=_written)
+
+
+def _written(path: Path) -> tuple[str, int]:
+    """(the name's time stamp, or "" for a directory named otherwise; results.json's mtime): two
+    evaluations started in the same second keep the order they were written in."""
+    stamp = re.match(r"(?:eval-)?(\d{8}-\d{6})", path.name)
+    return (stamp.group(1) if stamp else "", (path / RESULTS).stat().st_mtime_ns)
