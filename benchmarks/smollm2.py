@@ -15,14 +15,20 @@ Four measurements, each printed as a table row with ratios:
    The max |logp(fp32) - logp(bf16)| over the completion tokens says what autocast costs in
    precision (the update's ratio is computed under one precision, so it is 1 at the first epoch
    either way).
-4. step: one `Run.step` per role with the preset (8 seeds x G=4, 64-token replies by default):
-   seconds per stage and each stage's share of the step.
+4. step: one `Run.step` per role with the preset (8 seeds x G=8, 64-token replies by default):
+   seconds per stage and each stage's share of the step, with `grpo.share_prompts` off (the old
+   path) and on, one after the other in this process, and the ratio of each stage.
+5. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
+   once) against the unshared ones, side by side and interleaved: `--groups` prompts x G rows of
+   the defender's and the attacker's prompts; the sampled tokens are compared (the same seeded
+   draws: equal unless an ulp of the logits moves one, policy/sampling.py).
 
 Departure: the attacker is the base instruct model (MAGIC-base), so the benchmark needs no phase-1
 output; its rollout lengths differ from an SFT'd attacker's.
 
 Run (after `magic models fetch smollm2-135m-instruct`; one job at a time, note `uptime`):
-    python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64] [--skip peak,rollout,update,step]
+    python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64]
+        [--skip peak,rollout,update,step,share] [--groups 8 --group-size 8]
         [override ...]   (overrides apply to the step measurement, e.g. train.seeds_per_step=4)
 """
 
@@ -72,13 +78,13 @@ def matmul_peak(repeats: int) -> dict[str, float]:
     return out
 
 
-def fake_episodes(prompts, completions, label_rewards) -> tuple[list[Episode], list]:
-    """Episodes of the given token ids (one turn each) in groups of 4 with varied rewards."""
+def fake_episodes(prompts, completions, label_rewards, g: int = 4) -> tuple[list[Episode], list]:
+    """Episodes of the given token ids (one turn each) in groups of `g` with varied rewards."""
     from magic_rl.records import Seed
 
     eps, rewards = [], []
     for k, (p, c) in enumerate(zip(prompts, completions, strict=True)):
-        seed = Seed(f"s{k // 4}", "x", "harmful")
+        seed = Seed(f"s{k // g}", "x", "harmful")
         turn = Turn(
             "x",
             "x",
@@ -89,7 +95,7 @@ def fake_episodes(prompts, completions, label_rewards) -> tuple[list[Episode], l
             reply_prompt_ids=tuple(p),
             reply_ids=tuple(c),
         )
-        eps.append(Episode(seed=seed, turns=(turn,), group=k // 4, member=k % 4))
+        eps.append(Episode(seed=seed, turns=(turn,), group=k // g, member=k % g))
         rewards.append(RewardBreakdown(label_rewards[k % len(label_rewards)]))
     return eps, rewards
 
@@ -114,6 +120,61 @@ def update(model_dir, cfg, prompts, completions, repeats: int) -> dict:
     (a, m), (b, _) = logps[False], logps[True]
     diff = float(((a - b).abs() * m).max())
     return {"rows": rows, "max_logp_diff": diff}
+
+
+def share_side_by_side(model_dir, cfg, phases: dict, g: int, new: dict, repeats: int) -> list:
+    """Rows (what, phase, seconds unshared, seconds shared, note): rollout and update of each
+    phase's prompts x `g`, the two paths interleaved `repeats` times (medians)."""
+    policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    rows = []
+    for phase, prompts in phases.items():
+        batch = [p for p in prompts for _ in range(g)]
+        times: dict[bool, list[float]] = {False: [], True: []}
+        outs = {}
+        for r in range(repeats):
+            for share in (False, True):
+                policy.share_prompts = share
+                t = time.perf_counter()
+                outs[share] = policy.generate_ids(
+                    batch, temperature=1.0, top_p=1.0, max_new_tokens=new[phase], seed=r
+                )[0]
+                times[share].append(time.perf_counter() - t)
+        same = sum(a == b for a, b in zip(outs[False], outs[True], strict=True))
+        tokens = sum(len(t) for t in outs[True])
+        rows.append(
+            (
+                "rollout",
+                phase,
+                statistics.median(times[False]),
+                statistics.median(times[True]),
+                f"{len(batch)} rows, prompt {max(map(len, prompts))} tokens, {tokens} new; "
+                f"{same}/{len(batch)} rows drew the same tokens",
+            )
+        )
+        completions = outs[True]
+        eps, rewards = fake_episodes(batch, completions, [1.5, -1.5, 0.5, -0.5], g)
+        pcfg = getattr(cfg, "defender" if phase.startswith("defender") else "attacker")
+        times = {False: [], True: []}
+        trainers = {}
+        for share in (False, True):  # one trainer (and model copy) per path: the same start
+            fresh = HFPolicy.from_pretrained(model_dir, dtype="float32")
+            gcfg = cfg.grpo.model_copy(update={"share_prompts": share})
+            trainers[share] = GRPOTrainer(Role.DEFENDER, fresh, pcfg, gcfg)
+        for _ in range(repeats):
+            for share in (False, True):
+                t = time.perf_counter()
+                trainers[share].update(eps, rewards)
+                times[share].append(time.perf_counter() - t)
+        rows.append(
+            (
+                "update",
+                phase,
+                statistics.median(times[False]),
+                statistics.median(times[True]),
+                f"micro-batch {cfg.grpo.micro_batch_size}, autocast {pcfg.autocast}",
+            )
+        )
+    return rows
 
 
 def step_shares(cfg_overrides: list[str]) -> dict:
@@ -152,7 +213,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rollout / matmul repeats")
     ap.add_argument("--update-repeats", type=int, default=1)
     ap.add_argument("--attack-seeds", type=int, default=2, help="attacker-phase groups of 4")
-    ap.add_argument("--skip", default="", help="comma-separated: peak,rollout,update,step")
+    ap.add_argument("--skip", default="", help="comma-separated: peak,rollout,update,step,share")
+    ap.add_argument("--groups", type=int, default=8, help="share: distinct prompts per phase")
+    ap.add_argument("--group-size", type=int, default=8, help="share: rows per prompt (G)")
     ap.add_argument(
         "overrides", nargs="*", help="config overrides for the step, e.g. train.seeds_per_step=4"
     )
@@ -218,17 +281,47 @@ def main() -> None:
                     f"{tokens / sec:.0f} | {flops:.0f} | {mfu} | {fp32 / sec:.2f} |"
                 )
             print(f"| {phase}: max abs logp diff fp32 vs bf16 | {res['max_logp_diff']:.3f} |")
+    if "share" not in skip:
+        share_seeds = seeds[: args.groups]
+        phases = {
+            "defender phase": policy.encode_chats(
+                [defender_messages(templates, [], s.text) for s in share_seeds]
+            ),
+            "attacker phase": policy.encode_chats(
+                [attacker_messages(templates, s, [], False) for s in share_seeds]
+            ),
+        }
+        new = {"defender phase": args.new, "attacker phase": args.attack_new}
+        rows = share_side_by_side(model_dir, cfg, phases, args.group_size, new, args.repeats)
+        g = f"{args.groups} prompts x G={args.group_size}"
+        print(f"\n| {g} | phase | unshared s | shared s | ratio | |\n|---|---|---|---|---|---|")
+        for what, phase, old, shared, note in rows:
+            print(f"| {what} | {phase} | {old:.2f} | {shared:.2f} | {old / shared:.2f}x | {note} |")
     if "step" not in skip:
         models = [f"defender.model={model_dir}", f"attacker.model={model_dir}"]
-        shares = step_shares([*models, *args.overrides])
-        print("\n| Run.step | stage | s | share |\n|---|---|---|---|")
-        for role, times in shares.items():
-            total = times["step"]
-            for stage, sec in times.items():
+        both = {
+            share: step_shares([*models, *args.overrides, f"grpo.share_prompts={share}"])
+            for share in ("false", "true")
+        }
+        print("\n| Run.step | stage | unshared s | share | shared s | share | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for role, old in both["false"].items():
+            new_times = both["true"][role]
+            for stage, sec in old.items():
                 if stage in ("step", "tokens"):
                     continue
-                print(f"| {role} | {stage} | {sec:.2f} | {sec / total:.0%} |")
-            print(f"| {role} | step (tokens att/def {times['tokens']}) | {total:.1f} | 100% |")
+                now = new_times.get(stage, float("nan"))
+                print(
+                    f"| {role} | {stage} | {sec:.2f} | {sec / old['step']:.0%} | {now:.2f} | "
+                    f"{now / new_times['step']:.0%} | {sec / now:.2f}x |"
+                    if now
+                    else f"| {role} | {stage} | {sec:.2f} | - | {now:.2f} | - | - |"
+                )
+            print(
+                f"| {role} | step (tokens att/def {old['tokens']} / {new_times['tokens']}) | "
+                f"{old['step']:.1f} | 100% | {new_times['step']:.1f} | 100% | "
+                f"{old['step'] / new_times['step']:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

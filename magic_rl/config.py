@@ -307,6 +307,14 @@ class GRPOConfig(_Section):
     drop_zero_std_groups: bool = Field(
         False, description="Skip groups whose rewards are all equal (they carry no signal)."
     )
+    share_prompts: bool = Field(
+        True,
+        description="Samples that share a prompt (a group's G) share its computation: the "
+        "rollout prefills each distinct prompt once (and their common head once), the update "
+        "forwards it once per micro-batch and the completions against its KV cache. The same "
+        "samples and gradient up to float rounding, not bit for bit (the matmuls change shape); "
+        "false = the unshared numerics (the sandbox preset, whose recorded runs it keeps).",
+    )
 
 
 class ScheduleConfig(_Section):
@@ -762,6 +770,7 @@ def missing_fields(
 # before the field existed did. A saved config without one of these predates it; it is not truncated.
 LATER_FIELDS: dict[str, Any] = {
     "game.defender_phase_attack": "greedy",
+    "grpo.share_prompts": False,
 }
 
 

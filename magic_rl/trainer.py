@@ -89,6 +89,9 @@ class GRPOTrainer:
         # episode of a shard is invalid), while DDP needs the same forward/backward calls on every
         # rank. Gradients are summed explicitly in `_clip_and_step` instead.
         self.model = policy.model
+        # A prompt shared by several samples of a micro-batch is forwarded once (policy/logprobs.py):
+        # the same gradient up to float rounding; False = one forward per sample.
+        self.share_prompts = gcfg.share_prompts
         if accelerator is not None:
             self.optimizer = accelerator.prepare(self.optimizer)
             if accelerator.num_processes > 1:
@@ -132,6 +135,7 @@ class GRPOTrainer:
                         [s.prompt_ids for s in batch],
                         [s.completion_ids for s in batch],
                         pad_id,
+                        share_prompts=self.share_prompts,
                     )
                 # First epoch is on-policy: pi_old == pi_theta numerically, ratio == 1.
                 old = logp.detach() if old_logps is None else old_logps[k].to(logp.device)
@@ -219,7 +223,11 @@ class GRPOTrainer:
         with self._autocast():  # the same numerics as the update's forward, so ratio == 1 at first
             return [
                 sequence_logprobs(
-                    self.model, [s.prompt_ids for s in b], [s.completion_ids for s in b], pad_id
+                    self.model,
+                    [s.prompt_ids for s in b],
+                    [s.completion_ids for s in b],
+                    pad_id,
+                    share_prompts=self.share_prompts,
                 )[0].detach()
                 for b in _chunks(samples, self.gcfg.micro_batch_size)
             ]
@@ -232,6 +240,7 @@ class GRPOTrainer:
                 [s.prompt_ids for s in batch],
                 [s.completion_ids for s in batch],
                 pad_id,
+                share_prompts=self.share_prompts,
             )[0]
 
     def state_dict(self) -> dict:

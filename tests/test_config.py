@@ -187,7 +187,17 @@ def test_a_saved_config_from_before_a_later_field_loads_with_the_value_it_ran_wi
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(saved))
     assert load_config(str(path), complete=True).game.defender_phase_attack == "greedy"
+    del saved["grpo"]["share_prompts"]  # a run from before it resumes with the unshared numerics
+    path.write_text(yaml.safe_dump(saved))
+    assert RunConfig().grpo.share_prompts is True
+    assert load_config(str(path), complete=True).grpo.share_prompts is False
     del saved["game"]["max_turns"]  # not a later field: the file was cut or edited
     path.write_text(yaml.safe_dump(saved))
     with pytest.raises(ConfigError, match=r"game\.max_turns: missing"):
         load_config(str(path), complete=True)
+
+
+def test_the_sandbox_preset_keeps_the_unshared_numerics():
+    # its recorded runs (docs/LOG.md) repeat bit for bit only without grpo.share_prompts
+    assert load_config(str(REPO / "configs" / "sandbox.yaml")).grpo.share_prompts is False
+    assert load_config(str(REPO / "configs" / "smollm2-cpu.yaml")).grpo.share_prompts is True

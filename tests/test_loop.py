@@ -117,8 +117,19 @@ def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
         ["game.defender_format=think_answer"],
         ["grpo.kl_beta=0.05", "train.seeds_per_step=4", "reward.truncation=penalize"],
         ["grpo.kl_beta=0"],
+        # a group's prompt computed once (tests/test_prefix_share.py checks the maths)
+        ["grpo.share_prompts=true", "grpo.kl_beta=0.05", "game.max_turns=2"],
     ],
-    ids=["no-game", "static", "attacker-only", "multi-turn", "defender-cot", "kl", "no-kl"],
+    ids=[
+        "no-game",
+        "static",
+        "attacker-only",
+        "multi-turn",
+        "defender-cot",
+        "kl",
+        "no-kl",
+        "shared",
+    ],
 )
 def test_variants_run(tiny_overrides, tmp_path, variant):
     from sandbox_train import train

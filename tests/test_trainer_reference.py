@@ -12,7 +12,8 @@ ratio = 1, and the PPO-clip surrogate on later epochs (a token whose ratio left 
 the direction of its advantage contributes a constant, so no gradient). k3 = e^(ref-logp) -
 (ref-logp) - 1. The trainer's gradient is read just before each optimiser step (grad clipping is
 set out of reach) and must match the reference to 1e-6 of its largest entry (the trainer's
-advantages are float32).
+advantages are float32). The first-epoch test runs with and without `grpo.share_prompts` (a group's
+prompt forwarded once, its completions against its KV cache).
 
 Run: `python -m pytest -q tests/test_trainer_reference.py` (about 5 s).
 """
@@ -175,8 +176,11 @@ def _assert_same(got: dict, want: dict) -> None:
 
 @pytest.mark.parametrize("mode", ["token_mean", "seq_mean"])
 @pytest.mark.parametrize("drop_zero_std", [False, True])
-def test_one_epoch_gradient_equals_the_hand_written_loss(mode, drop_zero_std):
-    before, seen, stats = _run_update(loss_agg=mode, drop_zero_std_groups=drop_zero_std)
+@pytest.mark.parametrize("share", [False, True], ids=["per-sample", "shared-prompts"])
+def test_one_epoch_gradient_equals_the_hand_written_loss(mode, drop_zero_std, share):
+    before, seen, stats = _run_update(
+        loss_agg=mode, drop_zero_std_groups=drop_zero_std, share_prompts=share
+    )
     ((grads, params),) = seen
     assert all(params[n].equal(p) for n, p in before.named_parameters())
     want = _reference_grads(before, _samples(drop_zero_std), mode=mode)

@@ -554,6 +554,9 @@ def build_policies(cfg: RunConfig, state_dir: Path, device: str) -> dict[Role, H
         policies.update(load_lora_policies(lora_roles, device))
     if shared:  # one model plays both roles; each role has its own optimiser state
         policies[Role.ATTACKER] = policies[Role.DEFENDER]
+    for policy in policies.values():
+        if isinstance(policy, HFPolicy):  # a group's rollouts prefill their prompt once
+            policy.share_prompts = cfg.grpo.share_prompts
     return policies
 
 

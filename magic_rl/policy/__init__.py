@@ -6,6 +6,9 @@
   finished. The same class serves the sandbox's tiny models on CPU and 7B models on GPU.
 - `sequence_logprobs` scores given completions under a model (with grad: the GRPO trainer calls it)
   using the same left-padded layout as `generate`, so greedy tokens are the argmax of its log-probs.
+- Rows that repeat a prompt (a GRPO group's G samples) can share its computation (`share_prompts`,
+  set from `grpo.share_prompts`): `generate` prefills it once and copies its KV cache to the rows;
+  `sequence_logprobs` forwards it once and the completions against its cache (the same gradient).
 - `ScriptedPolicy` is the fake: a Python function writes each reply; no torch, no model.
 
 Departures from the reference (which samples with vLLM): sampling is a plain PyTorch loop over

@@ -70,6 +70,9 @@ class HFPolicy:
         self.eos_ids = _eos_ids(model, tokenizer)
         # Rows decoded together; None = all at once. Bounds KV-cache memory for large models.
         self.max_batch_size = max_batch_size
+        # Rows with one prompt share its prefill (`grpo.share_prompts`; the training loop sets it).
+        # Off by default: the same samples up to float rounding, but not bit for bit.
+        self.share_prompts = False
 
     @property
     def device(self) -> torch.device:
@@ -175,7 +178,8 @@ class HFPolicy:
         """The decoding loop on token ids: (completion ids, their log-probs, stopped-at-EOS) per row.
 
         With `max_batch_size`, prompts are sorted by length and decoded in chunks of similar length
-        (less padding); results come back in the input order.
+        (less padding); results come back in the input order. Repeated prompts are prefilled once
+        unless `share_prompts` is off (policy/sampling.py).
         """
         import torch
 
@@ -205,6 +209,7 @@ class HFPolicy:
                         max_new_tokens,
                         generator,
                         self.device,
+                        self.share_prompts,
                     )
                     for i, row in zip(chunk, zip(*out, strict=True), strict=True):
                         results[i] = row

@@ -1,12 +1,20 @@
 """`sequence_logprobs`: token log-probs of given completions under a model, with grad (the GRPO
-trainer calls it), in the same left-padded layout as `generate`."""
+trainer calls it), in the same left-padded layout as `generate`.
+
+Completions that share their prompt (the G samples of a GRPO group) share its forward
+(`share_prompts`): each distinct prompt of a micro-batch goes through the model once, with grad,
+filling a KV cache; the cache is gathered to the completions' rows and the completions are forwarded
+against it. The gather's backward sums the G rows' gradients into the prompt's keys and values, so
+the log-probs and the gradient are those of one forward per sample, up to float rounding (the
+attention sums over the prompt and the completion in two pieces instead of one);
+`tests/test_prefix_share.py` checks both on a float64 model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from magic_rl.policy.sampling import left_pad, positions
+from magic_rl.policy.sampling import cache_kwarg, left_pad, positions, unique_rows
 
 if TYPE_CHECKING:
     import torch
@@ -20,13 +28,16 @@ def sequence_logprobs(
     *,
     temperature: float = 1.0,
     micro_batch_size: int | None = None,
+    share_prompts: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of each completion token given its prompt: ([B, T] log-probs, [B, T] float mask).
 
     T is the longest completion; both outputs are right-padded (log-prob 0, mask 0). Each micro-batch
     is one forward over `[left-padded prompt | right-padded completion]`, the layout `generate` uses,
     with logits computed only for the completion positions (`logits_to_keep`). `temperature` divides
-    the logits as the sampler did. Runs with grad unless the caller disables it.
+    the logits as the sampler did. Runs with grad unless the caller disables it. With
+    `share_prompts`, a micro-batch whose prompts repeat is two forwards instead: its distinct prompts,
+    then the completions against their KV cache (module docstring).
     """
     import torch
 
@@ -51,6 +62,7 @@ def sequence_logprobs(
             width,
             temperature,
             device,
+            share_prompts,
         )
         for i in range(0, n, step)
     ]
@@ -67,31 +79,90 @@ def _completion_logprobs(
     width: int,
     temperature: float,
     device: Any,
+    share: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
-    prompt, prompt_mask = left_pad(prompts, pad_id, device)
     comp = torch.full((len(completions), width), pad_id, dtype=torch.long)
     comp_mask = torch.zeros((len(completions), width), dtype=torch.bool)
     for i, c in enumerate(completions):
         comp[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
         comp_mask[i, : len(c)] = True
     comp, comp_mask = comp.to(device), comp_mask.to(device)
-    ids = torch.cat([prompt, comp], 1)
-    mask = torch.cat([prompt_mask, comp_mask], 1)
-    # Positions p-1 .. p+T-2 predict the T completion tokens: the last T+1 logits minus the final.
-    logits = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions(mask),
-        use_cache=False,
-        logits_to_keep=width + 1,
-    ).logits[:, :-1, :]
+    shared = unique_rows(prompts) if share else None
+    if shared is None:
+        logits = _joint_logits(model, left_pad(prompts, pad_id, device), comp, comp_mask)
+    else:
+        keep, inverse = shared
+        prompt = left_pad([prompts[i] for i in keep], pad_id, device)
+        index = torch.as_tensor(inverse, device=device)
+        logits = _shared_prompt_logits(model, prompt, index, comp, comp_mask)
     if temperature != 1.0:
         logits = logits / temperature
     logprobs = _token_logprobs(logits, comp)
     fmask = comp_mask.to(logprobs.dtype)
     return logprobs * fmask, fmask
+
+
+def _joint_logits(
+    model: Any,
+    prompt: tuple[torch.Tensor, torch.Tensor],
+    comp: torch.Tensor,
+    comp_mask: torch.Tensor,
+) -> torch.Tensor:
+    """[B, T, V] logits predicting the T completion tokens: one forward of `[prompt | completion]`."""
+    import torch
+
+    ids = torch.cat([prompt[0], comp], 1)
+    mask = torch.cat([prompt[1], comp_mask], 1)
+    # Positions p-1 .. p+T-2 predict the T completion tokens: the last T+1 logits minus the final.
+    return model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        use_cache=False,
+        logits_to_keep=comp.shape[1] + 1,
+    ).logits[:, :-1, :]
+
+
+def _shared_prompt_logits(
+    model: Any,
+    prompt: tuple[torch.Tensor, torch.Tensor],
+    index: torch.Tensor,
+    comp: torch.Tensor,
+    comp_mask: torch.Tensor,
+) -> torch.Tensor:
+    """The same [B, T, V] logits from U distinct prompts ([U, P] ids and mask) and `index` ([B]: the
+    prompt of each completion row): the prompts' forward fills a KV cache and gives the logits of
+    the last prompt position (the first completion token's); the cache is gathered to B rows and
+    the completion minus its last token (whose prediction nobody scores) is forwarded against it."""
+    import torch
+    from transformers import DynamicCache
+
+    ids, mask = prompt
+    # A DynamicLayer concatenates (differentiable); sampling's growing buffers write in place.
+    cache = DynamicCache(config=model.config)
+    kwarg = {cache_kwarg(model): cache}
+    first = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        **kwarg,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[index]
+    if comp.shape[1] == 1:
+        return first
+    cache.batch_select_indices(index)
+    full_mask = torch.cat([mask[index], comp_mask[:, :-1]], 1)
+    rest = model(
+        input_ids=comp[:, :-1],
+        attention_mask=full_mask,
+        position_ids=positions(full_mask)[:, ids.shape[1] :],
+        **kwarg,
+        use_cache=True,
+    ).logits
+    return torch.cat([first, rest], 1)
 
 
 def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

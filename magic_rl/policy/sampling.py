@@ -1,6 +1,15 @@
 """The decoding loop behind `HFPolicy.generate_ids`: one left-padded batch, one prefill, then one
 token per step through a growing KV cache, temperature + top-p sampling from a seeded generator, and
-finished rows dropped from the batch (`COMPACT_AT`)."""
+finished rows dropped from the batch (`COMPACT_AT`).
+
+Rows with the same prompt (the G samples of a GRPO group) can share its prefill (`share_prompts`,
+`grpo.share_prompts`): each distinct prompt is prefilled once and its KV cache copied to its rows,
+and a head common to the distinct prompts (the attacker template) once for all of them. A
+row keeps its width, left padding and positions, so it computes the same function as in the full
+batch; but the prefill's matmuls have fewer rows, and CPU kernels block (and so round) differently
+by shape: logits can move by an ulp (a tiny Llama: 4e-8). The same seeded generator then draws the
+same tokens unless a uniform lands within that distance of a CDF step, and their log-probs agree
+to ~1e-7, not bit for bit; hence a switch, off where runs must repeat exactly (the sandbox)."""
 
 from __future__ import annotations
 
@@ -93,9 +102,11 @@ def _decode(
     max_new_tokens: int,
     generator: torch.Generator,
     device: Any,
+    share_prompts: bool = False,
 ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
     """Sample up to `max_new_tokens` per prompt (fewer where the model's positions run out); rows
-    are cut after their first EOS."""
+    are cut after their first EOS. `share_prompts=False` prefills every row, repeats included (the
+    old loop, kept for `benchmarks/smollm2.py` and the tests that compare the two)."""
     import torch
 
     ids, mask = left_pad(prompts, pad_id, device)
@@ -109,24 +120,17 @@ def _decode(
             )
         # Past its trained length a model's output is noise; such rows end as "length".
         max_new_tokens = min(max_new_tokens, limit - p)
-    step_mask = _StepMask(model, mask, max_new_tokens)
-    pos = positions(mask)[:, -1:]
     eos = torch.as_tensor(list(eos_ids), device=device)
     cache = _kv_cache(model)
-    cache_arg = {_cache_kwarg(model): cache}
+    cache_arg = {cache_kwarg(model): cache}
     out_tokens = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=device)
     out_lps = torch.zeros((b, max_new_tokens), dtype=torch.float, device=device)
     rows = torch.arange(b, device=device)  # original row of each live batch entry
     done = torch.zeros(b, dtype=torch.bool, device=device)
 
-    logits = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions(mask),
-        **cache_arg,
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1, :]
+    logits, mask = _prefill(model, prompts, ids, mask, pad_id, cache_arg, share_prompts)
+    step_mask = _StepMask(model, mask, max_new_tokens)
+    pos = positions(mask)[:, -1:]
     for t in range(max_new_tokens):
         token, lp = _sample(logits, temperature, top_p, generator)
         out_tokens[rows, t] = token
@@ -160,7 +164,94 @@ def _decode(
     return tokens, row_lps, stopped
 
 
-def _cache_kwarg(model: Any) -> str:
+# Distinct prompts that open with this many common tokens (the attacker template: 349 of ~370 for
+# SmolLM2) prefill that head once; shorter heads are not worth the extra forward.
+SHARED_HEAD_MIN = 32
+
+
+def _prefill(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    pad_id: int,
+    cache_arg: dict[str, Any],
+    share: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, V] next-token logits after the prompts, the cache filled for all B rows, and the [B, L]
+    mask of the cache's layout.
+
+    Shared: one row per distinct prompt goes through the model, then the cache's rows and the
+    logits are gathered back to the batch's order. The distinct rows keep the batch's width (the
+    longest prompt is among them). When they also open with a common head (`SHARED_HEAD_MIN`),
+    the head is prefilled once, its cache copied to each distinct row, and the rest of each prompt
+    follows it left-padded: the layout is [head | pads | rest], positions still count real tokens
+    only, so each row computes the same function with its pads moved after the head.
+    """
+    import torch
+
+    if not share:
+        return _last_logits(model, ids, mask, None, cache_arg), mask
+    first = unique_rows(prompts)
+    keep, inverse = first or (list(range(len(prompts))), list(range(len(prompts))))
+    rows = [prompts[i] for i in keep]
+    head = common_head(rows)
+    cache = next(iter(cache_arg.values()))
+    if len(rows) > 1 and head >= SHARED_HEAD_MIN:
+        ones = mask.new_ones((1, head))
+        _last_logits(model, ids.new_tensor([list(rows[0][:head])]), ones, None, cache_arg)
+        cache.batch_select_indices(torch.zeros(len(rows), dtype=torch.long, device=ids.device))
+        rest, rest_mask = left_pad([r[head:] for r in rows], pad_id, ids.device)
+        mask = torch.cat([ones.expand(len(rows), head), rest_mask], 1)
+        logits = _last_logits(model, rest, mask, head, cache_arg)
+    elif first is not None:
+        mask = mask[keep]
+        logits = _last_logits(model, ids[keep], mask, None, cache_arg)
+    else:
+        return _last_logits(model, ids, mask, None, cache_arg), mask
+    index = torch.as_tensor(inverse, device=logits.device)
+    cache.batch_select_indices(index)
+    return logits[index], mask[index]
+
+
+def _last_logits(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, start: int | None, cache_arg: dict
+) -> torch.Tensor:
+    """[N, V] logits of the last position; `mask` covers the cache too, the ids from `start`."""
+    pos = positions(mask)
+    return model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos if start is None else pos[:, start:],
+        **cache_arg,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+
+
+def common_head(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens every row opens with, leaving each row at least one token of its own."""
+    n = min(len(r) for r in rows) - 1
+    for i in range(max(n, 0)):
+        if any(r[i] != rows[0][i] for r in rows):
+            return i
+    return max(n, 0)
+
+
+def unique_rows(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int]] | None:
+    """(index of each distinct row's first occurrence, each row's distinct-row number), or None when
+    every row is distinct (nothing to share)."""
+    number: dict[tuple[int, ...], int] = {}
+    keep, inverse = [], []
+    for i, row in enumerate(rows):
+        k = number.setdefault(tuple(row), len(number))
+        if k == len(keep):
+            keep.append(i)
+        inverse.append(k)
+    return (keep, inverse) if len(keep) < len(rows) else None
+
+
+def cache_kwarg(model: Any) -> str:
     """`cache` (transformers >= 5.2x) or `past_key_values` (older and remote-code models)."""
     import inspect
 
