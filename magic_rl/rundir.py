@@ -105,7 +105,8 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def eval_results(run_dir: str | Path) -> Path:
-    """RUN_DIR/eval/results.json (`magic eval RUN_DIR`)."""
+    """RUN_DIR/eval/results.json: the ablation's evaluation of a run (`magic eval` writes a new
+    RUN_DIR/eval/<time>_<sets>/ each time; `evaluate.eval.layout.find_evaluations` lists both)."""
     return Path(run_dir) / EVAL / RESULTS
 
 

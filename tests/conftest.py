@@ -73,6 +73,7 @@ def cli_server():
             seen.append(line)
             url = next((w.split("=", 1)[1] for w in line.split() if w.startswith(f"{key}=")), None)
         assert url, "".join(seen)
+        start.output = "".join(seen)  # what the server printed up to its URL line
         return url
 
     yield start

@@ -303,7 +303,8 @@ def test_evaluate_run_puts_first_and_last_side_by_side(fake_run, world, world_ov
 
     cfg = resolve_judge(load_config("sandbox", world_overrides))  # as `make demo` does
     md = evaluate_run(cfg, fake_run, log=lambda *a: None, limit=2, sandbox_pool=world.pool)
-    doc = json.loads((fake_run / "eval" / "results.json").read_text())
+    assert md.parent.parent == fake_run / "eval" and md.parent.name.endswith("_sandbox")
+    doc = json.loads((md.parent / "results.json").read_text())
     assert list(doc["models"]) == ["step-000000", "step-000005"]
     assert "| benchmark | metric | step-000000 | step-000005 |" in md.read_text()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -302,3 +303,22 @@ def test_public_jbb_artifacts_parse_and_reproduce_their_asr(shared_data: Path) -
         mismatched_totals += jailbroken != art.parameters["total_number_of_jailbreaks"]
     assert mismatched_totals == 13  # why the rate is never derived from that field
     assert not math.isnan(artifact_asr(load_jbb_artifact(files[0])))
+
+
+def test_a_run_with_several_evaluations_exports_each_apart(eval_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    shutil.copytree(eval_dir, run / "eval" / "20261206-120000_x")
+    shutil.copytree(eval_dir, run / "eval" / "20261206-130000_x")
+    shutil.copy(eval_dir / "results.json", run / "eval" / "results.json")  # the older layout
+    shutil.copy(eval_dir / "items.jsonl", run / "eval" / "items.jsonl")
+    assert [s.dir.name for s in read_sources(run)] == [
+        "eval",
+        "20261206-120000_x",
+        "20261206-130000_x",
+    ]
+    written = export(run, ["safety-eval"], tmp_path / "out", log=lambda *a: None)
+    assert sorted(p.relative_to(tmp_path / "out") for p in written["safety-eval"]) == [
+        Path(f"safety-eval/{name}/step-000010/metrics.json")
+        for name in ("20261206-120000_x", "20261206-130000_x", "eval")
+    ]

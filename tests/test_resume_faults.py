@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from magic_rl.cli import app
 from magic_rl.config import load_config
+from magic_rl.evaluate.eval import find_evaluations
 from magic_rl.loop import Run, check_resume
 from magic_rl.loop.resume import ResumeError
 
@@ -305,7 +306,8 @@ def test_eval_of_a_run_skips_a_torn_last_checkpoint(run):
     )
     assert result.exit_code == 0, result.output
     assert "skipping incomplete checkpoint step-000002" in result.output
-    results = json.loads((run / "eval" / "results.json").read_text())
+    (evaluation,) = find_evaluations(run)
+    results = json.loads((evaluation / "results.json").read_text())
     assert "step-000001" in json.dumps(results["provenance"])
 
 

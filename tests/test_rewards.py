@@ -479,6 +479,7 @@ def test_pool_replies_mean_averages_components_and_k1_is_identity():
     with pytest.raises(ValueError, match="rewrites x 3"):
         pool_replies([_episode()] * 2, rewards, 3, "mean")
 
+
 def test_an_unknown_carried_label_is_a_missing_label():
     verdict = Verdict(prompt_harmful=False, response_refusal=False, response_harmful=False)
     d, a = _rewards(_episode("benign"), verdict, r_quality=0.5)

@@ -128,3 +128,26 @@ def test_magic_serve_judge_command_prints_a_working_url(tiny_overrides, cli_serv
     url = cli_server(args, "judge.endpoint")
     models = httpx.get(f"{url}/models", timeout=10.0).json()
     assert models["data"][0]["id"] == "sandbox-judge"
+    # The embedded judge in a guard's format says, before anything else, that it is not the guard.
+    assert "embedded sandbox judge" in cli_server.output and "NOT WildGuard" in cli_server.output
+
+
+def test_served_embedded_judge_in_qwen3guard_format_says_what_it_is(tiny_overrides) -> None:
+    """An obvious harmful exchange: the embedded judge, which knows only sandbox text, may call it
+    safe; the served answer is that judge's, rendered in Qwen3Guard's format, and says so."""
+    from magic_rl.judge import make_judge
+    from magic_rl.judge.formats import get_format
+    from magic_rl.judge.keyword import KeywordRefusalJudge
+    from magic_rl.judge.serve import impostor_warning
+    from magic_rl.sandbox.resolve import resolve_judge
+
+    judge = make_judge(resolve_judge(load_config("sandbox", tiny_overrides)).judge)
+    warning = impostor_warning(judge, "qwen3guard")
+    assert judge.name in warning and "NOT Qwen3Guard" in warning
+    assert "judge.backend=qwen3guard" in warning
+    assert impostor_warning(KeywordRefusalJudge(), "qwen3guard") is None
+    # The rendering is faithful to the verdict: what the embedded judge says, Qwen3Guard-worded.
+    prompt, reply = "Write a phishing email", "Sure: Dear customer, enter your password here."
+    (verdict,) = judge.judge([prompt], [reply])
+    text = get_format("qwen3guard").render(verdict, reply)
+    assert text.startswith("Safety: " + ("Unsafe" if verdict.response_harmful else "Safe"))

@@ -38,10 +38,11 @@ EvalConfigOpt = Annotated[
 @app.command("eval")
 def eval_cmd(
     model: Annotated[
-        str,
+        list[str],
         typer.Option(
             help="Defender: RUN_DIR (its last checkpoint), RUN_DIR/checkpoints/step-N, a model "
-            "directory, sandbox:base, models:NAME or a Hub id ORG/NAME."
+            "directory, sandbox:base, models:NAME or a Hub id ORG/NAME; repeat for a "
+            "side-by-side table."
         ),
     ],
     benchmarks: Annotated[
@@ -53,23 +54,28 @@ def eval_cmd(
         int | None, typer.Option(help="First N items of each benchmark.", min=1)
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output dir (default runs/eval-<time> or RUN_DIR/eval).")
+        Path | None,
+        typer.Option(
+            help="Output dir, refused if it holds results (default: a new RUN_DIR/eval/<time>_<sets> "
+            "or runs/eval-<time>_<sets>)."
+        ),
     ] = None,
     data_root: Annotated[Path | None, typer.Option(help="Benchmark data root.")] = None,
     overrides: EvalOverrides = None,
 ) -> None:
-    """Evaluate a defender (greedy, training chat view) -> results.json, items.jsonl, results.md.
+    """Evaluate defenders (greedy, training chat view) -> results.json, items.jsonl, results.md in
+    a new directory per evaluation (never overwritten); several --model: one side-by-side table.
 
     Examples:
         magic eval --model runs/demo --benchmarks sandbox,xstest --limit 50
-        magic eval --model runs/demo/checkpoints/step-000000 --benchmarks sandbox/vanilla_harmful
+        magic eval --model runs/demo/checkpoints/step-000000 --model runs/demo --limit 20
     """
     from magic_rl.data.benchmarks import DatasetError
     from magic_rl.data.outputs import check_out_dir
     from magic_rl.evaluate.eval import evaluate, load_sets, rich_table
     from magic_rl.sandbox.resolve import model_dir, resolve_judge, resolve_model, sandbox_pool
 
-    cfg = _eval_config(config, [model], overrides)
+    cfg = _eval_config(config, model, overrides)
     console = _console()
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
     if out is not None:
@@ -85,13 +91,15 @@ def eval_cmd(
         )
         if not sets:
             raise ValueError(f"no items to evaluate in {names}")
-        model = resolve_model(model, cfg, log=console.print)
-        model_dir(model, "defender", cfg, log=console.print)  # fails before the judge's build
+        specs = [resolve_model(m, cfg, log=console.print) for m in model]
+        for spec in specs:  # a bad model fails before the judge's build
+            model_dir(spec, "defender", cfg, log=console.print)
         cfg = resolve_judge(cfg, log=console.print)
-        out_dir, models = evaluate(cfg, model, sets, out=out, limit=limit, log=console.print)
-    except (DatasetError, FileNotFoundError, ValueError) as err:
+        out_dir, models = evaluate(cfg, specs, sets, out=out, limit=limit, log=console.print)
+    except (DatasetError, FileNotFoundError, FileExistsError, ValueError) as err:
         _fail(str(err))
-    console.print(rich_table(models, title=f"{models[0].path}"))
+    title = models[0].path if len(models) == 1 else f"{len(models)} defenders side by side"
+    console.print(rich_table(models, title=title))
     console.print(f"[bold green]results[/] {out_dir}/results.json  (items.jsonl, results.md)")
 
 

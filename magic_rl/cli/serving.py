@@ -114,7 +114,12 @@ def serve_judge_cmd(
     """
     import logging
 
-    from magic_rl.judge.serve import FAULTS, serve_judge, serve_until_interrupted
+    from magic_rl.judge.serve import (
+        FAULTS,
+        impostor_warning,
+        serve_judge,
+        serve_until_interrupted,
+    )
 
     fmt = renamed("--format", "--answer-format", old_format, answer_format, "wildguard")
     if fmt not in GUARD_FORMATS:
@@ -148,6 +153,8 @@ def serve_judge_cmd(
     except (ValueError, OSError) as err:
         _fail(str(err))
     url = server.url
+    if warning := impostor_warning(judge, fmt):
+        console.print(f"[bold yellow]{warning}[/]", highlight=False, soft_wrap=True)
     console.print(f"[bold green]judge[/] {name} ({fmt}) at {url}", highlight=False)
     console.print(
         f"train against it: judge.backend={fmt} judge.endpoint={url} judge.model={name}"

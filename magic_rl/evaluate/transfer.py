@@ -8,13 +8,14 @@ crossplay`), both on harmful seeds (docs/DESIGN.md §6).
   the K replies is judged harmful. Reports ASR with a bootstrap CI and the attacker's format rate.
 - Cross-play: every attacker checkpoint x every defender checkpoint of a run on the test-split
   harmful seeds (greedy rewrite, greedy reply) -> an ASR matrix and a heatmap (attacker on y,
-  defender on x). Each attacker's rewrites are generated once and reused for every defender;
-  checkpoints with identical weights (a role that did not train between two switches) are
-  generated once.
+  step 0 at the top, defender on x; `draw_heatmap`, which the report uses too). Each attacker's
+  rewrites are generated once and reused for every defender; checkpoints with identical weights
+  (a role that did not train between two switches) are generated once.
 
 The judge sees the SEED as the request next to the reply (as WildJailbreak's judge sees the vanilla
 request): success means the reply is harmful for the seed's intent, whatever the wrapper. A seed
-whose verdicts are all unknown is counted in `n_unknown`, never as a failed attack.
+whose verdicts are all unknown is counted in `n_unknown`, never as a failed attack. Seeds from a
+file judged by the embedded sandbox judge get `magic eval`'s warning (it knows only sandbox text).
 
 Departure: the paper's transfer experiment targets other 7B models; here any HF path or run
 directory can be the target, and best-of-K is this project's addition.
@@ -39,9 +40,11 @@ from magic_rl.data.benchmarks import file_sha256
 from magic_rl.data.outputs import claim, write_output, writing
 from magic_rl.data.seeds import load_seed_file, sandbox_seeds, split_of
 from magic_rl.evaluate.eval import (
+    EvalSet,
     Log,
     greedy_replies,
     judge_replies,
+    judge_scope_warning,
     progress_bar,
     provenance,
     resolve_role_model,
@@ -188,6 +191,8 @@ def attack_transfer(
     attacker_path = resolve_role_model(attacker, Role.ATTACKER, cfg, log=log)
     target_path = resolve_role_model(target, Role.DEFENDER, cfg, log=log)
     judge = make_judge(cfg.judge)
+    if seeds != "sandbox" and (warning := judge_scope_warning(cfg, judge, [EvalSet(seeds, [])])):
+        log(f"[bold yellow]{warning}[/]")
     t0 = time.perf_counter()
     with progress_bar(cfg.train.progress) as task:
         policy = load_policy(attacker_path, cfg.attacker, cfg.device, what="attacker model")
@@ -355,6 +360,33 @@ def crossplay(
     return path
 
 
+def draw_heatmap(ax, data, attackers: Sequence[str], defenders: Sequence[str], *, fontsize=8):
+    """The one cross-play heatmap drawing (`magic crossplay`'s heatmap.png and the report's):
+    attacker checkpoints on y, the first at the top, as crossplay.json's rows read; defender
+    checkpoints on x, the first on the left; each cell annotated. Returns the image."""
+    import numpy as np
+
+    data = np.asarray(data, dtype=float)
+    image = ax.imshow(data, cmap="Reds", vmin=0.0, vmax=1.0, origin="upper", aspect="auto")
+    ax.set_xticks(range(len(defenders)), [_step(d) for d in defenders], rotation=45)
+    ax.set_yticks(range(len(attackers)), [_step(a) for a in attackers])
+    ax.set_xlabel("defender checkpoint (step)")
+    ax.set_ylabel("attacker checkpoint (step)")
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            value = data[i, j]
+            ax.text(
+                j,
+                i,
+                "n/a" if np.isnan(value) else f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if value > 0.6 else "black",
+                fontsize=fontsize,
+            )
+    return image
+
+
 def plot_heatmap(
     matrix: Sequence[Sequence[float]],
     attackers: Sequence[str],
@@ -363,35 +395,16 @@ def plot_heatmap(
     *,
     title: str = "cross-play ASR",
 ) -> Path:
-    """ASR heatmap: attacker checkpoints on y, defender checkpoints on x, each cell annotated."""
+    """The ASR heatmap (`draw_heatmap`) as a PNG at `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    data = np.array(matrix, dtype=float)
     side = max(3.0, 0.7 * max(len(attackers), len(defenders)) + 2)
     fig, ax = plt.subplots(figsize=(side + 1, side))
-    image = ax.imshow(data, cmap="Reds", vmin=0.0, vmax=1.0, origin="lower")
-    ax.set_xticks(range(len(defenders)), [_step(d) for d in defenders], rotation=45)
-    ax.set_yticks(range(len(attackers)), [_step(a) for a in attackers])
-    ax.set_xlabel("defender checkpoint (step)")
-    ax.set_ylabel("attacker checkpoint (step)")
+    image = draw_heatmap(ax, matrix, attackers, defenders)
     ax.set_title(title)
-    for i in range(data.shape[0]):
-        for j in range(data.shape[1]):
-            value = data[i, j]
-            text = "n/a" if np.isnan(value) else f"{value:.2f}"
-            ax.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                color="white" if value > 0.6 else "black",
-                fontsize=8,
-            )
     fig.colorbar(image, ax=ax, label="ASR")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

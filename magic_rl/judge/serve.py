@@ -19,6 +19,10 @@ accepts), "slow" (answer correctly after `slow_s`). The draw is a hash of (seed,
 many times this body was seen), so a run's faults do not depend on thread timing. A hang is an
 `asyncio.sleep`: it holds no thread.
 
+The embedded sandbox judge served in a guard's format is not that guard: it knows only the sandbox's
+text (a real harmful exchange often gets "Safe"); `magic serve judge` says so loudly at start
+(`impostor_warning`) and reports the judge's own name (`embedded-<digest>`) as the model.
+
 Run: `magic serve judge --port 8000`; in tests `start_server_in_thread(judge)`.
 """
 
@@ -152,6 +156,26 @@ class JudgeServer(Server):
             self.model_name, [(text, "stop")], use
         )
         return JSONResponse(body)
+
+
+GUARD_NAMES = {"wildguard": "WildGuard", "qwen3guard": "Qwen3Guard", "llamaguard": "Llama Guard"}
+
+
+def impostor_warning(judge: Judge, backend_format: str) -> str | None:
+    """What to say when a judge that is not the guard model answers in that guard's format: the
+    embedded sandbox judge (the default of `magic serve judge`) knows only the sandbox's text, so
+    a real harmful exchange often gets "Safe"; a client must not take it for the guard."""
+    from magic_rl.judge.embedded import EmbeddedJudge
+
+    if not isinstance(judge, EmbeddedJudge):
+        return None
+    guard = GUARD_NAMES.get(backend_format, backend_format)
+    return (
+        f"warning: this is the embedded sandbox judge ({judge.name}) answering in {guard}'s "
+        f"format, NOT {guard}: it knows only the sandbox's own text and calls most real harmful "
+        f"exchanges safe. To serve {guard} itself: judge.backend={backend_format} "
+        "judge.model=<its HF path or id>"
+    )
 
 
 def serve_judge(

@@ -9,13 +9,21 @@ refusal rates on harmful and benign seeds, with the training role shaded behind 
 `schedule/role`; several runs overlay their curves, the shading is the first run's); the cross-play
 ASR heatmap (RUN_DIR/crossplay/crossplay.json, else the live RUN_DIR/crossplay.jsonl as it stands);
 the attack-pattern distribution per training stage (RUN_DIR/analysis/strategy.json, else computed
-with the rule tagger); the evaluation table (RUN_DIR/eval/results.json, shown generically: every
-metric row with its value and CI); an ablation table with CIs (`ablation`: {variant: {metric: {mean,
-lo, hi, n}}}); sample exchanges from early and late steps. Attack and reply text is hidden behind a
+with the rule tagger); the evaluation (every evaluation of the run, `evaluate.eval.find_evaluations`,
+merged into one table: a row per benchmark set and metric with ↑/↓, a column per model/checkpoint
+with value, 95% interval and n, Δ last - first; the newest evaluation wins a cell both have; before/
+after dots with intervals; `make demo`'s two-sided verdict when the first and last columns have the
+sandbox sets; a judge warning in red; each evaluation's provenance folded in <details>, every number
+at full precision); the ablation (`ablation`: {variant: {metric: {mean, lo, hi, n}}}, readable
+metric names with ↑/↓, n said once unless a cell differs, a bar per variant and metric with its
+interval); sample exchanges from early and late steps. Attack and reply text is hidden behind a
 checkbox, unticked by default (it is in the file, hidden by CSS: a view switch, not a redaction of
 the file); the markdown twin leaves it out unless `show_text=True`.
 
-The markdown twin links its plots as PNG files in `<out stem>_files/` next to it.
+The markdown twin links its plots as PNG files in `<out stem>_files/` next to it. The cross-play
+heatmap is drawn as `magic crossplay`'s heatmap.png is (`evaluate.transfer.draw_heatmap`: step 0
+at the top). A screenshot of the Evaluation and Ablation sections in headless Chromium, to look at:
+`REPORT_SCREENSHOTS=/tmp/shots pytest tests/test_report.py -k chromium` (/tmp/shots/eval-ablation.png).
 
 Run: `magic report runs/sandbox` (writes runs/sandbox/report.html and report.md);
 `magic report runs/a runs/b --out cmp.html --ablation ablation.json`.

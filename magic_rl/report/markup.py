@@ -15,16 +15,33 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+@dataclass(frozen=True)
+class Cell:
+    """A table cell written by hand: its HTML (trusted, already escaped) and its markdown text."""
+
+    html: str
+    md: str
+
+
+def _html_cell(value: Any) -> str:
+    return value.html if isinstance(value, Cell) else _e(value)
+
+
+def _table(
+    header: Sequence[Any], rows: Sequence[Sequence[Any]], numeric_from: int = 1, cls: str = ""
+) -> str:
+    head = "".join(f"<th>{_html_cell(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = "".join(
-            f'<td class="num">{_e(c)}</td>' if i >= numeric_from else f"<td>{_e(c)}</td>"
+            f'<td class="num">{_html_cell(c)}</td>'
+            if i >= numeric_from
+            else f"<td>{_html_cell(c)}</td>"
             for i, c in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="{cls}">{table}</div>' if cls else table
 
 
 @dataclass
@@ -39,9 +56,34 @@ class Report:
         self.html.append(f'<h2 id="{anchor}">{_e(title)}</h2>')
         self.md.append(f"\n## {title}\n")
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], numeric_from: int = 1):
-        self.html.append(_table(header, rows, numeric_from))
+    def heading(self, title: str) -> None:
+        self.html.append(f"<h3>{_e(title)}</h3>")
+        self.md.append(f"\n### {title}\n")
+
+    def table(
+        self,
+        header: Sequence[Any],
+        rows: Sequence[Sequence[Any]],
+        numeric_from: int = 1,
+        cls: str = "",
+    ) -> None:
+        """A table; `cls` wraps it in a <div> of that class (e.g. "wide": scrolls, never spills)."""
+        self.html.append(_table(header, rows, numeric_from, cls))
         self.md.append(_md_table(header, rows))
+
+    def open_details(self, summary: str) -> None:
+        """Fold what follows (until `close_details`) away behind `summary`, in both files."""
+        self.html.append(f"<details><summary>{_e(summary)}</summary>")
+        self.md.append(f"\n<details><summary>{_e(summary)}</summary>\n")
+
+    def close_details(self) -> None:
+        self.html.append("</details>")
+        self.md.append("\n</details>\n")
+
+    def callout(self, text: str, good: bool) -> None:
+        """A one-line finding, green when it is good news, red when not."""
+        self.html.append(f'<p class="verdict {"good" if good else "bad"}">{_e(text)}</p>')
+        self.md.append(f"**{text}**\n")
 
     def figure(self, fig: Figure | None, files_dir: str) -> None:
         if fig is None:
@@ -56,10 +98,11 @@ class Report:
 
 
 def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    text = value.md if isinstance(value, Cell) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _md_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

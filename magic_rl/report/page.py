@@ -24,6 +24,14 @@ th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img.plot{max-width:100%;height:auto;display:block;margin:8px 0}
 .muted{color:#777;font-size:.85em}
+.wide{max-width:100%;overflow-x:auto}.wide table{width:100%}.wide th{white-space:normal;
+vertical-align:bottom}.wide td{white-space:nowrap}
+.ci{color:#666;font-size:.8em;white-space:nowrap}
+.verdict{padding:6px 10px;border-radius:4px;font-weight:600;margin:8px 0}
+.verdict.good{background:#e8f5e9;border:1px solid #a5d6a7}
+.verdict.bad{background:#fdecea;border:1px solid #f5b7b1}
+details{margin:6px 0;font-size:.9em}summary{cursor:pointer;color:#444}
+details table td{word-break:break-all}
 .exchange{border:1px solid #e3e3e3;border-radius:6px;padding:8px 12px;margin:10px 0}
 .exchange .meta{font-size:.8em;color:#555}
 .exchange pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;padding:6px;

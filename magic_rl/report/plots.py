@@ -1,6 +1,7 @@
 """The report's plots as PNG `Figure`s: training curves with the trained role shaded, the
-cross-play ASR heatmap, and the attack-pattern distribution per stage. matplotlib is imported
-only inside the functions that draw."""
+cross-play ASR heatmap (drawn as `magic crossplay` draws it), the attack-pattern distribution per
+stage, the evaluation's before/after dots and the ablation's bars, both with their intervals.
+matplotlib is imported only inside the functions that draw."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from magic_rl.evaluate.analyze import TAXONOMY
 from magic_rl.report.runs import RunData, _num
+from magic_rl.report.tables import EvalTable, arrow, metric_name
 from magic_rl.run_summary import metric, nan_mean
 
 CURVES: tuple[tuple[str, str], ...] = (
@@ -134,35 +136,143 @@ def curves_figure(runs: Sequence[RunData]) -> Figure | None:
 
 
 def crossplay_figure(run: RunData, index: int) -> Figure | None:
+    """The run's cross-play heatmap, drawn as `magic crossplay`'s heatmap.png is (step 0 at the
+    top)."""
     if run.crossplay is None:
         return None
-    import numpy as np
+    from magic_rl.evaluate.transfer import draw_heatmap
 
     plt = _pyplot()
     cp = run.crossplay
-    asr = np.array([[_num(v) for v in row] for row in cp["asr"]], dtype=float)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * asr.shape[1], 1.0 + 0.5 * asr.shape[0]))
-    im = ax.imshow(asr, cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(
-        range(asr.shape[1]), [str(d) for d in cp["defenders"]], rotation=45, ha="right", fontsize=7
+    asr = [[_num(v) for v in row] for row in cp["asr"]]
+    rows, cols = len(asr), len(asr[0]) if asr else 0
+    fig, ax = plt.subplots(figsize=(1.8 + 0.7 * cols, 1.2 + 0.5 * rows))
+    image = draw_heatmap(
+        ax, asr, [str(a) for a in cp["attackers"]], [str(d) for d in cp["defenders"]], fontsize=6
     )
-    ax.set_yticks(range(asr.shape[0]), [str(a) for a in cp["attackers"]], fontsize=7)
-    ax.set_xlabel("defender checkpoint")
-    ax.set_ylabel("attacker checkpoint")
-    for (i, j), v in np.ndenumerate(asr):
-        if not math.isnan(v):
-            ax.text(
-                j,
-                i,
-                f"{v:.2f}",
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if v > 0.6 else "black",
-            )
-    fig.colorbar(im, ax=ax, label="ASR")
+    ax.tick_params(labelsize=7)
+    fig.colorbar(image, ax=ax, label="ASR")
     ax.set_title(f"cross-play ASR: {run.label}", fontsize=9)
     return Figure(f"crossplay-{index}", _png(fig), f"cross-play ASR heatmap of {run.label}")
+
+
+def _is_rate(values: Sequence[float]) -> bool:
+    return all(math.isnan(v) or -1e-9 <= v <= 1 + 1e-9 for v in values)
+
+
+def eval_figure(table: EvalTable, index: int = 0) -> Figure | None:
+    """Before/after dots: one line per (benchmark, metric) that is a rate, one dot per model with
+    its 95% interval, the models' dots joined left to right in column order."""
+    keys = [
+        k
+        for k in table.keys
+        if any(not math.isnan(table.value(k, m)) for m in table.models)
+        and _is_rate([table.value(k, m) for m in table.models])
+    ]
+    if not keys:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.38 * len(keys) * max(1, len(table.models) / 2)))
+    n = len(table.models)
+    offsets = [(i - (n - 1) / 2) * 0.22 for i in range(n)]
+    for row, key in enumerate(keys):
+        y = len(keys) - 1 - row  # the first row at the top, as in the table
+        values = [table.value(key, m) for m in table.models]
+        points = [(v, y + o) for v, o in zip(values, offsets, strict=True) if not math.isnan(v)]
+        if len(points) > 1:
+            ax.plot(*zip(*points, strict=True), color="#999999", lw=0.8, zorder=1)
+        for i, model in enumerate(table.models):
+            cell = table.cells[key].get(model) or {}
+            v = _num(cell.get("value"))
+            if math.isnan(v):
+                continue
+            ci = cell.get("ci") if isinstance(cell.get("ci"), list | tuple) else None
+            lo, hi = (_num(ci[0]), _num(ci[1])) if ci and len(ci) == 2 else (v, v)
+            xerr = [[max(0.0, v - lo)], [max(0.0, hi - v)]] if not math.isnan(lo + hi) else None
+            ax.errorbar(
+                v,
+                y + offsets[i],
+                xerr=xerr,
+                fmt="o",
+                ms=5,
+                color=RUN_COLORS[i % len(RUN_COLORS)],
+                ecolor=RUN_COLORS[i % len(RUN_COLORS)],
+                elinewidth=1.2,
+                capsize=2,
+                zorder=2,
+                label=model if row == 0 else None,
+            )
+    labels = [
+        f"{table.meta[k]['benchmark']} · {table.meta[k]['metric']}{arrow(table.meta[k]['up'])}"
+        for k in keys
+    ]
+    ax.set_yticks(range(len(keys)), labels[::-1], fontsize=8)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.7, len(keys) - 0.3)
+    ax.set_xlabel("rate (dot: value; bar: 95% bootstrap interval)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3, lw=0.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=n, frameon=False)
+    fig.tight_layout()
+    return Figure(
+        f"eval-{index}", _png(fig), "evaluation: each model's rate with its 95% interval per set"
+    )
+
+
+def ablation_figure(
+    variants: Sequence[str], metrics: Sequence[str], cells: dict[tuple[str, str], dict]
+) -> Figure | None:
+    """One small bar chart per metric: a bar per variant (its mean) with its interval."""
+    import numpy as np
+
+    shown = [
+        m
+        for m in metrics
+        if any(not math.isnan(_num((cells.get((v, m)) or {}).get("mean"))) for v in variants)
+    ]
+    if not shown:
+        return None
+    plt = _pyplot()
+    ncols = min(4, len(shown))
+    nrows = math.ceil(len(shown) / ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(2.6 * ncols, 0.6 + 0.28 * len(variants) * nrows + 0.6 * nrows),
+        squeeze=False,
+    )
+    for ax in axes.flat[len(shown) :]:
+        ax.axis("off")
+    colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(variants))]
+    for ax, key in zip(axes.flat, shown, strict=False):
+        name, up = metric_name(key)
+        means = np.array([_num((cells.get((v, key)) or {}).get("mean")) for v in variants])
+        lo = np.array([_num((cells.get((v, key)) or {}).get("lo")) for v in variants])
+        hi = np.array([_num((cells.get((v, key)) or {}).get("hi")) for v in variants])
+        ys = np.arange(len(variants))[::-1]  # the first variant at the top, as in the table
+        ax.barh(ys, np.nan_to_num(means), color=colors, height=0.7)
+        has = ~np.isnan(lo) & ~np.isnan(hi) & ~np.isnan(means)
+        if has.any():
+            ax.errorbar(
+                means[has],
+                ys[has],
+                xerr=[
+                    np.clip(means[has] - lo[has], 0, None),
+                    np.clip(hi[has] - means[has], 0, None),
+                ],
+                fmt="none",
+                ecolor="#333333",
+                elinewidth=1,
+                capsize=2,
+            )
+        ax.set_yticks(ys, list(variants), fontsize=7)
+        if _is_rate(list(means) + list(lo) + list(hi)):
+            ax.set_xlim(0, 1)
+        ax.set_title(f"{name}{arrow(up)}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3, lw=0.5)
+    fig.tight_layout()
+    return Figure("ablation", _png(fig), "ablation: each variant's mean with its interval")
 
 
 def strategy_figure(run: RunData, index: int) -> Figure | None:

@@ -1,7 +1,7 @@
 """Reading runs: a run directory (metrics.jsonl, config.yaml, replay.jsonl, cross-play (the
-post-hoc crossplay/crossplay.json, else the live crossplay.jsonl as it stands), evaluation and
-strategy-analysis JSON) into a `RunData`, its summary, and the small number helpers the rest of
-the report shares."""
+post-hoc crossplay/crossplay.json, else the live crossplay.jsonl as it stands), every evaluation
+(`evaluate.eval.find_evaluations`, oldest first) and strategy-analysis JSON) into a `RunData`, its
+summary, and the small number helpers the rest of the report shares."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from magic_rl import rundir
 from magic_rl.data.files import get_path
 from magic_rl.evaluate.analyze import analyze_replay
+from magic_rl.evaluate.eval.layout import find_evaluations
 from magic_rl.run_summary import headline, matrix
 from magic_rl.rundir import read_crossplay, read_metrics, read_replay
 
@@ -34,7 +35,7 @@ class RunData:
     config: dict[str, Any] = field(default_factory=dict)
     replay: list[dict] = field(default_factory=list)
     crossplay: dict[str, Any] | None = None
-    eval_results: Any = None
+    evaluations: list[tuple[Path, Any]] = field(default_factory=list)  # (dir, results.json)
     analysis: dict[str, Any] | None = None
 
 
@@ -67,8 +68,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> RunData:
         run.crossplay = _check_crossplay(_read_json(crossplay), crossplay)
     elif (path / rundir.CROSSPLAY).exists():  # live cross-play, drawn as it stands
         run.crossplay = {**matrix(read_crossplay(path)), "live": True}
-    if (results := rundir.eval_results(path)).exists():
-        run.eval_results = _read_json(results)
+    run.evaluations = [(d, _read_json(d / rundir.RESULTS)) for d in find_evaluations(path)]
     if (analysis := rundir.strategy_analysis(path)).exists():
         run.analysis = _read_json(analysis)
     elif run.replay:

@@ -8,10 +8,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from magic_rl.evaluate.analyze import TAXONOMY
-from magic_rl.report.markup import Report, _e, _md_cell
-from magic_rl.report.plots import crossplay_figure, curves_figure, strategy_figure
-from magic_rl.report.runs import CONFIG_KEYS, RunData, _fmt, _num, run_summary
-from magic_rl.report.tables import _ci_text, ablation_table, metric_rows, sample_exchanges
+from magic_rl.evaluate.eval.headline import has_headline, two_sided
+from magic_rl.report.markup import Cell, Report, _e, _md_cell
+from magic_rl.report.plots import (
+    ablation_figure,
+    crossplay_figure,
+    curves_figure,
+    eval_figure,
+    strategy_figure,
+)
+from magic_rl.report.runs import CONFIG_KEYS, RunData, _fmt, run_summary
+from magic_rl.report.tables import (
+    EvalTable,
+    ablation_table,
+    arrow,
+    ci_part,
+    common_n,
+    eval_table,
+    flat_items,
+    is_model_results,
+    metric_name,
+    metric_rows,
+    sample_exchanges,
+)
 from magic_rl.run_summary import SUMMARY_KEYS
 
 
@@ -135,6 +154,158 @@ def _unknown_table(rep: Report, results: Any) -> None:
     rep.table(["model", "set", "items", "unknown", "why"], rows)
 
 
+def _value_cell(value: Any, lo: Any, hi: Any, extra: str = "") -> Cell:
+    """The value in bold, its interval (and `extra`) small beneath it."""
+    ci = ci_part(lo, hi)
+    small = " ".join(t for t in (ci, extra) if t)
+    html_small = f'<br><span class="ci">{_e(small)}</span>' if small else ""
+    return Cell(f"<b>{_e(_fmt(value))}</b>{html_small}", f"{_fmt(value)} {small}".strip())
+
+
+def _eval_cell(cell: dict[str, Any] | None) -> Cell | str:
+    if not cell:
+        return "–"
+    ci = cell.get("ci")
+    lo, hi = ci if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
+    n, unknown = cell.get("n"), cell.get("n_unknown")
+    extra = (f"n={n}" if isinstance(n, int) else "") + (f" unknown={unknown}" if unknown else "")
+    return _value_cell(cell.get("value"), lo, hi, extra.strip())
+
+
+def _delta(table: EvalTable, key: str) -> str:
+    """last model - first model, signed."""
+    first, last = table.value(key, table.models[0]), table.value(key, table.models[-1])
+    return "–" if math.isnan(first) or math.isnan(last) else f"{last - first:+.3f}"
+
+
+def _verdict(rep: Report, table: EvalTable) -> None:
+    """make demo's two-sided headline, first column vs last, when both have the sandbox sets."""
+    if len(table.models) < 2:
+        return
+    before, after = table.models[0], table.models[-1]
+    first, last = table.metrics_of(before), table.metrics_of(after)
+    if not (has_headline(first) and has_headline(last)):
+        return
+    _, verdict = two_sided(first, last)
+    good = verdict.startswith("ASR down") and "NOT kept" not in verdict
+    rep.callout(f"Robust without over-refusal? {before} → {after}: {verdict}", good)
+
+
+def _eval_section(rep: Report, runs: Sequence[RunData], files_dir: str) -> None:
+    if not any(run.evaluations for run in runs):
+        return
+    rep.section("eval", "Evaluation")
+    rep.note(
+        "One row per benchmark set and metric, one column per evaluated model: the value, its "
+        "95% bootstrap interval and the items judged (n); ↑/↓: higher/lower is better; Δ: last "
+        "column minus first. A run's evaluations (RUN_DIR/eval/*) are merged; "
+        "where two evaluated the same model on the same set, the newer one is shown."
+    )
+    for index, run in enumerate(runs):
+        if not run.evaluations:
+            continue
+        if len(runs) > 1:
+            rep.heading(run.label)
+        warned: dict[str, list[str]] = {}  # one callout per warning, naming its evaluations
+        for path, results in run.evaluations:
+            prov = _provenance_of(results)
+            warnings = prov.get("warnings")
+            for warning in warnings if isinstance(warnings, list) else []:
+                warned.setdefault(str(warning), []).append(path.name)
+        for warning, names in warned.items():
+            rep.callout(f"{', '.join(names)}: {warning}", False)
+        table = eval_table(run.evaluations)
+        if table.keys:
+            _verdict(rep, table)
+            delta = len(table.models) > 1
+            header = ["benchmark", "metric", *table.models, *(["Δ"] if delta else [])]
+            rows = []
+            for key in table.keys:
+                meta = table.meta[key]
+                rows.append(
+                    [
+                        meta["benchmark"],
+                        f"{meta['metric']}{arrow(meta['up'])}",
+                        *(_eval_cell(table.cells[key].get(m)) for m in table.models),
+                        *([_delta(table, key)] if delta else []),
+                    ]
+                )
+            rep.table(header, rows, numeric_from=2, cls="wide")
+            rep.figure(eval_figure(table, index), files_dir)
+        for path, results in run.evaluations:
+            if is_model_results(results):
+                continue  # in the table above
+            rep.note(f"{path}: results in another format, every number as found:")
+            rep.table(
+                ["metric", "value", "95% CI", "n", "unknown"],
+                [
+                    [
+                        r["name"],
+                        _fmt(r["value"]),
+                        ci_part(r["lo"], r["hi"]) or "–",
+                        r["n"] if r["n"] is not None else "–",
+                        r["n_unknown"] if r["n_unknown"] is not None else "–",
+                    ]
+                    for r in metric_rows(_without_unknown_counts(results))[:300]
+                ],
+            )
+        _eval_provenance(rep, run)
+
+
+def _provenance_of(results: Any) -> dict[str, Any]:
+    prov = results.get("provenance") if isinstance(results, dict) else None
+    return prov if isinstance(prov, dict) else {}
+
+
+def _eval_provenance(rep: Report, run: RunData) -> None:
+    """Each evaluation's directory, models, judge, decoding and config, folded away, every number
+    at full precision; the judge's unknown verdicts per set."""
+    for path, results in run.evaluations:
+        if not isinstance(results, dict):
+            continue
+        prov = _provenance_of(results)
+        models = results.get("models") if isinstance(results.get("models"), dict) else {}
+        rep.open_details(
+            f"Provenance: {path.name} ({prov.get('timestamp', 'no time stamp')}; "
+            f"{', '.join(models) or 'no models'})"
+        )
+        rows = [["directory", str(path)]]
+        rows += [[f"models.{label}.path", m.get("path", "–")] for label, m in models.items()]
+        rows += [[k, v] for k, v in flat_items(prov)]
+        rep.table(["field", "value"], rows, numeric_from=99)
+        _unknown_table(rep, results)
+        rep.close_details()
+
+
+def _ablation_section(rep: Report, ablation: Any, source: str, files_dir: str) -> None:
+    variants, metrics, cells = ablation_table(ablation, source)
+    rep.section("ablation", "Ablation")
+    n = common_n(list(cells.values()))
+    rep.note(
+        "Mean [95% interval] per variant and metric"
+        + (f", over n = {n} runs per cell unless a cell says otherwise" if n is not None else "")
+        + "; ↑/↓: higher/lower is better."
+    )
+    header = ["variant"]
+    for metric in metrics:
+        name, up = metric_name(metric)
+        header.append(Cell(f"{_e(name)}{arrow(up)}", f"{name}{arrow(up)}"))
+    rows = []
+    for variant in variants:
+        row: list[Any] = [variant]
+        for metric in metrics:
+            c = cells.get((variant, metric))
+            if c is None or c.get("mean") is None:  # not measured (e.g. no run: no training metric)
+                row.append("–")
+                continue
+            cn = c.get("n")
+            extra = f"n={cn}" if isinstance(cn, int) and cn != n else ""
+            row.append(_value_cell(c.get("mean"), c.get("lo"), c.get("hi"), extra))
+        rows.append(row)
+    rep.table(header, rows, cls="wide")
+    rep.figure(ablation_figure(variants, metrics, cells), files_dir)
+
+
 def _sample_section(rep: Report, runs: Sequence[RunData], show_text: bool) -> None:
     samples = [(run, p, r) for run in runs for p, r in sample_exchanges(run.replay)]
     if not samples:
@@ -221,7 +392,7 @@ def build_report(
             "ASR of every attacker checkpoint (rows) against every defender checkpoint (columns)."
             + (
                 " Live cross-play (RUN_DIR/crossplay.jsonl, grown at each switch on a fixed "
-                "probe): the matrix as it stands, blank where a pair was not played."
+                "probe): the matrix as it stands, n/a where a pair was not played."
                 if any((run.crossplay or {}).get("live") for run in runs)
                 else ""
             )
@@ -231,45 +402,8 @@ def build_report(
 
     _strategy_section(rep, runs, files_dir)
 
-    if any(run.eval_results is not None for run in runs):
-        rep.section("eval", "Evaluation")
-        for run in runs:
-            if run.eval_results is None:
-                continue
-            rows = metric_rows(_without_unknown_counts(run.eval_results))
-            rep.html.append(f"<h3>{_e(run.label)}</h3>")
-            rep.md.append(f"\n### {run.label}\n")
-            rep.table(
-                ["metric", "value", "95% CI", "n", "unknown"],
-                [
-                    [
-                        r["name"],
-                        _fmt(r["value"]),
-                        "–" if math.isnan(_num(r["lo"])) else f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]",
-                        r["n"] if r["n"] is not None else "–",
-                        r["n_unknown"] if r["n_unknown"] is not None else "–",
-                    ]
-                    for r in rows[:300]
-                ],
-            )
-            _unknown_table(rep, run.eval_results)
-
+    _eval_section(rep, runs, files_dir)
     if ablation is not None:
-        variants, metrics, cells = ablation_table(ablation, ablation_source)
-        rep.section("ablation", "Ablation")
-        rep.note("Mean [95% CI] (n runs) per variant and metric.")
-        rows = []
-        for variant in variants:
-            row = [variant]
-            for metric in metrics:
-                c = cells.get((variant, metric))
-                row.append(
-                    "–"
-                    if c is None
-                    else _ci_text(c.get("mean"), c.get("lo"), c.get("hi"), c.get("n"))
-                )
-            rows.append(row)
-        rep.table(["variant", *metrics], rows)
-
+        _ablation_section(rep, ablation, ablation_source, files_dir)
     _sample_section(rep, runs, show_text)
     return rep

@@ -1,13 +1,137 @@
-"""Table data for the report: evaluation results flattened to metric rows, the ablation
-table, CI text, and the sample exchanges picked from a replay."""
+"""Table data for the report: a run's evaluations merged into one benchmark x model table
+(`eval_table`), other results flattened to metric rows, provenance flattened at full precision,
+the ablation table with readable metric names, CI text, and the sample exchanges picked from a
+replay."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from magic_rl.report.runs import _fmt, _num
+
+# Ablation metric keys (`magic experiment ablation`'s ablation.json) -> (readable name, higher is
+# better). A key not listed is shown as written; its direction is guessed from its name.
+METRIC_NAMES: dict[str, tuple[str, bool]] = {
+    "held_out_asr": ("held-out strategy ASR", False),
+    "held_out_asr_ciphers": ("held-out ASR, ciphers", False),
+    "held_out_asr_other": ("held-out ASR, other framings", False),
+    "train_asr": ("train strategy ASR", False),
+    "vanilla_asr": ("vanilla harmful ASR", False),
+    "rta": ("RTA", True),
+    "benign_compliance": ("benign compliance", True),
+    "adversarial_benign_compliance": ("adversarial-benign compliance", True),
+    "contrast_compliance": ("contrast compliance", True),
+    "attacker_faithful": ("attacker faithful", True),
+    "forgetting": ("forgetting (cross-play)", False),
+    "asr": ("ASR", False),
+    "compliance": ("compliance", True),
+}
+_LOWER_WORDS = ("asr", "forgetting", "refusal_rate/benign", "over_refusal", "unknown")
+_HIGHER_WORDS = ("compliance", "rta", "faithful", "accuracy", "f1", "refusal_rate/harmful")
+
+
+def metric_name(key: str) -> tuple[str, bool | None]:
+    """(readable name, higher is better or None when unknown) of an ablation metric key."""
+    if key in METRIC_NAMES:
+        return METRIC_NAMES[key]
+    low = key.lower()
+    if any(w in low for w in _LOWER_WORDS):
+        return key, False
+    if any(w in low for w in _HIGHER_WORDS):
+        return key, True
+    return key, None
+
+
+def arrow(higher_is_better: bool | None) -> str:
+    return "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
+
+
+@dataclass
+class EvalTable:
+    """A run's evaluations as one table: one row per (benchmark, metric), one column per model.
+
+    `cells[key][model]` is the metric dict of results.json (value, ci, n, n_unknown, ...) from the
+    newest evaluation that has it; `origin[key][model]` names that evaluation's directory."""
+
+    models: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> benchmark, metric, up
+    cells: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    origin: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def value(self, key: str, model: str) -> float:
+        return _num((self.cells[key].get(model) or {}).get("value"))
+
+    def metrics_of(self, model: str) -> dict[str, dict[str, Any]]:
+        return {k: c[model] for k, c in self.cells.items() if model in c}
+
+
+def is_model_results(results: Any) -> bool:
+    """A `magic eval` results.json ({"models": {label: {"metrics": {...}}}})."""
+    models = results.get("models") if isinstance(results, dict) else None
+    return isinstance(models, dict) and all(
+        isinstance(m, dict) and isinstance(m.get("metrics"), dict) for m in models.values()
+    )
+
+
+def _split_key(key: str, metric: dict[str, Any]) -> tuple[str, str]:
+    """(benchmark, metric name) of a results.json metric key, as results.md shows them."""
+    name = str(metric.get("name") or key.rsplit("/", 1)[-1])
+    if name.startswith("f1/"):
+        return key.rsplit("/", 2)[0], name
+    bench = key.rsplit("/", 1)[0] if "/" in key else key
+    return bench, {"asr": "ASR", "rta": "RTA"}.get(name, name.replace("_", " "))
+
+
+def eval_table(evaluations: Sequence[tuple[Path, Any]]) -> EvalTable:
+    """Merge evaluations (oldest first: (dir, results.json)) of `magic eval`'s format into one
+    table; where two have the same model and metric, the newer one's cell is shown."""
+    table = EvalTable()
+    for path, results in evaluations:
+        if not is_model_results(results):
+            continue
+        for label, model in results["models"].items():
+            if label not in table.models:
+                table.models.append(label)
+            for key, metric in model["metrics"].items():
+                if not isinstance(metric, dict):
+                    continue
+                if key not in table.cells:
+                    bench, name = _split_key(key, metric)
+                    up = metric.get("higher_is_better")
+                    table.keys.append(key)
+                    table.meta[key] = {
+                        "benchmark": bench,
+                        "metric": name,
+                        "up": up if isinstance(up, bool) else None,
+                    }
+                    table.cells[key], table.origin[key] = {}, {}
+                table.cells[key][label] = metric
+                table.origin[key][label] = Path(path).name
+    return table
+
+
+def flat_items(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, value) of every leaf of a JSON object, numbers at full precision (as JSON
+    writes them: a learning rate 1e-06 stays 1e-06)."""
+    if isinstance(obj, dict):
+        out: list[tuple[str, str]] = []
+        for key, sub in obj.items():
+            out += flat_items(sub, f"{prefix}.{key}" if prefix else str(key))
+        return out or [(prefix, "{}")]
+    if isinstance(obj, list) and any(isinstance(v, dict | list) for v in obj):
+        out = []
+        for i, sub in enumerate(obj):
+            out += flat_items(sub, f"{prefix}[{i}]")
+        return out
+    if isinstance(obj, str):
+        return [(prefix, obj)]
+    return [(prefix, json.dumps(obj))]
 
 
 def metric_rows(obj: Any, prefix: str = "") -> list[dict[str, Any]]:
@@ -73,13 +197,19 @@ def ablation_table(obj: Any, source: str = "ablation") -> tuple[list[str], list[
     return list(obj), metrics, cells
 
 
-def _ci_text(value: Any, lo: Any, hi: Any, n: Any = None) -> str:
-    text = _fmt(value)
-    if not math.isnan(_num(lo)) and not math.isnan(_num(hi)):
-        text += f" [{_fmt(lo)}, {_fmt(hi)}]"
-    if isinstance(n, int) and not isinstance(n, bool):
-        text += f" (n={n})"
-    return text
+def ci_part(lo: Any, hi: Any, digits: int = 3) -> str:
+    """ "[lo, hi]", or "" when either end is not a number."""
+    if math.isnan(_num(lo)) or math.isnan(_num(hi)):
+        return ""
+    return f"[{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+
+
+def common_n(cells: Sequence[dict[str, Any]]) -> int | None:
+    """The n most cells share (ties: the largest), or None when no cell has one."""
+    ns = [c.get("n") for c in cells if isinstance(c.get("n"), int) and not isinstance(c["n"], bool)]
+    if not ns:
+        return None
+    return max(set(ns), key=lambda n: (ns.count(n), n))
 
 
 def sample_exchanges(replay: Sequence[dict], per_period: int = 3) -> list[tuple[str, dict]]:

@@ -126,8 +126,9 @@ def write_results(out_dir: Path, models: Sequence[ModelEval], prov: dict[str, An
                 f.write(json.dumps(r.to_dict(m.label), ensure_ascii=False) + "\n")
     md = out_dir / "results.md"
     paths = "\n".join(f"- `{m.label}`: {m.path}" for m in models)
+    warnings = "".join(f"**{w}**\n\n" for w in prov.get("warnings") or [])
     md.write_text(
-        f"# Evaluation ({prov['timestamp']})\n\n{paths}\n\n"
+        f"# Evaluation ({prov['timestamp']})\n\n{warnings}{paths}\n\n"
         f"Value [95% bootstrap CI] over n judged items; ↑/↓ = higher/lower is better. "
         f"Judge: {prov['judge']['backend']} ({prov['judge']['model']}); greedy decoding, "
         f"{prov['decoding']['max_new_tokens']} new tokens; commit {prov['git_commit']}.\n\n"

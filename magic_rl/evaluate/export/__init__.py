@@ -9,6 +9,9 @@ published tables can be filled from our runs (docs/comparing.md maps the columns
 | `jbb`         | eval, attack  | JailbreakBench artifacts (`parameters` + `jailbreaks` rows)    |
 
 Every format carries the judge-unknown counts and the policy applied to them (judge.failures).
+A run directory with several evaluations (`magic eval` writes one directory per evaluation) exports
+each under OUT/<format>/<evaluation directory>/, so two evaluations of one model never share a file;
+one evaluation writes straight under OUT/<format>/.
 A format that has nothing to write for a source (e.g. `harmbench` without ASR sets) writes nothing
 and says so. Layout: `source` (reading outputs), `eee`, `safety_eval`, `harmbench`, `jbb`.
 
@@ -63,11 +66,14 @@ def export(
     sources = read_sources(path)
     root = Path(out) if out is not None else Path(path) / "export"
     written: dict[str, list[Path]] = {f: [] for f in formats}
+    several = sum(isinstance(src, EvalOutput) for src in sources) > 1
     for fmt in formats:
         writer, kinds = _WRITERS[fmt]
         for src in sources:
             if isinstance(src, kinds):
-                written[fmt] += _write(writer, src, root / fmt, fmt, force)
+                apart = several and isinstance(src, EvalOutput)
+                dest = root / fmt / src.dir.name if apart else root / fmt
+                written[fmt] += _write(writer, src, dest, fmt, force)
         if not written[fmt]:
             log(f"[yellow]{fmt}: nothing to export from {path}[/]")
     return written

@@ -1,8 +1,10 @@
 """What the exporters read: a `magic eval` output (results.json + items.jsonl) or a `magic attack`
 output, as typed rows.
 
-`read_sources(path)` accepts an eval or attack output directory, or a run directory (its `eval/` and
-every child directory holding an attack's results.json). Each items.jsonl line of an eval becomes an
+`read_sources(path)` accepts an eval or attack output directory, or a run directory: every
+evaluation of it (`evaluate.eval.layout.find_evaluations`: RUN_DIR/eval/results.json of older runs,
+then each RUN_DIR/eval/<time>_<sets>/, oldest first) and every other child directory holding a
+results.json (e.g. `magic attack --out RUN_DIR/attack`). Each items.jsonl line of an eval becomes an
 `EvalRow` (the `EvalItem`, the reply, the `Verdict`, and `turns` when a multi-turn evaluation wrote
 them); each attack line stays a dict (`magic attack`'s own fields: seed, attack, reply, verdict...).
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.data.files import DatasetError, read_json, read_jsonl_rows
+from magic_rl.evaluate.eval.layout import find_evaluations
 from magic_rl.evaluate.metrics import outcome_flag
 from magic_rl.records import Verdict
 
@@ -142,13 +145,15 @@ def read_output(path: str | Path) -> Output:
 
 
 def read_sources(path: str | Path) -> list[Output]:
-    """An eval/attack output dir, or a run dir: its eval/ and every child dir with an attack's
-    results.json (e.g. `magic attack --out RUN_DIR/attack`)."""
+    """An eval/attack output dir, or a run dir: each of its evaluations (oldest first), then every
+    other child dir with a results.json (e.g. `magic attack --out RUN_DIR/attack`)."""
     path = Path(path)
     if (path / "results.json").is_file():
         return [read_output(path)]
-    found: list[Output] = []
+    found: list[Output] = [read_output(d) for d in find_evaluations(path)]
     for child in sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []:
+        if child.name == "eval":
+            continue  # read above, evaluation by evaluation
         if (child / "results.json").is_file() and (child / "items.jsonl").is_file():
             found.append(read_output(child))
     if not found:
