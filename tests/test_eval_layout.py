@@ -92,21 +92,9 @@ def test_embedded_judge_outside_the_sandbox_is_named() -> None:
 
 @pytest.fixture(scope="module")
 def run(tiny_overrides, tmp_path_factory) -> Path:
-    from sandbox_train import train
+    from sandbox_train import two_step_run
 
-    out = tmp_path_factory.mktemp("eval_layout")
-    cfg = load_config(
-        "sandbox",
-        [
-            *tiny_overrides,
-            "train.steps=2",
-            "schedule.freq=1",
-            "train.seeds_per_step=4",
-            f"output_dir={out}",
-            "name=base",
-        ],
-    )
-    return train(cfg, log=lambda *a: None)
+    return two_step_run(tiny_overrides, tmp_path_factory.mktemp("eval_layout"))
 
 
 def _eval(*args: str):

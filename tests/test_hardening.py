@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_errors import one_error
 from test_serve_policy import policy  # noqa: F401 (fixture)
 from typer.testing import CliRunner
 
@@ -23,13 +24,6 @@ from magic_rl.cli import app
 
 runner = CliRunner()
 NAME = "smollm2-135m-instruct"
-
-
-def _one_error(result) -> str:
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert result.exit_code == 2, result.output
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    return errors[0]
 
 
 # --- models fetch: the cache is verified ----------------------------------------------------------
@@ -113,16 +107,16 @@ def test_eval_checks_out_before_evaluating(tmp_path):
     taken = tmp_path / "notes.txt"
     taken.write_text("mine\n")
     argv = ["eval", "--model", "nowhere", "--benchmarks", "no-such-set", "--limit", "1"]
-    line = _one_error(runner.invoke(app, [*argv, "--out", str(taken)]))
+    line = one_error(runner.invoke(app, [*argv, "--out", str(taken)]))
     assert str(taken) in line and "not a directory" in line, line  # not the benchmark's error
-    line = _one_error(runner.invoke(app, [*argv, "--out", str(taken / "sub")]))
+    line = one_error(runner.invoke(app, [*argv, "--out", str(taken / "sub")]))
     assert str(taken) in line and "below a file" in line, line
     assert taken.read_text() == "mine\n"
 
 
 @pytest.mark.parametrize("value", ["", "MY KEY", "$JUDGE_KEY", "A-B"])
 def test_judge_api_key_env_must_name_a_variable(value):
-    line = _one_error(runner.invoke(app, ["validate", "sandbox", f"judge.api_key_env={value}"]))
+    line = one_error(runner.invoke(app, ["validate", "sandbox", f"judge.api_key_env={value}"]))
     assert "judge.api_key_env" in line and "environment variable" in line, line
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_errors import one_error
 from test_serve_policy import policy, served  # noqa: F401 (fixtures)
 from typer.testing import CliRunner
 
@@ -21,14 +22,6 @@ from magic_rl.cli import app
 from magic_rl.data.files import DatasetError, read_json, read_jsonl_rows
 
 runner = CliRunner()
-
-
-def _one_error(result) -> str:
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert result.exit_code == 2, result.output
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    assert "internal error" not in errors[0]
-    return errors[0]
 
 
 def _cut(path: Path, keep: float = 0.5) -> None:
@@ -40,7 +33,7 @@ def test_serve_policy_refuses_a_truncated_checkpoint_naming_the_file(policy, tmp
     policy.save_pretrained(tmp_path / "model")
     _cut(tmp_path / "model" / "model.safetensors")
     argv = ["serve", "policy", str(tmp_path / "model"), "--port", "0", "--device", "cpu"]
-    line = _one_error(runner.invoke(app, argv))
+    line = one_error(runner.invoke(app, argv))
     assert str(tmp_path / "model" / "model.safetensors") in line, line
 
 
@@ -90,7 +83,7 @@ def test_a_damaged_world_names_its_file_and_the_rebuild_command(world_copy, dama
     cfg = load_config("sandbox", world_copy)
     root = world_for(cfg).root
     damage(root)
-    line = _one_error(runner.invoke(app, ["sandbox", "build", *world_copy]))
+    line = one_error(runner.invoke(app, ["sandbox", "build", *world_copy]))
     assert names in line and "magic sandbox build --force" in line, line
     with pytest.raises(WorldDamaged, match="magic sandbox build --force"):
         resolve_model("sandbox:attacker", cfg, log=lambda *a: None)
@@ -115,7 +108,7 @@ def _eval_output(tmp_path: Path, results) -> Path:
 )
 def test_export_of_a_misshapen_results_json_names_it(tmp_path, results):
     out = _eval_output(tmp_path, results)
-    line = _one_error(runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "x")]))
+    line = one_error(runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "x")]))
     assert str(out / "results.json") in line and "not shaped" in line, line
 
 
@@ -134,5 +127,5 @@ def test_a_deep_seed_file_is_one_error_line_through_the_cli(tmp_path):
     path = tmp_path / "seeds.jsonl"
     path.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + ', "label": "harmful"}\n')
     argv = ["pool", "build", "--out", str(tmp_path / "p.jsonl"), "--no-progress"]
-    line = _one_error(runner.invoke(app, [*argv, f"data.seeds={path}"]))
+    line = one_error(runner.invoke(app, [*argv, f"data.seeds={path}"]))
     assert "seeds.jsonl:1" in line and "nested too deeply" in line, line

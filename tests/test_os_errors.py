@@ -16,6 +16,7 @@ import os
 import tempfile
 
 import pytest
+from cli_errors import one_error
 from test_report import make_run
 from typer.testing import CliRunner
 
@@ -28,14 +29,6 @@ SAFETENSORS_FULL = (
     'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left '
     'on device" })'
 )
-
-
-def _one_error(result) -> str:
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert result.exit_code == 2, result.output
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    assert "internal error" not in errors[0]
-    return errors[0]
 
 
 def _safetensor_error():
@@ -96,7 +89,7 @@ def test_a_full_disk_keeps_the_file_being_replaced(tmp_path, monkeypatch):
 def test_report_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
     run = make_run(tmp_path)
     monkeypatch.setattr(os, "fdopen", _FullDisk)
-    line = _one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")]))
+    line = one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")]))
     assert str(tmp_path / "r.html") in line and "No space left on device" in line, line
 
 
@@ -107,7 +100,7 @@ def test_report_into_a_read_only_directory_names_the_file(tmp_path, monkeypatch)
         raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, ".tmpfile"))
 
     monkeypatch.setattr(tempfile, "mkstemp", refused)  # root ignores modes: refuse as a mode would
-    line = _one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")]))
+    line = one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")]))
     assert f"{tmp_path / 'r.html'}: cannot write: Permission denied" in line, line
 
 
@@ -118,7 +111,7 @@ def test_a_library_write_failure_nobody_named_is_still_a_user_error(monkeypatch)
         raise _safetensor_error()
 
     monkeypatch.setattr(world, "_load", full)
-    line = _one_error(runner.invoke(app, ["validate", "sandbox"]))
+    line = one_error(runner.invoke(app, ["validate", "sandbox"]))
     assert "No space left on device" in line and "disk is full" in line
 
 
@@ -162,5 +155,5 @@ def test_train_on_a_full_disk_names_the_file_it_was_saving(
         f"output_dir={tmp_path}",
         "name=full",
     ]
-    line = _one_error(runner.invoke(app, argv))
+    line = one_error(runner.invoke(app, argv))
     assert names in line and str(tmp_path / "full") in line, line

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_errors import one_error
 from test_export import _results
 from test_report import make_run
 from typer.testing import CliRunner
@@ -23,13 +24,6 @@ from magic_rl.cli import app
 from magic_rl.data.outputs import OutputExists, claim, write_output
 
 runner = CliRunner()
-
-
-def _one_error(result) -> str:
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert result.exit_code == 2, result.output
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    return errors[0]
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -82,7 +76,7 @@ def test_report_never_replaces_a_markdown_twin_it_did_not_write(tmp_path, out, v
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("precious\n")
     before = _snapshot(tmp_path)
-    line = _one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / out)]))
+    line = one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / out)]))
     assert str(target) in line and "--force" in line, line
     assert _snapshot(tmp_path) == before  # not even the HTML was written
     result = runner.invoke(app, ["report", str(run), "--out", str(tmp_path / out), "--force"])
@@ -93,7 +87,7 @@ def test_report_never_replaces_a_markdown_twin_it_did_not_write(tmp_path, out, v
 def test_report_out_must_be_an_html_file(tmp_path):
     run = make_run(tmp_path)
     before = _snapshot(tmp_path)
-    line = _one_error(runner.invoke(app, ["report", str(run), "--out", str(run / "metrics.jsonl")]))
+    line = one_error(runner.invoke(app, ["report", str(run), "--out", str(run / "metrics.jsonl")]))
     assert "metrics.jsonl" in line and ".html" in line
     assert _snapshot(tmp_path) == before
 
@@ -113,7 +107,7 @@ def test_report_refuses_a_foreign_plot_file(tmp_path):
     runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")])
     png = next((tmp_path / "r_files").glob("*.png"))
     png.write_bytes(b"\x89PNG my own picture")
-    line = _one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")]))
+    line = one_error(runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")]))
     assert str(png) in line
     assert png.read_bytes() == b"\x89PNG my own picture"
 
@@ -151,7 +145,7 @@ def test_export_refuses_a_foreign_file_and_reruns_over_its_own(eval_dir, tmp_pat
         for victim in written:
             kept = victim.read_bytes()
             victim.write_text("someone else's file\n")
-            line = _one_error(runner.invoke(app, argv))
+            line = one_error(runner.invoke(app, argv))
             assert str(victim) in line, line
             assert victim.read_text() == "someone else's file\n"
             victim.write_bytes(kept)
@@ -165,7 +159,7 @@ def test_judge_audit_refuses_a_foreign_audit_md_before_auditing(tmp_path):
     result = runner.invoke(
         app, ["judge", "audit", "--benchmarks", "nowhere.jsonl", "--out", str(tmp_path)]
     )
-    line = _one_error(result)
+    line = one_error(result)
     assert "audit.md" in line  # refused before the benchmark (missing too) is even read
     assert (tmp_path / "audit.md").read_text() == "my notes\n"
 
@@ -188,7 +182,7 @@ def test_attack_out_refuses_an_evaluation_directory_before_any_model(eval_dir):
     result = runner.invoke(
         app, ["attack", "--attacker", "nowhere", "--target", "nowhere", "--out", str(eval_dir)]
     )
-    line = _one_error(result)
+    line = one_error(result)
     assert "results.json" in line and "magic attack" in line, line
     assert _snapshot(eval_dir) == before
 
@@ -197,13 +191,13 @@ def test_pool_build_refuses_to_cut_and_append_to_a_non_pool_file(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# project\nno trailing newline")  # a 'torn last line' to a resume
     argv = ["pool", "build", "--limit", "1", "--strategies", "role_play", "--no-progress"]
-    line = _one_error(runner.invoke(app, [*argv, "--out", str(readme)]))
+    line = one_error(runner.invoke(app, [*argv, "--out", str(readme)]))
     assert str(readme) in line
     assert readme.read_text() == "# project\nno trailing newline"
     report = tmp_path / "notes.json"
     report.write_text("{}\n")
     out = tmp_path / "pool.jsonl"
-    line = _one_error(runner.invoke(app, [*argv, "--out", str(out), "--report", str(report)]))
+    line = one_error(runner.invoke(app, [*argv, "--out", str(out), "--report", str(report)]))
     assert str(report) in line and not out.exists()  # refused before the build
     report.unlink()
     for _ in range(2):  # a pool and its report are the builder's own: resumed, replaced

@@ -30,21 +30,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def base_run(tiny_overrides, tmp_path_factory) -> Path:
-    from sandbox_train import train
+    from sandbox_train import two_step_run
 
-    out = tmp_path_factory.mktemp("resume_faults")
-    cfg = load_config(
-        "sandbox",
-        [
-            *tiny_overrides,
-            "train.steps=2",
-            "schedule.freq=1",
-            "train.seeds_per_step=4",
-            f"output_dir={out}",
-            "name=base",
-        ],
-    )
-    return train(cfg, log=lambda *a: None)
+    return two_step_run(tiny_overrides, tmp_path_factory.mktemp("resume_faults"))
 
 
 @pytest.fixture
@@ -161,20 +149,16 @@ def test_resume_keeps_config_yaml_and_records_overrides_beside_it(run):
     assert sorted({r["step"] for r in _rows(run / "replay.jsonl")}) == [0, 1, 2]
 
 
+def _resume_with_judge(run: Path, endpoint: str, *extra: str):
+    """`magic train --resume RUN` one step further, judged by a WildGuard endpoint that fails."""
+    overrides = ["train.steps=3", "judge.backend=wildguard", f"judge.endpoint={endpoint}"]
+    args = ["train", "--resume", str(run), *overrides, *extra, "judge.retries=0"]
+    return runner.invoke(app, args)
+
+
 def test_a_failed_resume_keeps_the_original_config_and_logs(run):
     config, metrics = (run / "config.yaml").read_bytes(), (run / "metrics.jsonl").read_bytes()
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--resume",
-            str(run),
-            "train.steps=3",
-            "judge.backend=wildguard",
-            "judge.endpoint=http://127.0.0.1:1/v1",
-            "judge.retries=0",
-        ],
-    )
+    result = _resume_with_judge(run, "http://127.0.0.1:1/v1")
     assert result.exit_code == 2, result.output
     assert "127.0.0.1:1" in result.output and "Traceback" not in result.output
     assert (run / "config.yaml").read_bytes() == config
@@ -230,19 +214,7 @@ def test_a_resume_that_fails_before_its_first_step_ends_leaves_the_logs_untouche
         with (run / name).open("a") as f:
             f.write("".join(json.dumps(r) + "\n" for r in extra))
     logs = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "replay.jsonl")}
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--resume",
-            str(run),
-            "train.steps=3",
-            "judge.backend=wildguard",
-            f"judge.endpoint={stub_judge('400')}",
-            "judge.model=whatever",
-            "judge.retries=0",
-        ],
-    )
+    result = _resume_with_judge(run, stub_judge("400"), "judge.model=whatever")
     assert result.exit_code == 2, result.output
     assert "judge.max_unknown_fraction: step 2" in result.output
     for name, data in logs.items():

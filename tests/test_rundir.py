@@ -48,31 +48,32 @@ def test_checkpoint_names_round_trip(tmp_path):
     ]
 
 
-def test_no_other_module_spells_a_run_directory_name():
-    found = []
+def _package_nodes():
+    """(module path, AST node) of every module of the package but rundir.py."""
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel == "rundir.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                text = node.value
-                if text in NAMES and (rel, text) not in ELSEWHERE:
-                    found.append(f"{rel}:{node.lineno}: {text!r}")
+        if rel != "rundir.py":
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                yield rel, node
+
+
+def test_no_other_module_spells_a_run_directory_name():
+    found = []
+    for rel, node in _package_nodes():
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if text in NAMES and (rel, text) not in ELSEWHERE:
+                found.append(f"{rel}:{node.lineno}: {text!r}")
     assert not found, "spell these through magic_rl.rundir: " + ", ".join(found)
 
 
 def test_no_other_module_formats_a_checkpoint_name():
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE).as_posix()
-        if rel == "rundir.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.JoinedStr):
-                head = node.values[0] if node.values else None
-                if isinstance(head, ast.Constant) and str(head.value).endswith("step-"):
-                    found.append(f"{rel}:{node.lineno}")
-            elif isinstance(node, ast.Constant) and node.value == rundir.CHECKPOINT_PREFIX:
+    for rel, node in _package_nodes():
+        if isinstance(node, ast.JoinedStr):
+            head = node.values[0] if node.values else None
+            if isinstance(head, ast.Constant) and str(head.value).endswith("step-"):
                 found.append(f"{rel}:{node.lineno}")
+        elif isinstance(node, ast.Constant) and node.value == rundir.CHECKPOINT_PREFIX:
+            found.append(f"{rel}:{node.lineno}")
     assert not found, "checkpoint names through magic_rl.rundir: " + ", ".join(found)
