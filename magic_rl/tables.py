@@ -167,6 +167,8 @@ def record_table(title: str, record: dict[str, Any]) -> KeyTable:
     significant digits, lists joined by commas."""
 
     def text(value: Any) -> str:
+        if isinstance(value, float) and value.is_integer() and abs(value) >= 1e4:
+            return f"{value:,.0f}"  # a count carried as a float (n_prompt 11844.0), not 1.184e+04
         if isinstance(value, float):
             return f"{value:.4g}"
         if isinstance(value, list | tuple):

@@ -140,6 +140,8 @@ def test_a_result_is_a_table_not_a_dict():
     assert "{" not in text and "'" not in text
     assert "prompt_harmful" in text and "0.9812" in text
     assert "{" not in str(record_table("x", {"a": [1, 2]}))  # through plain print too
+    counts = _render(record_table("judge", {"n_prompt": 11844.0, "tiny": 0.00012}), 80)
+    assert "11,844" in counts and "e+04" not in counts and "0.00012" in counts
     wide = {"held_out_requests": 0.6914, "n_held_out_requests": 81.0, "excluded": ["a", "b"]}
     text = _render(record_table("learnability", wide), 40)  # too wide side by side
     lines = text.splitlines()
