@@ -147,7 +147,8 @@ class Attack:
         return cls(text, "", text, True, None)
 
 
-# --- the sandbox's `[request]` marker: read here and nowhere else --------------------------------
+# --- the sandbox's `[request]` marker: read here (and inside the embedded judge, the sandbox's own,
+# which expands a reply's marker after its word cut; judge/embedded/model.py) ---------------------
 
 
 def attack_as_read(answer: str, seed_text: str, cfg: GameConfig) -> str:
