@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_errors import one_error
 from typer.testing import CliRunner
 
 from magic_rl.cli import app
@@ -286,14 +287,9 @@ def test_the_suite_has_the_issue_s_seventy_bad_inputs():
 def test_bad_input_is_one_clean_error_line_and_writes_nothing(inputs, argv, expect):
     root = inputs.parent
     before = _snapshot(root)
-    result = runner.invoke(app, argv.format(d=inputs).split())
-    out = result.output
-    assert result.exit_code == 2, out
-    assert "Traceback" not in out, out
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, out
+    line = one_error(runner.invoke(app, argv.format(d=inputs).split()))
     for s in expect:
-        assert s in errors[0], errors[0]
+        assert s in line, line
     assert _snapshot(root) == before, "a refused command wrote or changed files"
 
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_errors import one_error
 from sandbox_train import train
 from typer.testing import CliRunner
 
@@ -213,8 +214,7 @@ def test_a_second_train_on_a_held_run_exits_2_naming_the_holder_and_changes_noth
     try:
         before = _files(run)
         result = runner.invoke(app, ["train", "--resume", str(run), "train.steps=3"])
-        assert result.exit_code == 2, result.output
-        (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+        line = one_error(result)
         assert f"pid {holder.pid} on host {socket.gethostname()} since " in line, line
         assert str(run / ".lock") in line
         assert _files(run) == before, "a refused train changed the run directory"
@@ -298,8 +298,7 @@ def test_a_diverging_run_stops_before_the_update_and_saves_nothing(tiny_override
         "name=d",
     ]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    line = one_error(result)
     assert "step 1: defender: non-finite" in line and "not applied" in line, line
     assert "defender.lr (now 1e+06)" in line and f"--resume {tmp_path / 'd'}" in line, line
     run = tmp_path / "d"
@@ -323,8 +322,7 @@ def test_a_saved_state_with_nan_weights_is_refused_on_resume(small_run, tmp_path
     save_file(tensors, str(weights), metadata={"format": "pt"})
     before = _files(run)
     result = runner.invoke(app, ["train", "--resume", str(run), "train.steps=3"])
-    assert result.exit_code == 2, result.output
-    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    line = one_error(result)
     assert f"{run / 'state' / 'defender'}: 1 weight tensors hold NaN or inf" in line, line
     assert _files(run) == before
 
