@@ -27,8 +27,8 @@ def pool_build(
     strategies: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated strategies or family:NAME (default: all 20 with --rewriter-url, "
-            "else the 15 programmatic ones)."
+            help="Comma-separated strategies or family:NAME (default: SORRY-Bench's 20 with "
+            "--rewriter-url, else its 15 programmatic ones; family:novel adds the project's own)."
         ),
     ] = None,
     exclude: Annotated[

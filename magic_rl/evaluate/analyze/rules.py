@@ -154,8 +154,8 @@ assert set(EXPECTED_CLASSES) == set(STRATEGIES)
 
 
 def pool_accuracy(records: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Both rule taggers against pool provenance (default: the sandbox pool, all 15 programmatic
-    strategies, harmful and benign seeds). Records need `.rewrite`, `.strategy`, `.seed.text`.
+    """Both rule taggers against pool provenance (default: the default pool of every sandbox seed,
+    SORRY-Bench's 15 programmatic strategies, harmful and benign seeds). Records need `.rewrite`, `.strategy`, `.seed.text`.
 
     Returns {"n", "taxonomy": {"hit", "exact", "hybrid_ratio"}, "strategy": {"accuracy"},
     "per_strategy": {name: {"n", "hit", "exact", "strategy_accuracy", "top_codes"}}}."""
