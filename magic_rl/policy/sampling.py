@@ -17,6 +17,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from magic_rl.policy import segments
+
 if TYPE_CHECKING:
     import torch
 
@@ -128,30 +130,39 @@ def _decode(
     rows = torch.arange(b, device=device)  # original row of each live batch entry
     done = torch.zeros(b, dtype=torch.bool, device=device)
 
-    logits, mask = _prefill(model, prompts, ids, mask, pad_id, cache_arg, share_prompts)
-    step_mask = _StepMask(model, mask, max_new_tokens)
     pos = positions(mask)[:, -1:]
-    for t in range(max_new_tokens):
-        token, lp = _sample(logits, temperature, top_p, generator)
-        out_tokens[rows, t] = token
-        out_lps[rows, t] = lp
-        done |= torch.isin(token, eos)
-        live = len(done) - int(done.sum())
-        if live == 0 or t == max_new_tokens - 1:
-            break
-        if live <= COMPACT_AT * len(done):
-            keep = (~done).nonzero()[:, 0]
-            cache.batch_select_indices(keep)
-            step_mask.select(keep)
-            rows, token, pos, done = rows[keep], token[keep], pos[keep], done[keep]
-        pos = pos + 1
-        logits = model(
-            input_ids=token[:, None],
-            attention_mask=step_mask.decode(p + t + 1),
-            position_ids=pos,
-            **cache_arg,
-            use_cache=True,
-        ).logits[:, -1, :]
+    if share_prompts and segments.supported(model):
+        logits, seg = _prefill_segments(
+            model, prompts, ids, mask, pad_id, cache_arg, max_new_tokens
+        )
+        step_mask, step_kwargs = seg, {"segments": seg}
+    else:
+        logits, mask = _prefill(model, prompts, ids, mask, pad_id, cache_arg, share_prompts)
+        step_mask, step_kwargs = _StepMask(model, mask, max_new_tokens), {}
+    with segments.attending(model, bool(step_kwargs)):
+        for t in range(max_new_tokens):
+            token, lp = _sample(logits, temperature, top_p, generator)
+            out_tokens[rows, t] = token
+            out_lps[rows, t] = lp
+            done |= torch.isin(token, eos)
+            live = len(done) - int(done.sum())
+            if live == 0 or t == max_new_tokens - 1:
+                break
+            if live <= COMPACT_AT * len(done):
+                keep = (~done).nonzero()[:, 0]
+                if not step_kwargs:
+                    cache.batch_select_indices(keep)
+                step_mask.select(keep)
+                rows, token, pos, done = rows[keep], token[keep], pos[keep], done[keep]
+            pos = pos + 1
+            logits = model(
+                input_ids=token[:, None],
+                attention_mask=step_mask.decode(p + t + 1),
+                position_ids=pos,
+                **cache_arg,
+                **step_kwargs,
+                use_cache=True,
+            ).logits[:, -1, :]
 
     eos_set = set(eos_ids)
     tokens, row_lps, stopped = [], [], []
@@ -212,6 +223,55 @@ def _prefill(
     index = torch.as_tensor(inverse, device=logits.device)
     cache.batch_select_indices(index)
     return logits[index], mask[index]
+
+
+def _prefill_segments(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    pad_id: int,
+    cache_arg: dict[str, Any],
+    max_new_tokens: int,
+) -> tuple[torch.Tensor, segments.Segments]:
+    """The shared prefill of `_prefill` (the common head once, each distinct prompt once), its cache
+    left as segments instead of gathered to the B rows: [B, V] next-token logits and the decode
+    loop's `segments.Segments` (policy/segments.py)."""
+    import torch
+
+    first = unique_rows(prompts)
+    keep, inverse = first or (list(range(len(prompts))), list(range(len(prompts))))
+    rows = [prompts[i] for i in keep]
+    u = len(rows)
+    index = torch.as_tensor(inverse, device=ids.device)
+    head = common_head(rows)
+    cache = next(iter(cache_arg.values()))
+    if u > 1 and head >= SHARED_HEAD_MIN:
+        ones = mask.new_ones((1, head))
+        _last_logits(model, ids.new_tensor([list(rows[0][:head])]), ones, None, cache_arg)
+        cache.batch_select_indices(torch.zeros(u, dtype=torch.long, device=ids.device))
+        rest, rest_mask = left_pad([r[head:] for r in rows], pad_id, ids.device)
+        full = torch.cat([ones.expand(u, head), rest_mask], 1)
+        logits = _last_logits(model, rest, full, head, cache_arg)
+        cuts, masks = [(0, 1, 0, head), (0, u, head, None)], [None, rest_mask]
+        row_of = [torch.zeros_like(index), index]
+    else:
+        prompt_mask = mask[keep]
+        logits = _last_logits(model, ids[keep], prompt_mask, None, cache_arg)
+        cuts, masks, row_of = [(0, u, 0, None)], [prompt_mask], [index]
+    # Contiguous copies of each segment's keys and values: read every step, written never.
+    prompt_kv = [
+        [
+            (layer.keys[r0:r1, :, c0:c1].contiguous(), layer.values[r0:r1, :, c0:c1].contiguous())
+            for r0, r1, c0, c1 in cuts
+        ]
+        for layer in cache.layers
+    ]
+    levels = [
+        segments.level(r, n, None if m is None or bool(m.all()) else m)
+        for r, n, m in zip(row_of, [c[1] - c[0] for c in cuts], masks, strict=True)
+    ]
+    return logits[index], segments.Segments(cache, prompt_kv, levels, row_of, max_new_tokens)
 
 
 def _last_logits(
