@@ -18,7 +18,13 @@ Four measurements, each printed as a table row with ratios:
 4. step: one `Run.step` per role with the preset (8 seeds x G=8, 64-token replies by default):
    seconds per stage and each stage's share of the step, with `grpo.share_prompts` off (the old
    path) and on, one after the other in this process, and the ratio of each stage.
-5. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
+5. decode: milliseconds per decode step at `--groups` prompts x G rows (no EOS: every row decodes
+   every step) for the defender's and the attacker's prompts, three ways in this process: every row
+   prefilled (unshared), the shared prefill gathered to G copies attended by transformers' SDPA
+   (segments off), and the segment attention (policy/segments.py: each prompt's cache read once
+   per step); against two floors: reading the weights once a step (`--bandwidth` GB/s) and the
+   step's matmul FLOPs at the measured skinny-matmul peak (needs `peak`).
+6. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
    once) against the unshared ones, side by side and interleaved: `--groups` prompts x G rows of
    the defender's and the attacker's prompts; the sampled tokens are compared (the same seeded
    draws: equal unless an ulp of the logits moves one, policy/sampling.py).
@@ -28,7 +34,7 @@ output; its rollout lengths differ from an SFT'd attacker's.
 
 Run (after `magic models fetch smollm2-135m-instruct`; one job at a time, note `uptime`):
     python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64]
-        [--skip peak,rollout,update,step,share] [--groups 8 --group-size 8]
+        [--skip peak,rollout,update,step,share,decode] [--groups 8 --group-size 8]
         [override ...]   (overrides apply to the step measurement, e.g. train.seeds_per_step=4)
 """
 
@@ -177,6 +183,34 @@ def share_side_by_side(model_dir, cfg, phases: dict, g: int, new: dict, repeats:
     return rows
 
 
+def decode_steps(model_dir, phases: dict, g: int, steps: int) -> list:
+    """Rows (phase, rows, prompt tokens, ms per decode step for each way): `steps` decode steps of
+    prompts x `g` rows minus a one-token run's prefill, divided by `steps - 1`."""
+    from magic_rl.policy import segments
+    from magic_rl.policy.sampling import _decode
+
+    policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    real = segments.supported
+    ways = {"unshared": (False, False), "shared, gathered": (True, False), "segments": (True, True)}
+    rows = []
+    for phase, prompts in phases.items():
+        batch = [p for p in prompts for _ in range(g)]
+        ms = {}
+        for name, (share, seg) in ways.items():
+            segments.supported = real if seg else (lambda model: False)
+            sec = []
+            for new in (1, steps):
+                t = time.perf_counter()
+                with torch.inference_mode():  # EOS -1: no row stops, every step is all rows
+                    _decode(policy.model, batch, policy.pad_id, [-1], 1.0, 1.0, new,
+                            torch.Generator().manual_seed(0), "cpu", share)  # fmt: skip
+                sec.append(time.perf_counter() - t)
+            ms[name] = (sec[1] - sec[0]) / (steps - 1) * 1000
+        segments.supported = real
+        rows.append((phase, len(batch), max(map(len, prompts)), ms))
+    return rows
+
+
 def step_shares(cfg_overrides: list[str]) -> dict:
     """One `Run.step` per role (defender, then attacker) with the preset: `time/*` per stage."""
     from magic_rl.loop import Run
@@ -213,7 +247,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rollout / matmul repeats")
     ap.add_argument("--update-repeats", type=int, default=1)
     ap.add_argument("--attack-seeds", type=int, default=2, help="attacker-phase groups of 4")
-    ap.add_argument("--skip", default="", help="comma-separated: peak,rollout,update,step,share")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated: peak,rollout,update,step,share,decode"
+    )
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="models cache (magic models fetch)")
+    ap.add_argument("--decode-steps", type=int, default=17, help="decode: steps timed")
+    ap.add_argument("--bandwidth", type=float, default=26.0, help="decode: memory GB/s (floor)")
     ap.add_argument("--groups", type=int, default=8, help="share: distinct prompts per phase")
     ap.add_argument("--group-size", type=int, default=8, help="share: rows per prompt (G)")
     ap.add_argument(
@@ -224,7 +263,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"threads={args.threads} load={os.getloadavg()[0]:.2f} (1-min average)")
-    model_dir = fetch("smollm2-135m-instruct", DEFAULT_CACHE)
+    model_dir = fetch("smollm2-135m-instruct", args.cache)
     cfg = load_config(PRESET)
     templates = load_templates(cfg.game.template_set)
     from magic_rl.data.seeds import sandbox_seeds
@@ -281,6 +320,36 @@ def main() -> None:
                     f"{tokens / sec:.0f} | {flops:.0f} | {mfu} | {fp32 / sec:.2f} |"
                 )
             print(f"| {phase}: max abs logp diff fp32 vs bf16 | {res['max_logp_diff']:.3f} |")
+    if "decode" not in skip:
+        dec_seeds = seeds[: args.groups]
+        phases = {
+            "defender phase": policy.encode_chats(
+                [
+                    defender_messages(templates, [], s.text, cfg.game.defender_system_prompt)
+                    for s in dec_seeds
+                ]
+            ),
+            "attacker phase": policy.encode_chats(
+                [attacker_messages(templates, s, [], False) for s in dec_seeds]
+            ),
+        }
+        n_params = sum(p.numel() for p in policy.model.parameters())
+        floor_read = n_params * 4 / (args.bandwidth * 1e9) * 1000
+        skinny = peak.get("skinny 32x576x1536 float32")
+        print(
+            f"\n| decode step, {args.groups} prompts x G={args.group_size} | rows | prompt | "
+            "unshared ms | shared, gathered ms | segments ms | segments vs unshared | "
+            "vs gathered | weight-read floor ms | matmul floor ms |\n|---|---|---|---|---|---|---|---|---|---|"
+        )
+        for phase, n, plen, ms in decode_steps(
+            model_dir, phases, args.group_size, args.decode_steps
+        ):
+            flops = 2 * n_params * n / (skinny * 1e9) * 1000 if skinny else float("nan")
+            print(
+                f"| {phase} | {n} | {plen} | {ms['unshared']:.0f} | {ms['shared, gathered']:.0f} | "
+                f"{ms['segments']:.0f} | {ms['unshared'] / ms['segments']:.2f}x | "
+                f"{ms['shared, gathered'] / ms['segments']:.2f}x | {floor_read:.0f} | {flops:.0f} |"
+            )
     if "share" not in skip:
         share_seeds = seeds[: args.groups]
         phases = {
