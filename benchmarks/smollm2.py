@@ -184,12 +184,24 @@ def share_side_by_side(model_dir, cfg, phases: dict, g: int, new: dict, repeats:
 
 
 def decode_steps(model_dir, phases: dict, g: int, steps: int) -> list:
-    """Rows (phase, rows, prompt tokens, ms per decode step for each way): `steps` decode steps of
-    prompts x `g` rows minus a one-token run's prefill, divided by `steps - 1`."""
+    """Rows (phase, rows, prompt tokens, {way: (ms per decode step, ms of its model forward)}):
+    one `_decode` of `steps` tokens per way; a step is the loop's time after the prefill (the
+    forwards of more than one token, timed by hooks) divided by the steps, sampling included."""
     from magic_rl.policy import segments
     from magic_rl.policy.sampling import _decode
 
     policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    forwards: list[tuple[int, float]] = []  # (query length, seconds) of each model call
+    started = []
+    policy.model.register_forward_pre_hook(
+        lambda _m, _a, kw: started.append(time.perf_counter()), with_kwargs=True
+    )
+    policy.model.register_forward_hook(
+        lambda _m, _a, kw, _o: forwards.append(
+            (kw["input_ids"].shape[1], time.perf_counter() - started.pop())
+        ),
+        with_kwargs=True,
+    )
     real = segments.supported
     ways = {"unshared": (False, False), "shared, gathered": (True, False), "segments": (True, True)}
     rows = []
@@ -198,14 +210,15 @@ def decode_steps(model_dir, phases: dict, g: int, steps: int) -> list:
         ms = {}
         for name, (share, seg) in ways.items():
             segments.supported = real if seg else (lambda model: False)
-            sec = []
-            for new in (1, steps):
-                t = time.perf_counter()
-                with torch.inference_mode():  # EOS -1: no row stops, every step is all rows
-                    _decode(policy.model, batch, policy.pad_id, [-1], 1.0, 1.0, new,
-                            torch.Generator().manual_seed(0), "cpu", share)  # fmt: skip
-                sec.append(time.perf_counter() - t)
-            ms[name] = (sec[1] - sec[0]) / (steps - 1) * 1000
+            forwards.clear()
+            t = time.perf_counter()
+            with torch.inference_mode():  # EOS -1: no row stops, every step is all rows
+                _decode(policy.model, batch, policy.pad_id, [-1], 1.0, 1.0, steps + 1,
+                        torch.Generator().manual_seed(0), "cpu", share)  # fmt: skip
+            total = time.perf_counter() - t
+            prefill = sum(sec for q, sec in forwards if q > 1)
+            step_fwd = [sec for q, sec in forwards if q == 1]
+            ms[name] = ((total - prefill) / steps * 1000, statistics.median(step_fwd) * 1000)
         segments.supported = real
         rows.append((phase, len(batch), max(map(len, prompts)), ms))
     return rows
@@ -251,7 +264,7 @@ def main() -> None:
         "--skip", default="", help="comma-separated: peak,rollout,update,step,share,decode"
     )
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="models cache (magic models fetch)")
-    ap.add_argument("--decode-steps", type=int, default=17, help="decode: steps timed")
+    ap.add_argument("--decode-steps", type=int, default=16, help="decode: steps timed")
     ap.add_argument("--bandwidth", type=float, default=26.0, help="decode: memory GB/s (floor)")
     ap.add_argument("--groups", type=int, default=8, help="share: distinct prompts per phase")
     ap.add_argument("--group-size", type=int, default=8, help="share: rows per prompt (G)")
@@ -338,17 +351,18 @@ def main() -> None:
         skinny = peak.get("skinny 32x576x1536 float32")
         print(
             f"\n| decode step, {args.groups} prompts x G={args.group_size} | rows | prompt | "
-            "unshared ms | shared, gathered ms | segments ms | segments vs unshared | "
+            "unshared ms (forward) | shared, gathered | segments | segments vs unshared | "
             "vs gathered | weight-read floor ms | matmul floor ms |\n|---|---|---|---|---|---|---|---|---|---|"
         )
         for phase, n, plen, ms in decode_steps(
             model_dir, phases, args.group_size, args.decode_steps
         ):
             flops = 2 * n_params * n / (skinny * 1e9) * 1000 if skinny else float("nan")
+            (old, old_f), (gath, gath_f), (seg, seg_f) = ms.values()
             print(
-                f"| {phase} | {n} | {plen} | {ms['unshared']:.0f} | {ms['shared, gathered']:.0f} | "
-                f"{ms['segments']:.0f} | {ms['unshared'] / ms['segments']:.2f}x | "
-                f"{ms['shared, gathered'] / ms['segments']:.2f}x | {floor_read:.0f} | {flops:.0f} |"
+                f"| {phase} | {n} | {plen} | {old:.0f} ({old_f:.0f}) | {gath:.0f} ({gath_f:.0f}) | "
+                f"{seg:.0f} ({seg_f:.0f}) | {old / seg:.2f}x | {gath / seg:.2f}x | "
+                f"{floor_read:.0f} | {flops:.0f} |"
             )
     if "share" not in skip:
         share_seeds = seeds[: args.groups]
