@@ -24,7 +24,10 @@ Four measurements, each printed as a table row with ratios:
    (segments off), and the segment attention (policy/segments.py: each prompt's cache read once
    per step); against two floors: reading the weights once a step (`--bandwidth` GB/s) and the
    step's matmul FLOPs at the measured skinny-matmul peak (needs `peak`).
-6. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
+6. drollout: a defender phase's rollout by stage (the attacker's greedy rewrite of `--groups`
+   seeds at `--attack-new` tokens, then G replies each at `--new`, the preset's system prompt),
+   the three ways of `decode`, one after the other in this process.
+7. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
    once) against the unshared ones, side by side and interleaved: `--groups` prompts x G rows of
    the defender's and the attacker's prompts; the sampled tokens are compared (the same seeded
    draws: equal unless an ulp of the logits moves one, policy/sampling.py).
@@ -34,7 +37,7 @@ output; its rollout lengths differ from an SFT'd attacker's.
 
 Run (after `magic models fetch smollm2-135m-instruct`; one job at a time, note `uptime`):
     python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64]
-        [--skip peak,rollout,update,step,share,decode] [--groups 8 --group-size 8]
+        [--skip peak,rollout,update,step,share,decode,drollout] [--groups 8 --group-size 8]
         [override ...]   (overrides apply to the step measurement, e.g. train.seeds_per_step=4)
 """
 
@@ -224,6 +227,38 @@ def decode_steps(model_dir, phases: dict, g: int, steps: int) -> list:
     return rows
 
 
+def defender_rollout(model_dir, cfg, templates, seeds, g: int, new_a: int, new_d: int) -> list:
+    """Rows (way, attacker s, replies s, tokens): a defender phase's two generate calls."""
+    from magic_rl.policy import segments
+
+    policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    prompts = policy.encode_chats([attacker_messages(templates, s, [], False) for s in seeds])
+    system = cfg.game.defender_system_prompt
+    real = segments.supported
+    rows = []
+    ways = {"unshared": (False, False), "shared, gathered": (True, False), "segments": (True, True)}
+    for name, (share, seg) in ways.items():
+        segments.supported = real if seg else (lambda model: False)
+        policy.share_prompts = share
+        t = time.perf_counter()
+        attacks = policy.generate_ids(
+            prompts, temperature=0.0, top_p=1.0, max_new_tokens=new_a, seed=0
+        )[0]
+        t_att = time.perf_counter() - t
+        texts = policy.tokenizer.batch_decode(attacks, skip_special_tokens=True)
+        chats = [defender_messages(templates, [], x, system) for x in texts]
+        batch = [p for p in policy.encode_chats(chats) for _ in range(g)]
+        t = time.perf_counter()
+        replies = policy.generate_ids(
+            batch, temperature=1.0, top_p=1.0, max_new_tokens=new_d, seed=0
+        )[0]
+        t_rep = time.perf_counter() - t
+        tokens = f"{sum(map(len, attacks))} / {sum(map(len, replies))}"
+        rows.append((name, t_att, t_rep, tokens))
+    segments.supported = real
+    return rows
+
+
 def step_shares(cfg_overrides: list[str]) -> dict:
     """One `Run.step` per role (defender, then attacker) with the preset: `time/*` per stage."""
     from magic_rl.loop import Run
@@ -261,7 +296,9 @@ def main() -> None:
     ap.add_argument("--update-repeats", type=int, default=1)
     ap.add_argument("--attack-seeds", type=int, default=2, help="attacker-phase groups of 4")
     ap.add_argument(
-        "--skip", default="", help="comma-separated: peak,rollout,update,step,share,decode"
+        "--skip",
+        default="",
+        help="comma-separated: peak,rollout,update,step,share,decode,drollout",
     )
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="models cache (magic models fetch)")
     ap.add_argument("--decode-steps", type=int, default=16, help="decode: steps timed")
@@ -364,6 +401,17 @@ def main() -> None:
                 f"{seg:.0f} ({seg_f:.0f}) | {old / seg:.2f}x | {gath / seg:.2f}x | "
                 f"{floor_read:.0f} | {flops:.0f} |"
             )
+    if "drollout" not in skip:
+        print(
+            f"\n| defender-phase rollout, {args.groups} seeds x G={args.group_size} | attacker "
+            f"greedy ({args.attack_new} new) s | replies ({args.new} new) s | rollout s | "
+            "tokens att / def |\n|---|---|---|---|---|"
+        )
+        for name, t_att, t_rep, tokens in defender_rollout(
+            model_dir, cfg, templates, seeds[: args.groups], args.group_size, args.attack_new,
+            args.new,
+        ):  # fmt: skip
+            print(f"| {name} | {t_att:.1f} | {t_rep:.1f} | {t_att + t_rep:.1f} | {tokens} |")
     if "share" not in skip:
         share_seeds = seeds[: args.groups]
         phases = {
