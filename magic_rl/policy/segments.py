@@ -38,7 +38,13 @@ FAMILIES = {"llama", "mistral", "qwen2", "qwen3"}
 
 
 def supported(model: Any) -> bool:
+    """A float32 / float64 model of `FAMILIES` on full attention, SDPA or eager (half precision
+    would sum the pieces in half precision, where SDPA accumulates in float32)."""
+    import torch
+
     config = getattr(model, "config", None)
+    if next(model.parameters()).dtype not in (torch.float32, torch.float64):
+        return False
     if getattr(config, "model_type", None) not in FAMILIES:
         return False
     if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
