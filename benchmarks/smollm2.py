@@ -19,7 +19,8 @@ Four measurements, each printed as a table row with ratios:
    seconds per stage and each stage's share of the step, with `grpo.share_prompts` off (the old
    path) and on, one after the other in this process, and the ratio of each stage.
 5. decode: milliseconds per decode step at `--groups` prompts x G rows (no EOS: every row decodes
-   every step) for the defender's and the attacker's prompts, three ways in this process: every row
+   every step) for the defender's and the attacker's prompts, three ways interleaved `--repeats`
+   times in this process (medians): every row
    prefilled (unshared), the shared prefill gathered to G copies attended by transformers' SDPA
    (segments off), and the segment attention (policy/segments.py: each prompt's cache read once
    per step); against two floors: reading the weights once a step (`--bandwidth` GB/s) and the
@@ -186,10 +187,11 @@ def share_side_by_side(model_dir, cfg, phases: dict, g: int, new: dict, repeats:
     return rows
 
 
-def decode_steps(model_dir, phases: dict, g: int, steps: int) -> list:
+def decode_steps(model_dir, phases: dict, g: int, steps: int, repeats: int) -> list:
     """Rows (phase, rows, prompt tokens, {way: (ms per decode step, ms of its model forward)}):
-    one `_decode` of `steps` tokens per way; a step is the loop's time after the prefill (the
-    forwards of more than one token, timed by hooks) divided by the steps, sampling included."""
+    `repeats` rounds of one `_decode` of `steps` tokens per way, the ways interleaved (medians); a
+    step is the loop's time after the prefill (the forwards of more than one token, timed by
+    hooks) divided by the steps, sampling included."""
     from magic_rl.policy import segments
     from magic_rl.policy.sampling import _decode
 
@@ -210,19 +212,24 @@ def decode_steps(model_dir, phases: dict, g: int, steps: int) -> list:
     rows = []
     for phase, prompts in phases.items():
         batch = [p for p in prompts for _ in range(g)]
-        ms = {}
-        for name, (share, seg) in ways.items():
-            segments.supported = real if seg else (lambda model: False)
-            forwards.clear()
-            t = time.perf_counter()
-            with torch.inference_mode():  # EOS -1: no row stops, every step is all rows
-                _decode(policy.model, batch, policy.pad_id, [-1], 1.0, 1.0, steps + 1,
-                        torch.Generator().manual_seed(0), "cpu", share)  # fmt: skip
-            total = time.perf_counter() - t
-            prefill = sum(sec for q, sec in forwards if q > 1)
-            step_fwd = [sec for q, sec in forwards if q == 1]
-            ms[name] = ((total - prefill) / steps * 1000, statistics.median(step_fwd) * 1000)
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+        for _ in range(repeats):
+            for name, (share, seg) in ways.items():
+                segments.supported = real if seg else (lambda model: False)
+                forwards.clear()
+                t = time.perf_counter()
+                with torch.inference_mode():  # EOS -1: no row stops, every step is all rows
+                    _decode(policy.model, batch, policy.pad_id, [-1], 1.0, 1.0, steps + 1,
+                            torch.Generator().manual_seed(0), "cpu", share)  # fmt: skip
+                total = time.perf_counter() - t
+                prefill = sum(sec for q, sec in forwards if q > 1)
+                step_fwd = statistics.median(sec for q, sec in forwards if q == 1)
+                runs[name].append(((total - prefill) / steps * 1000, step_fwd * 1000))
         segments.supported = real
+        ms = {
+            name: tuple(statistics.median(col) for col in zip(*r, strict=True))
+            for name, r in runs.items()
+        }
         rows.append((phase, len(batch), max(map(len, prompts)), ms))
     return rows
 
@@ -392,7 +399,7 @@ def main() -> None:
             "vs gathered | weight-read floor ms | matmul floor ms |\n|---|---|---|---|---|---|---|---|---|---|"
         )
         for phase, n, plen, ms in decode_steps(
-            model_dir, phases, args.group_size, args.decode_steps
+            model_dir, phases, args.group_size, args.decode_steps, args.repeats
         ):
             flops = 2 * n_params * n / (skinny * 1e9) * 1000 if skinny else float("nan")
             (old, old_f), (gath, gath_f), (seg, seg_f) = ms.values()
