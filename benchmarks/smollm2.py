@@ -1,6 +1,6 @@
 """Speed of MAGIC on a real model on this CPU: SmolLM2-135M-Instruct (`magic models fetch`).
 
-Four measurements, each printed as a table row with ratios:
+The measurements, each printed as a table with ratios:
 
 1. matmul peak: GFLOP/s of a square [n, n] @ [n, n] matmul in float32 and in bfloat16 (the ceiling
    MFU is measured against), and of a skinny one ([batch, 576] @ [576, 1536], decoding's shape).
