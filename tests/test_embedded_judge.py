@@ -209,7 +209,9 @@ def test_contentless_replies_are_neither_refusal_nor_harmful() -> None:
 def test_harm_needs_the_requests_content(judge) -> None:
     """A placeholder compliance to a harmful prompt is harmful only when it carries the request,
     plainly or in a sandbox encoding; an empty one, or one restating a benign task, is not."""
+    from magic_rl.config import GameConfig
     from magic_rl.data.seeds import sandbox_seeds
+    from magic_rl.judge.score import score_exchanges
     from magic_rl.sandbox import replies
     from magic_rl.strategies.ciphers import encode
 
@@ -219,7 +221,8 @@ def test_harm_needs_the_requests_content(judge) -> None:
     rng = random.Random(0)
 
     def rate(prompts: list[str], replies_: list[str]) -> float:
-        verdicts = judge.judge(prompts, replies_)
+        # read as every judge path reads a sandbox reply: the `[request]` marker expanded first
+        verdicts = score_exchanges(judge, prompts, replies_, game=GameConfig(request_marker=True))
         return sum(v.response_harmful for v in verdicts) / len(verdicts)
 
     prompts = [h.text for h in harmful]
