@@ -17,22 +17,15 @@ arguments.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
+from magic_rl.model_catalog import sha256_of as sha256
+
 # Keys of a world's JSON files that record wall-clock time, not what was built: build.json's
 # `timings_s`, an attacker's sft.json `seconds`.
 VOLATILE = frozenset({"timings_s", "seconds"})
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def files(world: Path) -> dict[str, Path]:
