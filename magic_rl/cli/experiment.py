@@ -1,4 +1,4 @@
-"""Multi-run experiments: `magic experiment ablation` (magic_rl.experiment)."""
+"""Multi-run experiments: `magic experiment ablation` and `arms-race` (magic_rl.experiment)."""
 
 from __future__ import annotations
 
@@ -101,4 +101,62 @@ def _print_plan(console, config, overrides, variants, seeds, steps, out: Path) -
         f"({len(trained) - len(todo)} already complete in {out}), {total} training steps to go "
         f"({steps} per run{''.join(f', {x}' for x in longer)}); {estimate}",
         highlight=False,
+    )
+
+
+@experiment_app.command("arms-race")
+def experiment_arms_race(
+    config: ConfigOpt = "sandbox",
+    seeds: Annotated[str, typer.Option(help="Training seeds (top-level `seed`).")] = "0,1,2",
+    steps: Annotated[
+        int, typer.Option(help="Steps per run (90: six role phases at schedule.freq=15).", min=1)
+    ] = 90,
+    out: Annotated[
+        Path,
+        typer.Option(help="Parent directory of the runs; gets arms_race.json/.md.", metavar="DIR"),
+    ] = Path("runs/arms_race"),
+    limit: Annotated[
+        int | None, typer.Option(help="Test-split harmful seeds per cross-play cell.", min=1)
+    ] = 40,
+    allow_short: Annotated[
+        bool, typer.Option(help="Run a plan with fewer than six role phases anyway.")
+    ] = False,
+    overrides: overrides("schedule.freq=10") = None,
+) -> None:
+    """Fig. 3 over seeds: a MAGIC run per seed (reused when finished, as the ablation's are), its
+    attacker x defender cross-play, the mean matrix, the two Fig. 3 contrasts and each attacker
+    phase's gain, with 95% t-intervals over seeds. A plan with fewer than six role phases is
+    refused (no earlier and later players to compare) unless --allow-short.
+
+    Examples:
+        magic experiment arms-race
+        magic experiment arms-race --seeds 0,1 --steps 60 schedule.freq=10 --out runs/arms
+    """
+    from magic_rl.config import ConfigError
+    from magic_rl.experiment.ablation import parse_seeds
+    from magic_rl.experiment.arms_race import run_arms_race
+
+    console = _console()
+    try:
+        seed_list = parse_seeds(seeds)
+        console.print(
+            f"[bold]plan[/] MAGIC x {len(seed_list)} seeds, {steps} steps each, cross-play on "
+            f"{limit or 'all'} test-split harmful seeds -> {out}",
+            highlight=False,
+        )
+        path = run_arms_race(
+            config,
+            overrides or [],
+            seeds=seed_list,
+            steps=steps,
+            out=out,
+            limit=limit,
+            allow_short=allow_short,
+            log=console.print,
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    console.print(
+        f"[bold green]arms race[/] {path}  ({path.with_suffix('.md')}, "
+        f"{path.parent / 'arms_race_heatmap.png'}, {path.parent / 'arms_race_gains.png'})"
     )
