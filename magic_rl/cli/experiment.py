@@ -121,6 +121,9 @@ def experiment_arms_race(
     allow_short: Annotated[
         bool, typer.Option(help="Run a plan with fewer than six role phases anyway.")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the plan (and whether it would be refused), run nothing.")
+    ] = False,
     overrides: overrides("schedule.freq=10") = None,
 ) -> None:
     """Fig. 3 over seeds: a MAGIC run per seed (reused when finished, as the ablation's are), its
@@ -128,22 +131,26 @@ def experiment_arms_race(
     phase's gain, with 95% t-intervals over seeds. A plan with fewer than six role phases is
     refused (no earlier and later players to compare) unless --allow-short.
 
+    The plan (runs, steps, phases) is printed first; --dry-run stops there.
+
     Examples:
-        magic experiment arms-race
-        magic experiment arms-race --seeds 0,1 --steps 60 schedule.freq=10 --out runs/arms
+        magic experiment arms-race --dry-run
+        magic experiment arms-race --seeds 0,1 --steps 40 --allow-short --out runs/arms \
+            schedule.freq=10
     """
     from magic_rl.config import ConfigError
     from magic_rl.experiment.ablation import parse_seeds
-    from magic_rl.experiment.arms_race import run_arms_race
+    from magic_rl.experiment.arms_race import describe_plan, run_arms_race
 
     console = _console()
     try:
         seed_list = parse_seeds(seeds)
-        console.print(
-            f"[bold]plan[/] MAGIC x {len(seed_list)} seeds, {steps} steps each, cross-play on "
-            f"{limit or 'all'} test-split harmful seeds -> {out}",
-            highlight=False,
+        plan = describe_plan(
+            config, overrides or [], seed_list, steps, out, limit, allow_short=allow_short
         )
+        console.print(f"[bold]plan[/] {plan}", highlight=False)
+        if dry_run:
+            return
         path = run_arms_race(
             config,
             overrides or [],

@@ -135,6 +135,35 @@ def check_plan(cfg: RunConfig, steps: int, *, allow_short: bool = False) -> int 
     )
 
 
+def describe_plan(
+    preset: str,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    steps: int,
+    out: Path,
+    limit: int | None,
+    *,
+    allow_short: bool = False,
+) -> str:
+    """The plan in one line: runs, steps, phases, what is already complete, or why it is refused."""
+    from magic_rl.experiment.ablation import training_done
+
+    specs = [RunSpec(VARIANT, s) for s in seeds]
+    cfg = run_config(preset, overrides, specs[0], steps, out)
+    done = sum(training_done(out / s.name, steps) for s in specs)
+    lengths = phase_lengths(cfg, steps)
+    phases = "phases decided during training" if lengths is None else f"{len(lengths)} role phases"
+    line = (
+        f"MAGIC x {len(seeds)} seeds ({done} already complete in {out}), {steps} steps each "
+        f"({phases}), cross-play on {limit or 'all'} test-split harmful seeds"
+    )
+    try:
+        check_plan(cfg, steps, allow_short=allow_short)
+    except ValueError as err:
+        line += f"; refused: {err}"
+    return line
+
+
 # --- the arithmetic -------------------------------------------------------------------------------
 
 
