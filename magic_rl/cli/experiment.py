@@ -119,6 +119,7 @@ def experiment_attacker(
     trained: Annotated[
         str | None,
         typer.Option(
+            "--trained-defender",
             help="The `trained` defender: a checkpoint's defender directory or a run directory "
             "(its last checkpoint), instead of training one.",
             metavar="PATH",
@@ -138,8 +139,8 @@ def experiment_attacker(
     attacker.lr, defender.sampling.temperature, ...).
 
     Examples:
-        magic experiment attacker
-        magic experiment attacker --seeds 0,1 --steps 20 --defenders trained --out runs/att
+        magic experiment attacker --seeds 0,1,2
+        magic experiment attacker --seeds 0 --defenders trained --defender-steps 2 --out runs/att
     """
     from magic_rl.config import ConfigError
     from magic_rl.experiment.ablation import parse_seeds

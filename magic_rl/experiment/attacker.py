@@ -11,7 +11,7 @@ Attacker-only GRPO (`schedule.train_roles=attacker`) against frozen defenders, o
 What is measured, per run, then mean [95% Student-t interval] over the seeds:
 - sampled success on its own training distribution: `game/asr` of the rollouts (the train
   split's harmful seeds, the attacker and defender sampled as in training), the mean of the
-  first and of the last `window` steps, and their paired difference (last - first, run by run);
+  first and of the last `WINDOW` steps (half the steps, for runs shorter than two windows), and their paired difference (last - first, run by run);
 - greedy ASR on the test split's harmful seeds (`transfer.crossplay_seeds`): the attacker's greedy
   rewrite against the defender's greedy reply, as cross-play and `magic attack` measure it, for the
   step-0 attacker (the phase-1 SFT model: one number per defender, decoding is greedy) and the
@@ -27,8 +27,8 @@ Resumable as the ablation is: a finished run is skipped, a half-finished one res
 config.yaml differs from the experiment's is an error.
 
 Run:
-    magic experiment attacker                          # base + trained (15 steps), seeds 0,1,2
-    magic experiment attacker --steps 45 game.replies_per_attack=4 reward.reply_score=best
+    magic experiment attacker --seeds 0,1,2            # base + trained (15 steps), 45 steps each
+    magic experiment attacker --defenders trained --trained-defender runs/d15 game.replies_per_attack=4
 """
 
 from __future__ import annotations
@@ -244,15 +244,16 @@ def run_attacker_experiment(
     defender_steps: int = DEFAULT_DEFENDER_STEPS,
     trained: str | None = None,
     out: str | Path = "runs/attacker",
-    window: int = WINDOW,
+    window: int | None = None,
     command: str | None = None,
     log: Log = print,
 ) -> Path:
     """Train every (defender, seed) Attacker-only run, measure it, write OUT/attacker.{json,md},
     curve.json, attacker_curve.png and provenance.json. Returns the path of attacker.json."""
     check_overrides(overrides)
-    if steps < 2 * window:
-        raise ValueError(f"--steps {steps}: at least {2 * window} (two windows of {window} steps)")
+    if steps < 2:
+        raise ValueError(f"--steps {steps}: at least 2 (a first and a last step)")
+    window = window or min(WINDOW, steps // 2)  # the two windows never overlap
     out = Path(out)
     base_cfg = load_config(preset, list(overrides))
     for name, mark in TABLE_FILES.items():

@@ -61,7 +61,7 @@ def attacker_experiment(out: Path) -> dict:
     bands (curve.json) for the report's Attacker section."""
     table = out / "attacker.json"
     if not table.is_file():
-        raise FileNotFoundError(f"--attacker {out}: no attacker.json (a `magic experiment "
+        raise FileNotFoundError(f"--attacker-experiment {out}: no attacker.json (a `magic experiment "
                                 "attacker` --out directory holds one)")  # fmt: skip
     curve = out / "curve.json"
     bands = _read_json(curve).get("band", {}) if curve.is_file() else {}
