@@ -306,7 +306,7 @@ def run_attacker_experiment(
         table[d] = aggregate(values)
     prov = {
         "attacker_experiment_provenance": True,
-        "command": command or shlex.join(sys.argv),
+        "command": command or shlex.join(["magic", *sys.argv[1:]]),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_commit": git_commit(),
         "preset": preset,
