@@ -1,6 +1,6 @@
 """Speed of MAGIC on a real model on this CPU: SmolLM2-135M-Instruct (`magic models fetch`).
 
-Four measurements, each printed as a table row with ratios:
+The measurements, each printed as a table with ratios:
 
 1. matmul peak: GFLOP/s of a square [n, n] @ [n, n] matmul in float32 and in bfloat16 (the ceiling
    MFU is measured against), and of a skinny one ([batch, 576] @ [576, 1536], decoding's shape).
@@ -18,7 +18,17 @@ Four measurements, each printed as a table row with ratios:
 4. step: one `Run.step` per role with the preset (8 seeds x G=8, 64-token replies by default):
    seconds per stage and each stage's share of the step, with `grpo.share_prompts` off (the old
    path) and on, one after the other in this process, and the ratio of each stage.
-5. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
+5. decode: milliseconds per decode step at `--groups` prompts x G rows (no EOS: every row decodes
+   every step) for the defender's and the attacker's prompts, three ways interleaved `--repeats`
+   times in this process (medians): every row
+   prefilled (unshared), the shared prefill gathered to G copies attended by transformers' SDPA
+   (segments off), and the segment attention (policy/segments.py: each prompt's cache read once
+   per step); against two floors: reading the weights once a step (`--bandwidth` GB/s) and the
+   step's matmul FLOPs at the measured skinny-matmul peak (needs `peak`).
+6. drollout: a defender phase's rollout by stage (the attacker's greedy rewrite of `--groups`
+   seeds at `--attack-new` tokens, then G replies each at `--new`, the preset's system prompt),
+   the three ways of `decode`, one after the other in this process.
+7. share: the prompt-shared rollout and update (`grpo.share_prompts`, a group's prompt computed
    once) against the unshared ones, side by side and interleaved: `--groups` prompts x G rows of
    the defender's and the attacker's prompts; the sampled tokens are compared (the same seeded
    draws: equal unless an ulp of the logits moves one, policy/sampling.py).
@@ -28,7 +38,7 @@ output; its rollout lengths differ from an SFT'd attacker's.
 
 Run (after `magic models fetch smollm2-135m-instruct`; one job at a time, note `uptime`):
     python benchmarks/smollm2.py [--threads 1] [--batch 32] [--new 64]
-        [--skip peak,rollout,update,step,share] [--groups 8 --group-size 8]
+        [--skip peak,rollout,update,step,share,decode,drollout] [--groups 8 --group-size 8]
         [override ...]   (overrides apply to the step measurement, e.g. train.seeds_per_step=4)
 """
 
@@ -177,6 +187,85 @@ def share_side_by_side(model_dir, cfg, phases: dict, g: int, new: dict, repeats:
     return rows
 
 
+def decode_steps(model_dir, phases: dict, g: int, steps: int, repeats: int) -> list:
+    """Rows (phase, rows, prompt tokens, {way: (ms per decode step, ms of its model forward)}):
+    `repeats` rounds of one `_decode` of `steps` tokens per way, the ways interleaved (medians); a
+    step is the loop's time after the prefill (the forwards of more than one token, timed by
+    hooks) divided by the steps, sampling included."""
+    from magic_rl.policy import segments
+    from magic_rl.policy.sampling import _decode
+
+    policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    forwards: list[tuple[int, float]] = []  # (query length, seconds) of each model call
+    started = []
+    policy.model.register_forward_pre_hook(
+        lambda _m, _a, kw: started.append(time.perf_counter()), with_kwargs=True
+    )
+    policy.model.register_forward_hook(
+        lambda _m, _a, kw, _o: forwards.append(
+            (kw["input_ids"].shape[1], time.perf_counter() - started.pop())
+        ),
+        with_kwargs=True,
+    )
+    real = segments.supported
+    ways = {"unshared": (False, False), "shared, gathered": (True, False), "segments": (True, True)}
+    rows = []
+    for phase, prompts in phases.items():
+        batch = [p for p in prompts for _ in range(g)]
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+        for _ in range(repeats):
+            for name, (share, seg) in ways.items():
+                segments.supported = real if seg else (lambda model: False)
+                forwards.clear()
+                t = time.perf_counter()
+                with torch.inference_mode():  # EOS -1: no row stops, every step is all rows
+                    _decode(policy.model, batch, policy.pad_id, [-1], 1.0, 1.0, steps + 1,
+                            torch.Generator().manual_seed(0), "cpu", share)  # fmt: skip
+                total = time.perf_counter() - t
+                prefill = sum(sec for q, sec in forwards if q > 1)
+                step_fwd = statistics.median(sec for q, sec in forwards if q == 1)
+                runs[name].append(((total - prefill) / steps * 1000, step_fwd * 1000))
+        segments.supported = real
+        ms = {
+            name: tuple(statistics.median(col) for col in zip(*r, strict=True))
+            for name, r in runs.items()
+        }
+        rows.append((phase, len(batch), max(map(len, prompts)), ms))
+    return rows
+
+
+def defender_rollout(model_dir, cfg, templates, seeds, g: int, new_a: int, new_d: int) -> list:
+    """Rows (way, attacker s, replies s, tokens): a defender phase's two generate calls."""
+    from magic_rl.policy import segments
+
+    policy = HFPolicy.from_pretrained(model_dir, dtype="float32")
+    prompts = policy.encode_chats([attacker_messages(templates, s, [], False) for s in seeds])
+    system = cfg.game.defender_system_prompt
+    real = segments.supported
+    rows = []
+    ways = {"unshared": (False, False), "shared, gathered": (True, False), "segments": (True, True)}
+    for name, (share, seg) in ways.items():
+        segments.supported = real if seg else (lambda model: False)
+        policy.share_prompts = share
+        t = time.perf_counter()
+        attacks = policy.generate_ids(
+            prompts, temperature=0.0, top_p=1.0, max_new_tokens=new_a, seed=0
+        )[0]
+        t_att = time.perf_counter() - t
+        texts = policy.tokenizer.batch_decode(attacks, skip_special_tokens=True)
+        chats = [defender_messages(templates, [], x, system) for x in texts]
+        batch = [p for p in policy.encode_chats(chats) for _ in range(g)]
+        t = time.perf_counter()
+        replies = policy.generate_ids(
+            batch, temperature=1.0, top_p=1.0, max_new_tokens=new_d, seed=0
+        )[0]
+        t_rep = time.perf_counter() - t
+        tokens = f"{sum(map(len, attacks))} / {sum(map(len, replies))}"
+        rows.append((name, t_att, t_rep, tokens))
+    segments.supported = real
+    return rows
+
+
 def step_shares(cfg_overrides: list[str]) -> dict:
     """One `Run.step` per role (defender, then attacker) with the preset: `time/*` per stage."""
     from magic_rl.loop import Run
@@ -213,7 +302,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rollout / matmul repeats")
     ap.add_argument("--update-repeats", type=int, default=1)
     ap.add_argument("--attack-seeds", type=int, default=2, help="attacker-phase groups of 4")
-    ap.add_argument("--skip", default="", help="comma-separated: peak,rollout,update,step,share")
+    ap.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated: peak,rollout,update,step,share,decode,drollout",
+    )
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="models cache (magic models fetch)")
+    ap.add_argument("--decode-steps", type=int, default=16, help="decode: steps timed")
+    ap.add_argument("--bandwidth", type=float, default=26.0, help="decode: memory GB/s (floor)")
     ap.add_argument("--groups", type=int, default=8, help="share: distinct prompts per phase")
     ap.add_argument("--group-size", type=int, default=8, help="share: rows per prompt (G)")
     ap.add_argument(
@@ -224,7 +320,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"threads={args.threads} load={os.getloadavg()[0]:.2f} (1-min average)")
-    model_dir = fetch("smollm2-135m-instruct", DEFAULT_CACHE)
+    model_dir = fetch("smollm2-135m-instruct", args.cache)
     cfg = load_config(PRESET)
     templates = load_templates(cfg.game.template_set)
     from magic_rl.data.seeds import sandbox_seeds
@@ -281,6 +377,48 @@ def main() -> None:
                     f"{tokens / sec:.0f} | {flops:.0f} | {mfu} | {fp32 / sec:.2f} |"
                 )
             print(f"| {phase}: max abs logp diff fp32 vs bf16 | {res['max_logp_diff']:.3f} |")
+    if "decode" not in skip:
+        dec_seeds = seeds[: args.groups]
+        phases = {
+            "defender phase": policy.encode_chats(
+                [
+                    defender_messages(templates, [], s.text, cfg.game.defender_system_prompt)
+                    for s in dec_seeds
+                ]
+            ),
+            "attacker phase": policy.encode_chats(
+                [attacker_messages(templates, s, [], False) for s in dec_seeds]
+            ),
+        }
+        n_params = sum(p.numel() for p in policy.model.parameters())
+        floor_read = n_params * 4 / (args.bandwidth * 1e9) * 1000
+        skinny = peak.get("skinny 32x576x1536 float32")
+        print(
+            f"\n| decode step, {args.groups} prompts x G={args.group_size} | rows | prompt | "
+            "unshared ms (forward) | shared, gathered | segments | segments vs unshared | "
+            "vs gathered | weight-read floor ms | matmul floor ms |\n|---|---|---|---|---|---|---|---|---|---|"
+        )
+        for phase, n, plen, ms in decode_steps(
+            model_dir, phases, args.group_size, args.decode_steps, args.repeats
+        ):
+            flops = 2 * n_params * n / (skinny * 1e9) * 1000 if skinny else float("nan")
+            (old, old_f), (gath, gath_f), (seg, seg_f) = ms.values()
+            print(
+                f"| {phase} | {n} | {plen} | {old:.0f} ({old_f:.0f}) | {gath:.0f} ({gath_f:.0f}) | "
+                f"{seg:.0f} ({seg_f:.0f}) | {old / seg:.2f}x | {gath / seg:.2f}x | "
+                f"{floor_read:.0f} | {flops:.0f} |"
+            )
+    if "drollout" not in skip:
+        print(
+            f"\n| defender-phase rollout, {args.groups} seeds x G={args.group_size} | attacker "
+            f"greedy ({args.attack_new} new) s | replies ({args.new} new) s | rollout s | "
+            "tokens att / def |\n|---|---|---|---|---|"
+        )
+        for name, t_att, t_rep, tokens in defender_rollout(
+            model_dir, cfg, templates, seeds[: args.groups], args.group_size, args.attack_new,
+            args.new,
+        ):  # fmt: skip
+            print(f"| {name} | {t_att:.1f} | {t_rep:.1f} | {t_att + t_rep:.1f} | {tokens} |")
     if "share" not in skip:
         share_seeds = seeds[: args.groups]
         phases = {

@@ -64,7 +64,7 @@ def stages_alone(run: Run, role: Role, step: int) -> tuple[dict[str, float], int
     """The step's stages as plain calls, one timer each. Returns (seconds per stage, tokens)."""
     cfg, G = run.cfg, run.cfg.grpo.group_size
     times: dict[str, float] = {}
-    judge = StepJudge(run.judge, cfg.judge.max_response_tokens)
+    judge = StepJudge(run.judge, cfg.judge.max_response_tokens, cfg.game)
 
     def timed(stage, fn):
         start = time.perf_counter()

@@ -26,6 +26,8 @@ their request), so in the sandbox a policy *refers* to the request and the world
   carries the request only if the attacker wrote it out.
 - `expand_reply(reply, prompt)`: a defender's "Sure. Here is how to [request]: 1. [...]" restates
   the prompt it was given, verbatim (at most `MAX_EXPANDED_WORDS` words), before it is judged.
+Both are applied in one gated place, under `game.request_marker`: `game.attack_as_read` and
+`game.reply_as_read` (which `judge.score.score_exchanges` applies before any judge reads a reply).
 The policies still choose whether to keep the request (attacker) and whether to comply with it
 (defender); what a reply carries is what the prompt carried.
 

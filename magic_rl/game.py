@@ -147,8 +147,8 @@ class Attack:
         return cls(text, "", text, True, None)
 
 
-# --- the sandbox's `[request]` marker: read here (and inside the embedded judge, the sandbox's own,
-# which expands a reply's marker after its word cut; judge/embedded/model.py) ---------------------
+# --- the sandbox's `[request]` marker: read here alone (the judge reads replies through
+# `reply_as_read` too: `judge.score.score_exchanges` applies it after the word cut) ----------------
 
 
 def attack_as_read(answer: str, seed_text: str, cfg: GameConfig) -> str:
@@ -158,10 +158,11 @@ def attack_as_read(answer: str, seed_text: str, cfg: GameConfig) -> str:
     return fill_request(answer, seed_text) if cfg.request_marker else answer
 
 
-def reply_as_read(reply: str, attack: str, cfg: GameConfig) -> str:
+def reply_as_read(reply: str, prompt: str, cfg: GameConfig) -> str:
     """A reply as read for its content: as written, or under `game.request_marker` with a
-    compliance's `[request]` replaced by the attack it answers (`content.expand_reply`)."""
-    return expand_reply(reply, attack) if cfg.request_marker else reply
+    compliance's `[request]` replaced by the prompt it answers (`content.expand_reply`): the attack
+    here, the judge's prompt where a judge reads it (`judge.score.score_exchanges`)."""
+    return expand_reply(reply, prompt) if cfg.request_marker else reply
 
 
 def carries_request(episode: Episode, cfg: GameConfig) -> bool:

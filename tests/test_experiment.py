@@ -133,6 +133,25 @@ def test_aggregate_gives_the_t_interval_over_seeds_and_null_where_undefined():
     assert cell_text(table["base"]["rta"]) == "–"
 
 
+def test_the_table_headers_are_derived_from_name_and_direction():
+    # ablation.md's and the terminal's headers as the experiment wrote them before the table was
+    # spelled once (magic_rl/ablation_metrics.py): derived now, byte for byte the same
+    from magic_rl.experiment.render import markdown, rich_table
+
+    table = aggregate({"magic": [{**_run(), "crossplay/forgetting": 0.1}] * 2})
+    prov = {"seeds": [0, 1], "steps": 2, "preset": "sandbox", "overrides": [], "git_commit": "x"}
+    assert (
+        "| variant | n | held-out strategy ASR ↓ | held-out ASR, ciphers ↓ | held-out ASR, other "
+        "framings ↓ | train strategy ASR ↓ | vanilla harmful ASR ↓ | RTA ↑ | benign compliance ↑ | "
+        "adversarial-benign compliance ↑ | contrast compliance ↑ | attacker faithful (last 15 "
+        "steps) | forgetting (cross-play) ↓ |"
+    ) in markdown(table, prov).splitlines()
+    assert rich_table(table).headers == [
+        *("variant", "n", "held-out ASR↓", "ciphers↓", "other↓", "train ASR↓", "vanilla ASR↓"),
+        *("RTA↑", "benign↑", "adv. benign↑", "contrast↑", "faithful", "forget↓"),
+    ]
+
+
 def test_paired_differences_remove_what_a_seed_does_to_every_variant():
     # Seeds move both variants alike (0.2, 0.5, 0.8) and magic_eq is 0.1 lower in every one:
     # the per-variant intervals overlap, the paired one is exactly -0.1 and excludes 0.

@@ -287,6 +287,59 @@ def test_score_exchanges_cuts_to_words_keeps_prompt_only_calls_and_memoises() ->
     assert len(seen) == 2 and len(memo) == 2
 
 
+class _Seen:
+    """A judge that records the replies it is given and calls every exchange safe."""
+
+    name = "seen"
+
+    def __init__(self) -> None:
+        self.replies: list[str | None] = []
+
+    def judge(self, prompts, responses):
+        self.replies.extend(responses)
+        return [Verdict(False, None if r is None else False, False) for r in responses]
+
+
+def test_score_exchanges_reads_the_marker_after_the_cut_under_game_request_marker() -> None:
+    # The one place every judge reads a reply: cut to the word budget first, then (under
+    # game.request_marker) `[request]` becomes the prompt it answers, so the budget counts the
+    # reply as written and the expanded request is never cut off.
+    from magic_rl.config import GameConfig
+    from magic_rl.content import expand_reply
+
+    reply = "Sure. Here is how to [request]: 1. [...] 2. [...]"  # 10 words
+    request = " ".join(["bake sourdough bread slowly at home"] * 3)  # 18 words
+    marked, plain = _Seen(), _Seen()
+    on = GameConfig(request_marker=True)
+    score_exchanges(marked, [request, request], [reply, f"{reply} 3. [...]"], 10, game=on)
+    assert marked.replies == [expand_reply(reply, request)]  # the 11-word reply cut to 10 first
+    assert "[request]" not in marked.replies[0] and request in marked.replies[0]
+    score_exchanges(marked, [request], [None], 10, game=on)  # a prompt-only call stays one
+    assert marked.replies[-1] is None
+    for game in (None, GameConfig()):  # real models: the reply as written
+        score_exchanges(plain, [request], [reply], 10, game=game)
+    assert plain.replies == [reply, reply]
+
+
+def test_the_judge_server_reads_replies_as_the_served_config_s_game() -> None:
+    from magic_rl.config import GameConfig
+    from magic_rl.content import expand_reply
+    from magic_rl.judge.serve import serve_judge
+
+    reply = "Sure. Here is how to [request]: 1. [...]"
+    for game, want in (
+        (GameConfig(request_marker=True), expand_reply(reply, PROMPT)),
+        (None, reply),
+    ):
+        seen = _Seen()
+        server = serve_judge(seen, port=0, game=game)
+        try:
+            server._judge_batch([(PROMPT, reply)])
+        finally:
+            server.server_close()
+        assert seen.replies == [want]
+
+
 def test_score_exchanges_refuses_a_judge_that_loses_verdicts() -> None:
     class Lossy:
         name = "lossy"

@@ -165,6 +165,27 @@ def test_variants_run(tiny_overrides, tmp_path, variant):
         assert f"{role}/update/kl" in rows[0]
 
 
+def test_the_step_judge_reads_replies_as_the_runs_game(tiny_overrides, tmp_path, monkeypatch):
+    # the sandbox's `[request]` marker is expanded before the judge (judge.score.score_exchanges)
+    # only when the step's judge is given the run's game config: the sandbox preset turns it on
+    from sandbox_train import train
+
+    from magic_rl.loop import run as run_module
+
+    games = []
+
+    class Recording(run_module.StepJudge):
+        def __init__(self, judge, max_response_words, game=None):
+            games.append(game)
+            super().__init__(judge, max_response_words, game)
+
+    monkeypatch.setattr(run_module, "StepJudge", Recording)
+    overrides = ["train.steps=1", "train.seeds_per_step=4", f"output_dir={tmp_path}", "name=g"]
+    cfg = load_config("sandbox", [*tiny_overrides, *overrides])
+    train(cfg, log=lambda *a: None)
+    assert games and all(g is not None and g.request_marker for g in games)
+
+
 @pytest.mark.slow
 def test_attacker_levers_k_replies_best_and_novelty(tiny_overrides, tmp_path):
     """game.replies_per_attack=2 with reward.reply_score=best and reward.r_novelty: each rewrite

@@ -18,7 +18,7 @@ from magic_rl.cli import app
 from magic_rl.policy import ScriptedPolicy
 from magic_rl.records import Seed
 from magic_rl.serving.policy import PolicyServer
-from magic_rl.strategies import STRATEGIES, read_pool
+from magic_rl.strategies import SORRY_BENCH, STRATEGIES, read_pool
 from magic_rl.strategies.mutations import LANGUAGES
 from magic_rl.strategies.rewriter import (
     COT_SYSTEM,
@@ -111,7 +111,7 @@ def test_an_llm_pool_over_all_20_strategies_with_refusals_counted(seed_file, tmp
     assert result.exit_code == 0, result.output
     records = read_pool(out)
     got = Counter(r.strategy for r in records)
-    assert set(got) == set(STRATEGIES) - {"slang", "question"}  # all 20 where usable
+    assert set(got) == set(SORRY_BENCH) - {"slang", "question"}  # all 20 where usable
     assert all(n == len(SEEDS) for n in got.values())
     rows = {r["strategy"]: r for r in json.loads(report.read_text())["strategies"]}
     assert rows["slang"]["refused"] == 3 and rows["slang"]["written"] == 0

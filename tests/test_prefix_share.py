@@ -182,3 +182,94 @@ def test_the_loop_hands_the_switch_to_its_policies(monkeypatch, tmp_path, share)
     cfg = load_config("sandbox", [f"grpo.share_prompts={str(share).lower()}"])
     policies = loop_run.build_policies(cfg, tmp_path, "cpu")
     assert [p.share_prompts for p in policies.values()] == [share, share]
+
+
+def _reference_attention(q, keys, values, masks):
+    """softmax(q k^T / sqrt(d)) v over the concatenated keys, KV heads repeated (HF's repeat_kv)."""
+    g = q.shape[1] // keys.shape[1]
+    k, v = keys.repeat_interleave(g, 1), values.repeat_interleave(g, 1)
+    scores = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+    scores = scores.masked_fill(~masks[:, None, None, :], float("-inf"))
+    return (scores.softmax(-1) @ v).transpose(1, 2)
+
+
+@pytest.mark.parametrize("keep", [None, [0, 2, 3, 6]], ids=["all-rows", "after-compaction"])
+def test_segment_attention_is_the_attention_over_the_whole_cache(keep):
+    """Three segments (a one-row head, 3 distinct prompts with left pads, 7 rows' own tokens) give
+    what one attention over each row's concatenated [head | prompt | generated] cache gives."""
+    from types import SimpleNamespace
+
+    from magic_rl.policy import segments
+
+    torch.manual_seed(0)
+    hkv, g, d, head, width, gen = 2, 3, 8, 5, 4, 3
+    row_prompt = torch.tensor([0, 0, 1, 2, 1, 0, 2])  # uneven groups, out of order
+    b = len(row_prompt)
+    head_kv = [torch.randn(1, hkv, head, d, dtype=torch.float64) for _ in range(2)]
+    prompt_kv = [torch.randn(3, hkv, width, d, dtype=torch.float64) for _ in range(2)]
+    prompt_mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 1]], dtype=torch.bool)
+    gen_kv = [torch.randn(b, hkv, gen, d, dtype=torch.float64) for _ in range(2)]
+    q = torch.randn(b, hkv * g, 1, d, dtype=torch.float64)
+    row_of = [torch.zeros(b, dtype=torch.long), row_prompt]
+    levels = [segments.level(row_of[0], 1, None), segments.level(row_prompt, 3, prompt_mask)]
+    cache = SimpleNamespace(layers=None)
+    seg = segments.Segments(cache, [[tuple(head_kv), tuple(prompt_kv)]], levels, row_of, 4)
+    seg.cache.layers[0].update(*gen_kv)
+    if keep is not None:
+        keep_t = torch.tensor(keep)
+        seg.select(keep_t)
+        q, row_prompt = q[keep_t], row_prompt[keep_t]
+        gen_kv = [x[keep_t] for x in gen_kv]
+    n = len(row_prompt)
+    layer = seg.cache.layers[0]
+    got, _ = segments.attention(
+        SimpleNamespace(layer_idx=0), q, layer.buf_k[:, :, :gen], layer.buf_v[:, :, :gen],
+        None, segments=seg,
+    )  # fmt: skip
+    keys, values = (
+        torch.cat([h.expand(n, -1, -1, -1), p[row_prompt], x], 2)
+        for h, p, x in zip(head_kv, prompt_kv, gen_kv, strict=True)
+    )
+    masks = torch.cat(
+        [
+            torch.ones(n, head, dtype=torch.bool),
+            prompt_mask[row_prompt],
+            torch.ones(n, gen, dtype=torch.bool),
+        ],
+        1,
+    )
+    want = _reference_attention(q, keys, values, masks)
+    assert got.shape == want.shape == (n, 1, hkv * g, d)
+    assert float((got - want).abs().max()) <= 1e-12
+
+
+def test_the_shared_sampler_decodes_through_the_segments(monkeypatch):
+    """share_prompts on a Llama: decode steps run the segment attention (not SDPA over G copies),
+    and the model's attention implementation is restored after."""
+    from magic_rl.policy import segments
+
+    calls = []
+    real = segments.attention
+    monkeypatch.setattr(segments, "attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = _model(torch.float32).eval()
+    prompts = [[3, 4, 5, 6]] * 3 + [[7, 8]] * 3
+    with torch.inference_mode():
+        _decode(
+            model, prompts, PAD, [-1], 1.0, 1.0, 4, torch.Generator().manual_seed(0), "cpu", True
+        )
+    assert len(calls) == 3 * model.config.num_hidden_layers  # 3 decode steps after the prefill
+    assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_eager_attention_with_left_padding_gives_the_sdpa_logprobs(share):
+    """`sequence_logprobs` under attn_implementation="eager" with left-padded prompts gave NaN on a
+    float64 model (transformers' eager softmax runs in float32, where float64's mask minimum is
+    -inf: a pad's query row is all -inf). Eager's softmax in float32 also sets the tolerance."""
+    want, mask = sequence_logprobs(_model(), PROMPTS, COMPLETIONS, PAD)
+    eager = _model()
+    eager.config._attn_implementation = "eager"
+    with torch.no_grad():
+        got, _ = sequence_logprobs(eager, PROMPTS, COMPLETIONS, PAD, share_prompts=share)
+    assert bool(torch.isfinite(got).all())
+    assert float(((got - want.detach()) * mask).abs().max()) <= 1e-6

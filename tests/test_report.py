@@ -322,14 +322,16 @@ def test_verdict_says_when_compliance_is_not_kept(tmp_path: Path) -> None:
 
 
 def test_ablation_names_are_readable_with_directions() -> None:
-    from magic_rl.experiment.design import METRICS, RUN_METRICS
+    # the report names the experiment's columns from the one table (ablation_metrics)
+    from magic_rl.ablation_metrics import METRICS, RUN_METRICS, arrow
     from magic_rl.report.tables import metric_name
 
     for m in METRICS + RUN_METRICS:
         name, up = metric_name(m.key)
         assert name != m.key, m.key  # a readable name, not the raw key
-        if "↑" in m.header or "↓" in m.header:
-            assert up is ("↑" in m.header), m.key  # the experiment's own arrow
+        assert (name, up) == (m.name, m.higher_is_better), m.key
+        if m.source != "train":  # a training-log column names its window, not a direction
+            assert m.header == f"{name}{arrow(up)}", m.key
     assert metric_name("defender/refusal_rate/benign") == ("defender/refusal_rate/benign", False)
     assert metric_name("mystery")[1] is None
 

@@ -60,6 +60,10 @@ def test_reduced_build_from_the_cli_is_deterministic_and_cached(tiny_overrides, 
     # the game-is-winnable checks are printed and stored
     assert 0.0 <= info["learnability"]["held_out_requests"] <= 1.0
     assert "learnability" in result.output and "attacker check" in result.output
+    # and per held-out strategy, the project's own framings included
+    per = {k.split("/", 1)[1] for k in info["learnability"] if k.startswith("held_out_strategies/")}
+    assert per == set(resolve_strategies(cfg.data.held_out_strategies)) >= {"system_override"}
+    assert "per held-out strategy:" in result.output and "nested_fiction" in result.output
     check = json.loads((world.attacker(cfg) / "check.json").read_text())
     assert check["n"] > 0 and 0.0 <= check["format_rate"] <= 1.0
     assert 0.0 <= check["faithful_rate"] <= 1.0

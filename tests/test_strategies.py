@@ -1,4 +1,5 @@
-"""Tests of magic_rl.strategies: the 20 mutation strategies, ciphers, rewriters and the pool."""
+"""Tests of magic_rl.strategies: the 20 SORRY-Bench mutation strategies and the project's 5 `novel`
+framings, ciphers, rewriters and the pool."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from hypothesis import strategies as st
 from magic_rl.prompts import is_format_ok
 from magic_rl.records import Seed
 from magic_rl.strategies import (
+    DEFAULT_POOL,
     FAMILIES,
     MUTATIONS,
     PROGRAMMATIC,
+    SORRY_BENCH,
     STRATEGIES,
     EndpointRewriter,
     PoolRecord,
@@ -61,7 +64,7 @@ RNG_SEEDS = range(6)
 
 @pytest.fixture(scope="module")
 def pools() -> dict[int, list[PoolRecord]]:
-    return {k: build_pool(SEEDS, rng_seed=k) for k in RNG_SEEDS}
+    return {k: build_pool(SEEDS, PROGRAMMATIC, rng_seed=k) for k in RNG_SEEDS}
 
 
 def all_records(pools: dict[int, list[PoolRecord]]) -> Iterator[PoolRecord]:
@@ -71,14 +74,19 @@ def all_records(pools: dict[int, list[PoolRecord]]) -> Iterator[PoolRecord]:
 # --- constants -------------------------------------------------------------------------------
 
 
-def test_twenty_strategies_in_four_families() -> None:
+def test_twenty_sorry_bench_strategies_in_four_families_and_five_novel() -> None:
     assert {f: len(n) for f, n in FAMILIES.items()} == {
         "writing_style": 6,
         "persuasion": 5,
         "encoding": 4,
         "translation": 5,
+        "novel": 5,
     }
-    assert len(STRATEGIES) == 20 and len(PROGRAMMATIC) == 15
+    assert len(STRATEGIES) == 25 and len(SORRY_BENCH) == 20 and len(PROGRAMMATIC) == 20
+    assert not set(SORRY_BENCH) & set(FAMILIES["novel"])
+    assert (
+        set(DEFAULT_POOL) == set(PROGRAMMATIC) - set(FAMILIES["novel"]) and len(DEFAULT_POOL) == 15
+    )
     assert set(MUTATIONS) == set(STRATEGIES)
     assert not any(STRATEGIES[s] == "translation" for s in PROGRAMMATIC)
 
@@ -121,7 +129,7 @@ def test_same_rng_seed_same_rewrites(strategy: str) -> None:
 
 
 def test_rng_seed_changes_the_pool(pools: dict[int, list[PoolRecord]]) -> None:
-    assert build_pool(SEEDS, rng_seed=0) == pools[0]
+    assert build_pool(SEEDS, PROGRAMMATIC, rng_seed=0) == pools[0]
     assert pools[0] != pools[1]
 
 
@@ -370,8 +378,9 @@ def test_benign_seeds_get_the_same_wrappers() -> None:
 
 
 def test_pool_order_ids_and_default_strategies(pools: dict[int, list[PoolRecord]]) -> None:
-    pool = pools[0]
-    assert len(pool) == len(SEEDS) * 15
+    pool = build_pool(SEEDS)
+    assert len(pool) == len(SEEDS) * 15 and {r.strategy for r in pool} == set(DEFAULT_POOL)
+    assert [r for r in pools[0] if r.strategy in DEFAULT_POOL] == pool  # the same records
     assert [r.id for r in pool[:2]] == ["h1/slang", "h1/uncommon_dialects"]
     assert len({r.id for r in pool}) == len(pool)
     assert all(r.family == STRATEGIES[r.strategy] for r in pool)
@@ -387,7 +396,7 @@ def test_pool_order_ids_and_default_strategies(pools: dict[int, list[PoolRecord]
 )
 def test_exclude_strategies_and_families(exclude: list[str], gone: set[str]) -> None:
     pool = build_pool(SEEDS[:2], exclude=exclude)
-    assert {r.strategy for r in pool} == set(PROGRAMMATIC) - gone
+    assert {r.strategy for r in pool} == set(DEFAULT_POOL) - gone
 
 
 def test_build_pool_rejects_bad_input() -> None:

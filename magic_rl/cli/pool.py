@@ -27,8 +27,8 @@ def pool_build(
     strategies: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated strategies or family:NAME (default: all 20 with --rewriter-url, "
-            "else the 15 programmatic ones)."
+            help="Comma-separated strategies or family:NAME (default: SORRY-Bench's 20 with "
+            "--rewriter-url, else its 15 programmatic ones; family:novel adds the project's own)."
         ),
     ] = None,
     exclude: Annotated[
@@ -96,8 +96,9 @@ def pool_build(
     from magic_rl.data.seeds import load_seed_file, sandbox_seeds
     from magic_rl.progress import new_bar
     from magic_rl.strategies import (
+        DEFAULT_POOL,
         PROGRAMMATIC,
-        STRATEGIES,
+        SORRY_BENCH,
         EndpointRewriter,
         ProgrammaticRewriter,
         resolve_strategies,
@@ -127,7 +128,7 @@ def pool_build(
             else load_seed_file(cfg.data.seeds)
         )
         seeds = [s for s in seeds if s.label in wanted][:limit]
-        default = list(STRATEGIES) if rewriter_url else list(PROGRAMMATIC)
+        default = list(SORRY_BENCH) if rewriter_url else list(DEFAULT_POOL)
         chosen = resolve_strategies(strategies.split(",") if strategies else default)
         dropped = set(resolve_strategies(e for e in exclude.split(",") if e))
         chosen = [s for s in chosen if s not in dropped]

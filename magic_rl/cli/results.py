@@ -165,6 +165,7 @@ def audit_cmd(
                 max_words=cfg.judge.max_response_tokens,
                 n_resamples=cfg.eval.bootstrap,
                 seed=cfg.seed,
+                game=cfg.game,
                 advance=task(f"audit {name}", len(items)),
             )
         title = (

@@ -149,6 +149,7 @@ def serve_judge_cmd(
             model_name=name,
             api_key=key,
             limits=limits,
+            game=cfg.game,
         )
     except (ValueError, OSError) as err:
         _fail(str(err))

@@ -163,6 +163,9 @@ def sandbox_build(
         f"requests {learn.get('held_out_requests')}, held-out strategies "
         f"{learn.get('held_out_strategies')}"
     )
+    per = {k.split("/", 1)[1]: v for k, v in learn.items() if k.startswith("held_out_strategies/")}
+    if per:
+        console.print("    per held-out strategy: " + ", ".join(f"{k} {v}" for k, v in per.items()))
     if attacker:
         console.print(f"  attacker:   {world.attacker(cfg)}")
         check_file = world.attacker(cfg) / "check.json"

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from magic_rl.config import GameConfig
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.eval.protocol import judge_replies
 from magic_rl.evaluate.metrics import MetricResult, bootstrap_ci, f1_score
@@ -87,15 +88,17 @@ def judge_items(
     items: Sequence[EvalItem],
     max_words: int,
     *,
+    game: GameConfig | None = None,
     advance: Callable[[int], None] = lambda k: None,
 ) -> list[Verdict]:
-    """The judge's verdict on every item's (request, stored response), as `magic eval` judges;
-    an item without a response is a prompt-only call."""
+    """The judge's verdict on every item's (request, stored response), as `magic eval` judges
+    (replies read as `game` reads them); an item without a response is a prompt-only call."""
     verdicts: list[Verdict] = []
     for start in range(0, len(items), CHUNK):
         chunk = items[start : start + CHUNK]
         replies = [i.reference.get("response") or None for i in chunk]
-        verdicts += judge_replies(judge, [i.judge_request for i in chunk], replies, max_words)
+        requests = [i.judge_request for i in chunk]
+        verdicts += judge_replies(judge, requests, replies, max_words, game)
         advance(len(chunk))
     return verdicts
 
@@ -170,6 +173,7 @@ def audit(
     max_words: int = 512,
     n_resamples: int = 1000,
     seed: int = 0,
+    game: GameConfig | None = None,
     advance: Callable[[int], None] = lambda k: None,
 ) -> AuditResult:
     """Score `judge` on labelled `judge_f1` items: per benchmark (pooled) and per subset, every
@@ -177,7 +181,7 @@ def audit(
     bad = [i.id for i in items if "gold" not in i.reference]
     if bad:
         raise ValueError(f"{len(bad)} items carry no reference['gold'] (first: {bad[0]!r})")
-    verdicts = judge_items(judge, items, max_words, advance=advance)
+    verdicts = judge_items(judge, items, max_words, game=game, advance=advance)
     groups: dict[str, list[int]] = {}
     for k, item in enumerate(items):
         groups.setdefault(item.source, []).append(k)

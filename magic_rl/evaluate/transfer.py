@@ -147,7 +147,11 @@ def attack_outcomes(
     flat = [r for rs in rewrites for r in rs]
     gens = greedy_replies(policy, [r.attack for r in flat], cfg, advance=advance)
     verdicts = judge_replies(
-        judge, [r.seed.text for r in flat], [g.text for g in gens], cfg.judge.max_response_tokens
+        judge,
+        [r.seed.text for r in flat],
+        [g.text for g in gens],
+        cfg.judge.max_response_tokens,
+        cfg.game,
     )
     it_g, it_v = iter(gens), iter(verdicts)
     return [[next(it_g) for _ in rs] for rs in rewrites], [

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from magic_rl import rundir
+from magic_rl.ablation_metrics import EVAL_METRICS, FAITHFUL_WINDOW, METRICS
 from magic_rl.config import RunConfig, config_diff, load_config
 from magic_rl.data.outputs import claim, write_output
 from magic_rl.evaluate.eval import (
@@ -78,9 +79,6 @@ from magic_rl.evaluate.eval import (
 )
 from magic_rl.experiment.design import (
     DEFAULT_SEEDS,
-    EVAL_METRICS,
-    FAITHFUL_WINDOW,
-    METRICS,
     RESERVED,
     STEPS_FACTOR,
     UNTRAINED,

@@ -1,13 +1,13 @@
-"""What the ablation compares: its variants (each one config away from the preset), the metric
-columns of its table, the aggregation over training seeds (mean and Student-t 95% interval) and the
-paired differences against Defender-only. Pure data and arithmetic: `ablation.py` runs the design,
-`render.py` writes it out."""
+"""What the ablation compares: its variants (each one config away from the preset), its metric
+columns (spelled once in `magic_rl.ablation_metrics`, which the report reads too), the aggregation
+over training seeds (mean and Student-t 95% interval) and the paired differences against
+Defender-only. Pure data and arithmetic: `ablation.py` runs the design, `render.py` writes it out."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from magic_rl.ablation_metrics import METRICS, RUN_METRICS, Metric
 from magic_rl.evaluate.metrics import mean_ci
 
 UNTRAINED = "base"
@@ -38,74 +38,8 @@ STEPS_FACTOR = {"magic_eq": 2}
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
 
-FAITHFUL_WINDOW = 15
-
-
 # Keys the experiment sets itself; an override of one would break the seed/variant layout.
 RESERVED = ("seed", "name", "output_dir", "train.steps")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One column: its key in ablation.json, the eval metric it reads, its table header."""
-
-    key: str
-    eval_key: str
-    header: str
-    short: str  # for the terminal table
-    source: str = "eval"  # "eval": results.json; "train": the run's metrics.jsonl
-
-
-# All are rates in [0, 1]: intervals are clipped to that range.
-METRICS: tuple[Metric, ...] = (
-    Metric(
-        "held_out_asr",
-        "sandbox/held_out_strategies/asr",
-        "held-out strategy ASR ↓",
-        "held-out ASR↓",
-    ),
-    Metric(
-        "held_out_asr_ciphers",
-        "sandbox/held_out_strategies/ciphers/asr",
-        "held-out ASR, ciphers ↓",
-        "ciphers↓",
-    ),
-    Metric(
-        "held_out_asr_other",
-        "sandbox/held_out_strategies/other/asr",
-        "held-out ASR, other framings ↓",
-        "other↓",
-    ),
-    Metric("train_asr", "sandbox/train_strategies/asr", "train strategy ASR ↓", "train ASR↓"),
-    Metric("vanilla_asr", "sandbox/vanilla_harmful/asr", "vanilla harmful ASR ↓", "vanilla ASR↓"),
-    Metric("rta", "sandbox/vanilla_harmful/rta", "RTA ↑", "RTA↑"),
-    Metric("benign_compliance", "sandbox/benign/compliance", "benign compliance ↑", "benign↑"),
-    Metric(
-        "adversarial_benign_compliance",
-        "sandbox/adversarial_benign/compliance",
-        "adversarial-benign compliance ↑",
-        "adv. benign↑",
-    ),
-    Metric(
-        "contrast_compliance", "sandbox/contrast/compliance", "contrast compliance ↑", "contrast↑"
-    ),
-    Metric(
-        "attacker_faithful",
-        "attacker/faithful_rate",
-        f"attacker faithful (last {FAITHFUL_WINDOW} steps)",
-        "faithful",
-        source="train",
-    ),
-)
-
-
-EVAL_METRICS = tuple(m for m in METRICS if m.source == "eval")
-
-
-# Read from the run directory, not the evaluation: present when the runs played live cross-play.
-RUN_METRICS: tuple[Metric, ...] = (
-    Metric("forgetting", "crossplay/forgetting", "forgetting (cross-play) ↓", "forget↓"),
-)
 
 
 def columns(table: dict[str, dict[str, dict]]) -> tuple[Metric, ...]:

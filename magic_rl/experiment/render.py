@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from magic_rl.ablation_metrics import METRICS
 from magic_rl.experiment.design import (
-    METRICS,
     PAIRED_KEYS,
     PAIRED_REFERENCE,
     STEPS_FACTOR,

@@ -1,10 +1,13 @@
 """Scoring plumbing shared by the judges: de-duplication, the call cache, counters, verdict assembly.
 
-- `score_exchanges(judge, prompts, responses, max_words, memo)`: the one judging helper of
-  training (`loop.stages.StepJudge`), evaluation (`evaluate.eval.judge_replies`) and scoring: cuts
-  replies to the judge's word budget, asks any `Judge` once per distinct (prompt, reply) pair (GRPO
-  groups repeat prompts, and often replies), optionally memoised across calls, and returns verdicts
-  in input order.
+- `score_exchanges(judge, prompts, responses, max_words, memo, game)`: the one judging helper of
+  training (`loop.stages.StepJudge`), evaluation, cross-play and the audit
+  (`evaluate.eval.judge_replies`), the sandbox probe and `magic serve judge`: cuts replies to the
+  judge's word budget, reads each as the game does (`game.reply_as_read`: under
+  `game.request_marker` a sandbox reply's `[request]` becomes the prompt it answers; the judge
+  itself reads no marker), asks any `Judge` once per distinct (prompt, reply) pair (GRPO groups
+  repeat prompts, and often replies), optionally memoised across calls, and returns verdicts in
+  input order.
 - Model-backed judges (`EndpointJudge`, `HFGuardJudge`) go through `plan_calls` -> cache/model ->
   `assemble`: replies are truncated to what the judge may see, each exchange becomes its format's
   calls (prompt-only and/or prompt+reply), identical calls across the batch are made once, answers
@@ -27,7 +30,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from magic_rl.config import GameConfig
 from magic_rl.data.files import read_jsonl_rows
+from magic_rl.game import reply_as_read
 from magic_rl.judge.base import Judge
 from magic_rl.judge.formats import Call, GuardFormat, truncate_response
 from magic_rl.records import Verdict
@@ -41,17 +46,24 @@ def score_exchanges(
     responses: Sequence[str | None],
     max_words: int | None = None,
     memo: dict[tuple[str, str | None], Verdict] | None = None,
+    game: GameConfig | None = None,
 ) -> list[Verdict]:
     """One verdict per exchange, in order: each reply cut to its first `max_words` words (None:
-    whole), each distinct (prompt, reply) judged once, in one `judge.judge` call. A reply of None
-    asks for the prompt label only. `memo` (a dict the caller keeps) carries verdicts across calls:
-    a pair found in it is not judged again, and new verdicts are added to it."""
+    whole), then read as `game` reads it (`game.reply_as_read` with the exchange's prompt; None:
+    as written), each distinct (prompt, reply) judged once, in one `judge.judge` call. A reply of
+    None asks for the prompt label only. `memo` (a dict the caller keeps) carries verdicts across
+    calls: a pair found in it is not judged again, and new verdicts are added to it.
+
+    The marker is expanded after the cut, so the word budget counts the reply as the policy wrote
+    it (a compliance's restated request is not cut off by its own length)."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    keys = [
-        (p, r if r is None or max_words is None else truncate_response(r, max_words))
-        for p, r in zip(prompts, responses, strict=True)
-    ]
+
+    def read(prompt: str, reply: str) -> str:
+        cut = reply if max_words is None else truncate_response(reply, max_words)
+        return cut if game is None else reply_as_read(cut, prompt, game)
+
+    keys = [(p, None if r is None else read(p, r)) for p, r in zip(prompts, responses, strict=True)]
     memo = {} if memo is None else memo
     todo = list(dict.fromkeys(k for k in keys if k not in memo))
     if todo:

@@ -4,7 +4,9 @@
 behind `/v1/chat/completions` and `/v1/completions`, answering in a guard format's text (WildGuard by
 default: "Harmful request: yes\\nResponse refusal: no\\nHarmful response: yes"), so `EndpointJudge`
 with that backend talks to it exactly as it talks to vLLM serving the real guard model. The request
-is unpacked with the format (`formats.*.unpack`), judged, and rendered (`render`); a signal the
+is unpacked with the format (`formats.*.unpack`), judged through `score.score_exchanges` (a reply
+read as the served config's game reads it: the sandbox's `[request]` marker expanded under
+`game.request_marker`), and rendered (`render`); a signal the
 served judge leaves unknown is rendered as "unknown", which the client cannot parse, so unknown stays
 unknown end to end. Concurrent requests are judged in batches by one worker thread (`Batcher`).
 
@@ -38,8 +40,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from magic_rl.config import GameConfig
 from magic_rl.judge.base import Judge
 from magic_rl.judge.formats import FORMATS, Call, GuardFormat
+from magic_rl.judge.score import score_exchanges
 from magic_rl.serving import openai
 from magic_rl.serving.batcher import Batcher, Overloaded
 from magic_rl.serving.server import (
@@ -73,6 +77,7 @@ class JudgeServer(Server):
         api_key: str | None,
         limits: Limits | None = None,
         max_batch: int = 32,
+        game: GameConfig | None = None,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown or not 0.0 <= fault_rate <= 1.0 or (fault_rate > 0 and not faults):
@@ -80,7 +85,7 @@ class JudgeServer(Server):
                 f"faults must be a non-empty subset of {FAULTS} and 0 <= fault_rate <= 1; "
                 f"got faults={tuple(faults)}, fault_rate={fault_rate}"
             )
-        self.judge, self.fmt = judge, fmt
+        self.judge, self.fmt, self.game = judge, fmt, game
         self.fault_rate, self.faults, self.seed = fault_rate, tuple(faults), seed
         self.hang_s, self.slow_s = hang_s, slow_s
         self.seen: Counter[str] = Counter()
@@ -113,7 +118,7 @@ class JudgeServer(Server):
     def _judge_batch(self, calls: list[Call]) -> list[str]:
         prompts = [p for p, _ in calls]
         responses = [r for _, r in calls]
-        verdicts = self.judge.judge(prompts, responses)
+        verdicts = score_exchanges(self.judge, prompts, responses, game=self.game)
         return [self.fmt.render(v, r) for v, r in zip(verdicts, responses, strict=True)]
 
     async def _chat(self, request: Request) -> Response:
@@ -192,8 +197,10 @@ def serve_judge(
     slow_s: float = 0.5,
     api_key: str | None = None,
     limits: Limits | None = None,
+    game: GameConfig | None = None,
 ) -> JudgeServer:
-    """A bound (not yet serving) server; `port=0` picks a free port (see `server.server_port`)."""
+    """A bound (not yet serving) server; `port=0` picks a free port (see `server.server_port`).
+    `game`: how replies are read before judging (the served config's `cfg.game`)."""
     if backend_format not in FORMATS:
         raise ValueError(f"backend_format {backend_format!r}: one of {sorted(FORMATS)}")
     return JudgeServer(
@@ -208,6 +215,7 @@ def serve_judge(
         slow_s,
         api_key,
         limits,
+        game=game,
     )
 
 

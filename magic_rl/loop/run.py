@@ -137,7 +137,7 @@ class Run:
         opponents = {role: self._opponent(step, role) for role in roles}  # league: past or None
         played: list[Played] = []
         for k, role in enumerate(roles):
-            judge = StepJudge(self.judge, self.cfg.judge.max_response_tokens)
+            judge = StepJudge(self.judge, self.cfg.judge.max_response_tokens, self.cfg.game)
             with timer("seeds"):
                 batch, fixed, extra = self._seeds(step, role)  # 0. seeds
             players = self._players(role, opponents[role])

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from magic_rl.config import GameConfig
 from magic_rl.content import REQUEST_MARKER, carries, request_core
 from magic_rl.evaluate.analyze.diversity import novelty_ranks, self_bleu, tokenize
 from magic_rl.evaluate.analyze.rules import tag_strategy
@@ -53,17 +54,21 @@ class SeedSampler:
 
 class StepJudge:
     """Judges exchanges once per step: multi-turn early stopping and the reward stage share verdicts
-    (`judge.score.score_exchanges` with a memo that lives as long as the step)."""
+    (`judge.score.score_exchanges` with a memo that lives as long as the step; replies read as
+    `game` reads them, the sandbox's `[request]` marker expanded under `game.request_marker`)."""
 
-    def __init__(self, judge, max_response_words: int):
+    def __init__(self, judge, max_response_words: int, game: GameConfig | None = None):
         self.judge = judge
         self.max_words = max_response_words
+        self.game = game
         self.memo: dict[tuple[str, str | None], Verdict] = {}
         self.calls = 0
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
         before = len(self.memo)
-        verdicts = score_exchanges(self.judge, prompts, responses, self.max_words, self.memo)
+        verdicts = score_exchanges(
+            self.judge, prompts, responses, self.max_words, self.memo, self.game
+        )
         self.calls += len(self.memo) - before
         return verdicts
 

@@ -7,7 +7,8 @@
 - `sequence_logprobs` scores given completions under a model (with grad: the GRPO trainer calls it)
   using the same left-padded layout as `generate`, so greedy tokens are the argmax of its log-probs.
 - Rows that repeat a prompt (a GRPO group's G samples) can share its computation (`share_prompts`,
-  set from `grpo.share_prompts`): `generate` prefills it once and copies its KV cache to the rows;
+  set from `grpo.share_prompts`): `generate` prefills it once and, on Llama-family models, its
+  decode steps read that cache once for all the rows (`segments.py`; other models get copies);
   `sequence_logprobs` forwards it once and the completions against its cache (the same gradient).
 - `ScriptedPolicy` is the fake: a Python function writes each reply; no torch, no model.
 

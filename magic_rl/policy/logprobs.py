@@ -118,7 +118,7 @@ def _joint_logits(
     # Positions p-1 .. p+T-2 predict the T completion tokens: the last T+1 logits minus the final.
     return model(
         input_ids=ids,
-        attention_mask=mask,
+        attention_mask=_model_mask(model, mask, ids.shape[1]),
         position_ids=positions(mask),
         use_cache=False,
         logits_to_keep=comp.shape[1] + 1,
@@ -145,7 +145,7 @@ def _shared_prompt_logits(
     kwarg = {cache_kwarg(model): cache}
     first = model(
         input_ids=ids,
-        attention_mask=mask,
+        attention_mask=_model_mask(model, mask, ids.shape[1]),
         position_ids=positions(mask),
         **kwarg,
         use_cache=True,
@@ -157,12 +157,35 @@ def _shared_prompt_logits(
     full_mask = torch.cat([mask[index], comp_mask[:, :-1]], 1)
     rest = model(
         input_ids=comp[:, :-1],
-        attention_mask=full_mask,
+        attention_mask=_model_mask(model, full_mask, comp.shape[1] - 1),
         position_ids=positions(full_mask)[:, ids.shape[1] :],
         **kwarg,
         use_cache=True,
     ).logits
     return torch.cat([first, rest], 1)
+
+
+def _model_mask(model: Any, mask: torch.Tensor, queries: int) -> torch.Tensor:
+    """The attention mask to hand the model for the last `queries` positions of [B, K] `mask`.
+
+    The 2D mask itself, except under eager attention: transformers' eager softmax runs in float32,
+    so a float64 model's additive mask (float64's min) becomes -inf there, a left pad's query row
+    (every key masked) turns to NaN, and the NaN reaches the real rows through the pad's keys and
+    values in the next layer (0 x NaN). There each query also sees its own position: a pad row
+    gets a finite (unused) output, and real rows, whose own position is real, are unchanged."""
+    import torch
+
+    if getattr(getattr(model, "config", None), "_attn_implementation", None) != "eager":
+        return mask
+    k = mask.shape[1]
+    first = k - queries
+    causal = torch.ones((queries, k), dtype=torch.bool, device=mask.device).tril(first)
+    allowed = causal[None] & mask[:, None, :]
+    idx = torch.arange(queries, device=mask.device)
+    allowed[:, idx, first + idx] = True
+    dtype = next(model.parameters()).dtype
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,11 @@ Rows with the same prompt (the G samples of a GRPO group) can share its prefill 
 `grpo.share_prompts`): each distinct prompt is prefilled once and its KV cache copied to its rows,
 and a head common to the distinct prompts (the attacker template) once for all of them. A
 row keeps its width, left padding and positions, so it computes the same function as in the full
-batch; but the prefill's matmuls have fewer rows, and CPU kernels block (and so round) differently
-by shape: logits can move by an ulp (a tiny Llama: 4e-8). The same seeded generator then draws the
+batch. On Llama-family models (`segments.supported`) the cache is not copied to the rows at all:
+it stays in segments (head, distinct prompts, each row's own tokens) that a decode step's
+attention reads once each (policy/segments.py); other models get the copies. Either way the prefill's matmuls have fewer rows (and the
+segments sum the attention in pieces), and CPU kernels block (and so round) differently by
+shape: logits can move by an ulp (a tiny Llama: 4e-8). The same seeded generator then draws the
 same tokens unless a uniform lands within that distance of a CDF step, and their log-probs agree
 to ~1e-7, not bit for bit; hence a switch, off where runs must repeat exactly (the sandbox)."""
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from magic_rl.policy import segments
 
 if TYPE_CHECKING:
     import torch
@@ -128,30 +133,39 @@ def _decode(
     rows = torch.arange(b, device=device)  # original row of each live batch entry
     done = torch.zeros(b, dtype=torch.bool, device=device)
 
-    logits, mask = _prefill(model, prompts, ids, mask, pad_id, cache_arg, share_prompts)
-    step_mask = _StepMask(model, mask, max_new_tokens)
     pos = positions(mask)[:, -1:]
-    for t in range(max_new_tokens):
-        token, lp = _sample(logits, temperature, top_p, generator)
-        out_tokens[rows, t] = token
-        out_lps[rows, t] = lp
-        done |= torch.isin(token, eos)
-        live = len(done) - int(done.sum())
-        if live == 0 or t == max_new_tokens - 1:
-            break
-        if live <= COMPACT_AT * len(done):
-            keep = (~done).nonzero()[:, 0]
-            cache.batch_select_indices(keep)
-            step_mask.select(keep)
-            rows, token, pos, done = rows[keep], token[keep], pos[keep], done[keep]
-        pos = pos + 1
-        logits = model(
-            input_ids=token[:, None],
-            attention_mask=step_mask.decode(p + t + 1),
-            position_ids=pos,
-            **cache_arg,
-            use_cache=True,
-        ).logits[:, -1, :]
+    if share_prompts and segments.supported(model):
+        logits, seg = _prefill_segments(
+            model, prompts, ids, mask, pad_id, cache_arg, max_new_tokens
+        )
+        step_mask, step_kwargs = seg, {"segments": seg}
+    else:
+        logits, mask = _prefill(model, prompts, ids, mask, pad_id, cache_arg, share_prompts)
+        step_mask, step_kwargs = _StepMask(model, mask, max_new_tokens), {}
+    with segments.attending(model, bool(step_kwargs)):
+        for t in range(max_new_tokens):
+            token, lp = _sample(logits, temperature, top_p, generator)
+            out_tokens[rows, t] = token
+            out_lps[rows, t] = lp
+            done |= torch.isin(token, eos)
+            live = len(done) - int(done.sum())
+            if live == 0 or t == max_new_tokens - 1:
+                break
+            if live <= COMPACT_AT * len(done):
+                keep = (~done).nonzero()[:, 0]
+                if not step_kwargs:
+                    cache.batch_select_indices(keep)
+                step_mask.select(keep)
+                rows, token, pos, done = rows[keep], token[keep], pos[keep], done[keep]
+            pos = pos + 1
+            logits = model(
+                input_ids=token[:, None],
+                attention_mask=step_mask.decode(p + t + 1),
+                position_ids=pos,
+                **cache_arg,
+                **step_kwargs,
+                use_cache=True,
+            ).logits[:, -1, :]
 
     eos_set = set(eos_ids)
     tokens, row_lps, stopped = [], [], []
@@ -179,39 +193,95 @@ def _prefill(
     share: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[B, V] next-token logits after the prompts, the cache filled for all B rows, and the [B, L]
-    mask of the cache's layout.
-
-    Shared: one row per distinct prompt goes through the model, then the cache's rows and the
-    logits are gathered back to the batch's order. The distinct rows keep the batch's width (the
-    longest prompt is among them). When they also open with a common head (`SHARED_HEAD_MIN`),
-    the head is prefilled once, its cache copied to each distinct row, and the rest of each prompt
-    follows it left-padded: the layout is [head | pads | rest], positions still count real tokens
-    only, so each row computes the same function with its pads moved after the head.
-    """
+    mask of the cache's layout. Shared: `_prefill_distinct`, then the cache's rows and the logits
+    gathered back to the batch's order."""
     import torch
 
     if not share:
         return _last_logits(model, ids, mask, None, cache_arg), mask
+    logits, mask, inverse, _ = _prefill_distinct(model, prompts, ids, mask, pad_id, cache_arg)
+    if inverse is None:
+        return logits, mask
+    index = torch.as_tensor(inverse, device=logits.device)
+    next(iter(cache_arg.values())).batch_select_indices(index)
+    return logits[index], mask[index]
+
+
+def _prefill_distinct(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    pad_id: int,
+    cache_arg: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor, list[int] | None, int]:
+    """One row per distinct prompt through the model: ([U, V] logits, [U, L] mask of the cache's
+    layout, each batch row's distinct row (None: every row distinct and no head, the plain
+    prefill), tokens of the common head (0: none)).
+
+    The distinct rows keep the batch's width (the longest prompt is among them). When they also
+    open with a common head (`SHARED_HEAD_MIN`), the head is prefilled once, its cache copied to
+    each distinct row, and the rest of each prompt follows it left-padded: the layout is
+    [head | pads | rest], positions still count real tokens only, so each row computes the same
+    function with its pads moved after the head.
+    """
+    import torch
+
     first = unique_rows(prompts)
     keep, inverse = first or (list(range(len(prompts))), list(range(len(prompts))))
     rows = [prompts[i] for i in keep]
     head = common_head(rows)
-    cache = next(iter(cache_arg.values()))
     if len(rows) > 1 and head >= SHARED_HEAD_MIN:
         ones = mask.new_ones((1, head))
         _last_logits(model, ids.new_tensor([list(rows[0][:head])]), ones, None, cache_arg)
-        cache.batch_select_indices(torch.zeros(len(rows), dtype=torch.long, device=ids.device))
+        next(iter(cache_arg.values())).batch_select_indices(
+            torch.zeros(len(rows), dtype=torch.long, device=ids.device)
+        )
         rest, rest_mask = left_pad([r[head:] for r in rows], pad_id, ids.device)
         mask = torch.cat([ones.expand(len(rows), head), rest_mask], 1)
-        logits = _last_logits(model, rest, mask, head, cache_arg)
-    elif first is not None:
-        mask = mask[keep]
-        logits = _last_logits(model, ids[keep], mask, None, cache_arg)
+        return _last_logits(model, rest, mask, head, cache_arg), mask, inverse, head
+    if first is None:
+        return _last_logits(model, ids, mask, None, cache_arg), mask, None, 0
+    return _last_logits(model, ids[keep], mask[keep], None, cache_arg), mask[keep], inverse, 0
+
+
+def _prefill_segments(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    pad_id: int,
+    cache_arg: dict[str, Any],
+    max_new_tokens: int,
+) -> tuple[torch.Tensor, segments.Segments]:
+    """`_prefill_distinct`, its cache left as segments instead of gathered to the B rows: [B, V]
+    next-token logits and the decode loop's `segments.Segments` (policy/segments.py): the head
+    (one row, if any), the distinct prompts' rest (U rows), and room for `max_new_tokens` per row."""
+    import torch
+
+    logits, mask, inverse, head = _prefill_distinct(model, prompts, ids, mask, pad_id, cache_arg)
+    u = logits.shape[0]
+    index = torch.as_tensor(inverse if inverse is not None else range(u), device=logits.device)
+    if head:
+        cuts, masks = [(0, 1, 0, head), (0, u, head, None)], [None, mask[:, head:]]
+        row_of = [torch.zeros_like(index), index]
     else:
-        return _last_logits(model, ids, mask, None, cache_arg), mask
-    index = torch.as_tensor(inverse, device=logits.device)
-    cache.batch_select_indices(index)
-    return logits[index], mask[index]
+        cuts, masks, row_of = [(0, u, 0, None)], [mask], [index]
+    # Contiguous copies of each segment's keys and values: read every step, written never.
+    prompt_kv = [
+        [
+            (layer.keys[r0:r1, :, c0:c1].contiguous(), layer.values[r0:r1, :, c0:c1].contiguous())
+            for r0, r1, c0, c1 in cuts
+        ]
+        for layer in next(iter(cache_arg.values())).layers
+    ]
+    levels = [
+        segments.level(r, c[1] - c[0], None if m is None or bool(m.all()) else m)
+        for r, c, m in zip(row_of, cuts, masks, strict=True)
+    ]
+    return logits[index], segments.Segments(
+        next(iter(cache_arg.values())), prompt_kv, levels, row_of, max_new_tokens
+    )
 
 
 def _last_logits(

@@ -12,9 +12,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from magic_rl.ablation_metrics import arrow
 from magic_rl.evaluate.analyze import TAXONOMY
 from magic_rl.report.runs import RunData, _num
-from magic_rl.report.tables import EvalTable, arrow, metric_name
+from magic_rl.report.tables import EvalTable, metric_name
 from magic_rl.run_summary import metric, nan_mean
 
 CURVES: tuple[tuple[str, str], ...] = (

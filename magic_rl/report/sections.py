@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from magic_rl.ablation_metrics import arrow
 from magic_rl.evaluate.analyze import TAXONOMY
 from magic_rl.evaluate.eval.headline import has_headline, two_sided
 from magic_rl.report.markup import Cell, Report, _e, _md_cell
@@ -22,7 +23,6 @@ from magic_rl.report.runs import CONFIG_KEYS, RunData, _fmt, run_summary
 from magic_rl.report.tables import (
     EvalTable,
     ablation_table,
-    arrow,
     ci_part,
     common_n,
     eval_table,

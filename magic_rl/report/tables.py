@@ -12,43 +12,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magic_rl.ablation_metrics import NAMES
 from magic_rl.report.runs import _fmt, _num
 
-# Ablation metric keys (`magic experiment ablation`'s ablation.json) -> (readable name, higher is
-# better). A key not listed is shown as written; its direction is guessed from its name.
-METRIC_NAMES: dict[str, tuple[str, bool]] = {
-    "held_out_asr": ("held-out strategy ASR", False),
-    "held_out_asr_ciphers": ("held-out ASR, ciphers", False),
-    "held_out_asr_other": ("held-out ASR, other framings", False),
-    "train_asr": ("train strategy ASR", False),
-    "vanilla_asr": ("vanilla harmful ASR", False),
-    "rta": ("RTA", True),
-    "benign_compliance": ("benign compliance", True),
-    "adversarial_benign_compliance": ("adversarial-benign compliance", True),
-    "contrast_compliance": ("contrast compliance", True),
-    "attacker_faithful": ("attacker faithful", True),
-    "forgetting": ("forgetting (cross-play)", False),
-    "asr": ("ASR", False),
-    "compliance": ("compliance", True),
-}
 _LOWER_WORDS = ("asr", "forgetting", "refusal_rate/benign", "over_refusal", "unknown")
 _HIGHER_WORDS = ("compliance", "rta", "faithful", "accuracy", "f1", "refusal_rate/harmful")
 
 
 def metric_name(key: str) -> tuple[str, bool | None]:
-    """(readable name, higher is better or None when unknown) of an ablation metric key."""
-    if key in METRIC_NAMES:
-        return METRIC_NAMES[key]
+    """(readable name, higher is better or None when unknown) of an ablation metric key: the
+    ablation's own columns by name (`ablation_metrics.NAMES`); any other key as written, its
+    direction guessed from its name."""
+    if key in NAMES:
+        return NAMES[key]
     low = key.lower()
     if any(w in low for w in _LOWER_WORDS):
         return key, False
     if any(w in low for w in _HIGHER_WORDS):
         return key, True
     return key, None
-
-
-def arrow(higher_is_better: bool | None) -> str:
-    return "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
 
 
 @dataclass

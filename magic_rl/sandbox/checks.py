@@ -5,8 +5,10 @@
   the policies may see) and on every vanilla seed, as the base defender is (what is harmful is
   world knowledge; how attacks look is not). Its accuracy on held-out (request, strategy)
   pairs — test-split requests rewritten by those strategies (`held_out_requests`) and by the
-  held-out strategies (`held_out_strategies`) — says whether a defender this size can tell harmful
-  from benign rewrites at all. If it cannot, the world, not the algorithm, decides the game.
+  held-out strategies (`held_out_strategies`, and per strategy) — says whether a defender this size
+  can tell harmful from benign rewrites at all. If it cannot, the world, not the algorithm, decides
+  the game (a held-out cipher it cannot read tests nothing about generalisation; the held-out
+  `novel` framings are there to be readable).
 - `attacker_check`: the phase-1 attacker's rewrites sampled at the training temperature for seeds
   of the train split: the share well-formed (`format_rate`, the strict <think>/<answer> check) and
   the share still carrying their seed's request (`faithful_rate`, `magic_rl.content.carries`).
@@ -48,14 +50,15 @@ def learnability(
     cfg: RunConfig,
     tokenizer,
     train: Sequence[tuple[str, bool]],
-    tests: dict[str, Sequence[tuple[str, bool]]],
+    tests: dict[str, Sequence[tuple[str, bool, str]]],
     *,
     steps: int,
     batch_size: int = 64,
     lr: float = 2e-3,
 ) -> dict[str, float]:
     """Train a classifier of the defender's size on `train` (text, harmful) pairs; accuracy on
-    each test set of `tests`, plus `n_<name>` counts and `steps`."""
+    each test set of `tests` ((text, harmful, strategy) rows), plus `n_<name>` counts, `steps`
+    and, for `held_out_strategies`, the accuracy per strategy (`held_out_strategies/<name>`)."""
     import torch
     from transformers import LlamaForSequenceClassification
 
@@ -85,21 +88,27 @@ def learnability(
     out: dict[str, float] = {"steps": float(steps)}
     with torch.inference_mode():
         for name, rows in tests.items():
-            hits = 0
+            right: list[bool] = []
             for start in range(0, len(rows), 256):
                 chunk = rows[start : start + 256]
-                ids, mask = _encode(tokenizer, [t for t, _ in chunk])
+                ids, mask = _encode(tokenizer, [t for t, _, _ in chunk])
                 pred = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
-                hits += sum(
-                    int(p) == int(y) for p, (_, y) in zip(pred.tolist(), chunk, strict=True)
-                )
-            out[name] = round(hits / max(len(rows), 1), 4)
+                right += [
+                    int(p) == int(y) for p, (_, y, _) in zip(pred.tolist(), chunk, strict=True)
+                ]
+            out[name] = round(sum(right) / max(len(rows), 1), 4)
             out[f"n_{name}"] = float(len(rows))
+            if name == "held_out_strategies":
+                by: dict[str, list[bool]] = {}
+                for (_, _, strategy), hit in zip(rows, right, strict=True):
+                    by.setdefault(strategy, []).append(hit)
+                for strategy, hits in sorted(by.items()):
+                    out[f"{name}/{strategy}"] = round(sum(hits) / len(hits), 4)
     return out
 
 
 def learnability_sets(pool, seeds, train_ids: set[str], test_ids: set[str], held_out: set[str]):
-    """(train pairs, {test set name: pairs}) of (text, seed is harmful)."""
+    """(train pairs of (text, seed is harmful), {test set name: (text, harmful, strategy) rows})."""
     train = [(s.text, s.label == "harmful") for s in seeds]
     train += [
         (r.rewrite, r.seed.label == "harmful")
@@ -109,10 +118,14 @@ def learnability_sets(pool, seeds, train_ids: set[str], test_ids: set[str], held
     test = [r for r in pool if r.seed.id in test_ids]
     tests = {
         "held_out_requests": [
-            (r.rewrite, r.seed.label == "harmful") for r in test if r.strategy not in held_out
+            (r.rewrite, r.seed.label == "harmful", r.strategy)
+            for r in test
+            if r.strategy not in held_out
         ],
         "held_out_strategies": [
-            (r.rewrite, r.seed.label == "harmful") for r in test if r.strategy in held_out
+            (r.rewrite, r.seed.label == "harmful", r.strategy)
+            for r in test
+            if r.strategy in held_out
         ],
     }
     return train, tests

@@ -67,7 +67,8 @@ def probe_defender(
     judge_cfg = cfg.judge.model_copy(
         update={"backend": "embedded", "model": str(world.judge), "endpoint": None}
     )
-    judge = StepJudge(make_judge(judge_cfg), cfg.judge.max_response_tokens)
+    marked = cfg.game.model_copy(update={"request_marker": True})  # the world's replies mark
+    judge = StepJudge(make_judge(judge_cfg), cfg.judge.max_response_tokens, marked)
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
 
     items: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -95,7 +96,6 @@ def probe_defender(
         seed=cfg.seed,
     )
     verdicts = judge(prompts, [g.text for g in gens])
-    marked = cfg.game.model_copy(update={"request_marker": True})  # the world's replies mark
     carried = [
         carries(reply_as_read(g.text, p, marked), r)
         for g, p, r in zip(gens, prompts, requests, strict=True)

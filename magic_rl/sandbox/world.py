@@ -5,7 +5,8 @@ What a real run downloads (an instruct model, a guard model, datasets) the sandb
 hash of its config and of the code and assets that produce it:
 
     .magic_cache/world-<hash>/
-      pool.jsonl        the attack pool (15 programmatic strategies, every seed, with provenance)
+      pool.jsonl        the attack pool (the 15 programmatic SORRY-Bench strategies and the 5
+                        `novel` framings, every seed, with provenance)
       tokenizer/        byte-level BPE with a chat template, trained on the world's own text
       base/             the base "instruct" model: the starting point of both roles (as
                         Qwen2.5-7B-Instruct is in the paper), saved with save_pretrained
@@ -65,7 +66,13 @@ from magic_rl.sandbox.checks import (
 )
 from magic_rl.sandbox.judge_data import build_judge_examples, garble
 from magic_rl.sandbox.tokenizer import train_tokenizer
-from magic_rl.strategies import build_pool, read_pool, resolve_strategies, write_pool
+from magic_rl.strategies import (
+    PROGRAMMATIC,
+    build_pool,
+    read_pool,
+    resolve_strategies,
+    write_pool,
+)
 from magic_rl.tables import record_table, warning
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -90,11 +97,18 @@ VULNERABILITY = {
     "caesar": 0.3,
     "morse": 0.3,
     "atbash": 0.3,
+    # The `novel` framings are held out in configs/sandbox.yaml (the base model never sees them);
+    # these rates apply only to a world that trains on them.
+    "nested_fiction": 0.8,
+    "system_override": 0.6,
+    "translation_task": 0.5,
+    "persona_debate": 0.7,
+    "research_report": 0.65,
 }
 P_REFUSE = {"harmful": 0.9, "benign": 0.03, "contrast": 0.35, "adversarial_benign": 0.25}
 P_GARBLED = 0.3  # share of vanilla seeds also shown garbled, answered with the confused reply
 VANILLA_REPEATS = 3  # independent reply draws per vanilla seed, so the model learns a distribution
-JUDGE_REWRITES_PER_SEED = 3  # rewrites per seed in the judge's training set (of 15 strategies)
+JUDGE_REWRITES_PER_SEED = 3  # rewrites per seed in the judge's training set (of 20 strategies)
 
 
 @dataclass(frozen=True)
@@ -324,7 +338,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     t0 = time.perf_counter()
 
     seeds = sandbox_seeds(fraction=sb.fraction)
-    pool = build_pool(seeds, rng_seed=cfg.sandbox.seed)
+    pool = build_pool(seeds, PROGRAMMATIC, rng_seed=cfg.sandbox.seed)
     write_pool(pool, world.pool)
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     train_ids = {s.id for s in seeds if split_of(s) == "train"}

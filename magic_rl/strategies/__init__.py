@@ -1,7 +1,8 @@
 """Attack-pool mutation strategies, the Rewriter edge and the pool builder (docs/DESIGN.md §4,
 phase 1).
 
-    mutations.py  the 20 SORRY-Bench strategies as programmatic rewrites; families, signatures
+    mutations.py  the 20 SORRY-Bench strategies and the project's 5 `novel` framings as programmatic
+                  rewrites; families, signatures
     phrases.py    their phrase tables: frames, slot values, substitution tables, reasoning pieces
     ciphers.py    ASCII / Caesar / Morse / Atbash encode and decode
     rewriter.py   Rewriter protocol; ProgrammaticRewriter; EndpointRewriter (OpenAI-compatible LLM)
@@ -13,11 +14,13 @@ Run: `python -c "from magic_rl.records import Seed; from magic_rl.strategies imp
 
 from magic_rl.strategies.ciphers import decode, encode
 from magic_rl.strategies.mutations import (
+    DEFAULT_POOL,
     FAMILIES,
     LANGUAGES,
     MUTATIONS,
     PROGRAMMATIC,
     SIGNATURES,
+    SORRY_BENCH,
     STRATEGIES,
     Mutation,
     TranslationUnavailable,
@@ -40,11 +43,13 @@ from magic_rl.strategies.rewriter import (
 )
 
 __all__ = [
+    "DEFAULT_POOL",
     "FAMILIES",
     "LANGUAGES",
     "MUTATIONS",
     "PROGRAMMATIC",
     "SIGNATURES",
+    "SORRY_BENCH",
     "STRATEGIES",
     "EndpointRewriter",
     "Mutation",

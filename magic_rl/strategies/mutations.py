@@ -1,4 +1,5 @@
-"""The 20 SORRY-Bench mutation strategies as deterministic programmatic rewrites of a seed.
+"""The 20 SORRY-Bench mutation strategies, and five framings of this project's own (`novel`), as
+deterministic programmatic rewrites of a seed.
 
 `mutate(strategy, seed, rng)` returns a `Mutation`: the rewrite (a short framing built around a
 verbatim or lightly transformed copy of the seed) and first-person reasoning explaining the choice.
@@ -13,7 +14,13 @@ composed from phrase lists. Rewrites stay short (<= 60 words for seeds of <= 25 
 payloads aside) and reasoning is two sentences of <= 35 words, so the sandbox's tiny 512-token
 models can learn them. Translation strategies need a language model (`EndpointRewriter`); here
 they raise `TranslationUnavailable`. Morse code has no letter case, so a Morse rewrite decodes to
-the seed in upper case. Every strategy has a `SIGNATURES` pattern its rewrites match (a role-play
+the seed in upper case.
+
+The `novel` family (nested fiction, a fake system override, a translation-task wrapper, a persona
+debate, a research-report pretext) is this project's, not SORRY-Bench's: it exists to be held out,
+so that the sandbox tests generalisation on unseen framings a defender of its size can read (the
+held-out ciphers it cannot; docs/sandbox.md measures both). It is in the sandbox world's pool
+(`PROGRAMMATIC`), not in the default one (`DEFAULT_POOL`, SORRY-Bench's 15). Every strategy has a `SIGNATURES` pattern its rewrites match (a role-play
 rewrite names a character or story, an authority endorsement cites an agency), for tests and for a
 strategy tagger.
 
@@ -56,8 +63,15 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "translate_malayalam", "translate_tamil", "translate_marathi", "translate_chinese",
         "translate_french",
     ),
+    # This project's own framings, not SORRY-Bench's: the sandbox's held-out non-cipher attacks.
+    "novel": (
+        "nested_fiction", "system_override", "translation_task", "persona_debate",
+        "research_report",
+    ),
 }  # fmt: skip
 STRATEGIES: dict[str, str] = {name: family for family, names in FAMILIES.items() for name in names}
+# The 20 strategies of the paper's pool (SORRY-Bench's mutations).
+SORRY_BENCH: tuple[str, ...] = tuple(s for s, f in STRATEGIES.items() if f != "novel")
 LANGUAGES: dict[str, str] = {
     "translate_malayalam": "Malayalam",
     "translate_tamil": "Tamil",
@@ -65,8 +79,10 @@ LANGUAGES: dict[str, str] = {
     "translate_chinese": "Simplified Chinese",
     "translate_french": "French",
 }
-# What the programmatic rewriter can do: everything but translation (the sandbox default).
+# What the programmatic rewriter can do: everything but translation (the sandbox world's pool).
 PROGRAMMATIC: tuple[str, ...] = tuple(s for s, f in STRATEGIES.items() if f != "translation")
+# The default pool (`build_pool`, `magic pool build` without an LLM): SORRY-Bench's 15 of them.
+DEFAULT_POOL: tuple[str, ...] = tuple(s for s in PROGRAMMATIC if s in SORRY_BENCH)
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,15 @@ SIGNATURES: dict[str, re.Pattern[str]] = {
     "translate_marathi": re.compile(r"[\u0900-\u097F]"),
     "translate_chinese": re.compile(r"[\u4E00-\u9FFF]"),
     "translate_french": re.compile(r"\b(le|la|les|des|une|pour|comment|vous|est)\b", _I),
+    "nested_fiction": re.compile(
+        r"\b(inner (?:tale|legend|chapter|actor)|within (?:a|the) (?:dream|tale|play)|nested)\b", _I
+    ),
+    "system_override": re.compile(
+        r"\b(override|(?:developer|admin|maintenance) mode|unrestricted)\b", _I
+    ),
+    "translation_task": re.compile(r"\b(translat\w*)\b", _I),
+    "persona_debate": re.compile(r"\b(debat\w*|panel|moderator)\b", _I),
+    "research_report": re.compile(r"\b(report|appendix|white paper|literature review)\b", _I),
 }
 
 

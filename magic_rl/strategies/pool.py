@@ -6,8 +6,9 @@ target `<think>reasoning</think><answer>rewrite</answer>`. `write_pool`/`read_po
 JSONL, one record a line, with its strategy and family as provenance.
 
 Departures from the reference pool (440 harmful seeds x 20 strategies, LLM-written reasoning):
-the default strategies are the 15 that need no language model (translation goes through
-`EndpointRewriter`); excluding families (the reference left encoding out of SFT) is the caller's
+the default strategies are SORRY-Bench's 15 that need no language model (translation goes through
+`EndpointRewriter`; the project's own `novel` framings are asked for by name, as the sandbox world
+does); excluding families (the reference left encoding out of SFT) is the caller's
 choice via `exclude`. `build_pool` keeps everything in memory and fails on the first unusable
 rewrite; `strategies/build.py` is the resumable, counting builder behind `magic pool build`.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from magic_rl.data.files import read_jsonl_rows
 from magic_rl.prompts import format_target
 from magic_rl.records import Seed
-from magic_rl.strategies.mutations import FAMILIES, PROGRAMMATIC, STRATEGIES
+from magic_rl.strategies.mutations import DEFAULT_POOL, FAMILIES, STRATEGIES
 from magic_rl.strategies.rewriter import ProgrammaticRewriter, Rewriter
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -75,14 +76,15 @@ def build_pool(
     rewriter: Rewriter | None = None,
     exclude: Sequence[str] = (),
 ) -> list[PoolRecord]:
-    """Every seed rewritten with every chosen strategy (default: the 15 programmatic ones), minus
+    """Every seed rewritten with every chosen strategy (default: `DEFAULT_POOL`, SORRY-Bench's 15
+    programmatic ones; the sandbox world passes `PROGRAMMATIC`, which adds the `novel` family), minus
     `exclude` (strategy names or families). Deterministic for a given `rng_seed` and rewriter."""
     ids = [s.id for s in seeds]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"build_pool: duplicate seed ids {dup[:5]}: record ids would collide")
     dropped = set(resolve_strategies(exclude))
-    chosen = [s for s in resolve_strategies(strategies or PROGRAMMATIC) if s not in dropped]
+    chosen = [s for s in resolve_strategies(strategies or DEFAULT_POOL) if s not in dropped]
     rewriter = rewriter if rewriter is not None else ProgrammaticRewriter()
     by_strategy = {}
     for strategy in chosen:

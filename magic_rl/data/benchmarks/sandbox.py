@@ -22,7 +22,13 @@ from pathlib import Path
 from magic_rl.data.benchmarks.items import EvalItem, file_sha256
 from magic_rl.data.seeds import sandbox_seeds
 from magic_rl.records import Seed
-from magic_rl.strategies import STRATEGIES, build_pool, read_pool, resolve_strategies
+from magic_rl.strategies import (
+    PROGRAMMATIC,
+    STRATEGIES,
+    build_pool,
+    read_pool,
+    resolve_strategies,
+)
 
 SANDBOX = "sandbox"
 SANDBOX_SETS: tuple[str, ...] = (
@@ -149,7 +155,7 @@ def sandbox_sets(
     # Seeds a reduced world (sandbox.fraction < 1) left out are rewritten here; the records are the
     # world's own, as each rewrite's rng depends only on (world seed, strategy, seed id).
     pooled = {r.seed.id for r in pool}
-    pool += build_pool([s for s in seeds if s.id not in pooled], rng_seed=world_seed)
+    pool += build_pool([s for s in seeds if s.id not in pooled], PROGRAMMATIC, rng_seed=world_seed)
     held_out = set(resolve_strategies(held_out_strategies))
     by_set = sandbox_items(seeds, pool, held_out)
     out = []

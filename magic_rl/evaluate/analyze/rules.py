@@ -143,13 +143,19 @@ EXPECTED_CLASSES: dict[str, frozenset[int]] = {
     "expert_endorsement": frozenset({7, 2, 8}),
     **{name: frozenset({13}) for name in ("ascii", "caesar", "morse", "atbash")},
     **{name: frozenset({18}) for name in STRATEGIES if name.startswith("translate_")},
+    # The project's own framings (held out in the sandbox; `tag_strategy` knows only SORRY-Bench's).
+    "nested_fiction": frozenset({0, 12}),
+    "system_override": frozenset({9}),
+    "translation_task": frozenset({18, 11}),
+    "persona_debate": frozenset({0, 1}),
+    "research_report": frozenset({2, 14}),
 }
 assert set(EXPECTED_CLASSES) == set(STRATEGIES)
 
 
 def pool_accuracy(records: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Both rule taggers against pool provenance (default: the sandbox pool, all 15 programmatic
-    strategies, harmful and benign seeds). Records need `.rewrite`, `.strategy`, `.seed.text`.
+    """Both rule taggers against pool provenance (default: the default pool of every sandbox seed,
+    SORRY-Bench's 15 programmatic strategies, harmful and benign seeds). Records need `.rewrite`, `.strategy`, `.seed.text`.
 
     Returns {"n", "taxonomy": {"hit", "exact", "hybrid_ratio"}, "strategy": {"accuracy"},
     "per_strategy": {name: {"n", "hit", "exact", "strategy_accuracy", "top_codes"}}}."""

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from magic_rl.config import RunConfig
+from magic_rl.config import GameConfig, RunConfig
 from magic_rl.data.benchmarks import EvalItem
 from magic_rl.evaluate.eval.items import SANDBOX, EvalSet, ItemResult, Log
 from magic_rl.evaluate.eval.sets import HELD_OUT, held_out_family
@@ -80,12 +80,18 @@ def greedy_replies(
 
 
 def judge_replies(
-    judge, requests: Sequence[str], replies: Sequence[str | None], max_words: int
+    judge,
+    requests: Sequence[str],
+    replies: Sequence[str | None],
+    max_words: int,
+    game: GameConfig | None = None,
 ) -> list[Verdict]:
-    """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words); equal pairs once
-    (`judge.score.score_exchanges`). A reply of None asks for the prompt label only."""
+    """Verdicts on (request, strip_reasoning(reply) cut to `max_words` words, read as `game`
+    reads it: the sandbox's `[request]` marker expanded to the request under
+    `game.request_marker`); equal pairs once (`judge.score.score_exchanges`). A reply of None
+    asks for the prompt label only."""
     stripped = [None if r is None else strip_reasoning(r) for r in replies]
-    return score_exchanges(judge, requests, stripped, max_words)
+    return score_exchanges(judge, requests, stripped, max_words, game=game)
 
 
 def evaluate_policy(
@@ -98,6 +104,7 @@ def evaluate_policy(
         [i.judge_request for i in items],
         [g.text for g in gens],
         cfg.judge.max_response_tokens,
+        cfg.game,
     )
     labels = [None if i.metric == "judge_f1" else i.label for i in items]
     verdicts = apply_request_labels(judge, verdicts, labels)

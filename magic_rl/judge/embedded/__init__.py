@@ -13,13 +13,14 @@ the same way (plain and decoded view, mixed into r). Two heads:
 
 The prompt head sees the prompt alone, so the prompt-only call and the prompt+response call give the
 same request label. The response head sees the reply alone: harm needs content, so a reply is
-harmful only when it carries a harmful request, never because of the prompt. Before featurising, a
-reply's `[request]` marker is expanded to the prompt it answers (`magic_rl.content.expand_reply`:
-the sandbox's tiny policies refer to the request instead of copying it). `score` = P(response
-harmful).
+harmful only when it carries a harmful request, never because of the prompt. A sandbox reply's
+`[request]` marker (the tiny policies refer to the request instead of copying it) arrives expanded
+to the prompt it answers: `judge.score.score_exchanges` reads every reply as the game does
+(`game.reply_as_read`, under `game.request_marker`) before any judge sees it. `score` =
+P(response harmful).
 
-Trained only on data the project owns (`JudgeExample`s written by `magic_rl.sandbox.judge_data`);
-no rules at inference beyond the marker expansion.
+Trained only on data the project owns (`JudgeExample`s written by `magic_rl.sandbox.judge_data`,
+compliances restated whole); no rules at inference.
 Embedding rows train with row-wise Adagrad on the rows a batch touches (fast on CPU), heads with
 Adam.
 Featurisation is vectorised numpy over a whole batch, so the judge labels thousands of exchanges a

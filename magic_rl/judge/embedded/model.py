@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from magic_rl.content import expand_reply
+from magic_rl.data.outputs import writing
 from magic_rl.judge.embedded.features import JudgeModelConfig, decoded_view, hashed_features
 from magic_rl.records import Verdict
 
@@ -162,11 +162,6 @@ class EmbeddedJudge:
             raise ValueError(
                 f"judge: {len(prompts)} prompts but {len(responses)} responses; they must pair up"
             )
-        # A sandbox reply's `[request]` restates the prompt it answers (magic_rl.content).
-        responses = [
-            None if r is None else expand_reply(r, p)
-            for p, r in zip(prompts, responses, strict=True)
-        ]
         prompt_out = np.zeros(len(prompts), dtype=np.float32)
         resp_out = np.full((len(prompts), 2), np.nan, dtype=np.float32)
         with torch.inference_mode():
@@ -199,15 +194,20 @@ class EmbeddedJudge:
         return out
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write model.safetensors (float32) and judge_config.json into `directory`."""
+        """Write model.safetensors (float32) and judge_config.json into `directory`. A failed
+        write (full disk, refused permission) is an OSError naming the file (`data.outputs.writing`:
+        safetensors' own error names none)."""
         from safetensors.torch import save_file
 
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
+        with writing(path):
+            path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+        with writing(path / WEIGHTS_FILE):
+            save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
         config = {"format": "magic_rl.embedded_judge/1", **asdict(self.cfg)}
-        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        with writing(path / CONFIG_FILE):
+            (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         return path
 
     @classmethod
