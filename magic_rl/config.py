@@ -426,6 +426,45 @@ class SFTConfig(_Section):
         description="Strategy families left out of SFT (the reference run left out encoding).",
     )
     output: str | None = Field(None, description="Where the SFT'd attacker goes; None = run dir.")
+    check_samples: int = Field(
+        96,
+        ge=0,
+        description="Rewrites sampled at the attacker's rollout temperature after a real model's "
+        "phase 1 to measure its format and faithfulness rates (check.json); 0 skips the check.",
+    )
+
+
+class AlignConfig(_Section):
+    """Phase 0: the defender's aligned start (`magic align`), safety SFT before co-evolution.
+
+    The train split's harmful seeds are answered with `refusal`; benign and contrast seeds with the
+    base model's own greedy answers (self-distillation: its helpfulness stays its own). The output
+    is cached under `sandbox.cache_dir`/aligned by a key over the base model, the examples and these
+    settings; `aligned:<model>` in a config's model field or `magic eval --model` names it.
+    """
+
+    refusal: str = Field(
+        "I'm sorry, but I can't help with that.",
+        description="The target for every harmful seed (a short refusal the keyword detector reads).",
+    )
+    harmful_fraction: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Share of harmful seeds among the SFT examples."
+    )
+    lr: float = Field(2e-5, gt=0.0, description="Peak learning rate.")
+    scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="LR schedule.")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Warmup fraction of steps.")
+    max_steps: int = Field(40, ge=1, description="Optimiser steps (one pass, no example repeats).")
+    batch_size: int = Field(8, ge=1, description="Sequences per optimiser step.")
+    max_length: int = Field(384, ge=16, description="Max tokens of prompt + target.")
+    max_new_tokens: int = Field(
+        64, ge=1, description="Length of the base model's greedy answers to benign seeds."
+    )
+    answer_system_prompt: Literal["default", "defender"] = Field(
+        "default",
+        description="The system prompt the base model answers benign seeds under: `default` (the "
+        "model's own: its helpful answers) or `defender` (game.defender_system_prompt). Training "
+        "always uses the defender's view, game.defender_system_prompt included.",
+    )
 
 
 class DataConfig(_Section):
@@ -564,6 +603,7 @@ class RunConfig(_Section):
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    align: AlignConfig = Field(default_factory=AlignConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

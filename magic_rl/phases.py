@@ -4,12 +4,15 @@ phase 2 (`loop.train`) on the resolved world.
 
 `run_phase1(cfg)` is `magic sft`: the sandbox's cached attacker for a `sandbox:*` model, else the
 pool (`sft.pool`, or built from the run's own RL seeds with the programmatic strategies) through
-`sft.attacker_sft` into `sft_output(cfg)`. `ensure_attacker(cfg)` is what `magic train` calls before
+`sft.attacker_sft` into `sft_output(cfg)`, then `check_attacker`: `sft.check_samples` rewrites
+sampled at the rollout temperature, their format and faithfulness rates printed and written to
+check.json beside the weights (the sandbox build's check). `ensure_attacker(cfg)` is what `magic train` calls before
 phase 2: when the attacker is this config's own phase-1 output and that is not complete yet (no
 `sft.json`, which phase 1 writes last), phase 1 runs first; a named model (`models:`, `sandbox:`), a
 finished output or a game without an attacker model is left alone. `train(cfg)` checks the run
 before anything is built (`loop.preflight`: a taken name, a bad seed file), runs that rule,
-resolves the world at the edge (`sandbox.resolve.resolve_world`) and trains.
+resolves the world at the edge (`sandbox.resolve.resolve_world`, which also runs phase 0 for an
+`aligned:` defender, magic_rl/align.py) and trains.
 
 Floor: above `loop` (its seed loader) and beside `sandbox.world` (the sandbox's attacker), below the
 CLI (docs/ARCHITECTURE.md).
@@ -51,7 +54,29 @@ def run_phase1(cfg, *, force: bool = False, log=print) -> Path:
         records = build_pool(seeds, rng_seed=cfg.seed, exclude=cfg.sft.exclude_families)
         log(f"pool: {len(records)} records from {len(seeds)} {cfg.data.split} seeds")
     attacker_sft(cfg, records, base, out, log=log)
+    if cfg.sft.check_samples:
+        check_attacker(cfg, out, list({r.seed.id: r.seed for r in records}.values()), log=log)
     return out
+
+
+def check_attacker(cfg, out: Path, seeds, *, log=print) -> dict:
+    """The phase-1 attacker's format and faithfulness rates on `sft.check_samples` rewrites of
+    `seeds` sampled at its rollout temperature and top-p (the sandbox build's check,
+    `sandbox.checks.attacker_check`, with the game's own request marker), printed and written to
+    `out`/check.json beside the weights."""
+    import json
+
+    from magic_rl.sandbox.checks import attacker_check, attacker_warnings
+    from magic_rl.tables import record_table, warning
+
+    check = attacker_check(
+        cfg, out, seeds, cfg.sft.check_samples, request_marker=cfg.game.request_marker
+    )
+    (out / "check.json").write_text(json.dumps(check, indent=2) + "\n")
+    log(record_table("attacker check (sampled rewrites of train-split seeds)", check))
+    for line in attacker_warnings(check):
+        log(warning(line))
+    return check
 
 
 def phase1_pending(cfg) -> bool:

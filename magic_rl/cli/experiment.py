@@ -1,4 +1,4 @@
-"""Multi-run experiments: `magic experiment ablation` and `arms-race` (magic_rl.experiment)."""
+"""Multi-run experiments: `magic experiment ablation`, `attacker` and `arms-race` (magic_rl.experiment)."""
 
 from __future__ import annotations
 
@@ -101,6 +101,69 @@ def _print_plan(console, config, overrides, variants, seeds, steps, out: Path) -
         f"({len(trained) - len(todo)} already complete in {out}), {total} training steps to go "
         f"({steps} per run{''.join(f', {x}' for x in longer)}); {estimate}",
         highlight=False,
+    )
+
+
+@experiment_app.command("attacker")
+def experiment_attacker(
+    config: ConfigOpt = "sandbox",
+    seeds: Annotated[str, typer.Option(help="Training seeds (top-level `seed`).")] = "0,1,2",
+    steps: Annotated[int, typer.Option(help="Attacker-only steps per run.", min=2)] = 45,
+    defenders: Annotated[
+        str, typer.Option(help="Comma-separated frozen defenders: base,trained.")
+    ] = "base,trained",
+    defender_steps: Annotated[
+        int,
+        typer.Option(help="Steps of the Defender-only run that gives `trained` (seed 0).", min=1),
+    ] = 15,
+    trained: Annotated[
+        str | None,
+        typer.Option(
+            "--trained-defender",
+            help="The `trained` defender: a checkpoint's defender directory or a run directory "
+            "(its last checkpoint), instead of training one.",
+            metavar="PATH",
+        ),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(help="Parent directory of the runs; gets attacker.json/.md.", metavar="DIR"),
+    ] = Path("runs/attacker"),
+    overrides: overrides("game.replies_per_attack=4") = None,
+) -> None:
+    """Attacker-only GRPO against frozen defenders: does the attacker learn? Per defender, mean
+    [95% t-interval] over seeds of the sampled ASR of the first and last 5 steps (and the paired
+    gain), the greedy ASR on test-split harmful seeds before and after, format and faithful
+    rates; the ASR curve (mean over seeds with a band) in attacker_curve.png. Resumable.
+    Overrides apply to every run (the levers: game.replies_per_attack, reward.reply_score,
+    attacker.lr, defender.sampling.temperature, ...).
+
+    Examples:
+        magic experiment attacker --seeds 0,1,2
+        magic experiment attacker --seeds 0 --defenders trained --defender-steps 2 --out runs/att
+    """
+    from magic_rl.config import ConfigError
+    from magic_rl.experiment.ablation import parse_seeds
+    from magic_rl.experiment.attacker import parse_defenders, run_attacker_experiment
+
+    console = _console()
+    try:
+        path = run_attacker_experiment(
+            config,
+            overrides or [],
+            defenders=parse_defenders(defenders),
+            seeds=parse_seeds(seeds),
+            steps=steps,
+            defender_steps=defender_steps,
+            trained=trained,
+            out=out,
+            log=console.print,
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    console.print(
+        f"[bold green]attacker experiment[/] {path}  ({path.with_suffix('.md')}, "
+        f"{path.parent / 'attacker_curve.png'})"
     )
 
 

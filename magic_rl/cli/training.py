@@ -1,4 +1,5 @@
-"""Training: `magic sft` (phase 1) and `magic train` (phase 2), plus the end-of-run summary table."""
+"""Training: `magic align` (phase 0), `magic sft` (phase 1) and `magic train` (phase 2), plus the
+end-of-run summary table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,37 @@ from typing import Annotated
 import typer
 
 from magic_rl.cli.common import ConfigOpt, Overrides, _console, _fail, _load, app, overrides
+
+
+@app.command()
+def align(
+    config: ConfigOpt = "smollm2-cpu",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Base model to align (default: the config's defender.model, its "
+            "aligned: prefix dropped)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Retrain even if cached.")] = False,
+    overrides: overrides("align.max_steps=40") = None,
+) -> None:
+    """Phase 0: safety-tune the defender's base model before co-evolution (the aligned start).
+
+    Harmful train seeds -> `align.refusal`; benign and contrast seeds -> the base model's own
+    greedy answers. Cached under sandbox.cache_dir/aligned by a key over the base model, the seeds
+    and the settings; `aligned:<model>` names the result in a config or `magic eval --model`.
+    """
+    from magic_rl.align import PREFIX
+    from magic_rl.sandbox.resolve import resolve_aligned
+
+    cfg = _load(config, overrides)
+    console = _console()
+    base = model or cfg.defender.model.removeprefix(PREFIX)
+    out = resolve_aligned(PREFIX + base, cfg, force=force, log=console.print)
+    console.print(
+        f"[bold green]aligned defender[/] {out}  (in a config: defender.model={PREFIX}{base})"
+    )
 
 
 @app.command()

@@ -56,6 +56,18 @@ document.addEventListener('DOMContentLoaded', function () {
 """
 
 
+def attacker_experiment(out: Path) -> dict:
+    """`magic experiment attacker`'s output directory -> its table (attacker.json) and its curve's
+    bands (curve.json) for the report's Attacker section."""
+    table = out / "attacker.json"
+    if not table.is_file():
+        raise FileNotFoundError(f"--attacker-experiment {out}: no attacker.json (a `magic experiment "
+                                "attacker` --out directory holds one)")  # fmt: skip
+    curve = out / "curve.json"
+    bands = _read_json(curve).get("band", {}) if curve.is_file() else {}
+    return {"table": _read_json(table), "source": str(table), "bands": bands}
+
+
 # What every file of a report holds near its start (older reports too), so a rerun replaces its own
 # report and nothing else: the HTML's <title>, the markdown's first line, matplotlib's PNG metadata.
 HTML_MARK = "<title>MAGIC run report: "
@@ -68,6 +80,7 @@ def render_report(
     out: str | Path | None = None,
     ablation: str | Path | dict | None = None,
     *,
+    attacker: str | Path | None = None,
     show_text: bool = False,
     force: bool = False,
 ) -> tuple[Path, Path]:
@@ -92,7 +105,12 @@ def render_report(
         ablation = _read_json(Path(ablation))
     files_dir = f"{out.stem}_files"
     rep = build_report(
-        runs, ablation, files_dir=files_dir, show_text=show_text, ablation_source=ablation_source
+        runs,
+        ablation,
+        files_dir=files_dir,
+        show_text=show_text,
+        ablation_source=ablation_source,
+        attacker=None if attacker is None else attacker_experiment(Path(attacker)),
     )
 
     title = "MAGIC run report: " + ", ".join(run.label for run in runs)
@@ -105,6 +123,7 @@ def render_report(
             ("strategy", "attack patterns"),
             ("eval", "evaluation"),
             ("ablation", "ablation"),
+            ("attacker", "attacker"),
             ("samples", "samples"),
         )
         if f'id="{a}"' in "".join(rep.html)

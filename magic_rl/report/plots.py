@@ -276,6 +276,31 @@ def ablation_figure(
     return Figure("ablation", _png(fig), "ablation: each variant's mean with its interval")
 
 
+def attacker_curve_figure(bands: dict[str, list[dict]]) -> Figure | None:
+    """`magic experiment attacker`'s curve: one panel per frozen defender, the sampled ASR per
+    step as the mean over training seeds, its 95% interval as a band (curve.json's `band`)."""
+    if not any(bands.values()):
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(bands), figsize=(4.2 * len(bands), 3.0), squeeze=False)
+    for ax, (defender, band) in zip(axes[0], bands.items(), strict=True):
+        steps = [b["step"] for b in band]
+        mean, lo, hi = ([_num(b.get(k)) for b in band] for k in ("mean", "lo", "hi"))
+        ax.fill_between(steps, lo, hi, alpha=0.25, color=RUN_COLORS[1], lw=0)
+        ax.plot(steps, mean, color=RUN_COLORS[1], lw=1.5)
+        n = max((b.get("n") or 0 for b in band), default=0)
+        ax.set_title(f"against {defender} (n = {n} seeds)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("sampled ASR (game/asr)", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3, lw=0.5)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return Figure(
+        "attacker-curve", _png(fig), "attacker: sampled ASR per step, mean over seeds with its band"
+    )
+
+
 def strategy_figure(run: RunData, index: int) -> Figure | None:
     stages = (run.analysis or {}).get("stages") or []
     if not stages:

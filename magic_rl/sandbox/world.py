@@ -138,7 +138,9 @@ class World:
         return json.loads((self.root / "build.json").read_text())
 
     def attacker(self, cfg: RunConfig) -> Path:
-        key = _hash(cfg.sft.model_dump(mode="json"), cfg.data.held_out_strategies, cfg.sandbox.seed)
+        # check_samples sizes the check after training, not the attacker: not part of the key
+        sft = cfg.sft.model_dump(mode="json", exclude={"check_samples"})
+        key = _hash(sft, cfg.data.held_out_strategies, cfg.sandbox.seed)
         return self.root / f"attacker-{key}"
 
     @property
