@@ -142,6 +142,15 @@ def test_tiny_arms_race_end_to_end_reuses_finished_runs(tiny_overrides, tmp_path
     for png in ("arms_race_heatmap.png", "arms_race_gains.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
+    from magic_rl.report import render_report
+
+    html, md_path = render_report([out / "magic-s0"], out=tmp_path / "r.html", arms_race=out)
+    assert (
+        "Arms race (Fig. 3 over seeds)" in html.read_text()
+        and "later_defenders" in md_path.read_text()
+    )
+    assert (tmp_path / "r_files" / "arms-race.png").is_file()
+
     # a rerun finds every run and cross-play complete: no training, no model loaded
     mtimes = {p: p.stat().st_mtime for p in out.glob("*/crossplay/crossplay.json")}
     t = time.perf_counter()

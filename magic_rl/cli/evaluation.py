@@ -290,6 +290,14 @@ def report(
             metavar="DIR",
         ),
     ] = None,
+    arms_race: Annotated[
+        Path | None,
+        typer.Option(
+            "--arms-race",
+            help="A `magic experiment arms-race` --out directory: its contrasts, gains, matrix.",
+            metavar="DIR",
+        ),
+    ] = None,
     show_text: Annotated[
         bool, typer.Option(help="Also write attack/reply text into the markdown twin.")
     ] = False,
@@ -304,12 +312,19 @@ def report(
         magic report runs/demo
         magic report runs/demo runs/abl/no_game-s0 --out cmp.html --ablation runs/abl/ablation.json
         magic report runs/attacker/trained-s0 --attacker-experiment runs/attacker
+        magic report runs/arms/magic-s0 --arms-race runs/arms
     """
     from magic_rl.report import render_report
 
     try:
         html_path, md_path = render_report(
-            run_dirs, out, ablation, attacker=attacker_experiment, show_text=show_text, force=force
+            run_dirs,
+            out,
+            ablation,
+            attacker=attacker_experiment,
+            arms_race=arms_race,
+            show_text=show_text,
+            force=force,
         )
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))

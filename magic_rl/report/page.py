@@ -68,6 +68,15 @@ def attacker_experiment(out: Path) -> dict:
     return {"table": _read_json(table), "source": str(table), "bands": bands}
 
 
+def arms_race_result(out: Path) -> dict:
+    """`magic experiment arms-race`'s output directory -> arms_race.json for the report."""
+    path = out / "arms_race.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--arms-race {out}: no arms_race.json (a `magic experiment "
+                                "arms-race` --out directory holds one)")  # fmt: skip
+    return {**_read_json(path), "source": str(path)}
+
+
 # What every file of a report holds near its start (older reports too), so a rerun replaces its own
 # report and nothing else: the HTML's <title>, the markdown's first line, matplotlib's PNG metadata.
 HTML_MARK = "<title>MAGIC run report: "
@@ -81,6 +90,7 @@ def render_report(
     ablation: str | Path | dict | None = None,
     *,
     attacker: str | Path | None = None,
+    arms_race: str | Path | None = None,
     show_text: bool = False,
     force: bool = False,
 ) -> tuple[Path, Path]:
@@ -111,6 +121,7 @@ def render_report(
         show_text=show_text,
         ablation_source=ablation_source,
         attacker=None if attacker is None else attacker_experiment(Path(attacker)),
+        arms_race=None if arms_race is None else arms_race_result(Path(arms_race)),
     )
 
     title = "MAGIC run report: " + ", ".join(run.label for run in runs)
@@ -124,6 +135,7 @@ def render_report(
             ("eval", "evaluation"),
             ("ablation", "ablation"),
             ("attacker", "attacker"),
+            ("arms-race", "arms race"),
             ("samples", "samples"),
         )
         if f'id="{a}"' in "".join(rep.html)

@@ -157,6 +157,24 @@ def crossplay_figure(run: RunData, index: int) -> Figure | None:
     return Figure(f"crossplay-{index}", _png(fig), f"cross-play ASR heatmap of {run.label}")
 
 
+def arms_race_figure(doc: dict) -> Figure | None:
+    """`magic experiment arms-race`'s mean cross-play matrix over seeds (arms_race.json), drawn as
+    `magic crossplay`'s heatmap is."""
+    if not doc.get("mean"):
+        return None
+    from magic_rl.evaluate.transfer import draw_heatmap
+
+    plt = _pyplot()
+    asr = [[_num(v) for v in row] for row in doc["mean"]]
+    rows, cols = len(asr), len(asr[0])
+    fig, ax = plt.subplots(figsize=(1.8 + 0.7 * cols, 1.2 + 0.5 * rows))
+    image = draw_heatmap(ax, asr, doc["attackers"], doc["defenders"], fontsize=6)
+    ax.tick_params(labelsize=7)
+    fig.colorbar(image, ax=ax, label="ASR")
+    ax.set_title(f"cross-play ASR, mean of {len(doc.get('seeds', []))} seeds", fontsize=9)
+    return Figure("arms-race", _png(fig), "arms race: mean cross-play ASR over seeds")
+
+
 def _is_rate(values: Sequence[float]) -> bool:
     return all(math.isnan(v) or -1e-9 <= v <= 1 + 1e-9 for v in values)
 

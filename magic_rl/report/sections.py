@@ -13,6 +13,7 @@ from magic_rl.evaluate.eval.headline import has_headline, two_sided
 from magic_rl.report.markup import Cell, Report, _e, _md_cell
 from magic_rl.report.plots import (
     ablation_figure,
+    arms_race_figure,
     attacker_curve_figure,
     crossplay_figure,
     curves_figure,
@@ -296,6 +297,28 @@ def _attacker_section(rep: Report, attacker: dict, files_dir: str) -> None:
     rep.figure(attacker_curve_figure(attacker.get("bands") or {}), files_dir)
 
 
+def _arms_race_section(rep: Report, arms: dict, files_dir: str) -> None:
+    """`magic experiment arms-race`'s Fig. 3 contrasts, attacker phase gains and mean matrix."""
+    from magic_rl.experiment.render import cell_text
+
+    rep.section("arms-race", "Arms race (Fig. 3 over seeds)")
+    rep.note(
+        f"MAGIC x seeds {arms.get('seeds')} ({arms.get('source')}); mean [95% Student-t interval] "
+        "over seeds, positive = the figure's shape."
+    )
+    rows = [
+        [key, c.get("n"), cell_text(c, signed=True), c.get("definition", "")]
+        for key, c in arms.get("contrasts", {}).items()
+    ]
+    rep.table(["contrast", "seeds", "mean [95% CI]", "definition"], rows)
+    rows = [
+        [g["phase"], f"{g['steps'][0]}-{g['steps'][1]}", g.get("n"), cell_text(g, signed=True)]
+        for g in arms.get("phase_gains", [])
+    ]
+    rep.table(["attacker phase", "steps", "seeds", "game ASR gain [95% CI]"], rows)
+    rep.figure(arms_race_figure(arms), files_dir)
+
+
 def _mean_table(
     rep: Report, obj: Any, source: str, row_name: str
 ) -> tuple[list[str], list[str], dict]:
@@ -393,6 +416,7 @@ def build_report(
     show_text: bool = False,
     ablation_source: str = "ablation",
     attacker: dict | None = None,
+    arms_race: dict | None = None,
 ) -> Report:
     rep = Report()
     _summary_section(rep, runs)
@@ -430,5 +454,7 @@ def build_report(
         _ablation_section(rep, ablation, ablation_source, files_dir)
     if attacker is not None:
         _attacker_section(rep, attacker, files_dir)
+    if arms_race is not None:
+        _arms_race_section(rep, arms_race, files_dir)
     _sample_section(rep, runs, show_text)
     return rep
