@@ -297,22 +297,25 @@ def _attacker_section(rep: Report, attacker: dict, files_dir: str) -> None:
     rep.figure(attacker_curve_figure(attacker.get("bands") or {}), files_dir)
 
 
+def _mean_text(cell: dict) -> str:
+    """ "0.120 [0.050, 0.190]" of a {mean, lo, hi} cell."""
+    return f"{_fmt(cell.get('mean'))} {ci_part(cell.get('lo'), cell.get('hi'))}".strip()
+
+
 def _arms_race_section(rep: Report, arms: dict, files_dir: str) -> None:
     """`magic experiment arms-race`'s Fig. 3 contrasts, attacker phase gains and mean matrix."""
-    from magic_rl.experiment.render import cell_text
-
     rep.section("arms-race", "Arms race (Fig. 3 over seeds)")
     rep.note(
         f"MAGIC x seeds {arms.get('seeds')} ({arms.get('source')}); mean [95% Student-t interval] "
         "over seeds, positive = the figure's shape."
     )
     rows = [
-        [key, c.get("n"), cell_text(c, signed=True), c.get("definition", "")]
+        [key, c.get("n"), _mean_text(c), c.get("definition", "")]
         for key, c in arms.get("contrasts", {}).items()
     ]
     rep.table(["contrast", "seeds", "mean [95% CI]", "definition"], rows)
     rows = [
-        [g["phase"], f"{g['steps'][0]}-{g['steps'][1]}", g.get("n"), cell_text(g, signed=True)]
+        [g["phase"], f"{g['steps'][0]}-{g['steps'][1]}", g.get("n"), _mean_text(g)]
         for g in arms.get("phase_gains", [])
     ]
     rep.table(["attacker phase", "steps", "seeds", "game ASR gain [95% CI]"], rows)
