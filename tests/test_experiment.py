@@ -254,3 +254,22 @@ def test_ablation_reads_held_out_asr_per_family():
     ref = [{**r, "sandbox/held_out_strategies/other/asr": 0.5} for r in runs]
     diff = paired(aggregate({"magic": runs, "defender_only": ref}))["magic"]
     assert diff["held_out_asr_other"]["mean"] == pytest.approx(-0.2)  # generalisation, paired
+
+
+def test_a_reused_run_with_another_config_is_refused_naming_the_key(tmp_path):
+    """Every experiment that reuses runs (ablation, attacker, arms race) asks
+    `require_same_config`: an absent run and an equal config pass, a different one is refused
+    with the run's path and the differing key."""
+    from magic_rl import rundir
+    from magic_rl.config import load_config, save_config
+    from magic_rl.experiment.ablation import require_same_config
+
+    cfg = load_config("sandbox")
+    run = tmp_path / "magic-s0"
+    require_same_config(run, cfg)  # no run yet
+    run.mkdir()
+    save_config(cfg, run / rundir.CONFIG)
+    require_same_config(run, cfg)
+    other = load_config("sandbox", ["defender.lr=1e-3"])
+    with pytest.raises(ValueError, match=r"magic-s0/config.yaml differs .*defender\.lr"):
+        require_same_config(run, other)

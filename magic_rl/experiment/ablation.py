@@ -195,6 +195,17 @@ def config_mismatch(run_dir: Path, cfg: RunConfig) -> list[str]:
     return config_diff(saved, _comparable(cfg))
 
 
+def require_same_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to reuse RUN_DIR when its config.yaml differs from `cfg` (naming the keys); an
+    absent run passes. Every experiment that reuses runs (ablation, attacker, arms race) asks this."""
+    diff = config_mismatch(run_dir, cfg)
+    if diff:
+        raise ValueError(
+            f"{run_dir}/config.yaml differs from this experiment at {', '.join(diff[:6])}: use "
+            "another --out or remove the run"
+        )
+
+
 def training_done(run_dir: Path, steps: int) -> bool:
     """summary.json is written after the final checkpoint, so both mean the run finished."""
     last = rundir.checkpoint_dir(run_dir, steps, Role.DEFENDER.value)
@@ -335,12 +346,7 @@ def run_ablation(
     for name, mark in TABLE_FILES.items():  # and a file in the way, before hours of training
         claim(out / name, mark, writer="magic experiment ablation", hint=CLAIM_HINT)
     for spec, cfg in cfgs.items():
-        diff = config_mismatch(out / spec.name, cfg)
-        if diff:
-            raise ValueError(
-                f"{out / spec.name}/config.yaml differs from this experiment at "
-                f"{', '.join(diff[:6])}: use another --out or remove the run"
-            )
+        require_same_config(out / spec.name, cfg)
     shared = _Shared(base_cfg, limit, log)
     t0 = time.perf_counter()
     values: dict[str, list[dict[str, float]]] = {v: [] for v in variants}

@@ -64,7 +64,7 @@ from magic_rl.experiment.ablation import (
     Log,
     RunSpec,
     check_overrides,
-    config_mismatch,
+    require_same_config,
     run_config,
     train_run,
 )
@@ -306,12 +306,7 @@ def run_arms_race(
     for name, mark in FILES.items():
         claim(out / name, mark, writer=WRITER, hint=CLAIM_HINT)
     for spec, cfg in cfgs.items():
-        diff = config_mismatch(out / spec.name, cfg)
-        if diff:
-            raise ValueError(
-                f"{out / spec.name}/config.yaml differs from this experiment at "
-                f"{', '.join(diff[:6])}: use another --out or remove the run"
-            )
+        require_same_config(out / spec.name, cfg)
     t0 = time.perf_counter()
     docs, gains, runs = [], [], {}
     for i, spec in enumerate(specs, 1):

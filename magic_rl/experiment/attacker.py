@@ -53,7 +53,7 @@ from magic_rl.evaluate.transfer import (
     attacker_rewrites,
     crossplay_seeds,
 )
-from magic_rl.experiment.ablation import check_overrides, config_mismatch, train_run
+from magic_rl.experiment.ablation import check_overrides, require_same_config, train_run
 from magic_rl.judge import make_judge
 from magic_rl.policy.load import load_policy
 from magic_rl.records import Role
@@ -220,18 +220,9 @@ def trained_defender(
         [*overrides, "schedule.train_roles=defender", "seed=0", f"name={DEFENDER_RUN}",
          f"train.steps={steps}", f"output_dir={out}"],
     )  # fmt: skip
-    _check_same(out / DEFENDER_RUN, cfg)
+    require_same_config(out / DEFENDER_RUN, cfg)
     train_run(cfg, out / DEFENDER_RUN, log)
     return run_checkpoints(out / DEFENDER_RUN)[-1] / Role.DEFENDER.value
-
-
-def _check_same(run_dir: Path, cfg: RunConfig) -> None:
-    diff = config_mismatch(run_dir, cfg)
-    if diff:
-        raise ValueError(
-            f"{run_dir}/config.yaml differs from this experiment at {', '.join(diff[:6])}: use "
-            "another --out or remove the run"
-        )
 
 
 def run_attacker_experiment(
@@ -276,7 +267,7 @@ def run_attacker_experiment(
         for s in seeds
     }
     for (d, s), cfg in cfgs.items():
-        _check_same(out / f"{d}-s{s}", cfg)
+        require_same_config(out / f"{d}-s{s}", cfg)
     greedy = _Greedy(base_cfg, log)
     table: dict[str, dict] = {}
     curves: dict[str, dict[str, list[float | None]]] = {}
