@@ -425,6 +425,13 @@ class SFTConfig(_Section):
         default_factory=lambda: ["encoding"],
         description="Strategy families left out of SFT (the reference run left out encoding).",
     )
+    hybrids_per_seed: int = Field(
+        0,
+        ge=0,
+        description="Hybrid rewrites per seed added to phase 1: two of the kept framings stacked, "
+        "outer(inner(seed)), as the paper's hybrid attacks (strategies/hybrid.py); 0 = single "
+        "framings only.",
+    )
     output: str | None = Field(None, description="Where the SFT'd attacker goes; None = run dir.")
     check_samples: int = Field(
         96,
