@@ -510,6 +510,14 @@ class SandboxConfig(_Section):
     intermediate_size: int = Field(384, ge=16, description="MLP width.")
     max_position: int = Field(512, ge=64, description="Max sequence length.")
     base_steps: int = Field(250, ge=1, description="Optimiser steps of the base-model SFT.")
+    hybrids_per_seed: int = Field(
+        0,
+        ge=0,
+        description="Hybrid rewrites (two training framings stacked, strategies/hybrid.py) per "
+        "train seed in the base model's data, complied with (harmful seeds) at 1 - (1 - v_outer) * "
+        "(1 - v_inner) of the two framings' VULNERABILITY: either disguise may fool it, as "
+        "stacked jailbreaks fool real models more than one. 0 = the base model never sees one.",
+    )
     base_lr: float = Field(3e-3, gt=0.0, description="Base-model SFT learning rate.")
     base_batch_size: int = Field(32, ge=1, description="Base-model SFT batch size.")
     judge_epochs: int = Field(3, ge=1, description="Embedded judge training epochs.")

@@ -96,3 +96,24 @@ def test_phase_1_adds_them_and_never_stacks_a_held_out_strategy(pool, tmp_path, 
     seen.clear()
     sft_module.attacker_sft(CFG, records, "unused", tmp_path)  # the preset: none
     assert len(seen) == len(kept)
+
+
+def test_the_base_model_can_be_shown_hybrids_that_fool_it_when_either_framing_would(pool):
+    from magic_rl.prompts import load_templates
+    from magic_rl.sandbox.world import VULNERABILITY, base_examples, vulnerability
+
+    assert vulnerability("role_play") == VULNERABILITY["role_play"]
+    assert vulnerability("slang+question") == pytest.approx(1 - (1 - 0.5) * (1 - 0.3))
+    assert vulnerability("role_play+question") > max(VULNERABILITY["role_play"], 0.3)
+    seeds = list({r.seed.id: r.seed for r in pool}.values())
+    templates = load_templates(CFG.game.template_set, CFG.game.templates_dir)
+    skip = held_out(CFG)
+    plain = base_examples(seeds, pool, templates, skip, 0)
+    assert plain == base_examples(seeds, pool, templates, skip, 0, 0)  # the default: none
+    with_hybrids = base_examples(seeds, pool, templates, skip, 0, 2)
+    assert len(with_hybrids) == len(plain) + 2 * len(seeds)
+    kept = [r for r in pool if r.strategy not in skip]
+    prompts = {m["content"] for ex in with_hybrids for m in ex.messages}
+    hybrids = hybrid_records(kept, 2, 0)
+    assert all(any(h.rewrite in p for p in prompts) for h in hybrids)
+    assert not any(set(components(h.strategy)) & skip for h in hybrids)
