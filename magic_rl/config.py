@@ -826,6 +826,8 @@ def missing_fields(
 LATER_FIELDS: dict[str, Any] = {
     "game.defender_phase_attack": "greedy",
     "grpo.share_prompts": False,
+    "sft.hybrids_per_seed": 0,
+    "sandbox.hybrids_per_seed": 0,
 }
 
 
