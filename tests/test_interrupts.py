@@ -126,6 +126,8 @@ def test_sigint_saves_at_the_step_end_and_a_second_signal_stops_at_once(
         [*tiny_overrides, "train.steps=4", "schedule.freq=4", "train.seeds_per_step=2"],
     )
     once = cfg.model_copy(update={"output_dir": str(tmp_path), "name": "once"})
+    # what was there before (SIG_IGN, not default_int_handler, when pytest runs in a background job)
+    before = signal.getsignal(signal.SIGINT)
 
     def one(run, k):
         if k == 1:
@@ -137,7 +139,7 @@ def test_sigint_saves_at_the_step_end_and_a_second_signal_stops_at_once(
     run = tmp_path / "once"
     assert [r["step"] for r in _rows(run / "metrics.jsonl")] == [0, 1]
     assert json.loads((run / "state" / "meta.json").read_text())["next_step"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
 
     twice = cfg.model_copy(update={"output_dir": str(tmp_path), "name": "twice"})
 
