@@ -425,6 +425,13 @@ class SFTConfig(_Section):
         default_factory=lambda: ["encoding"],
         description="Strategy families left out of SFT (the reference run left out encoding).",
     )
+    hybrids_per_seed: int = Field(
+        0,
+        ge=0,
+        description="Hybrid rewrites per seed added to phase 1: two of the kept framings stacked, "
+        "outer(inner(seed)), as the paper's hybrid attacks (strategies/hybrid.py); 0 = single "
+        "framings only.",
+    )
     output: str | None = Field(None, description="Where the SFT'd attacker goes; None = run dir.")
     check_samples: int = Field(
         96,
@@ -511,6 +518,14 @@ class SandboxConfig(_Section):
     intermediate_size: int = Field(384, ge=16, description="MLP width.")
     max_position: int = Field(512, ge=64, description="Max sequence length.")
     base_steps: int = Field(250, ge=1, description="Optimiser steps of the base-model SFT.")
+    hybrids_per_seed: int = Field(
+        0,
+        ge=0,
+        description="Hybrid rewrites (two training framings stacked, strategies/hybrid.py) per "
+        "train seed in the base model's data, complied with (harmful seeds) at 1 - (1 - v_outer) * "
+        "(1 - v_inner) of the two framings' VULNERABILITY: either disguise may fool it, as "
+        "stacked jailbreaks fool real models more than one. 0 = the base model never sees one.",
+    )
     base_lr: float = Field(3e-3, gt=0.0, description="Base-model SFT learning rate.")
     base_batch_size: int = Field(32, ge=1, description="Base-model SFT batch size.")
     judge_epochs: int = Field(3, ge=1, description="Embedded judge training epochs.")
@@ -819,6 +834,8 @@ def missing_fields(
 LATER_FIELDS: dict[str, Any] = {
     "game.defender_phase_attack": "greedy",
     "grpo.share_prompts": False,
+    "sft.hybrids_per_seed": 0,
+    "sandbox.hybrids_per_seed": 0,
 }
 
 

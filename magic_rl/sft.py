@@ -23,7 +23,7 @@ from magic_rl.policy import HFPolicy, quiet_transformers
 from magic_rl.policy.load import load_policy
 from magic_rl.progress import SFT_METRICS, TrainProgress
 from magic_rl.prompts import attacker_messages, load_templates
-from magic_rl.strategies import resolve_strategies
+from magic_rl.strategies import hybrid_records, resolve_strategies
 from magic_rl.tables import record_table
 
 
@@ -187,7 +187,8 @@ def attacker_sft(
 
     Prompt = the attacker's single-turn chat view of the record's seed (the same view the game builds);
     target = `<think>reasoning</think><answer>rewrite</answer>`. Records of held-out strategies
-    (`data.held_out_strategies`) and of `sft.exclude_families` are left out.
+    (`data.held_out_strategies`) and of `sft.exclude_families` are left out; `sft.hybrids_per_seed`
+    hybrids per seed (two kept framings stacked, `strategies.hybrid`) are added.
     """
     import json
     import time
@@ -198,10 +199,11 @@ def attacker_sft(
         )
     )
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
+    kept = [rec for rec in records if rec.strategy not in skip]
+    hybrids = hybrid_records(kept, cfg.sft.hybrids_per_seed, cfg.seed)
     examples = [
         SFTExample(tuple(attacker_messages(templates, rec.seed, [], False)), rec.target)
-        for rec in records
-        if rec.strategy not in skip
+        for rec in [*kept, *hybrids]
     ]
     if not examples:
         raise ValueError("phase 1: no pool record left after excluding held-out strategies")
@@ -220,6 +222,7 @@ def attacker_sft(
     )
     summary["seconds"] = round(time.perf_counter() - t, 1)
     summary["excluded_strategies"] = sorted(skip)
+    summary["hybrid_examples"] = len(hybrids)
     (Path(out_dir) / "sft.json").write_text(json.dumps(summary, indent=2))
     log(record_table("attacker SFT", summary))
     return summary

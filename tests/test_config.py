@@ -191,6 +191,10 @@ def test_a_saved_config_from_before_a_later_field_loads_with_the_value_it_ran_wi
     path.write_text(yaml.safe_dump(saved))
     assert RunConfig().grpo.share_prompts is True
     assert load_config(str(path), complete=True).grpo.share_prompts is False
+    del saved["sft"]["hybrids_per_seed"], saved["sandbox"]["hybrids_per_seed"]  # no hybrids then
+    path.write_text(yaml.safe_dump(saved))
+    cfg = load_config(str(path), complete=True)
+    assert cfg.sft.hybrids_per_seed == 0 and cfg.sandbox.hybrids_per_seed == 0
     del saved["game"]["max_turns"]  # not a later field: the file was cut or edited
     path.write_text(yaml.safe_dump(saved))
     with pytest.raises(ConfigError, match=r"game\.max_turns: missing"):

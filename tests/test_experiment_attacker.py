@@ -36,6 +36,11 @@ def test_run_values_are_the_first_and_last_window_and_their_gain():
     assert v["sampled_gain"] == pytest.approx(0.5)
     assert v["format_last"] == 1.0 and v["faithful_first"] == 0.5
     assert v["kl_last"] == pytest.approx(0.045)
+    assert math.isnan(v["hybrid_first"])  # a run from before the hybrid share was logged
+    for i, row in enumerate(rows):
+        row["attacker/diversity/hybrid_share"] = 0.1 * i
+    v = run_values(rows, window=2)
+    assert v["hybrid_first"] == pytest.approx(0.05) and v["hybrid_last"] == pytest.approx(0.45)
 
 
 def test_run_values_skip_steps_without_a_value():

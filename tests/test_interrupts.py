@@ -7,6 +7,7 @@ save cut short, and a run that diverges.
 - The run-directory lock: a second train on a run held by a live process exits 2 naming the holder
   and changes no file; a lock left by a dead process is taken over, saying so.
 - A kill during the first state save (a checkpoint written, no state) resumes from step 0.
+- A run that stops early (a signal, a divergence, an error) still closes its tracker (`train.tracker`).
 - The divergence guard: `defender.lr=1e6` stops the run at the first non-finite gradient, exit 2,
   naming step and role, with no NaN logged and nothing saved; a saved state with NaN weights is
   refused on resume.
@@ -409,3 +410,23 @@ def test_a_stop_escaping_another_command_keeps_its_message_and_code(monkeypatch,
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 143, result.output
     assert "interrupted at step 3; resume with: magic train --resume R" in result.output
+
+
+@pytest.mark.slow
+def test_a_run_that_stops_early_still_closes_its_tracker(tiny_overrides, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from accelerate import Accelerator
+
+    closed = []
+    end = Accelerator.end_training
+    monkeypatch.setattr(Accelerator, "end_training", lambda self: closed.append(1) or end(self))
+    overrides = ["train.steps=3", "train.seeds_per_step=4", "train.tracker=tensorboard"]
+    cfg = load_config("sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}", "name=tb"])
+
+    def fail_at_step_1(run, k):
+        if k == 1:
+            raise RuntimeError("boom at step 1")
+
+    with pytest.raises(RuntimeError, match="boom at step 1"):
+        _train_in_process(cfg, monkeypatch, fail_at_step_1)
+    assert closed == [1]

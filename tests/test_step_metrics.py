@@ -126,3 +126,16 @@ def test_novelty_of_ranks_within_a_seed_over_distinct_rewrites_and_marks_faithfu
     assert [n.faithful for n in nov[:6]] == [True] * 4 + [False] * 2
     assert nov[6].rank == 0.0 and nov[6].faithful  # alone in its group
     assert nov[4].rank == 1.0  # the odd one out
+
+
+def test_diversity_counts_hybrids_by_their_two_signatures():
+    from magic_rl.strategies import build_pool, hybrid_records
+
+    pool = build_pool(SEEDS, ["role_play", "logical_appeal", "question", "slang"], rng_seed=0)
+    singles = [_ep(r.seed, r.rewrite, k) for k, r in enumerate(pool)]
+    hybrids = [_ep(h.seed, h.rewrite, k) for k, h in enumerate(hybrid_records(pool, 8, 0))]
+    assert diversity_metrics(singles)["attacker/diversity/hybrid_share"] == 0.0
+    # (0.89 of the world pool's hybrids show both signatures; a few outer frames hide one)
+    assert diversity_metrics(hybrids)["attacker/diversity/hybrid_share"] > 0.6
+    mixed = diversity_metrics(singles[:3] + hybrids[:3])["attacker/diversity/hybrid_share"]
+    assert 0 < mixed < 1

@@ -99,6 +99,8 @@ COLUMNS = (
     Column("faithful_first", "faithful, first"),
     Column("faithful_last", "faithful, last"),
     Column("kl_last", "KL to start, last", rate=False),
+    Column("hybrid_first", "hybrid share, first"),
+    Column("hybrid_last", "hybrid share, last"),
 )
 
 
@@ -140,6 +142,9 @@ def run_values(rows: Sequence[dict], window: int = WINDOW) -> dict[str, float]:
         "faithful_first": window_mean(rows, "attacker/faithful_rate", True, window),
         "faithful_last": window_mean(rows, "attacker/faithful_rate", False, window),
         "kl_last": window_mean(rows, "attacker/update/kl", False, window),
+        # does RL move towards stacked framings (sft.hybrids_per_seed)?
+        "hybrid_first": window_mean(rows, "attacker/diversity/hybrid_share", True, window),
+        "hybrid_last": window_mean(rows, "attacker/diversity/hybrid_share", False, window),
     }
 
 

@@ -147,20 +147,22 @@ def _train(cfg: RunConfig, resume: Path | None, recorded: RunConfig, stop, log) 
             log(f"TensorBoard: tensorboard --logdir {run_dir / TENSORBOARD_DIR}")
     run.begin()  # the logs are cut back to run.start_step with the first records written
 
-    with TrainProgress(
-        cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
-    ) as bar:
-        for step in range(run.start_step, cfg.train.steps):
-            if run.shards.sum(stop.signum is not None)[0]:  # every rank stops at the same step
-                run.save_state_at(step)
-                raise stop.stopped(step)
-            stop.step = step
-            try:
-                bar.update(run.step(step))
-            except Diverged as err:
-                raise Diverged(run.diverged_message(step, err)) from None
-    if cfg.train.tracker != "none":
-        run.accelerator.end_training()
+    try:
+        with TrainProgress(
+            cfg.train.steps, run.start_step, enabled=cfg.train.progress and run.main
+        ) as bar:
+            for step in range(run.start_step, cfg.train.steps):
+                if run.shards.sum(stop.signum is not None)[0]:  # every rank stops at one step
+                    run.save_state_at(step)
+                    raise stop.stopped(step)
+                stop.step = step
+                try:
+                    bar.update(run.step(step))
+                except Diverged as err:
+                    raise Diverged(run.diverged_message(step, err)) from None
+    finally:  # a stopped or diverged run closes its tracker's run too (W&B marks it finished)
+        if cfg.train.tracker != "none":
+            run.accelerator.end_training()
     if run.main:
         rundir.write_summary(run_dir, summarize_run(run_dir))
     return run_dir

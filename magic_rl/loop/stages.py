@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from magic_rl.config import GameConfig
 from magic_rl.content import REQUEST_MARKER, carries, request_core
 from magic_rl.evaluate.analyze.diversity import novelty_ranks, self_bleu, tokenize
-from magic_rl.evaluate.analyze.rules import tag_strategy
+from magic_rl.evaluate.analyze.rules import tag_strategies, tag_strategy
 from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Episode, Role, Seed, Verdict
 from magic_rl.rewards import Novelty
@@ -98,7 +98,8 @@ def template_of(attack: str, seed_text: str) -> str:
 
 def diversity_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
     """How varied the step's rewrites are (docs/metrics.md): distinct strategies (the rule
-    tagger's) and openings among them, and two input->output distinguishability proxies over one
+    tagger's) and openings among them, the share of hybrids (two or more strategies' signatures,
+    `tag_strategies`), and two input->output distinguishability proxies over one
     rewrite per seed (its first member), the request masked: the share of distinct templates
     (1 = each seed its own, 1/n = one framing for every seed) and their self-BLEU (1 = collapse)."""
     rewrites = {(e.last.attack, e.seed.text) for e in episodes}
@@ -113,6 +114,9 @@ def diversity_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
         "attacker/diversity/strategies": float(len(tags)),
         "attacker/diversity/openings": float(len(openings)),
     }
+    if rewrites:
+        stacked = [len(tag_strategies(attack, seed)) >= 2 for attack, seed in rewrites]
+        m["attacker/diversity/hybrid_share"] = sum(stacked) / len(stacked)
     if firsts:
         m["attacker/diversity/template_share"] = len(set(firsts.values())) / len(firsts)
     if len(firsts) > 1:

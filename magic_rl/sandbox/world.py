@@ -69,10 +69,12 @@ from magic_rl.sandbox.tokenizer import train_tokenizer
 from magic_rl.strategies import (
     PROGRAMMATIC,
     build_pool,
+    hybrid_records,
     read_pool,
     resolve_strategies,
     write_pool,
 )
+from magic_rl.strategies.hybrid import components, is_hybrid
 from magic_rl.tables import record_table, warning
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -197,10 +199,13 @@ def _kind(seed: Seed) -> str:
     return "contrast" if seed.source.endswith("contrast") else seed.label
 
 
-def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: int):
+def base_examples(
+    seeds, pool, templates, skip_strategies: set[str], rng_seed: int, hybrids_per_seed: int = 0
+):
     """(defender chat, reply) pairs for the base instruct model: `VANILLA_REPEATS` reply draws per
-    vanilla seed, one per pool rewrite (except rewrites by `skip_strategies`), and a confused reply
-    to a garbled copy of a `P_GARBLED` share of the seeds. A compliance restates the seed's task."""
+    vanilla seed, one per pool rewrite (except rewrites by `skip_strategies`), `hybrids_per_seed`
+    hybrids of the kept rewrites per seed (`strategies.hybrid`), and a confused reply to a garbled
+    copy of a `P_GARBLED` share of the seeds. A compliance restates the seed's task."""
     from magic_rl.sft import SFTExample  # torch
 
     rng = random.Random(rng_seed)
@@ -222,16 +227,26 @@ def base_examples(seeds, pool, templates, skip_strategies: set[str], rng_seed: i
             out.append(example(seed.text, reply(seed, None, P_REFUSE[_kind(seed)])))
         if rng.random() < P_GARBLED:
             out.append(example(garble(seed.text, rng), replies.house_style("confused", rng)))
-    for rec in pool:
-        if rec.strategy in skip_strategies:
-            continue
-        seed = rec.seed
-        p_refuse = P_REFUSE["adversarial_benign"]
-        out.append(
-            example(rec.rewrite, reply(seed, VULNERABILITY.get(rec.strategy, 0.5), p_refuse))
-        )
+    kept = [rec for rec in pool if rec.strategy not in skip_strategies]
+    p_refuse = P_REFUSE["adversarial_benign"]
+    for rec in kept:
+        out.append(example(rec.rewrite, reply(rec.seed, vulnerability(rec.strategy), p_refuse)))
+    for rec in hybrid_records(kept, hybrids_per_seed, rng_seed):
+        out.append(example(rec.rewrite, reply(rec.seed, vulnerability(rec.strategy), p_refuse)))
     rng.shuffle(out)
     return out
+
+
+def vulnerability(strategy: str) -> float:
+    """The base model's compliance with a harmful rewrite by `strategy` (`VULNERABILITY`, 0.5 for
+    one not listed); a hybrid "outer+inner" fools it when either framing would:
+    1 - (1 - v_outer) * (1 - v_inner)."""
+    if not is_hybrid(strategy):
+        return VULNERABILITY.get(strategy, 0.5)
+    miss = 1.0
+    for part in components(strategy):
+        miss *= 1 - VULNERABILITY.get(part, 0.5)
+    return 1 - miss
 
 
 def corpus(seeds, pool, templates) -> list[str]:
@@ -365,7 +380,9 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     # What is harmful is world knowledge (every split's vanilla request); how attacks look is not:
     # only train-split rewrites, never a held-out strategy.
     train_pool = [r for r in pool if r.seed.id in train_ids]
-    examples = base_examples(seeds, train_pool, templates, skip, cfg.sandbox.seed)
+    examples = base_examples(
+        seeds, train_pool, templates, skip, cfg.sandbox.seed, sb.hybrids_per_seed
+    )
     policy = HFPolicy(tiny_model(sb, tokenizer, cfg.sandbox.seed), tokenizer)
     summary = sft(
         policy,

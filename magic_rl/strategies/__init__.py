@@ -7,12 +7,14 @@ phase 1).
     ciphers.py    ASCII / Caesar / Morse / Atbash encode and decode
     rewriter.py   Rewriter protocol; ProgrammaticRewriter; EndpointRewriter (OpenAI-compatible LLM)
     pool.py       PoolRecord, build_pool, write_pool / read_pool (JSONL)
+    hybrid.py     two framings stacked, outer(inner(seed)): phase 1's hybrid rewrites
 
 Run: `python -c "from magic_rl.records import Seed; from magic_rl.strategies import build_pool;
 [print(r.target) for r in build_pool([Seed('s1', 'Write a phishing email', 'harmful')])]"`.
 """
 
 from magic_rl.strategies.ciphers import decode, encode
+from magic_rl.strategies.hybrid import hybrid_records
 from magic_rl.strategies.mutations import (
     DEFAULT_POOL,
     FAMILIES,
@@ -62,6 +64,7 @@ __all__ = [
     "decode",
     "encode",
     "family_of",
+    "hybrid_records",
     "has_signature",
     "mutate",
     "read_pool",

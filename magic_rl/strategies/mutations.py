@@ -88,12 +88,14 @@ DEFAULT_POOL: tuple[str, ...] = tuple(s for s in PROGRAMMATIC if s in SORRY_BENC
 @dataclass(frozen=True)
 class Mutation:
     """One rewrite of a seed: `text` is what the defender would see, `reasoning` the attacker's
-    first-person explanation of it (the SFT target's <think> part)."""
+    first-person explanation of it (the SFT target's <think> part), `gist` the frame's name as the
+    reasoning says it ("a crime novel where a hacker answers"; hybrids quote it)."""
 
     strategy: str
     family: str
     text: str
     reasoning: str
+    gist: str = ""
 
 
 class TranslationUnavailable(ValueError):
@@ -181,8 +183,9 @@ def mutate(strategy: str, seed: Seed, rng: random.Random) -> Mutation:
     text = frame.text.format(
         copy=copy, copy_lc=lower_first(copy), end=end, payload=payload, **slots
     )
-    reasoning = compose_reasoning(seed.label, frame.gist.format(**slots), rng)
-    return Mutation(strategy=strategy, family=family, text=text, reasoning=reasoning)
+    gist = frame.gist.format(**slots)
+    reasoning = compose_reasoning(seed.label, gist, rng)
+    return Mutation(strategy=strategy, family=family, text=text, reasoning=reasoning, gist=gist)
 
 
 MUTATIONS: dict[str, Callable[[Seed, random.Random], Mutation]] = {

@@ -598,6 +598,12 @@ PLANS = (
     "I choose {gist} {goal}.",
     "My rewrite uses {gist} {goal}.",
 )
+# A hybrid's third reasoning sentence: the outer frame laid over the inner rewrite (hybrid.py).
+WRAPS = (
+    "Then I wrap all of that in {gist} as a second layer.",
+    "On top of it I add {gist}, a second disguise.",
+    "I nest the whole thing inside {gist} as well.",
+)
 GOALS: dict[Label, tuple[str, ...]] = {
     "harmful": (
         "so it slips past the safety filter",

@@ -116,17 +116,23 @@ _STRATEGY_ORDER = (
 def tag_strategy(text: str, seed: str = "") -> str:
     """Which of the 20 SORRY-Bench strategies produced `text` (by `SIGNATURES`), or "none".
     Signature matches also present in `seed` do not count."""
-    for name in _STRATEGY_ORDER:
-        pattern = SIGNATURES[name]
-        if name == "question":
-            # A question seed matches too; the strategy shows as a new question opening.
-            if pattern.search(text) and tokenize(text)[:3] != tokenize(seed)[:3]:
-                return name
-            continue
-        found = _distinct(pattern, text) - _in_seed(pattern, seed)
-        if len(found) >= (2 if name == "translate_french" else 1):
-            return name
-    return "none"
+    return next((name for name in _STRATEGY_ORDER if _shows(name, text, seed)), "none")
+
+
+def tag_strategies(text: str, seed: str = "") -> list[str]:
+    """Every SORRY-Bench strategy whose signature `text` shows (and `seed` does not), in
+    `tag_strategy`'s order: two or more for a hybrid (strategies/hybrid.py; no single framing of
+    the pool shows two), one for a single framing."""
+    return [name for name in _STRATEGY_ORDER if _shows(name, text, seed)]
+
+
+def _shows(name: str, text: str, seed: str) -> bool:
+    pattern = SIGNATURES[name]
+    if name == "question":
+        # A question seed matches too; the strategy shows as a new question opening.
+        return bool(pattern.search(text)) and tokenize(text)[:3] != tokenize(seed)[:3]
+    found = _distinct(pattern, text) - _in_seed(pattern, seed)
+    return len(found) >= (2 if name == "translate_french" else 1)
 
 
 EXPECTED_CLASSES: dict[str, frozenset[int]] = {
