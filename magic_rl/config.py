@@ -836,6 +836,7 @@ LATER_FIELDS: dict[str, Any] = {
     "grpo.share_prompts": False,
     "sft.hybrids_per_seed": 0,
     "sandbox.hybrids_per_seed": 0,
+    "align.contrast_fraction": None,
 }
 
 
