@@ -49,9 +49,16 @@ RECIPE = 1  # part of the key: bump when the way examples are made changes
 _SENTENCE_ENDS = (".", "!", "?", "\n")
 
 
+def is_contrast(seed: Seed) -> bool:
+    """A benign request that sounds harmful (the sandbox's `contrast` set, as in XSTest)."""
+    return seed.label != "harmful" and seed.source.endswith("contrast")
+
+
 def choose_seeds(cfg: RunConfig, seeds: Sequence[Seed]) -> tuple[list[Seed], list[Seed]]:
     """(harmful, benign) seeds for phase 0: `max_steps x batch_size` in all, `harmful_fraction`
-    harmful, each drawn without repeats with `cfg.seed`; fewer when the split has fewer."""
+    harmful, each drawn without repeats with `cfg.seed`; fewer when the split has fewer. With
+    `align.contrast_fraction` that share of the benign ones comes from the contrast seeds (the
+    look-alikes a refusal learnt from plain harmful requests spreads to), the rest from the others."""
     a = cfg.align
     total = a.max_steps * a.batch_size
     n_harmful = round(total * a.harmful_fraction)
@@ -63,9 +70,20 @@ def choose_seeds(cfg: RunConfig, seeds: Sequence[Seed]) -> tuple[list[Seed], lis
             f"{len(harmful)} harmful and {len(benign)} benign seeds; it needs both"
         )
     rng = random.Random(cfg.seed)
-    return (
-        rng.sample(harmful, min(n_harmful, len(harmful))),
-        rng.sample(benign, min(total - n_harmful, len(benign))),
+    chosen = rng.sample(harmful, min(n_harmful, len(harmful)))
+    n_benign = total - n_harmful
+    if a.contrast_fraction is None:
+        return chosen, rng.sample(benign, min(n_benign, len(benign)))
+    contrast = [s for s in benign if is_contrast(s)]
+    plain = [s for s in benign if not is_contrast(s)]
+    n_contrast = round(n_benign * a.contrast_fraction)
+    if n_contrast and not contrast:
+        raise ValueError(
+            f"phase 0: align.contrast_fraction={a.contrast_fraction} but data.seeds="
+            f"{cfg.data.seeds!r} split {cfg.data.split!r} has no contrast seeds"
+        )
+    return chosen, rng.sample(contrast, min(n_contrast, len(contrast))) + rng.sample(
+        plain, min(n_benign - n_contrast, len(plain))
     )
 
 
@@ -87,19 +105,27 @@ def base_identity(base: Path) -> str:
 
 def cache_key(cfg: RunConfig, base: Path, harmful: Sequence[Seed], benign: Sequence[Seed]) -> str:
     """sha256 over the base model, the chosen seeds, the defender's view and the phase-0 settings."""
+    payload = key_payload(cfg, base, harmful, benign)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def key_payload(
+    cfg: RunConfig, base: Path, harmful: Sequence[Seed], benign: Sequence[Seed]
+) -> dict:
+    """What `cache_key` hashes."""
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
-    payload = {
+    return {
         "recipe": RECIPE,
         "base": base_identity(base),
         "harmful": [(s.id, s.text) for s in harmful],
         "benign": [(s.id, s.text) for s in benign],
         "system_prompt": cfg.game.defender_system_prompt,
         "template": templates.defender_user("{attack}"),
-        "align": cfg.align.model_dump(),
+        # unset settings left out: a new optional one keeps the keys of phase 0s made before it
+        "align": cfg.align.model_dump(exclude_none=True),
         "max_prompt_tokens": cfg.defender.sampling.max_prompt_tokens,
         "seed": cfg.seed,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def cut_to_sentence(text: str) -> str:
@@ -214,6 +240,7 @@ def align(
             "base": str(base),
             "harmful": len(harmful),
             "benign": len(benign),
+            "contrast": sum(is_contrast(s) for s in benign),
             "benign_cut": sum(cut for _, cut in answers),
             "benign_dropped_refusals": len(benign) - len(kept),
             "answer_seconds": round(answer_seconds, 1),

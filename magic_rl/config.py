@@ -466,6 +466,14 @@ class AlignConfig(_Section):
     max_new_tokens: int = Field(
         64, ge=1, description="Length of the base model's greedy answers to benign seeds."
     )
+    contrast_fraction: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Share of the non-harmful examples drawn from the contrast seeds (benign "
+        "requests that sound harmful, as in XSTest: `sandbox/contrast`); null draws benign and "
+        "contrast seeds alike, as they come.",
+    )
     answer_system_prompt: Literal["default", "defender"] = Field(
         "default",
         description="The system prompt the base model answers benign seeds under: `default` (the "
@@ -828,6 +836,7 @@ LATER_FIELDS: dict[str, Any] = {
     "grpo.share_prompts": False,
     "sft.hybrids_per_seed": 0,
     "sandbox.hybrids_per_seed": 0,
+    "align.contrast_fraction": None,
 }
 
 

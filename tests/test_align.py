@@ -43,6 +43,24 @@ def test_choose_seeds_draws_the_share_of_harmful_without_repeats():
         align.choose_seeds(cfg, only_harmful)
 
 
+def test_contrast_fraction_draws_that_share_of_the_benign_examples_from_the_look_alikes():
+    cfg = load_config(
+        "smollm2-cpu", ["align.max_steps=5", "align.batch_size=4", "align.contrast_fraction=0.7"]
+    )
+    harmful, benign = align.choose_seeds(cfg, _seeds(cfg))
+    assert len(harmful) == 10 and len(benign) == 10
+    assert sum(align.is_contrast(s) for s in benign) == 7
+    assert all(s.source == "sandbox/contrast" for s in benign if align.is_contrast(s))
+    assert len({s.id for s in benign}) == 10
+    none = load_config(
+        "smollm2-cpu", ["align.max_steps=5", "align.batch_size=4", "align.contrast_fraction=0"]
+    )
+    assert not any(align.is_contrast(s) for s in align.choose_seeds(none, _seeds(none))[1])
+    no_contrast = [s for s in _seeds(cfg) if not align.is_contrast(s)]
+    with pytest.raises(ValueError, match="no contrast seeds"):
+        align.choose_seeds(cfg, no_contrast)
+
+
 def test_cache_key_covers_base_seeds_and_settings(tmp_path):
     base = tmp_path / "base"
     base.mkdir()
@@ -51,7 +69,14 @@ def test_cache_key_covers_base_seeds_and_settings(tmp_path):
     harmful, benign = align.choose_seeds(cfg, _seeds(cfg))
     key = align.cache_key(cfg, base, harmful, benign)
     assert align.cache_key(cfg, base, harmful, benign) == key
-    for change in ("align.lr=1e-4", "align.refusal=No.", "game.defender_system_prompt=Be safe."):
+    # an unset contrast_fraction leaves the key of a phase 0 made before the setting existed
+    assert "contrast_fraction" not in align.key_payload(cfg, base, harmful, benign)["align"]
+    for change in (
+        "align.lr=1e-4",
+        "align.refusal=No.",
+        "game.defender_system_prompt=Be safe.",
+        "align.contrast_fraction=0.5",
+    ):
         other = load_config("smollm2-cpu", [change])
         assert align.cache_key(other, base, harmful, benign) != key, change
     assert align.cache_key(cfg, base, harmful, benign[1:]) != key

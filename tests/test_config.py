@@ -195,6 +195,9 @@ def test_a_saved_config_from_before_a_later_field_loads_with_the_value_it_ran_wi
     path.write_text(yaml.safe_dump(saved))
     cfg = load_config(str(path), complete=True)
     assert cfg.sft.hybrids_per_seed == 0 and cfg.sandbox.hybrids_per_seed == 0
+    del saved["align"]["contrast_fraction"]  # phase 0 drew benign and contrast seeds alike
+    path.write_text(yaml.safe_dump(saved))
+    assert load_config(str(path), complete=True).align.contrast_fraction is None
     del saved["game"]["max_turns"]  # not a later field: the file was cut or edited
     path.write_text(yaml.safe_dump(saved))
     with pytest.raises(ConfigError, match=r"game\.max_turns: missing"):
