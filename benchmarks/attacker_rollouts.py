@@ -25,7 +25,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from magic_rl.evaluate.analyze.rules import tag_strategies
+from magic_rl.evaluate.analyze.rules import is_hybrid_tags, tag_strategies
 
 EARLY, LATE = 15, 30  # the first 15 steps, and the steps from 30 on (45-step runs: the last 15)
 
@@ -44,7 +44,7 @@ def summarize(runs: list[Path]) -> dict:
             groups.setdefault((str(run), row["step"], row["group"]), []).append(won)
             if not turn["format_ok"]:
                 continue
-            hybrid = len(tag_strategies(turn["attack"], row["seed"]["text"])) >= 2
+            hybrid = is_hybrid_tags(tag_strategies(turn["attack"], row["seed"]["text"]))
             kind = "hybrid" if hybrid else "single"
             asr[kind][0] += won
             asr[kind][1] += 1

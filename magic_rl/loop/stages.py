@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from magic_rl.config import GameConfig
 from magic_rl.content import REQUEST_MARKER, carries, request_core
 from magic_rl.evaluate.analyze.diversity import novelty_ranks, self_bleu, tokenize
-from magic_rl.evaluate.analyze.rules import tag_strategies, tag_strategy
+from magic_rl.evaluate.analyze.rules import is_hybrid_tags, tag_strategies
 from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Episode, Role, Seed, Verdict
 from magic_rl.rewards import Novelty
@@ -103,7 +103,8 @@ def diversity_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
     rewrite per seed (its first member), the request masked: the share of distinct templates
     (1 = each seed its own, 1/n = one framing for every seed) and their self-BLEU (1 = collapse)."""
     rewrites = {(e.last.attack, e.seed.text) for e in episodes}
-    tags = {tag_strategy(attack, seed) for attack, seed in rewrites} - {"none"}
+    found = [tag_strategies(attack, seed) for attack, seed in rewrites]  # each rewrite tagged once
+    tags = {t[0] for t in found if t}  # tag_strategy's tag: the first in its order
     openings = {
         tuple(tokenize(template_of(attack, seed))[:OPENING_WORDS]) for attack, seed in rewrites
     }
@@ -114,9 +115,8 @@ def diversity_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
         "attacker/diversity/strategies": float(len(tags)),
         "attacker/diversity/openings": float(len(openings)),
     }
-    if rewrites:
-        stacked = [len(tag_strategies(attack, seed)) >= 2 for attack, seed in rewrites]
-        m["attacker/diversity/hybrid_share"] = sum(stacked) / len(stacked)
+    if found:
+        m["attacker/diversity/hybrid_share"] = sum(map(is_hybrid_tags, found)) / len(found)
     if firsts:
         m["attacker/diversity/template_share"] = len(set(firsts.values())) / len(firsts)
     if len(firsts) > 1:

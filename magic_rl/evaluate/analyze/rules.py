@@ -126,6 +126,11 @@ def tag_strategies(text: str, seed: str = "") -> list[str]:
     return [name for name in _STRATEGY_ORDER if _shows(name, text, seed)]
 
 
+def is_hybrid_tags(tags: Sequence[str]) -> bool:
+    """Whether a text's `tag_strategies` make it a hybrid: two or more strategies' signatures."""
+    return len(tags) >= 2
+
+
 def _shows(name: str, text: str, seed: str) -> bool:
     pattern = SIGNATURES[name]
     if name == "question":
