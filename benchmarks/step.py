@@ -72,7 +72,7 @@ def stages_alone(run: Run, role: Role, step: int) -> tuple[dict[str, float], int
         times[stage] = time.perf_counter() - start
         return out
 
-    batch = timed("seeds", lambda: run.sampler.batch(step))
+    batch = timed("seeds", lambda: run.samplers[role].batch(step))
     episodes = timed(
         "rollout",
         lambda: game.play(
@@ -249,7 +249,9 @@ def main() -> None:
 
     policy = run.policies[Role.ATTACKER]
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
-    seeds = [s for step in range(args.batch) for s in run.sampler.batch(step)][: args.batch]
+    seeds = [s for step in range(args.batch) for s in run.samplers[Role.ATTACKER].batch(step)][
+        : args.batch
+    ]
     chats = [attacker_messages(templates, s, [], False) for s in seeds]
     rates = bench_sampling(policy, chats, cfg.attacker.sampling, args.repeats)
     print(

@@ -492,6 +492,14 @@ class DataConfig(_Section):
     harmful_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="Share of harmful seeds in each step's batch."
     )
+    attacker_harmful_fraction: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Share of harmful seeds in an attacker step's batch; null = harmful_fraction. "
+        "An attacker learns from a seed group only when its rewrites' rewards differ, and against "
+        "a trained defender most of those are harmful seeds (docs/attacker.md).",
+    )
     include_contrast: bool = Field(
         True, description="Mix the sandbox's benign contrast requests into benign seeds."
     )
@@ -545,6 +553,12 @@ class TrainConfig(_Section):
 
     steps: int = Field(300, ge=1, description="Co-evolution steps.")
     seeds_per_step: int = Field(64, ge=1, description="Seeds per step (batch size).")
+    attacker_seeds_per_step: int | None = Field(
+        None,
+        ge=1,
+        description="Seeds per attacker step; null = seeds_per_step. A larger attacker batch gives "
+        "GRPO more seed groups whose rewards differ (docs/attacker.md).",
+    )
     checkpoint_at_switch: bool = Field(True, description="Save both roles at every switch.")
     checkpoint_every: int = Field(
         0, ge=0, description="Also save training state every N steps (0 = only at switches)."
@@ -837,6 +851,8 @@ LATER_FIELDS: dict[str, Any] = {
     "sft.hybrids_per_seed": 0,
     "sandbox.hybrids_per_seed": 0,
     "align.contrast_fraction": None,
+    "train.attacker_seeds_per_step": None,
+    "data.attacker_harmful_fraction": None,
 }
 
 

@@ -61,6 +61,37 @@ def test_role_samples_take_each_role_own_generated_tokens_in_every_turn():
     assert role_samples([ep], Role.DEFENDER, [1.0], [False]) == []
 
 
+def test_each_role_draws_its_own_batch_and_a_bad_one_names_its_field():
+    """`train.attacker_seeds_per_step` / `data.attacker_harmful_fraction` shape the attacker's
+    batch; unset, both roles draw the same seeds. A share the seed set cannot fill names the field
+    that asked for it."""
+    from magic_rl.loop import SeedSampler
+
+    seeds = [Seed(f"h{i}", f"harm {i}", "harmful") for i in range(10)]
+    seeds += [Seed(f"b{i}", f"help {i}", "benign") for i in range(10)]
+    same = SeedSampler.per_role(load_config("sandbox", ["train.seeds_per_step=6"]), seeds)
+    assert same[Role.ATTACKER].batch(3) == same[Role.DEFENDER].batch(3)
+    cfg = load_config(
+        "sandbox",
+        [
+            "train.seeds_per_step=6",
+            "train.attacker_seeds_per_step=8",
+            "data.attacker_harmful_fraction=0.75",
+        ],
+    )
+    own = SeedSampler.per_role(cfg, seeds)
+    for step in range(4):
+        d, a = own[Role.DEFENDER].batch(step), own[Role.ATTACKER].batch(step)
+        assert [s.label for s in d].count("harmful") == 3 and len(d) == 6
+        assert [s.label for s in a].count("harmful") == 6 and len(a) == 8
+    benign_only = [s for s in seeds if s.label == "benign"]
+    cfg = load_config(
+        "sandbox", ["data.harmful_fraction=0.0", "data.attacker_harmful_fraction=1.0"]
+    )
+    with pytest.raises(ValueError, match=r"data\.attacker_harmful_fraction=1\.0"):
+        SeedSampler.per_role(cfg, benign_only)
+
+
 @pytest.mark.slow
 def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
     tiny_overrides, tmp_path
@@ -104,6 +135,25 @@ def test_only_the_scheduled_role_changes_and_the_frozen_one_is_bit_identical(
         assert terms == ({"truncation"} if truncated else {"harm", "refusal", "quality"})
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["switches"] == 1
+
+
+@pytest.mark.slow
+def test_the_attacker_steps_play_their_own_batch(tiny_overrides, tmp_path):
+    """The loop draws each role's step from its own sampler: defender steps play
+    `train.seeds_per_step` seeds, half harmful; attacker steps `train.attacker_seeds_per_step`,
+    all harmful (`data.attacker_harmful_fraction=1.0`)."""
+    from sandbox_train import train
+
+    overrides = ["train.steps=2", "schedule.freq=1", "train.seeds_per_step=4"]
+    overrides += ["train.attacker_seeds_per_step=6", "data.attacker_harmful_fraction=1.0"]
+    cfg = load_config("sandbox", [*tiny_overrides, *overrides, f"output_dir={tmp_path}"])
+    run = train(cfg, log=lambda *a: None)
+    roles = [m["schedule/role"] for m in _rows(run / "metrics.jsonl")]
+    assert roles == ["defender", "attacker"]
+    replay, G = _rows(run / "replay.jsonl"), cfg.grpo.group_size
+    labels = [[r["seed"]["label"] for r in replay if r["step"] == s] for s in (0, 1)]
+    assert sorted(labels[0]) == ["benign"] * 2 * G + ["harmful"] * 2 * G
+    assert labels[1] == ["harmful"] * 6 * G
 
 
 @pytest.mark.slow

@@ -183,7 +183,7 @@ def preflight(cfg: RunConfig, *, resume: Path | None = None) -> tuple[Path, list
         )
     seeds = load_rl_seeds(cfg)
     try:
-        SeedSampler(seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed)
+        SeedSampler.per_role(cfg, seeds)
     except ValueError as e:
         raise ValueError(f"{cfg.data.seeds}: {e}") from None
     return run_dir, seeds

@@ -95,9 +95,7 @@ class Run:
         torch.manual_seed(cfg.seed)
 
         self.seeds = seeds if seeds is not None else load_rl_seeds(cfg)
-        self.sampler = SeedSampler(
-            self.seeds, cfg.train.seeds_per_step, cfg.data.harmful_fraction, cfg.seed
-        )
+        self.samplers = SeedSampler.per_role(cfg, self.seeds)
         self.static_attacks = load_static_attacks(cfg) if cfg.game.attacker == "static" else None
         self.policies = build_policies(cfg, run_dir / rundir.STATE, self.device)
         self.trainers = build_trainers(cfg, self.policies, self.device, self.accelerator)
@@ -174,7 +172,7 @@ class Run:
     def _seeds(self, step: int, role: Role) -> tuple[list[Seed], list[str | None], dict]:
         """Stage 0 for `role`: this rank's share of the step's seeds and, per seed, a stored
         attack to replay (defender: hard cases, or the attacks collected for victim hardening)."""
-        batch = self.sampler.batch(step)
+        batch = self.samplers[role].batch(step)
         fixed: list[str | None] = [None] * len(batch)
         extra: dict[str, float] = {}
         rng = random.Random(f"{self.cfg.seed}:replay:{step}")

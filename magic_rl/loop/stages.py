@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from magic_rl.config import GameConfig
+from magic_rl.config import GameConfig, RunConfig
 from magic_rl.content import REQUEST_MARKER, carries, request_core
 from magic_rl.evaluate.analyze.diversity import novelty_ranks, self_bleu, tokenize
 from magic_rl.evaluate.analyze.rules import is_hybrid_tags, tag_strategies
@@ -25,7 +25,12 @@ class SeedSampler:
     """Deterministic batches: step s draws the next slice of a per-epoch shuffle of each label."""
 
     def __init__(
-        self, seeds: Sequence[Seed], per_step: int, harmful_fraction: float, run_seed: int
+        self,
+        seeds: Sequence[Seed],
+        per_step: int,
+        harmful_fraction: float,
+        run_seed: int,
+        field: str = "data.harmful_fraction",
     ):
         self.by_label = {
             label: [s for s in seeds if s.label == label] for label in ("harmful", "benign")
@@ -35,10 +40,26 @@ class SeedSampler:
         for label, n in self.per_label.items():
             if n and not self.by_label[label]:
                 raise ValueError(
-                    f"the batch needs {label} seeds (data.harmful_fraction={harmful_fraction}) "
+                    f"the batch needs {label} seeds ({field}={harmful_fraction}) "
                     "but the seed set has none"
                 )
         self.run_seed = run_seed
+
+    @classmethod
+    def per_role(cls, cfg: RunConfig, seeds: Sequence[Seed]) -> dict[Role, SeedSampler]:
+        """One sampler per role: an attacker step's batch is `train.attacker_seeds_per_step` seeds,
+        `data.attacker_harmful_fraction` of them harmful (each null: the defender's numbers).
+        Both draw with the run seed, so at equal numbers the two roles see the same batches."""
+        train, data = cfg.train, cfg.data
+        n_att = train.attacker_seeds_per_step or train.seeds_per_step
+        if data.attacker_harmful_fraction is None:
+            f_att, field = data.harmful_fraction, "data.harmful_fraction"
+        else:
+            f_att, field = data.attacker_harmful_fraction, "data.attacker_harmful_fraction"
+        return {
+            Role.DEFENDER: cls(seeds, train.seeds_per_step, data.harmful_fraction, cfg.seed),
+            Role.ATTACKER: cls(seeds, n_att, f_att, cfg.seed, field),
+        }
 
     def batch(self, step: int) -> list[Seed]:
         out: list[Seed] = []
