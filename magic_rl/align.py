@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magic_rl.config import PolicyConfig, RunConfig, SFTConfig
-from magic_rl.data.seeds import load_seeds
+from magic_rl.data.seeds import is_contrast, load_seeds
 from magic_rl.judge.keyword import is_refusal
 from magic_rl.prompts import defender_messages, load_templates
 from magic_rl.records import Seed
@@ -47,11 +47,6 @@ DONE = "align.json"
 EXAMPLES = "examples.jsonl"
 RECIPE = 1  # part of the key: bump when the way examples are made changes
 _SENTENCE_ENDS = (".", "!", "?", "\n")
-
-
-def is_contrast(seed: Seed) -> bool:
-    """A benign request that sounds harmful (the sandbox's `contrast` set, as in XSTest)."""
-    return seed.label != "harmful" and seed.source.endswith("contrast")
 
 
 def choose_seeds(cfg: RunConfig, seeds: Sequence[Seed]) -> tuple[list[Seed], list[Seed]]:

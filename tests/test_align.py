@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from magic_rl import align
 from magic_rl.cli import app
 from magic_rl.config import load_config
-from magic_rl.data.seeds import load_seeds
+from magic_rl.data.seeds import is_contrast, load_seeds
 from magic_rl.judge.keyword import is_refusal
 
 TINY_ALIGN = ["align.max_steps=2", "align.batch_size=4", "align.max_new_tokens=8"]
@@ -49,14 +49,14 @@ def test_contrast_fraction_draws_that_share_of_the_benign_examples_from_the_look
     )
     harmful, benign = align.choose_seeds(cfg, _seeds(cfg))
     assert len(harmful) == 10 and len(benign) == 10
-    assert sum(align.is_contrast(s) for s in benign) == 7
-    assert all(s.source == "sandbox/contrast" for s in benign if align.is_contrast(s))
+    assert sum(is_contrast(s) for s in benign) == 7
+    assert all(s.source == "sandbox/contrast" for s in benign if is_contrast(s))
     assert len({s.id for s in benign}) == 10
     none = load_config(
         "smollm2-cpu", ["align.max_steps=5", "align.batch_size=4", "align.contrast_fraction=0"]
     )
-    assert not any(align.is_contrast(s) for s in align.choose_seeds(none, _seeds(none))[1])
-    no_contrast = [s for s in _seeds(cfg) if not align.is_contrast(s)]
+    assert not any(is_contrast(s) for s in align.choose_seeds(none, _seeds(none))[1])
+    no_contrast = [s for s in _seeds(cfg) if not is_contrast(s)]
     with pytest.raises(ValueError, match="no contrast seeds"):
         align.choose_seeds(cfg, no_contrast)
 

@@ -250,6 +250,13 @@ def sandbox_seeds(
     return out
 
 
+def is_contrast(seed: Seed) -> bool:
+    """A benign request that sounds harmful (the sandbox's `contrast` kind, as in XSTest's safe
+    prompts): the world's base model refuses it more often than other benign requests, and phase 0
+    can draw a share of its benign examples from it."""
+    return seed.label != "harmful" and seed.source.endswith("contrast")
+
+
 def seed_stats(fraction: float = 1.0) -> dict:
     """Sizes of the sandbox seed sets: per kind, seeds/base items, per split and per category."""
     stats: dict = {}

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from magic_rl.config import RunConfig, SandboxConfig, SFTConfig
 from magic_rl.content import REQUEST_MARKER, request_core
-from magic_rl.data.seeds import sandbox_seeds, seed_stats, split_of
+from magic_rl.data.seeds import is_contrast, sandbox_seeds, seed_stats, split_of
 from magic_rl.judge.embedded import evaluate_judge, train_embedded_judge
 from magic_rl.policy import HFPolicy
 from magic_rl.prompts import defender_messages, load_templates
@@ -195,10 +195,6 @@ def held_out(cfg: RunConfig) -> set[str]:
 # --- the base model's training data -------------------------------------------------------------
 
 
-def _kind(seed: Seed) -> str:
-    return "contrast" if seed.source.endswith("contrast") else seed.label
-
-
 def base_examples(
     seeds, pool, templates, skip_strategies: set[str], rng_seed: int, hybrids_per_seed: int = 0
 ):
@@ -223,15 +219,14 @@ def base_examples(
 
     out = []
     for seed in seeds:
+        p_refuse = P_REFUSE["contrast" if is_contrast(seed) else seed.label]
         for _ in range(VANILLA_REPEATS):
-            out.append(example(seed.text, reply(seed, None, P_REFUSE[_kind(seed)])))
+            out.append(example(seed.text, reply(seed, None, p_refuse)))
         if rng.random() < P_GARBLED:
             out.append(example(garble(seed.text, rng), replies.house_style("confused", rng)))
     kept = [rec for rec in pool if rec.strategy not in skip_strategies]
     p_refuse = P_REFUSE["adversarial_benign"]
-    for rec in kept:
-        out.append(example(rec.rewrite, reply(rec.seed, vulnerability(rec.strategy), p_refuse)))
-    for rec in hybrid_records(kept, hybrids_per_seed, rng_seed):
+    for rec in [*kept, *hybrid_records(kept, hybrids_per_seed, rng_seed)]:
         out.append(example(rec.rewrite, reply(rec.seed, vulnerability(rec.strategy), p_refuse)))
     rng.shuffle(out)
     return out
