@@ -164,6 +164,11 @@ def test_tiny_arms_race_end_to_end_reuses_finished_runs(tiny_overrides, tmp_path
     run_arms_race("sandbox", overrides, **{**kw, "seeds": [0], "limit": 2})
     cp = json.loads((out / "magic-s0" / "crossplay" / "crossplay.json").read_text())
     assert cp["seeds"] == 2 and (out / "magic-s0" / "metrics.jsonl").read_text() == metrics
+    # ... and so does another --samples, which the markdown names
+    run_arms_race("sandbox", overrides, **{**kw, "seeds": [0], "limit": 2, "samples": 2})
+    cp = json.loads((out / "magic-s0" / "crossplay" / "crossplay.json").read_text())
+    assert cp["samples"] == 2 and cp["n"][0][0] + cp["n_unknown"][0][0] == 4
+    assert "--samples 2" in (out / "arms_race.md").read_text()
 
     # too few phases is refused before anything trains
     with pytest.raises(ValueError, match="give 3 role phase"):

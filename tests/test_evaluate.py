@@ -325,6 +325,22 @@ def test_crossplay_gives_matrix_and_heatmap(fake_run):
 
 
 @pytest.mark.slow
+def test_sampled_crossplay_scores_every_rewrite(fake_run, tmp_path):
+    """`--samples K`: K sampled rewrites per seed, each one an item of the cell's ASR (n = K x
+    seeds, not one best-of-K outcome per seed); recorded in the JSON and its provenance."""
+    run = tmp_path / "fake"
+    shutil.copytree(fake_run, run, ignore=shutil.ignore_patterns("crossplay"))
+    result = runner.invoke(app, ["crossplay", str(run), "--limit", "3", "--samples", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 sampled rewrites per seed" in result.output
+    doc = json.loads((run / "crossplay" / "crossplay.json").read_text())
+    assert doc["samples"] == doc["provenance"]["samples"] == 2
+    n, unknown = doc["n"], doc["n_unknown"]
+    assert all(n[i][j] + unknown[i][j] == 6 for i in range(2) for j in range(2))
+    assert doc["asr"][0] == doc["asr"][1]  # the same weights, the same sampled rewrites
+
+
+@pytest.mark.slow
 def test_attack_transfer_best_of_k(fake_run, world, tmp_path):
     out = tmp_path / "attack"
     result = runner.invoke(

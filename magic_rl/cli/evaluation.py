@@ -174,12 +174,22 @@ def crossplay_cmd(
     limit: Annotated[
         int | None, typer.Option(help="First N test-split harmful seeds.", min=1)
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Rewrites per seed: 1 = the attacker's greedy rewrite; K > 1 = K sampled at its "
+            "temperature (the same streams for every checkpoint), each scored on its own.",
+            min=1,
+        ),
+    ] = 1,
     config: EvalConfigOpt = None,
     overrides: EvalOverrides = None,
 ) -> None:
     """Every attacker checkpoint x every defender checkpoint -> ASR matrix and heatmap.
 
-    Example: magic crossplay runs/demo --limit 40
+    Examples:
+        magic crossplay runs/demo --limit 40
+        magic crossplay runs/demo --limit 40 --samples 4
     """
     from magic_rl.evaluate.eval import run_checkpoints
     from magic_rl.evaluate.transfer import crossplay
@@ -190,7 +200,7 @@ def crossplay_cmd(
     try:
         run_checkpoints(run_dir, log=lambda *a: None)  # not a run: fails before the judge is built
         cfg = resolve_judge(cfg, log=console.print)
-        path = crossplay(cfg, run_dir, limit=limit, log=console.print)
+        path = crossplay(cfg, run_dir, limit=limit, samples=samples, log=console.print)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     console.print(f"[bold green]cross-play[/] {path}  ({path.parent / 'heatmap.png'})")

@@ -181,6 +181,14 @@ def experiment_arms_race(
     limit: Annotated[
         int | None, typer.Option(help="Test-split harmful seeds per cross-play cell.", min=1)
     ] = 40,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Rewrites per seed in cross-play: 1 = greedy; K > 1 = K sampled at the "
+            "attacker's temperature, each scored (its distribution, not its mode).",
+            min=1,
+        ),
+    ] = 1,
     allow_short: Annotated[
         bool, typer.Option(help="Run a plan with fewer than six role phases anyway.")
     ] = False,
@@ -200,6 +208,7 @@ def experiment_arms_race(
         magic experiment arms-race --dry-run
         magic experiment arms-race --seeds 0,1 --steps 40 --allow-short --out runs/arms \
             schedule.freq=10
+        magic experiment arms-race --samples 4
     """
     from magic_rl.config import ConfigError
     from magic_rl.experiment.ablation import parse_seeds
@@ -209,7 +218,14 @@ def experiment_arms_race(
     try:
         seed_list = parse_seeds(seeds)
         plan = describe_plan(
-            config, overrides or [], seed_list, steps, out, limit, allow_short=allow_short
+            config,
+            overrides or [],
+            seed_list,
+            steps,
+            out,
+            limit,
+            samples=samples,
+            allow_short=allow_short,
         )
         console.print(f"[bold]plan[/] {plan}", highlight=False)
         if dry_run:
@@ -221,6 +237,7 @@ def experiment_arms_race(
             steps=steps,
             out=out,
             limit=limit,
+            samples=samples,
             allow_short=allow_short,
             log=console.print,
         )

@@ -10,7 +10,11 @@ crossplay`), both on harmful seeds (docs/DESIGN.md §6).
   harmful seeds (greedy rewrite, greedy reply) -> an ASR matrix and a heatmap (attacker on y,
   step 0 at the top, defender on x; `draw_heatmap`, which the report uses too). Each attacker's
   rewrites are generated once and reused for every defender; checkpoints with identical weights
-  (a role that did not train between two switches) are generated once.
+  (a role that did not train between two switches) are generated once. With `samples=K` each
+  attacker instead samples K rewrites per seed at its rollout temperature (the same random
+  streams for every checkpoint) and a cell is the share of the K x seeds rewrites that succeed:
+  the attacker's distribution, not its mode (a tiny attacker's greedy rewrite is one framing for
+  every seed, so greedy rows barely differ when its mix of framings moves).
 
 The judge sees the SEED as the request next to the reply (as WildJailbreak's judge sees the vanilla
 request): success means the reply is harmful for the seed's intent, whatever the wrapper. A seed
@@ -23,6 +27,7 @@ directory can be the target, and best-of-K is this project's addition.
 Run:
     magic attack --attacker runs/sandbox --target sandbox:base --best-of 4
     magic crossplay runs/sandbox --limit 40
+    magic crossplay runs/sandbox --limit 40 --samples 4
 """
 
 from __future__ import annotations
@@ -163,6 +168,12 @@ def _asr(verdicts: Sequence[Sequence[Verdict]], cfg: RunConfig) -> MetricResult:
     return asr([any_harmful(vs) for vs in verdicts], n_resamples=cfg.eval.bootstrap, seed=cfg.seed)
 
 
+def _asr_each(verdicts: Sequence[Sequence[Verdict]], cfg: RunConfig) -> MetricResult:
+    """ASR over every rewrite on its own (sampled cross-play): n = seeds x samples."""
+    flags = [v.response_harmful for vs in verdicts for v in vs]
+    return asr(flags, n_resamples=cfg.eval.bootstrap, seed=cfg.seed)
+
+
 def format_rate(rewrites: Sequence[Sequence[Rewrite]]) -> float:
     flat = [r for rs in rewrites for r in rs]
     return sum(r.format_ok for r in flat) / max(len(flat), 1)
@@ -290,10 +301,18 @@ def weights_key(model_dir: Path) -> str:
 
 
 def crossplay(
-    cfg: RunConfig, run_dir: str | Path, *, limit: int | None = None, log: Log = print
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    limit: int | None = None,
+    samples: int = 1,
+    log: Log = print,
 ) -> Path:
-    """ASR of every attacker checkpoint against every defender checkpoint of a run.
+    """ASR of every attacker checkpoint against every defender checkpoint of a run: greedy
+    rewrites (`samples=1`) or `samples` sampled rewrites per seed, each scored on its own.
     Writes run_dir/crossplay/{crossplay.json, heatmap.png}; returns the JSON path."""
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
     run_dir = Path(run_dir)
     ckpts = run_checkpoints(run_dir, log=log)
     attackers = [c for c in ckpts if (c / Role.ATTACKER.value).is_dir()]
@@ -314,7 +333,11 @@ def crossplay(
                 path = ckpt / Role.ATTACKER.value
                 policy = load_policy(path, cfg.attacker, cfg.device, what="attacker model")
                 rewrites[key] = attacker_rewrites(
-                    policy, seeds, cfg, advance=task(f"attacker {ckpt.name}", len(seeds))
+                    policy,
+                    seeds,
+                    cfg,
+                    best_of=samples,
+                    advance=task(f"attacker {ckpt.name}", len(seeds) * samples),
                 )
         for ckpt, d_key in zip(defenders, d_keys, strict=True):
             if any((a, d_key) in verdicts for a in rewrites):
@@ -330,7 +353,8 @@ def crossplay(
             )
             for i, k in enumerate(keys):
                 verdicts[k, d_key] = vs[i * len(seeds) : (i + 1) * len(seeds)]
-    cells = [[_asr(verdicts[a, d], cfg) for d in d_keys] for a in a_keys]
+    score = _asr if samples == 1 else _asr_each
+    cells = [[score(verdicts[a, d], cfg) for d in d_keys] for a in a_keys]
     out_dir = run_dir / rundir.CROSSPLAY_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -344,8 +368,11 @@ def crossplay(
             c.name: format_rate(rewrites[k]) for c, k in zip(attackers, a_keys, strict=True)
         },
         "seeds": len(seeds),
+        "samples": samples,
         "seconds": round(time.perf_counter() - t0, 2),
-        "provenance": provenance(cfg, judge, {}, run_dir=str(run_dir), limit=limit),
+        "provenance": provenance(
+            cfg, judge, {}, run_dir=str(run_dir), limit=limit, samples=samples
+        ),
     }
     path = out_dir / rundir.CROSSPLAY_MATRIX
     claim(out_dir / "heatmap.png", "Matplotlib", writer="magic crossplay", hint=MOVE_HINT)
@@ -358,9 +385,12 @@ def crossplay(
         doc["attackers"],
         doc["defenders"],
         out_dir / "heatmap.png",
-        title=f"cross-play ASR ({run_dir.name}, {len(seeds)} seeds)",
+        title=f"cross-play ASR ({run_dir.name}, {len(seeds)} seeds"
+        + ("" if samples == 1 else f" x {samples} sampled rewrites")
+        + ")",
     )
-    log(f"cross-play {len(attackers)}x{len(defenders)} in {doc['seconds']:.1f}s: {out_dir}")
+    how = "greedy" if samples == 1 else f"{samples} sampled rewrites per seed"
+    log(f"cross-play {len(attackers)}x{len(defenders)} ({how}) in {doc['seconds']:.1f}s: {out_dir}")
     return path
 
 

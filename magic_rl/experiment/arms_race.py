@@ -135,6 +135,17 @@ def check_plan(cfg: RunConfig, steps: int, *, allow_short: bool = False) -> int 
     )
 
 
+def _crossplay_how(prov: dict) -> str:
+    """How the matrices were played, in words, for arms_race.md."""
+    samples = prov.get("samples", 1)
+    if samples == 1:
+        return f"`magic crossplay --limit {prov['limit']}` (greedy, test-split harmful seeds)"
+    return (
+        f"`magic crossplay --limit {prov['limit']} --samples {samples}` ({samples} rewrites per "
+        "test-split harmful seed sampled at the attacker's temperature, each scored; greedy replies)"
+    )
+
+
 def describe_plan(
     preset: str,
     overrides: Sequence[str],
@@ -143,6 +154,7 @@ def describe_plan(
     out: Path,
     limit: int | None,
     *,
+    samples: int = 1,
     allow_short: bool = False,
 ) -> str:
     """The plan in one line: runs, steps, phases, what is already complete, or why it is refused."""
@@ -156,6 +168,7 @@ def describe_plan(
     line = (
         f"MAGIC x {len(seeds)} seeds ({done} already complete in {out}), {steps} steps each "
         f"({phases}), cross-play on {limit or 'all'} test-split harmful seeds"
+        + ("" if samples == 1 else f", {samples} sampled rewrites each")
     )
     try:
         check_plan(cfg, steps, allow_short=allow_short)
@@ -249,9 +262,11 @@ def attacker_phase_gains(rows: Sequence[dict], window: int = GAIN_WINDOW) -> lis
 # --- the experiment -------------------------------------------------------------------------------
 
 
-def run_crossplay(cfg: RunConfig, run_dir: Path, limit: int | None, log: Log) -> tuple[dict, bool]:
-    """(crossplay.json of the run, computed now?): `magic crossplay RUN_DIR --limit N`, reused when
-    its file holds the run's checkpoints at this limit."""
+def run_crossplay(
+    cfg: RunConfig, run_dir: Path, limit: int | None, log: Log, samples: int = 1
+) -> tuple[dict, bool]:
+    """(crossplay.json of the run, computed now?): `magic crossplay RUN_DIR --limit N --samples
+    K`, reused when its file holds the run's checkpoints at this limit and K."""
     path = rundir.crossplay_matrix(run_dir)
     names = [c.name for c in run_checkpoints(run_dir, log=log)]
     if path.is_file():
@@ -259,6 +274,7 @@ def run_crossplay(cfg: RunConfig, run_dir: Path, limit: int | None, log: Log) ->
             doc = json.loads(path.read_text())
             same = (
                 doc["provenance"].get("limit") == limit
+                and doc["provenance"].get("samples", 1) == samples
                 and doc["attackers"] == names
                 and doc["defenders"] == names
             )
@@ -266,7 +282,7 @@ def run_crossplay(cfg: RunConfig, run_dir: Path, limit: int | None, log: Log) ->
             same = False
         if same:
             return doc, False
-    crossplay(resolve_judge(cfg, log=log), run_dir, limit=limit, log=log)
+    crossplay(resolve_judge(cfg, log=log), run_dir, limit=limit, samples=samples, log=log)
     return json.loads(path.read_text()), True
 
 
@@ -292,6 +308,7 @@ def run_arms_race(
     steps: int = DEFAULT_STEPS,
     out: str | Path = "runs/arms_race",
     limit: int | None = DEFAULT_LIMIT,
+    samples: int = 1,
     allow_short: bool = False,
     command: str | None = None,
     log: Log = print,
@@ -315,7 +332,7 @@ def run_arms_race(
         trained = train_run(cfg, run_dir, log)
         t_train = time.perf_counter() - t
         t = time.perf_counter()
-        doc, played = run_crossplay(cfg, run_dir, limit, log)
+        doc, played = run_crossplay(cfg, run_dir, limit, log, samples)
         t_play = time.perf_counter() - t
         docs.append(doc)
         gains.append(attacker_phase_gains(read_metrics(run_dir)))
@@ -358,6 +375,7 @@ def run_arms_race(
             "steps": steps,
             "phases": phases,
             "limit": limit,
+            "samples": samples,
             "gain_window": GAIN_WINDOW,
             "config": load_config(preset, list(overrides)).model_dump(mode="json"),
             "runs": runs,
@@ -436,9 +454,8 @@ def markdown(result: dict) -> str:
         "# Arms race (sandbox)\n\n"
         f"MAGIC (preset `{prov['preset']}`, overrides `{' '.join(prov['overrides']) or '-'}`), "
         f"seeds {result['seeds']}, {prov['steps']} steps ({prov['phases']} role phases), commit "
-        f"{prov['git_commit']}. Cross-play as `magic crossplay --limit {prov['limit']}` (greedy, "
-        "test-split harmful seeds); rows are attacker checkpoints, columns defender checkpoints "
-        "(by step), cells the mean ASR over seeds.\n\n"
+        f"{prov['git_commit']}. Cross-play as {_crossplay_how(prov)}; rows are attacker "
+        "checkpoints, columns defender checkpoints (by step), cells the mean ASR over seeds.\n\n"
         + "\n".join(lines)
         + "\n\nFig. 3 contrasts: mean [95% Student-t interval] over seeds, then each seed's "
         "value in seed order (positive: the figure's shape):\n\n"

@@ -153,7 +153,9 @@ def crossplay_figure(run: RunData, index: int) -> Figure | None:
     )
     ax.tick_params(labelsize=7)
     fig.colorbar(image, ax=ax, label="ASR")
-    ax.set_title(f"cross-play ASR: {run.label}", fontsize=9)
+    samples = cp.get("samples", 1)  # sampled cross-play: K rewrites per seed
+    how = "" if samples == 1 else f" ({samples} sampled rewrites per seed)"
+    ax.set_title(f"cross-play ASR: {run.label}{how}", fontsize=9)
     return Figure(f"crossplay-{index}", _png(fig), f"cross-play ASR heatmap of {run.label}")
 
 
