@@ -87,6 +87,17 @@ def test_mean_matrix_is_cellwise_over_seeds():
     assert mean_matrix([a, b]) == [[0.5, 0.5], [0.375, None]]
 
 
+def test_the_crossplay_phase_gain_is_the_phase_end_minus_its_start_on_the_faced_defender():
+    from magic_rl.experiment.arms_race import crossplay_phase_gain
+
+    names = [f"step-{s:06d}" for s in (0, 2, 4, 6)]  # defender 0-1, attacker 2-3, defender 4-5
+    m = [[0.9, 0.5, 0.5, 0.3], [0.9, 0.5, 0.5, 0.3], [0.9, 0.7, 0.7, 0.4], [0.9, 0.7, 0.7, 0.2]]
+    doc = {"attackers": names, "defenders": names, "asr": m}
+    # the phase's attacker starts at step 2 (row 1), ends at step 4 (row 2), faced defender step 2
+    assert crossplay_phase_gain(doc, 2, 3) == pytest.approx(0.7 - 0.5)
+    assert math.isnan(crossplay_phase_gain(doc, 6, 7))  # no checkpoint at the phase's end
+
+
 def test_each_attacker_phase_gain_is_its_last_window_minus_its_first():
     rows = [{"step": s, "schedule/role": "defender", "game/asr": 0.9} for s in range(3)]
     rows += [
@@ -139,6 +150,10 @@ def test_tiny_arms_race_end_to_end_reuses_finished_runs(tiny_overrides, tmp_path
     assert [g["steps"] for g in doc["phase_gains"]] == [[2, 3], [6, 7], [10, 11]]
     md = (out / "arms_race.md").read_text()
     assert "later_attackers" in md and "| 3 | 10–11 | 2 |" in md
+    for g in doc["phase_gains"]:  # each seed's cross-play gain, read off its own matrix
+        first = doc["attackers"].index(f"step-{g['steps'][0]:06d}")
+        want = [m[first + 1][first] - m[first][first] for m in doc["per_seed"].values()]
+        assert g["crossplay"]["values"] == pytest.approx(want)
     for png in ("arms_race_heatmap.png", "arms_race_gains.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

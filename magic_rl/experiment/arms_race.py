@@ -28,6 +28,10 @@ From each run's metrics.jsonl, each attacker phase (a contiguous block of `sched
 attacker; its defender is frozen) gets its gain: the mean sampled `game/asr` over the phase's last
 `GAIN_WINDOW` steps minus over its first (windows shrink to half the phase so they never overlap).
 Phase k of every seed is pooled: mean and t-interval per phase, and the share of seeds that gained.
+The same phase's gain is also read from the cross-play matrix (`crossplay_phase_gain`): the
+attacker checkpoint saved at the phase's end minus the one at its start, both against the defender
+the phase faced, M[end][f] - M[start][f], on the test split (held-out seeds, the same seeds and,
+with `samples`, the same random streams for both checkpoints).
 
 Outputs in OUT: arms_race.json (`{"title", "seeds", "attackers", "defenders", "mean", "per_seed",
 "contrasts", "phase_gains", "provenance"}`), arms_race.md (the tables), arms_race_heatmap.png (the
@@ -237,6 +241,18 @@ def contrasts(doc: dict) -> dict[str, float]:
     return {"later_attackers": later_attackers(m), "later_defenders": later_defenders(m, a, d)}
 
 
+def crossplay_phase_gain(doc: dict, first_step: int, last_step: int) -> float:
+    """An attacker phase's gain in cross-play: M[end][f] - M[start][f], with start the attacker
+    checkpoint at the phase's first step, end the one at `last_step` + 1 and f the defender the
+    phase faced (`faced(start)`); NaN when either checkpoint is missing."""
+    a_steps = [rundir.checkpoint_step(a) for a in doc["attackers"]]
+    if first_step not in a_steps or last_step + 1 not in a_steps:
+        return math.nan
+    start, end = a_steps.index(first_step), a_steps.index(last_step + 1)
+    f = faced(doc["attackers"], doc["defenders"])[start]
+    return doc["asr"][end][f] - doc["asr"][start][f]
+
+
 def attacker_phase_gains(rows: Sequence[dict], window: int = GAIN_WINDOW) -> list[dict]:
     """[{"first_step", "last_step", "gain"}] per attacker phase of a run's metrics rows: mean
     `game/asr` over the phase's last `window` steps minus over its first (each window at most half
@@ -335,7 +351,12 @@ def run_arms_race(
         doc, played = run_crossplay(cfg, run_dir, limit, log, samples)
         t_play = time.perf_counter() - t
         docs.append(doc)
-        gains.append(attacker_phase_gains(read_metrics(run_dir)))
+        gains.append(
+            [
+                {**g, "crossplay_gain": crossplay_phase_gain(doc, g["first_step"], g["last_step"])}
+                for g in attacker_phase_gains(read_metrics(run_dir))
+            ]
+        )
         runs[spec.name] = {"seed": spec.seed, "dir": str(run_dir), **contrasts(doc)}
         what = (
             (f"trained in {t_train:.0f}s" if trained else "complete")
@@ -408,16 +429,23 @@ def _pool_gains(gains: Sequence[Sequence[dict]]) -> list[dict]:
     for k in range(n):
         phase = [g[k] for g in gains if len(g) > k]
         xs = [p["gain"] for p in phase]
-        finite = [x for x in xs if not math.isnan(x)]
+        cp = [p.get("crossplay_gain", math.nan) for p in phase]
         pooled.append(
             {
                 "phase": k + 1,
                 "steps": [phase[0]["first_step"], phase[0]["last_step"]],
                 **_cell(xs),
-                "share_up": sum(x > 0 for x in finite) / len(finite) if finite else None,
+                "share_up": _share_up(xs),
+                "crossplay": {**_cell(cp), "share_up": _share_up(cp)},
             }
         )
     return pooled
+
+
+def _share_up(xs: Sequence[float]) -> float | None:
+    """The share of the finite values that are > 0 (None when there is none)."""
+    finite = [x for x in xs if not math.isnan(x)]
+    return sum(x > 0 for x in finite) / len(finite) if finite else None
 
 
 # --- the outputs ----------------------------------------------------------------------------------
@@ -444,11 +472,17 @@ def markdown(result: dict) -> str:
     for key, c in result["contrasts"].items():
         each = ", ".join("–" if v is None else f"{v:+.2f}" for v in c["values"])
         contrast.append(f"| {key} | {c['n']} | {_text(c)} | {each} | {c['definition']} |")
-    gains = ["| attacker phase | steps | seeds | gain [95% t-interval] | seeds up |", "|---|---|---|---|---|"]  # fmt: skip
+    gains = [
+        "| attacker phase | steps | seeds | game ASR gain [95% t-interval] | seeds up "
+        "| cross-play gain [95% t-interval] | seeds up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    up = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
     for g in result["phase_gains"]:
-        up = "–" if g["share_up"] is None else f"{g['share_up']:.2f}"
+        cp = g.get("crossplay", {"mean": None, "share_up": None})
         gains.append(
-            f"| {g['phase']} | {g['steps'][0]}–{g['steps'][1]} | {g['n']} | {_text(g)} | {up} |"
+            f"| {g['phase']} | {g['steps'][0]}–{g['steps'][1]} | {g['n']} | {_text(g)} "
+            f"| {up(g['share_up'])} | {_text(cp)} | {up(cp['share_up'])} |"
         )
     return (
         "# Arms race (sandbox)\n\n"
@@ -462,9 +496,9 @@ def markdown(result: dict) -> str:
         + "\n".join(contrast)
         + f"\n\nEach attacker phase's gain against the frozen defender it faces: sampled game ASR "
         f"over the phase's last {prov['gain_window']} steps minus its first (at most half the phase "
-        "each; metrics.jsonl); seeds up: the share of seeds whose phase gained:\n\n"
-        + "\n".join(gains)
-        + "\n"
+        "each; metrics.jsonl, train-split seeds), and in cross-play the attacker saved at the "
+        "phase's end minus the one at its start, against that defender (test-split seeds); seeds "
+        "up: the share of seeds whose phase gained:\n\n" + "\n".join(gains) + "\n"
     )
 
 
@@ -480,7 +514,7 @@ def summary(result: dict) -> str:
     for g in result["phase_gains"]:
         lines.append(
             f"  attacker phase {g['phase']} (steps {g['steps'][0]}-{g['steps'][1]}): "
-            f"gain {_text(g)}"
+            f"game gain {_text(g)}, cross-play gain {_text(g.get('crossplay', {'mean': None}))}"
         )
     return "\n".join(lines)
 

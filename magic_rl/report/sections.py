@@ -315,10 +315,17 @@ def _arms_race_section(rep: Report, arms: dict, files_dir: str) -> None:
     ]
     rep.table(["contrast", "seeds", "mean [95% CI]", "definition"], rows)
     rows = [
-        [g["phase"], f"{g['steps'][0]}-{g['steps'][1]}", g.get("n"), _mean_text(g)]
+        [
+            g["phase"],
+            f"{g['steps'][0]}-{g['steps'][1]}",
+            g.get("n"),
+            _mean_text(g),
+            _mean_text(g["crossplay"]) if g.get("crossplay") else "–",  # older arms_race.json
+        ]
         for g in arms.get("phase_gains", [])
     ]
-    rep.table(["attacker phase", "steps", "seeds", "game ASR gain [95% CI]"], rows)
+    header = ["attacker phase", "steps", "seeds", "game ASR gain [95% CI]"]
+    rep.table([*header, "cross-play gain [95% CI]"], rows)
     rep.figure(arms_race_figure(arms), files_dir)
 
 
