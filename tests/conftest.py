@@ -22,6 +22,10 @@ TINY = [
     "train.progress=false",
     "attacker.sampling.max_new_tokens=48",
     "defender.sampling.max_new_tokens=24",
+    # both roles play train.seeds_per_step, as the tests size it (the preset's attacker batch is
+    # larger: tests/test_loop.py checks a batch per role)
+    "train.attacker_seeds_per_step=null",
+    "data.attacker_harmful_fraction=null",
 ]
 
 

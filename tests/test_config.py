@@ -181,6 +181,17 @@ def test_each_preset_keeps_its_harmful_fraction(preset, fraction):
     assert load_config(str(REPO / "configs" / f"{preset}.yaml")).data.harmful_fraction == fraction
 
 
+def test_the_sandbox_attacker_plays_its_own_batch():
+    # the one setting under which the sandbox attacker learns (docs/attacker.md); deliberate
+    cfg = load_config(str(REPO / "configs" / "sandbox.yaml"))
+    assert (cfg.train.attacker_seeds_per_step, cfg.data.attacker_harmful_fraction) == (32, 1.0)
+    assert (cfg.train.seeds_per_step, cfg.attacker.lr) == (16, 5e-4)
+    for preset in ("smollm2-cpu", "paper-qwen2.5-7b", "paper-qwen2.5-7b-multiturn"):
+        other = load_config(str(REPO / "configs" / f"{preset}.yaml"))
+        assert other.train.attacker_seeds_per_step is None  # the paper's one batch
+        assert other.data.attacker_harmful_fraction is None
+
+
 def test_a_saved_config_from_before_a_later_field_loads_with_the_value_it_ran_with(tmp_path):
     saved = yaml.safe_load(dump_config(RunConfig()))
     del saved["game"]["defender_phase_attack"]  # written before the field existed

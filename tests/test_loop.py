@@ -69,7 +69,8 @@ def test_each_role_draws_its_own_batch_and_a_bad_one_names_its_field():
 
     seeds = [Seed(f"h{i}", f"harm {i}", "harmful") for i in range(10)]
     seeds += [Seed(f"b{i}", f"help {i}", "benign") for i in range(10)]
-    same = SeedSampler.per_role(load_config("sandbox", ["train.seeds_per_step=6"]), seeds)
+    unset = ["train.attacker_seeds_per_step=null", "data.attacker_harmful_fraction=null"]
+    same = SeedSampler.per_role(load_config("sandbox", ["train.seeds_per_step=6", *unset]), seeds)
     assert same[Role.ATTACKER].batch(3) == same[Role.DEFENDER].batch(3)
     cfg = load_config(
         "sandbox",
