@@ -206,9 +206,8 @@ def experiment_arms_race(
 
     Examples:
         magic experiment arms-race --dry-run
-        magic experiment arms-race --seeds 0,1 --steps 40 --allow-short --out runs/arms \
-            schedule.freq=10
-        magic experiment arms-race --samples 4
+        magic experiment arms-race --seeds 0,1 --steps 40 --allow-short --samples 4 \
+            --out runs/arms schedule.freq=10
     """
     from magic_rl.config import ConfigError
     from magic_rl.experiment.ablation import parse_seeds
