@@ -169,7 +169,9 @@ def _asr(verdicts: Sequence[Sequence[Verdict]], cfg: RunConfig) -> MetricResult:
 
 
 def _asr_each(verdicts: Sequence[Sequence[Verdict]], cfg: RunConfig) -> MetricResult:
-    """ASR over every rewrite on its own (sampled cross-play): n = seeds x samples."""
+    """ASR over every rewrite on its own (sampled cross-play): n = seeds x samples. The bootstrap
+    resamples rewrites, as if a seed's K were independent, so the interval is a little narrow;
+    the arms race's intervals are over training seeds instead."""
     flags = [v.response_harmful for vs in verdicts for v in vs]
     return asr(flags, n_resamples=cfg.eval.bootstrap, seed=cfg.seed)
 
