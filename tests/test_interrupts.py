@@ -105,13 +105,16 @@ def test_sigterm_stops_after_the_step_and_the_resume_is_bit_identical(tiny_overr
     assert all(ck_run[k] == ck_ref[k] for k in ck_ref), "a checkpoint differs"
 
 
+STEP = loop.Run.step  # the step as the loop defines it
+
+
 def _train_in_process(cfg, monkeypatch, on_step):
-    """loop.train with `on_step(run, k)` called at the start of each step."""
-    step = loop.Run.step
+    """loop.train with `on_step(run, k)` called at the start of each step (this hook only: it
+    wraps the unpatched step, not an earlier call's hook)."""
 
     def hooked(self, k):
         on_step(self, k)
-        return step(self, k)
+        return STEP(self, k)
 
     monkeypatch.setattr(loop.Run, "step", hooked)
     return train(cfg, log=lambda *a: None)
@@ -140,6 +143,18 @@ def test_sigint_saves_at_the_step_end_and_a_second_signal_stops_at_once(
     assert [r["step"] for r in _rows(run / "metrics.jsonl")] == [0, 1]
     assert json.loads((run / "state" / "meta.json").read_text())["next_step"] == 2
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+
+    last = cfg.model_copy(update={"output_dir": str(tmp_path), "name": "last"})
+
+    def at_last(run, k):
+        if k == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # during the last step: the run ends whole...
+
+    with pytest.raises(loop.Interrupted, match="during the last step: the run is complete") as stop:
+        _train_in_process(last, monkeypatch, at_last)  # ...and its caller is still stopped
+    assert stop.value.code == 143
+    assert [r["step"] for r in _rows(tmp_path / "last" / "metrics.jsonl")] == [0, 1, 2, 3]
+    assert (tmp_path / "last" / "summary.json").is_file()
 
     twice = cfg.model_copy(update={"output_dir": str(tmp_path), "name": "twice"})
 

@@ -165,6 +165,8 @@ def _train(cfg: RunConfig, resume: Path | None, recorded: RunConfig, stop, log) 
             run.accelerator.end_training()
     if run.main:
         rundir.write_summary(run_dir, summarize_run(run_dir))
+    if stop.signum is not None:  # signalled during the last step: the run is whole, the caller
+        raise stop.finished(cfg.train.steps)  # (an ablation, the demo) must stop all the same
     return run_dir
 
 

@@ -4,7 +4,9 @@
 The first signal only raises a flag; `train` reads it at the end of each step (a safe point: the
 step's records are logged whole), saves the state resume needs (unless that step saved it already)
 and raises `Interrupted`: `interrupted at step N; resume with: magic train --resume RUN`, exit code
-130 (SIGINT) or 143 (SIGTERM), the shell's convention of 128 + the signal's number. A second signal
+130 (SIGINT) or 143 (SIGTERM), the shell's convention of 128 + the signal's number. A signal during
+the last step lets the run finish whole and still raises `Interrupted`, so that a command training
+several runs (an ablation) or doing more after the run (the demo) stops there too. A second signal
 stops at once: the handler raises `Interrupted` inside the step, and the run resumes from its last
 saved state (state/ and checkpoints are written to a temporary folder and renamed, so a stop in the
 middle of a save keeps the previous one).
@@ -74,6 +76,17 @@ class GracefulStop:
         os.write(
             2,
             f"{name}: stopping {where} and saving the state (send it again to stop at once)\n".encode(),
+        )
+
+    def finished(self, steps: int) -> Interrupted:
+        """What `train` raises when the flag went up during the last step: the run is complete
+        (nothing to resume), and whatever called `train` (an ablation's next run, the demo's
+        evaluation) stops too."""
+        assert self.signum is not None
+        return Interrupted(
+            f"{signal.Signals(self.signum).name} during the last step: the run is complete "
+            f"({steps} steps, {self.run_dir}); stopped before anything else",
+            self.signum,
         )
 
     def stopped(self, step: int) -> Interrupted:
