@@ -44,7 +44,6 @@ from magic_rl.loop import Run, StepJudge
 from magic_rl.policy import HFPolicy, left_pad
 from magic_rl.prompts import attacker_messages, load_templates
 from magic_rl.records import Role
-from magic_rl.rewards import compute_rewards
 from magic_rl.sandbox.world import World, build_attacker, build_world
 
 STAGES = ("seeds", "rollout", "judge", "rewards", "update")
@@ -86,15 +85,12 @@ def stages_alone(run: Run, role: Role, step: int) -> tuple[dict[str, float], int
             judge_turn=judge,
         ),
     )
-    verdicts = timed(
-        "judge",
-        lambda: judge(
-            [e.last.attack for e in episodes],
-            [game.reply_for_judge(e.last.reply, cfg.game) for e in episodes],
-        ),
-    )
-    rewards = timed("rewards", lambda: compute_rewards(episodes, verdicts, cfg.reward))
-    timed("update", lambda: run.trainers[role].update(episodes, rewards[role]))
+    # the loop's own judge and rewards stages: the request labels, the quality term's label and
+    # K-reply pooling come with them (the bare judge call gave verdicts without the seed's request
+    # label, so every reward was dropped and the update timed an empty batch)
+    verdicts = timed("judge", lambda: run._judge(step, episodes, judge))
+    _, trained = timed("rewards", lambda: run._rewards(role, episodes, verdicts))
+    timed("update", lambda: run.trainers[role].update(*trained))
     tokens = sum(len(t.attack_ids) + len(t.reply_ids) for e in episodes for t in e.turns)
     return times, tokens
 
@@ -237,7 +233,9 @@ def main() -> None:
     ]
     print(
         f"world {world.root} ({time.perf_counter() - t:.0f}s to build or find); threads "
-        f"{args.threads}; {cfg.train.seeds_per_step} seeds x G={cfg.grpo.group_size} per step; "
+        f"{args.threads}; {cfg.train.seeds_per_step} seeds (attacker steps "
+        f"{cfg.train.attacker_seeds_per_step or cfg.train.seeds_per_step}) x G={cfg.grpo.group_size} "
+        "per step; "
         f"max new tokens attacker {cfg.attacker.sampling.max_new_tokens}, defender "
         f"{cfg.defender.sampling.max_new_tokens}"
     )
