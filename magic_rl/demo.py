@@ -2,7 +2,9 @@
 
 1. build the sandbox world (cached): seeds, attack pool, tokenizer, base model, embedded judge
 2. phase 1: attacker SFT on the pool (cached)
-3. phase 2: co-evolution, both roles trained with alternating GRPO (configs/sandbox.yaml)
+3. phase 2: co-evolution, both roles trained with alternating GRPO (configs/sandbox.yaml), in
+   `DEMO_STEPS` steps: defender, attacker, defender phases. The preset's fourth phase (attacker)
+   cannot change the defender that step 4 evaluates, so the demo stops before it.
 4. evaluate the first (base) and final defender on the sandbox test split
 5. the two-sided headline (MAGIC's claim: robust without over-refusal) before/after in one small
    table, then where everything is, and the report command
@@ -36,13 +38,19 @@ from magic_rl.sandbox.world import build_attacker, build_world
 from magic_rl.tables import key_table, warning
 
 
+# Three phases of `schedule.freq` (15) steps: the defender has the last word, and its final
+# checkpoint is bit for bit the one the preset's 60 steps end with (an attacker phase leaves the
+# defender frozen). A user's `train.steps=...` override still wins.
+DEMO_STEPS = 45
+
+
 def main(argv: list[str]) -> int:
     from rich.console import Console
 
     console = Console(soft_wrap=True)  # printed paths stay whole, as in `magic`
     t0 = time.perf_counter()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    cfg = load_config("sandbox", [f"name=demo-{stamp}", *argv])
+    cfg = load_config("sandbox", [f"name=demo-{stamp}", f"train.steps={DEMO_STEPS}", *argv])
 
     console.rule("[bold]1. sandbox world")
     world = build_world(cfg, log=console.print)
