@@ -74,6 +74,38 @@ def test_reduced_build_from_the_cli_is_deterministic_and_cached(tiny_overrides, 
     assert (world.base / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
 
 
+@pytest.mark.slow
+def test_the_learnability_check_waits_for_sandbox_build_and_measures_the_same(
+    tiny_overrides, tmp_path
+):
+    import shutil
+
+    from magic_rl.sandbox.world import build_world
+
+    fixture = world_for(load_config("sandbox", tiny_overrides))
+    # a world as the demo and training leave it: built, its learnability check not run
+    shutil.copytree(fixture.root, tmp_path / "lazy" / fixture.root.name)
+    info = json.loads((tmp_path / "lazy" / fixture.root.name / "build.json").read_text())
+    info.pop("learnability", None)
+    info["timings_s"].pop("learnability", None)
+    (tmp_path / "lazy" / fixture.root.name / "build.json").write_text(json.dumps(info))
+    base = [o for o in tiny_overrides if not o.startswith("sandbox.cache_dir=")]
+    lazy = [*base, f"sandbox.cache_dir={tmp_path / 'lazy'}"]
+    world = world_for(load_config("sandbox", lazy))
+    assert "learnability" not in build_world(load_config("sandbox", lazy), log=print).info
+    stamp = (world.base / "model.safetensors").stat().st_mtime_ns
+
+    result = runner.invoke(app, ["sandbox", "build", "--no-attacker", *lazy])
+    assert result.exit_code == 0, result.output
+    assert "learnability" in result.output and "reused from the cache" not in result.output
+    assert (world.base / "model.safetensors").stat().st_mtime_ns == stamp  # the world is kept
+    # the same figures as a fresh build that runs the check
+    fresh = [*base, f"sandbox.cache_dir={tmp_path / 'fresh'}"]
+    built = build_world(load_config("sandbox", fresh), learnability_check=True, log=print)
+    assert world.info["learnability"] == built.info["learnability"]
+    assert set(world.info["timings_s"]) == set(built.info["timings_s"])
+
+
 def test_resolve_world_turns_what_the_run_uses_into_paths_once(tiny_overrides):
     cfg = load_config("sandbox", tiny_overrides)
     world = world_for(cfg)

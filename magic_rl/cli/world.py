@@ -124,7 +124,8 @@ def sandbox_build(
     attacker: Annotated[bool, typer.Option(help="Also run phase-1 SFT of the attacker.")] = True,
     overrides: SandboxOverrides = None,
 ) -> None:
-    """Build the sandbox world (seeds, pool, tokenizer, base model, judge, SFT'd attacker)."""
+    """Build the sandbox world (seeds, pool, tokenizer, base model, judge, SFT'd attacker) and run
+    its checks (learnability, the attacker's sampled rewrites)."""
     import json
     import time
 
@@ -139,9 +140,9 @@ def sandbox_build(
     world = world_for(cfg)
     if not force:  # a damaged cache is refused with the command that rebuilds it
         check_world(world, world.attacker(cfg) if attacker else None)
-    cached = not force and world.built
+    cached = not force and world.built and "learnability" in world.info
     cached = cached and (not attacker or (world.attacker(cfg) / "sft.json").exists())
-    build_world(cfg, force=force, log=console.print)
+    build_world(cfg, force=force, learnability_check=True, log=console.print)
     info = world.info
     stages = dict(info["timings_s"])
     if attacker:

@@ -12,7 +12,7 @@ hash of its config and of the code and assets that produce it:
                         Qwen2.5-7B-Instruct is in the paper), saved with save_pretrained
       judge/            the embedded judge (three heads), trained on the world's labelled exchanges
       attacker-<h>/     phase-1 output (`magic sft`): the base model SFT'd on the pool
-      build.json        sizes, timings, judge accuracy
+      build.json        sizes, timings, judge accuracy, learnability (`magic sandbox build`)
 
 The base model is fine-tuned to behave like an ordinary instruct model: it mostly refuses plain harmful
 requests, helps with benign ones, over-refuses some alarming-looking "contrast" requests, is fooled
@@ -26,10 +26,11 @@ request (harm needs content). The phase-1 attacker learns rewrites that embed `[
 pool's rewrite embeds the seed verbatim (`marked_records`); the world fills in the seed's request.
 Why markers: the tiny policies cannot copy text at this size and budget (docs/LOG.md).
 
-Two checks are printed and stored in build.json (docs/sandbox.md records them):
-- learnability (`learnability`): a classifier of the defender's size trained on (rewrite -> seed
-  label) pairs of the train split, scored on held-out (test-split request, strategy) pairs: can a
-  defender this size tell harmful from benign rewrites at all?
+Two checks are printed and stored (docs/sandbox.md records them):
+- learnability (`measure_learnability`, in build.json): a classifier of the defender's size trained
+  on (rewrite -> seed label) pairs of the train split, scored on held-out (test-split request,
+  strategy) pairs: can a defender this size tell harmful from benign rewrites at all? `magic
+  sandbox build` runs it (also on a world built without it); the demo and training do not need it.
 - the phase-1 attacker's sampled rewrites at the training temperature (`attacker_check`): share
   well-formed and share still carrying their seed's request (`magic_rl.content.carries`).
 Departure from a real instruct model: its loss also covers the prompts (a small pretraining-style
@@ -334,11 +335,24 @@ def base_sft_config(cfg: RunConfig) -> SFTConfig:
     )
 
 
-def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
-    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code."""
+def build_world(
+    cfg: RunConfig, *, force: bool = False, learnability_check: bool = False, log=print
+) -> World:
+    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code.
+
+    `learnability_check`: also run the learnability check (`measure_learnability`) when build.json
+    has none yet. `magic sandbox build` asks for it; training, phase 1 and the demo need only the
+    world's files and leave it out (about 30 s of a 2.5 min build on 2 cores)."""
     world = world_for(cfg)
-    if world.built and not force:
-        return world
+    if force or not world.built:
+        _build(cfg, world, log)
+    if learnability_check and "learnability" not in world.info:
+        measure_learnability(cfg, world, log=log)
+    return world
+
+
+def _build(cfg: RunConfig, world: World, log) -> None:
+    """Build `world`'s files (pool, tokenizer, judge, base model) and its build.json."""
     import torch
 
     from magic_rl.sft import sft  # torch
@@ -353,8 +367,7 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     pool = build_pool(seeds, PROGRAMMATIC, rng_seed=cfg.sandbox.seed)
     write_pool(pool, world.pool)
     templates = load_templates(cfg.game.template_set, cfg.game.templates_dir)
-    train_ids = {s.id for s in seeds if split_of(s) == "train"}
-    test_ids = {s.id for s in seeds if split_of(s) == "test"}
+    train_ids, test_ids = _split_ids(seeds)
     timings["pool"] = time.perf_counter() - t0
     log(f"seeds: {len(seeds)}  pool: {len(pool)} records")
 
@@ -392,12 +405,6 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
     timings["base_model"] = time.perf_counter() - t
     log(record_table("base model SFT", summary))
 
-    t = time.perf_counter()
-    pairs, tests = learnability_sets(pool, seeds, train_ids, test_ids, skip)
-    learn = learnability(cfg, tokenizer, pairs, tests, steps=sb.learnability_steps)
-    timings["learnability"] = time.perf_counter() - t
-    log(record_table("learnability (classifier of the defender's size, held-out accuracy)", learn))
-
     info = {
         "config": cfg.sandbox.model_dump(mode="json"),
         "held_out_strategies": sorted(skip),
@@ -406,13 +413,47 @@ def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
         "base_examples": len(examples),
         "base_sft": summary,
         "judge_accuracy": judge_acc,
-        "learnability": learn,
         "judge_examples": {"train": len(judge_train), "test": len(judge_test)},
         "parameters": sum(p.numel() for p in policy.model.parameters()),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
-    (world.root / "build.json").write_text(json.dumps(info, indent=2))
-    return world
+    _write_info(world, info)
+
+
+def measure_learnability(cfg: RunConfig, world: World, *, log=print) -> dict:
+    """The learnability check (`checks.learnability`) on a built world's pool and tokenizer, added
+    to its build.json (`learnability`, `timings_s.learnability`)."""
+    from transformers import PreTrainedTokenizerFast
+
+    t = time.perf_counter()
+    seeds = sandbox_seeds(fraction=cfg.sandbox.fraction)
+    train_ids, test_ids = _split_ids(seeds)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(world.tokenizer)
+    pairs, tests = learnability_sets(
+        read_pool(world.pool), seeds, train_ids, test_ids, held_out(cfg)
+    )
+    learn = learnability(cfg, tokenizer, pairs, tests, steps=cfg.sandbox.learnability_steps)
+    log(record_table("learnability (classifier of the defender's size, held-out accuracy)", learn))
+    info = world.info
+    info["learnability"] = learn
+    info["timings_s"]["learnability"] = round(time.perf_counter() - t, 1)
+    _write_info(world, info)
+    return learn
+
+
+def _split_ids(seeds) -> tuple[set[str], set[str]]:
+    return (
+        {s.id for s in seeds if split_of(s) == "train"},
+        {s.id for s in seeds if split_of(s) == "test"},
+    )
+
+
+def _write_info(world: World, info: dict) -> None:
+    """build.json, written last (its presence marks a built world) and whole (a temporary file
+    renamed over it)."""
+    tmp = world.root / "build.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(world.root / "build.json")
 
 
 def marked_records(records):
