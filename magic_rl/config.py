@@ -439,6 +439,11 @@ class SFTConfig(_Section):
         description="Rewrites sampled at the attacker's rollout temperature after a real model's "
         "phase 1 to measure its format and faithfulness rates (check.json); 0 skips the check.",
     )
+    gradient_checkpointing: bool = Field(
+        True,
+        description="Recompute activations in the backward pass (TRL's default): less memory, "
+        "about a third more compute. The same weights either way; the sandbox turns it off.",
+    )
 
 
 class AlignConfig(_Section):

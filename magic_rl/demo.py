@@ -37,7 +37,6 @@ from magic_rl.sandbox.resolve import resolve_judge, resolve_world
 from magic_rl.sandbox.world import build_attacker, build_world
 from magic_rl.tables import key_table, warning
 
-
 # Three phases of `schedule.freq` (15) steps: the defender has the last word, and its final
 # checkpoint is bit for bit the one the preset's 60 steps end with (an attacker phase leaves the
 # defender frozen). A user's `train.steps=...` override still wins.

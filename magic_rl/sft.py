@@ -92,11 +92,7 @@ def sft(
         raise ValueError("SFT: no example fits sft.max_length; raise it or shorten the templates")
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = max_steps or cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
-    with warnings.catch_warnings():
-        # transformers' TrainingArguments warns of its own deprecated field, which TRL's config
-        # passes on; nothing a user of ours can change
-        warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
-        args = sft_arguments(cfg, out_dir, total, seed, autocast)
+    args = sft_arguments(cfg, out_dir, total, seed, autocast)
     trainer = SFTTrainer(
         model=policy.model,
         args=args,
@@ -124,27 +120,32 @@ def sft_arguments(cfg: SFTConfig, out_dir: str | Path, total: int, seed: int, au
     """TRL's SFTConfig for `sft`: no checkpoints, no reports, no tqdm (our progress line)."""
     from trl import SFTConfig as TRLSFTConfig
 
-    return TRLSFTConfig(
-        output_dir=str(Path(out_dir) / "_trainer"),
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=round(cfg.warmup_ratio * total),
-        max_steps=total,
-        per_device_train_batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        packing=False,
-        # Our rows are tokenized and labelled already (`tokenize_sft`); TRL's passes would redo it.
-        dataset_kwargs={"skip_prepare_dataset": True},
-        logging_steps=max(1, total // 5),
-        save_strategy="no",
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-        bf16=autocast,  # mixed precision: bf16 autocast over float32 weights
-    )
+    with warnings.catch_warnings():
+        # transformers' TrainingArguments warns of its own deprecated field, which TRL's config
+        # passes on; nothing a user of ours can change
+        warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
+        return TRLSFTConfig(
+            output_dir=str(Path(out_dir) / "_trainer"),
+            learning_rate=cfg.lr,
+            lr_scheduler_type=cfg.scheduler,
+            warmup_steps=round(cfg.warmup_ratio * total),
+            max_steps=total,
+            per_device_train_batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            packing=False,
+            # Our rows are tokenized and labelled already (`tokenize_sft`); TRL's passes would redo it.
+            dataset_kwargs={"skip_prepare_dataset": True},
+            logging_steps=max(1, total // 5),
+            save_strategy="no",
+            report_to="none",
+            seed=seed,
+            data_seed=seed,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            bf16=autocast,  # mixed precision: bf16 autocast over float32 weights
+        )
 
 
 def SFTProgress(bar: TrainProgress):

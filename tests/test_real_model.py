@@ -190,7 +190,7 @@ def test_real_model_end_to_end(smollm2, tmp_path):
     # phase 1 printed and stored its sampled format and faithfulness rates
     assert "attacker check" in res.output
     check = json.loads((runs / "sft" / "attacker" / "check.json").read_text())
-    assert check["n"] == 2 and check["temperature"] == 1.0
+    assert check["n"] == 2 and (check["temperature"], check["top_p"]) == (0.7, 0.9)  # the preset
     assert 0.0 <= check["format_rate"] <= 1.0 and 0.0 <= check["faithful_rate"] <= 1.0
     # phase 0 ran before the world was resolved: the defender starts from the aligned model
     (aligned,) = (tmp_path / "cache" / "aligned").glob("*-*")

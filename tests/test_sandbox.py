@@ -188,6 +188,28 @@ def test_sft_rows_label_the_target_or_everything(tiny_overrides, completion_only
     assert tokenize_sft(policy, [SFTExample(chat, "x " * 600)], 512, completion_only) == []
 
 
+@pytest.mark.slow
+def test_gradient_checkpointing_changes_the_cost_not_the_weights(tiny_overrides, tmp_path):
+    from magic_rl.policy import HFPolicy
+    from magic_rl.sft import sft, sft_arguments
+
+    base = world_for(load_config("sandbox", tiny_overrides)).base
+    examples = [
+        SFTExample(({"role": "user", "content": f"Rewrite request {i}."},), f"<answer>{i}</answer>")
+        for i in range(8)
+    ]
+    cfg = load_config("sandbox", tiny_overrides).sft.model_copy(update={"batch_size": 4})
+    weights = {}
+    for on in (True, False):
+        out = tmp_path / f"checkpointing-{on}"
+        each = cfg.model_copy(update={"gradient_checkpointing": on})
+        assert sft_arguments(each, out, 3, 0, False).gradient_checkpointing is on  # reaches TRL
+        sft(HFPolicy.from_pretrained(base), examples, each, out, max_steps=3, progress=False)
+        weights[on] = _weights(out)
+    assert _same_weights(tmp_path / "checkpointing-True", tmp_path / "checkpointing-False")
+    assert not all(weights[True][k].equal(_weights(base)[k]) for k in weights[True])  # it trained
+
+
 def test_encode_chats_equals_encoding_each_chat(tiny_overrides):
     from magic_rl.policy import HFPolicy
 

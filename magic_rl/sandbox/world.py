@@ -141,8 +141,9 @@ class World:
         return json.loads((self.root / "build.json").read_text())
 
     def attacker(self, cfg: RunConfig) -> Path:
-        # check_samples sizes the check after training, not the attacker: not part of the key
-        sft = cfg.sft.model_dump(mode="json", exclude={"check_samples"})
+        # check_samples sizes the check after training, not the attacker, and gradient
+        # checkpointing trades memory for compute to the same weights: not part of the key
+        sft = cfg.sft.model_dump(mode="json", exclude={"check_samples", "gradient_checkpointing"})
         key = _hash(sft, cfg.data.held_out_strategies, cfg.sandbox.seed)
         return self.root / f"attacker-{key}"
 
@@ -331,6 +332,7 @@ def base_sft_config(cfg: RunConfig) -> SFTConfig:
             "max_length": sb.max_position,
             "warmup_ratio": 0.05,
             "scheduler": "cosine",
+            "gradient_checkpointing": False,  # a tiny model: memory is no object, compute is
         }
     )
 
