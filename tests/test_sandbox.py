@@ -80,7 +80,7 @@ def test_the_learnability_check_waits_for_sandbox_build_and_measures_the_same(
 ):
     import shutil
 
-    from magic_rl.sandbox.world import build_world
+    from magic_rl.sandbox.world import build_checked, build_world
 
     fixture = world_for(load_config("sandbox", tiny_overrides))
     # a world as the demo and training leave it: built, its learnability check not run
@@ -101,7 +101,7 @@ def test_the_learnability_check_waits_for_sandbox_build_and_measures_the_same(
     assert (world.base / "model.safetensors").stat().st_mtime_ns == stamp  # the world is kept
     # the same figures as a fresh build that runs the check
     fresh = [*base, f"sandbox.cache_dir={tmp_path / 'fresh'}"]
-    built = build_world(load_config("sandbox", fresh), learnability_check=True, log=print)
+    built, _ = build_checked(load_config("sandbox", fresh), attacker=False, log=print)
     assert world.info["learnability"] == built.info["learnability"]
     assert set(world.info["timings_s"]) == set(built.info["timings_s"])
 

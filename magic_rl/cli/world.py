@@ -131,7 +131,7 @@ def sandbox_build(
 
     from magic_rl.sandbox.checks import attacker_warnings
     from magic_rl.sandbox.resolve import check_world
-    from magic_rl.sandbox.world import build_attacker, build_world, world_for
+    from magic_rl.sandbox.world import build_checked, world_for
     from magic_rl.tables import warning
 
     cfg = _load(config, overrides)
@@ -142,12 +142,11 @@ def sandbox_build(
         check_world(world, world.attacker(cfg) if attacker else None)
     cached = not force and world.built and "learnability" in world.info
     cached = cached and (not attacker or (world.attacker(cfg) / "sft.json").exists())
-    build_world(cfg, force=force, learnability_check=True, log=console.print)
+    _, phase1 = build_checked(cfg, force=force, attacker=attacker, log=console.print)
     info = world.info
     stages = dict(info["timings_s"])
-    if attacker:
-        sft_summary = build_attacker(cfg, world, force=force, log=console.print) / "sft.json"
-        stages["attacker_sft"] = json.loads(sft_summary.read_text()).get("seconds")
+    if phase1 is not None:
+        stages["attacker_sft"] = json.loads((phase1 / "sft.json").read_text()).get("seconds")
     took = f"{time.perf_counter() - t:.0f}s" + (", reused from the cache" if cached else "")
     acc = info["judge_accuracy"]
     signals = ("prompt_harmful", "response_refusal", "response_harmful")

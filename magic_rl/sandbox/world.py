@@ -48,6 +48,7 @@ import json
 import random
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,7 @@ from magic_rl.sandbox.checks import (
     learnability_sets,
 )
 from magic_rl.sandbox.judge_data import build_judge_examples, garble
+from magic_rl.sandbox.stages import alongside
 from magic_rl.sandbox.tokenizer import train_tokenizer
 from magic_rl.strategies import (
     PROGRAMMATIC,
@@ -337,20 +339,28 @@ def base_sft_config(cfg: RunConfig) -> SFTConfig:
     )
 
 
-def build_world(
-    cfg: RunConfig, *, force: bool = False, learnability_check: bool = False, log=print
-) -> World:
-    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code.
-
-    `learnability_check`: also run the learnability check (`measure_learnability`) when build.json
-    has none yet. `magic sandbox build` asks for it; training, phase 1 and the demo need only the
-    world's files and leave it out (about 30 s of a 2.5 min build on 2 cores)."""
+def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
+    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code. Its files
+    only: the learnability check is `build_checked`'s."""
     world = world_for(cfg)
     if force or not world.built:
         _build(cfg, world, log)
-    if learnability_check and "learnability" not in world.info:
-        measure_learnability(cfg, world, log=log)
     return world
+
+
+def build_checked(
+    cfg: RunConfig, *, force: bool = False, attacker: bool = True, log=print
+) -> tuple[World, Path | None]:
+    """`magic sandbox build`: the world, its learnability check when build.json has none yet, and
+    (`attacker`) the phase-1 attacker, the check running beside phase 1 (`stages.alongside`).
+    Training, phase 1 and the demo need only the world's files (`build_world`)."""
+    world = build_world(cfg, force=force, log=log)
+    check = "learnability" not in world.info
+    with alongside(learnability_stage, cfg, world.root) if check else nullcontext() as learn:
+        out = build_attacker(cfg, world, force=force, log=log) if attacker else None
+        if check:
+            record_learnability(world, learn(), log=log)
+    return world, out
 
 
 def _build(cfg: RunConfig, world: World, log) -> None:
@@ -377,35 +387,32 @@ def _build(cfg: RunConfig, world: World, log) -> None:
     tokenizer = train_tokenizer(corpus(seeds, pool, templates), sb.vocab_size, world.tokenizer)
     timings["tokenizer"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    judge_train, judge_test = judge_examples(cfg, seeds, pool, test_ids)
-    judge = train_embedded_judge(judge_train, epochs=sb.judge_epochs, seed=cfg.sandbox.seed)
-    judge.save_pretrained(world.judge)
-    judge_acc = {k: round(v, 4) for k, v in evaluate_judge(judge, judge_test).items()}
-    timings["judge"] = time.perf_counter() - t
+    # The judge trains in a second process while the base model trains here: the two share
+    # nothing but the pool on disk (stages.alongside).
+    with alongside(judge_stage, cfg, world.root) as judge_result:
+        t = time.perf_counter()
+        skip = held_out(cfg)
+        # What is harmful is world knowledge (every split's vanilla request); how attacks look is
+        # not: only train-split rewrites, never a held-out strategy.
+        train_pool = [r for r in pool if r.seed.id in train_ids]
+        examples = base_examples(
+            seeds, train_pool, templates, skip, cfg.sandbox.seed, sb.hybrids_per_seed
+        )
+        policy = HFPolicy(tiny_model(sb, tokenizer, cfg.sandbox.seed), tokenizer)
+        summary = sft(
+            policy,
+            examples,
+            base_sft_config(cfg),
+            world.base,
+            seed=cfg.sandbox.seed,
+            max_steps=sb.base_steps,
+            completion_only=False,
+            progress=cfg.train.progress,
+        )
+        timings["base_model"] = time.perf_counter() - t
+        log(record_table("base model SFT", summary))
+        judge_acc, judge_sizes, timings["judge"] = judge_result()
     log(record_table("judge: held-out accuracy", judge_acc))
-
-    t = time.perf_counter()
-    skip = held_out(cfg)
-    # What is harmful is world knowledge (every split's vanilla request); how attacks look is not:
-    # only train-split rewrites, never a held-out strategy.
-    train_pool = [r for r in pool if r.seed.id in train_ids]
-    examples = base_examples(
-        seeds, train_pool, templates, skip, cfg.sandbox.seed, sb.hybrids_per_seed
-    )
-    policy = HFPolicy(tiny_model(sb, tokenizer, cfg.sandbox.seed), tokenizer)
-    summary = sft(
-        policy,
-        examples,
-        base_sft_config(cfg),
-        world.base,
-        seed=cfg.sandbox.seed,
-        max_steps=sb.base_steps,
-        completion_only=False,
-        progress=cfg.train.progress,
-    )
-    timings["base_model"] = time.perf_counter() - t
-    log(record_table("base model SFT", summary))
 
     info = {
         "config": cfg.sandbox.model_dump(mode="json"),
@@ -415,19 +422,34 @@ def _build(cfg: RunConfig, world: World, log) -> None:
         "base_examples": len(examples),
         "base_sft": summary,
         "judge_accuracy": judge_acc,
-        "judge_examples": {"train": len(judge_train), "test": len(judge_test)},
+        "judge_examples": judge_sizes,
         "parameters": sum(p.numel() for p in policy.model.parameters()),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
     _write_info(world, info)
 
 
-def measure_learnability(cfg: RunConfig, world: World, *, log=print) -> dict:
-    """The learnability check (`checks.learnability`) on a built world's pool and tokenizer, added
-    to its build.json (`learnability`, `timings_s.learnability`)."""
+def judge_stage(cfg: RunConfig, root: Path) -> tuple[dict, dict, float]:
+    """The embedded judge of the world at `root` (its pool written): trained, saved, scored on
+    held-out exchanges -> (accuracy per signal, example counts, seconds)."""
+    t = time.perf_counter()
+    world = World(Path(root))
+    seeds = sandbox_seeds(fraction=cfg.sandbox.fraction)
+    _, test_ids = _split_ids(seeds)
+    train, test = judge_examples(cfg, seeds, read_pool(world.pool), test_ids)
+    judge = train_embedded_judge(train, epochs=cfg.sandbox.judge_epochs, seed=cfg.sandbox.seed)
+    judge.save_pretrained(world.judge)
+    accuracy = {k: round(v, 4) for k, v in evaluate_judge(judge, test).items()}
+    return accuracy, {"train": len(train), "test": len(test)}, time.perf_counter() - t
+
+
+def learnability_stage(cfg: RunConfig, root: Path) -> tuple[dict, float]:
+    """The learnability check (`checks.learnability`) on the pool and tokenizer of the world at
+    `root` -> (its figures, seconds)."""
     from transformers import PreTrainedTokenizerFast
 
     t = time.perf_counter()
+    world = World(Path(root))
     seeds = sandbox_seeds(fraction=cfg.sandbox.fraction)
     train_ids, test_ids = _split_ids(seeds)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(world.tokenizer)
@@ -435,12 +457,24 @@ def measure_learnability(cfg: RunConfig, world: World, *, log=print) -> dict:
         read_pool(world.pool), seeds, train_ids, test_ids, held_out(cfg)
     )
     learn = learnability(cfg, tokenizer, pairs, tests, steps=cfg.sandbox.learnability_steps)
+    return learn, time.perf_counter() - t
+
+
+def record_learnability(world: World, result: tuple[dict, float], *, log=print) -> dict:
+    """Add a `learnability_stage` result to the world's build.json and print it."""
+    learn, seconds = result
     log(record_table("learnability (classifier of the defender's size, held-out accuracy)", learn))
     info = world.info
     info["learnability"] = learn
-    info["timings_s"]["learnability"] = round(time.perf_counter() - t, 1)
+    info["timings_s"]["learnability"] = round(seconds, 1)
     _write_info(world, info)
     return learn
+
+
+def measure_learnability(cfg: RunConfig, world: World, *, log=print) -> dict:
+    """The learnability check on a built world, added to its build.json (`learnability`,
+    `timings_s.learnability`)."""
+    return record_learnability(world, learnability_stage(cfg, world.root), log=log)
 
 
 def _split_ids(seeds) -> tuple[set[str], set[str]]:
