@@ -33,6 +33,13 @@ def _one_thread() -> None:
 def alongside(fn: Callable[..., Any], *args: Any) -> Iterator[Callable[[], Any]]:
     """Start `fn(*args)` in a spawned process (`fn` importable, `args` picklable); the block gets a
     callable that waits for and returns its result."""
-    with multiprocessing.get_context("spawn").Pool(1, initializer=_one_thread) as pool:
-        job = pool.apply_async(fn, args)
-        yield job.get  # Pool's exit terminates the process, finished or not
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two processes, one thread each: more threads than cores spin
+    try:
+        with multiprocessing.get_context("spawn").Pool(1, initializer=_one_thread) as pool:
+            job = pool.apply_async(fn, args)
+            yield job.get  # Pool's exit terminates the process, finished or not
+    finally:
+        torch.set_num_threads(threads)

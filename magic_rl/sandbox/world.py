@@ -339,22 +339,26 @@ def base_sft_config(cfg: RunConfig) -> SFTConfig:
     )
 
 
-def build_world(cfg: RunConfig, *, force: bool = False, log=print) -> World:
-    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code. Its files
-    only: the learnability check is `build_checked`'s."""
+def build_world(
+    cfg: RunConfig, *, force: bool = False, learnability_check: bool = False, log=print
+) -> World:
+    """Build (or reuse) the world for `cfg`. Deterministic for a given config and code. Its files,
+    and with `learnability_check` the learnability check too when it builds; `build_checked` adds
+    the check to a world built without it."""
     world = world_for(cfg)
     if force or not world.built:
-        _build(cfg, world, log)
+        _build(cfg, world, log, learnability_check)
     return world
 
 
 def build_checked(
     cfg: RunConfig, *, force: bool = False, attacker: bool = True, log=print
 ) -> tuple[World, Path | None]:
-    """`magic sandbox build`: the world, its learnability check when build.json has none yet, and
-    (`attacker`) the phase-1 attacker, the check running beside phase 1 (`stages.alongside`).
-    Training, phase 1 and the demo need only the world's files (`build_world`)."""
-    world = build_world(cfg, force=force, log=log)
+    """`magic sandbox build`: the world with its learnability check (beside the base model when
+    the world is built here; beside phase 1 for a world built without it, as the demo builds it:
+    `stages.alongside`) and, with `attacker`, the phase-1 attacker. Training, phase 1 and the demo
+    need only the world's files (`build_world`)."""
+    world = build_world(cfg, force=force, learnability_check=True, log=log)
     check = "learnability" not in world.info
     with alongside(learnability_stage, cfg, world.root) if check else nullcontext() as learn:
         out = build_attacker(cfg, world, force=force, log=log) if attacker else None
@@ -363,8 +367,9 @@ def build_checked(
     return world, out
 
 
-def _build(cfg: RunConfig, world: World, log) -> None:
-    """Build `world`'s files (pool, tokenizer, judge, base model) and its build.json."""
+def _build(cfg: RunConfig, world: World, log, learnability_check: bool) -> None:
+    """Build `world`'s files (pool, tokenizer, judge, base model) and its build.json (with the
+    learnability check's figures when `learnability_check`)."""
     import torch
 
     from magic_rl.sft import sft  # torch
@@ -387,9 +392,9 @@ def _build(cfg: RunConfig, world: World, log) -> None:
     tokenizer = train_tokenizer(corpus(seeds, pool, templates), sb.vocab_size, world.tokenizer)
     timings["tokenizer"] = time.perf_counter() - t
 
-    # The judge trains in a second process while the base model trains here: the two share
-    # nothing but the pool on disk (stages.alongside).
-    with alongside(judge_stage, cfg, world.root) as judge_result:
+    # The judge (and the learnability check) train in a second process while the base model
+    # trains here: they share nothing but the pool and tokenizer on disk (stages.alongside).
+    with alongside(side_stages, cfg, world.root, learnability_check) as side:
         t = time.perf_counter()
         skip = held_out(cfg)
         # What is harmful is world knowledge (every split's vanilla request); how attacks look is
@@ -411,7 +416,8 @@ def _build(cfg: RunConfig, world: World, log) -> None:
         )
         timings["base_model"] = time.perf_counter() - t
         log(record_table("base model SFT", summary))
-        judge_acc, judge_sizes, timings["judge"] = judge_result()
+        beside = side()
+        judge_acc, judge_sizes, timings["judge"] = beside["judge"]
     log(record_table("judge: held-out accuracy", judge_acc))
 
     info = {
@@ -427,6 +433,8 @@ def _build(cfg: RunConfig, world: World, log) -> None:
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
     _write_info(world, info)
+    if "learnability" in beside:
+        record_learnability(world, beside["learnability"], log=log)
 
 
 def judge_stage(cfg: RunConfig, root: Path) -> tuple[dict, dict, float]:
@@ -441,6 +449,15 @@ def judge_stage(cfg: RunConfig, root: Path) -> tuple[dict, dict, float]:
     judge.save_pretrained(world.judge)
     accuracy = {k: round(v, 4) for k, v in evaluate_judge(judge, test).items()}
     return accuracy, {"train": len(train), "test": len(test)}, time.perf_counter() - t
+
+
+def side_stages(cfg: RunConfig, root: Path, learnability_check: bool) -> dict[str, tuple]:
+    """What a build runs beside the base model: {"judge": `judge_stage`, and with
+    `learnability_check` "learnability": `learnability_stage`}."""
+    out = {"judge": judge_stage(cfg, root)}
+    if learnability_check:
+        out["learnability"] = learnability_stage(cfg, root)
+    return out
 
 
 def learnability_stage(cfg: RunConfig, root: Path) -> tuple[dict, float]:
