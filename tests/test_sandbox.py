@@ -246,3 +246,21 @@ def test_keep_freed_memory_takes_effect_once_and_stays():
 
     assert keep_freed_memory() is True
     assert keep_freed_memory() is True
+
+
+def test_alongside_hands_back_the_stage_result_and_raises_its_error():
+    import torch
+
+    from magic_rl.sandbox.stages import alongside
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with alongside(divmod, 7, 2) as result:
+            assert torch.get_num_threads() == 1  # one thread here too while the second one runs
+            assert result() == (3, 1)
+        assert torch.get_num_threads() == 2  # ...and back after the block
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ZeroDivisionError), alongside(divmod, 1, 0) as result:
+        result()

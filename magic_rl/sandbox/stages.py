@@ -1,5 +1,6 @@
 """Two build stages at once on a small machine: `alongside(fn, *args)` runs `fn(*args)` in a second
-process, on one torch thread, while the `with` block runs in this one, and hands back its result.
+process while the `with` block runs in this one, each process on one torch thread for the block's
+length (three threads on two cores slowed every stage: docs/LOG.md), and hands back its result.
 
     with alongside(judge_stage, cfg, world.root) as judge:
         ...                      # the base model trains here meanwhile
