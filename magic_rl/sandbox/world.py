@@ -27,7 +27,7 @@ pool's rewrite embeds the seed verbatim (`marked_records`); the world fills in t
 Why markers: the tiny policies cannot copy text at this size and budget (docs/LOG.md).
 
 Two checks are printed and stored (docs/sandbox.md records them):
-- learnability (`measure_learnability`, in build.json): a classifier of the defender's size trained
+- learnability (`learnability_stage`, in build.json): a classifier of the defender's size trained
   on (rewrite -> seed label) pairs of the train split, scored on held-out (test-split request,
   strategy) pairs: can a defender this size tell harmful from benign rewrites at all? `magic
   sandbox build` runs it (also on a world built without it); the demo and training do not need it.
@@ -486,12 +486,6 @@ def record_learnability(world: World, result: tuple[dict, float], *, log=print) 
     info["timings_s"]["learnability"] = round(seconds, 1)
     _write_info(world, info)
     return learn
-
-
-def measure_learnability(cfg: RunConfig, world: World, *, log=print) -> dict:
-    """The learnability check on a built world, added to its build.json (`learnability`,
-    `timings_s.learnability`)."""
-    return record_learnability(world, learnability_stage(cfg, world.root), log=log)
 
 
 def _split_ids(seeds) -> tuple[set[str], set[str]]:
