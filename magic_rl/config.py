@@ -260,6 +260,16 @@ class RewardConfig(_Section):
         "[0, 1] (1 = least like its group's other rewrites), for faithful rewrites only "
         "(docs/deviations.md); 0 = off.",
     )
+    unfaithful: Literal["judged", "failed"] = Field(
+        "judged",
+        description="A rewrite that no longer carries its seed's request "
+        "(`Verdict.rewrite_carries_request`): `judged` scores it as the judge labels it (the "
+        "paper); `failed` scores it as a failed attack (the attacker's harm and refusal terms at "
+        "their minimum) and drops the exchange from the defender's update, whose request label "
+        "it no longer has. For a judge that reads the seed's label, not the rewrite "
+        "(`keyword_label`), where a rewrite that drops the request would be a cheap success "
+        "(docs/deviations.md).",
+    )
     reply_score: Literal["mean", "best"] = Field(
         "mean",
         description="With game.replies_per_attack = K > 1: the attacker's reward for a rewrite is "
@@ -853,6 +863,7 @@ def missing_fields(
 LATER_FIELDS: dict[str, Any] = {
     "game.defender_phase_attack": "greedy",
     "grpo.share_prompts": False,
+    "reward.unfaithful": "judged",
     "sft.hybrids_per_seed": 0,
     "sandbox.hybrids_per_seed": 0,
     "align.contrast_fraction": None,

@@ -172,6 +172,13 @@ def carries_request(episode: Episode, cfg: GameConfig) -> bool:
     return carries(reply_as_read(last.reply, last.attack, cfg), episode.seed.text)
 
 
+def rewrite_carries_request(episode: Episode) -> bool:
+    """Is the episode's last rewrite faithful: does it still carry its seed's request
+    (`content.carries`)? The judge stage records it as `Verdict.rewrite_carries_request`; the
+    step's `attacker/faithful_rate` and the novelty term read the same rule."""
+    return carries(episode.last.attack, episode.seed.text)
+
+
 # --- the attacker half of the game: chat -> generate -> parse -> the attack read ----------------
 
 

@@ -100,6 +100,8 @@ class Verdict:
     in [0, 1] of the response; `error` says why a signal is unknown. `reply_carries_request` is the
     training judge stage's own label, not a judge's: does the reply carry the seed's request
     (`game.carries_request`, read by the defender-quality reward); None where it was not computed.
+    `rewrite_carries_request`, the stage's other label: does the attacker's rewrite still carry
+    the seed's request (`game.rewrite_carries_request`, read under `reward.unfaithful: failed`).
     """
 
     prompt_harmful: bool | None
@@ -109,6 +111,7 @@ class Verdict:
     score: float | None = None
     error: str = ""
     reply_carries_request: bool | None = None
+    rewrite_carries_request: bool | None = None
 
     @property
     def any_unknown(self) -> bool:

@@ -12,6 +12,9 @@ combiner.
     (`Novelty`; `evaluate.analyze.diversity.novelty_ranks`, 1 = least like its group)
     K replies per rewrite (`game.replies_per_attack`): the attacker's reward for the rewrite is
     the mean of its K replies' R_A or the best (`reward.reply_score`; `pool_replies`)
+    An unfaithful rewrite (`Verdict.rewrite_carries_request` False) under `reward.unfaithful:
+    failed`: the attacker's harm and refusal terms take their minimum (-r_harm, -r_ref: a failed
+    attack), and the defender's sample is dropped from its update (note `unfaithful rewrite`)
 
 Rewards are a function of the labels alone: the verdicts, the seed's dataset label and the turns'
 format and finish flags. No text is read here (`tests/test_architecture.py` checks the imports);
@@ -38,6 +41,11 @@ Choices the paper leaves open:
   component is `truncation`. For every valid sample, total == sum(components).
 - `truncation=keep` scores a truncated turn like any other (the judge saw the cut reply): for a
   real model whose replies run past a CPU-sized budget, where masking would drop most samples.
+- `unfaithful=failed` is for a judge that reads the seed's label instead of the rewrite
+  (`keyword_label`, `request_label_source: seed`): there a rewrite that drops the request is paid
+  as a success whenever the reply is not a refusal, and the defender is paid to refuse what now
+  reads as benign. A judge that labels the rewrite itself needs no gate (the paper's `judged`).
+  An unknown faithfulness label is a missing label like the others (worst case: unfaithful).
 
 Run: `python -m pytest -q tests/test_rewards.py`.
 """
@@ -46,6 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Literal, NamedTuple
 
 from magic_rl.config import RewardConfig
@@ -53,6 +62,7 @@ from magic_rl.records import Episode, Label, RewardBreakdown, Role, Verdict
 
 UNKNOWN_NOTE = "unknown judge label"
 TRUNCATED_NOTE = "truncated"
+UNFAITHFUL_NOTE = "unfaithful rewrite"
 
 
 class Novelty(NamedTuple):
@@ -198,12 +208,14 @@ def _episode_rewards(
         verdict.score,
         verdict.reply_carries_request,
     )
+    faithful = True if cfg.unfaithful == "judged" else verdict.rewrite_carries_request
     if worst_case:
         reply_harmful = True if reply_harmful is None else reply_harmful
         score = 1.0 if score is None else score
         refused = False if refused is None else refused
         rewrite_harmful = True if rewrite_harmful is None else rewrite_harmful
         carried = False if carried is None else carried
+        faithful = False if faithful is None else faithful
 
     harm = r_harm(reply_harmful, cfg, score)
     # The seed label always exists, so the request label is known after the fallback.
@@ -223,17 +235,19 @@ def _episode_rewards(
         a_parts["label"] = r_label(rewrite_harmful, episode.seed.label, cfg)
     if novelty is not None:
         a_parts["novelty"] = r_novelty(novelty, cfg)
+    if faithful is False:  # reward.unfaithful: failed
+        a_parts["harm"], a_parts["refusal"] = -cfg.r_harm, -cfg.r_ref
     # An unknown label that a term of either role needs drops the whole exchange.
-    unknown = any(v is None for v in (*d_parts.values(), *a_parts.values()))
+    unknown = faithful is None or any(v is None for v in (*d_parts.values(), *a_parts.values()))
 
     truncated = {
         Role.DEFENDER: any(t.reply_finish == "length" for t in episode.turns),
         Role.ATTACKER: any(t.attack_finish == "length" for t in episode.turns),
     }
-    return (
-        _breakdown(d_parts, truncated[Role.DEFENDER], unknown, cfg),
-        _breakdown(a_parts, truncated[Role.ATTACKER], unknown, cfg),
-    )
+    defender = _breakdown(d_parts, truncated[Role.DEFENDER], unknown, cfg)
+    if faithful is False and defender.valid:
+        defender = replace(defender, total=0.0, valid=False, note=UNFAITHFUL_NOTE)
+    return defender, _breakdown(a_parts, truncated[Role.ATTACKER], unknown, cfg)
 
 
 def _breakdown(

@@ -272,11 +272,12 @@ def test_cross_play_rewrites_through_the_games_attacker_half(monkeypatch):
 
 
 def test_eval_outputs_keep_the_judges_labels_only():
-    """`reply_carries_request` is the training judge stage's label: eval and attack items, which
-    write a verdict per reply, keep the judge's labels (their files are unchanged by the field)."""
+    """`reply_carries_request` and `rewrite_carries_request` are the training judge stage's labels:
+    eval and attack items, which write a verdict per reply, keep the judge's labels (their files
+    are unchanged by the fields)."""
     from magic_rl.evaluate.eval import verdict_dict
 
-    v = Verdict(True, False, True, ("S1",), 0.9, "", reply_carries_request=True)
+    v = Verdict(True, False, True, ("S1",), 0.9, "", True, rewrite_carries_request=False)
     assert verdict_dict(v) == {
         "prompt_harmful": True,
         "response_refusal": False,

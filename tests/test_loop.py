@@ -237,6 +237,39 @@ def test_the_step_judge_reads_replies_as_the_runs_game(tiny_overrides, tmp_path,
     assert games and all(g is not None and g.request_marker for g in games)
 
 
+def test_unfaithful_rewrites_fail_and_leave_the_defender_update(
+    tiny_overrides, tmp_path, monkeypatch
+):
+    """reward.unfaithful=failed through the loop: the judge stage labels each rewrite by
+    `game.rewrite_carries_request` (the tiny world's untrained attacker drops every request, so
+    the rule is replaced here by one that calls even members faithful); an unfaithful rewrite is a
+    failed attack for the attacker and no sample for the defender, a faithful one is scored as
+    judged."""
+    from sandbox_train import train
+
+    from magic_rl import game
+
+    monkeypatch.setattr(game, "rewrite_carries_request", lambda e: e.member % 2 == 0)
+    overrides = ["train.steps=1", "train.seeds_per_step=8", "reward.truncation=keep"]
+    cfg = load_config(
+        "sandbox",
+        [*tiny_overrides, *overrides, "reward.unfaithful=failed", f"output_dir={tmp_path}"],
+    )
+    run = train(cfg, log=lambda *a: None)
+    replay = _rows(run / "replay.jsonl")
+    assert {r["member"] % 2 for r in replay} == {0, 1}
+    for r in replay:
+        d, a = r["rewards"]["defender"], r["rewards"]["attacker"]
+        faithful = r["member"] % 2 == 0
+        assert d["valid"] is faithful and a["valid"]
+        if not faithful:
+            assert (a["harm"], a["refusal"]) == (-1.0, -0.5)
+        else:  # as judged: the attacker's terms are the defender's negated
+            assert (a["harm"], a["refusal"]) == (-d["harm"], -d["refusal"])
+    row = _rows(run / "metrics.jsonl")[0]
+    assert row["defender/reward/invalid"] == sum(r["member"] % 2 for r in replay)
+
+
 @pytest.mark.slow
 def test_attacker_levers_k_replies_best_and_novelty(tiny_overrides, tmp_path):
     """game.replies_per_attack=2 with reward.reply_score=best and reward.r_novelty: each rewrite

@@ -214,15 +214,20 @@ class Run:
 
     def _judge(self, step: int, episodes: list[Episode], judge: StepJudge) -> list[Verdict]:
         """Stage 2: the step's judge on each episode's last exchange, the request label as
-        configured, whether each reply carries its request (`game.carries_request`); mostly
-        unknown labels stop the run here (`JudgeUnusable`)."""
+        configured, whether each reply and each rewrite carries its seed's request
+        (`game.carries_request`, `game.rewrite_carries_request`); mostly unknown labels stop the
+        run here (`JudgeUnusable`)."""
         verdicts = judge(
             [e.last.attack for e in episodes],
             [game.reply_for_judge(e.last.reply, self.cfg.game) for e in episodes],
         )
         verdicts = apply_request_labels(self.judge, verdicts, [e.seed.label for e in episodes])
-        verdicts = [  # the quality term's label, read from the reply (rewards read no text)
-            replace(v, reply_carries_request=game.carries_request(e, self.cfg.game))
+        verdicts = [  # the stage's own labels, read from the texts (rewards read no text)
+            replace(
+                v,
+                reply_carries_request=game.carries_request(e, self.cfg.game),
+                rewrite_carries_request=game.rewrite_carries_request(e),
+            )
             for e, v in zip(episodes, verdicts, strict=True)
         ]
         self._check_verdicts(step, verdicts)

@@ -11,9 +11,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from magic_rl.config import GameConfig, RunConfig
-from magic_rl.content import REQUEST_MARKER, carries, request_core
+from magic_rl.content import REQUEST_MARKER, request_core
 from magic_rl.evaluate.analyze.diversity import novelty_ranks, self_bleu, tokenize
 from magic_rl.evaluate.analyze.rules import is_hybrid_tags, tag_strategies
+from magic_rl.game import rewrite_carries_request
 from magic_rl.judge.score import score_exchanges
 from magic_rl.records import Episode, Role, Seed, Verdict
 from magic_rl.rewards import Novelty
@@ -106,7 +107,7 @@ def novelty_of(episodes: Sequence[Episode], replies_per_attack: int = 1) -> list
         for m, r in zip(rewrites, novelty_ranks(list(rewrites.values())), strict=True):
             rank[group, m] = r
     return [
-        Novelty(rank[e.group, e.member // replies_per_attack], carries(e.last.attack, e.seed.text))
+        Novelty(rank[e.group, e.member // replies_per_attack], rewrite_carries_request(e))
         for e in episodes
     ]
 
@@ -169,7 +170,7 @@ def game_metrics(episodes: Sequence[Episode], verdicts: Sequence[Verdict]) -> di
     m["attacker/format_rate"] = sum(e.last.attack_format_ok for e in episodes) / max(
         len(episodes), 1
     )
-    m["attacker/faithful_rate"] = sum(carries(e.last.attack, e.seed.text) for e in episodes) / max(
+    m["attacker/faithful_rate"] = sum(map(rewrite_carries_request, episodes)) / max(
         len(episodes), 1
     )
     m["judge/unknown"] = float(sum(v.any_unknown for v in verdicts))

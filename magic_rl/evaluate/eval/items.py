@@ -69,8 +69,9 @@ class ItemResult:
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
-    """The judge's labels of a verdict (not the training judge stage's `reply_carries_request`)."""
+    """The judge's labels of a verdict (not the training judge stage's `reply_carries_request`
+    and `rewrite_carries_request`)."""
     d = asdict(v)
     d["categories"] = list(v.categories)
-    del d["reply_carries_request"]
+    del d["reply_carries_request"], d["rewrite_carries_request"]
     return d
