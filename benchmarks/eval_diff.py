@@ -7,7 +7,12 @@ their before and after outcome together; `magic_rl.evaluate.metrics.bootstrap_ci
 seed 0). Items with an unknown outcome on either side are
 left out. Prints a markdown table.
 
-Run: python benchmarks/eval_diff.py runs/eval-before runs/eval-after
+Several `after` outputs (one model trained with several seeds, evaluated on the same items): an
+item's after outcome is its mean over them, and only items all of them scored are kept; the
+interval still resamples items only, so it leaves out the spread between training seeds (read the
+per-seed tables beside it).
+
+Run: python benchmarks/eval_diff.py runs/eval-before runs/eval-after [runs/eval-after-seed1 ...]
 """
 
 from __future__ import annotations
@@ -35,12 +40,22 @@ def outcomes(out_dir: Path) -> dict[tuple[str, str, str], dict[str, bool]]:
     return table
 
 
+def mean_outcomes(runs: list[dict]) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Per (benchmark, subset, metric), each item's outcome averaged over `runs`, for the items
+    every run scored."""
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    for key in set.intersection(*(set(r) for r in runs)):
+        ids = set.intersection(*(set(r[key]) for r in runs))
+        out[key] = {i: sum(float(r[key][i]) for r in runs) / len(runs) for i in ids}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("before", type=Path)
-    ap.add_argument("after", type=Path)
+    ap.add_argument("after", type=Path, nargs="+")
     args = ap.parse_args()
-    before, after = outcomes(args.before), outcomes(args.after)
+    before, after = outcomes(args.before), mean_outcomes([outcomes(a) for a in args.after])
     print("| benchmark / metric | n | before | after | after - before [95% paired CI] |")
     print("|---|---|---|---|---|")
     for key in sorted(before.keys() & after.keys()):
