@@ -152,6 +152,10 @@ def test_real_model_end_to_end(smollm2, tmp_path):
         "align.max_new_tokens=8",
         "sft.check_samples=2",
         "grpo.share_prompts=true",
+        # the preset scores unfaithful rewrites as failed attacks; a one-step phase 1 keeps almost
+        # no request, which would leave both updates without a sample (the gate itself:
+        # tests/test_rewards.py, tests/test_loop.py)
+        "reward.unfaithful=judged",
         f"sft.model={smollm2}",
         f"sft.output={runs}/sft/attacker",
         f"output_dir={runs}",
