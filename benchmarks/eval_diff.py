@@ -10,9 +10,11 @@ left out. Prints a markdown table.
 Several `after` outputs (one model trained with several seeds, evaluated on the same items): an
 item's after outcome is its mean over them, and only items all of them scored are kept; the
 interval still resamples items only, so it leaves out the spread between training seeds (read the
-per-seed tables beside it).
+per-seed tables beside it). `before` may name several outputs too, joined by commas (one arm's
+seeds against another's).
 
-Run: python benchmarks/eval_diff.py runs/eval-before runs/eval-after [runs/eval-after-seed1 ...]
+Run: python benchmarks/eval_diff.py runs/eval-before[,runs/eval-before-seed1 ...] runs/eval-after
+    [runs/eval-after-seed1 ...]
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ def mean_outcomes(runs: list[dict]) -> dict[tuple[str, str, str], dict[str, floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("before", type=Path)
+    ap.add_argument("before", help="one output, or several joined by commas")
     ap.add_argument("after", type=Path, nargs="+")
     args = ap.parse_args()
-    before, after = outcomes(args.before), mean_outcomes([outcomes(a) for a in args.after])
+    before = mean_outcomes([outcomes(Path(b)) for b in args.before.split(",")])
+    after = mean_outcomes([outcomes(a) for a in args.after])
     print("| benchmark / metric | n | before | after | after - before [95% paired CI] |")
     print("|---|---|---|---|---|")
     for key in sorted(before.keys() & after.keys()):

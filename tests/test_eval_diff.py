@@ -1,5 +1,5 @@
 """benchmarks/eval_diff.py: paired before/after rates of two `magic eval` outputs, and the mean
-over several `after` outputs (training seeds)."""
+over several outputs on either side (training seeds)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _items(path: Path, outcomes: dict[str, bool | None], metric: str = "asr") ->
     return path
 
 
-def _table(*dirs: Path) -> list[str]:
+def _table(*dirs: Path | str) -> list[str]:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), *map(str, dirs)], capture_output=True, text=True, check=True
     ).stdout
@@ -45,4 +45,14 @@ def test_several_afters_average_each_item_over_the_items_all_scored(tmp_path: Pa
     cells = [c.strip() for c in row.strip("|").split("|")]
     # items 1 and 2 (3 is unknown in s1): after = mean(0, 0) and mean(1, 0) -> 0.25
     assert cells[:4] == ["hb/std/asr", "2", "1.000", "0.250"]
+    assert cells[4].startswith("-0.750")
+
+
+def test_several_befores_joined_by_commas_average_too(tmp_path: Path) -> None:
+    a0 = _items(tmp_path / "a0", {"1": True, "2": False})
+    a1 = _items(tmp_path / "a1", {"1": True, "2": True})
+    b = _items(tmp_path / "b", {"1": False, "2": False})
+    (row,) = _table(f"{a0},{a1}", b)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["hb/std/asr", "2", "0.750", "0.000"]
     assert cells[4].startswith("-0.750")
